@@ -1,0 +1,109 @@
+//! Errors, one enum per operation. `Display` is one lowercase line; causes are in
+//! `source()`.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::limit::LimitKind;
+use crate::message::Channel;
+use crate::otp::NotPending;
+use crate::provider::ProviderError;
+use crate::random::RandomError;
+use crate::store::StoreError;
+
+/// [`OtpService::builder`](crate::OtpService::builder) was given an unsafe or incomplete
+/// configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No key ring: codes cannot be hashed.
+    #[error("no key ring configured")]
+    MissingKeyRing,
+    /// No provider: codes cannot be delivered.
+    #[error("no provider configured")]
+    MissingProvider,
+    /// Code length outside the allowed range (6 to 10; 4 and 5 need `danger_code_length`).
+    #[error("code length {length} is outside {min}..={max}")]
+    CodeLength {
+        /// What was asked for.
+        length: usize,
+        /// The shortest allowed by the setter used.
+        min: usize,
+        /// The longest allowed.
+        max: usize,
+    },
+    /// Lifetime outside the allowed range (1 s to 10 min; longer needs `danger_lifetime`).
+    #[error("code lifetime {lifetime:?} is outside 1s..={max:?}")]
+    Lifetime {
+        /// What was asked for.
+        lifetime: Duration,
+        /// The longest allowed by the setter used.
+        max: Duration,
+    },
+}
+
+/// [`OtpService::start`](crate::OtpService::start) did not send a code.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A rate limit refused the send. Nothing was generated or sent.
+    #[error("{limit} rate limit reached, retry after {}s", retry_after.as_secs_f64().ceil())]
+    Limited {
+        /// Which limit.
+        limit: LimitKind,
+        /// How long until it would allow a send.
+        retry_after: Duration,
+    },
+    /// The configured provider cannot deliver on this channel.
+    #[error("provider cannot deliver on the {0} channel")]
+    ChannelUnsupported(Channel),
+    /// The store failed; no code was sent.
+    #[error("store failed")]
+    Store(#[source] StoreError),
+    /// The provider failed; the challenge was withdrawn so it cannot be used.
+    #[error("delivery failed")]
+    Delivery(#[source] ProviderError),
+    /// The OS random source failed.
+    #[error("could not generate a code")]
+    Random(#[source] RandomError),
+}
+
+/// [`OtpService::resend`](crate::OtpService::resend) did not send a new code.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ResendError {
+    /// The challenge cannot take a new code.
+    #[error("cannot resend: {0}")]
+    NotPending(NotPending),
+    /// A rate limit (including the resend cooldown) refused the send.
+    #[error("{limit} rate limit reached, retry after {}s", retry_after.as_secs_f64().ceil())]
+    Limited {
+        /// Which limit.
+        limit: LimitKind,
+        /// How long until it would allow a send.
+        retry_after: Duration,
+    },
+    /// The configured provider cannot deliver on this channel.
+    #[error("provider cannot deliver on the {0} channel")]
+    ChannelUnsupported(Channel),
+    /// The store failed.
+    #[error("store failed")]
+    Store(#[source] StoreError),
+    /// The provider failed. The earlier codes of the challenge stay valid.
+    #[error("delivery failed")]
+    Delivery(#[source] ProviderError),
+    /// The OS random source failed.
+    #[error("could not generate a code")]
+    Random(#[source] RandomError),
+}
+
+/// [`OtpService::verify`](crate::OtpService::verify) could not reach a verdict. This is
+/// never a verified outcome: treat it as a failure to authenticate.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The store failed.
+    #[error("store failed")]
+    Store(#[source] StoreError),
+}

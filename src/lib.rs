@@ -1,0 +1,95 @@
+//! # phone-otp
+//!
+//! SMS and voice one-time passcodes that your backend owns: codes come from the OS CSPRNG,
+//! only a keyed HMAC of each code is stored, sends and checks are rate-limited, delivery
+//! goes through a [`PhoneProvider`] of your choice, and each code verifies exactly once.
+//!
+//! ## Quick start
+//!
+//! ```
+//! use phone_otp::{
+//!     HmacKey, KeyRing, ManualClock, OtpService, PhoneNumber, Purpose, StartRequest,
+//!     StubProvider, VerifyOutcome,
+//! };
+//! use secrecy::{ExposeSecret, SecretSlice};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // In production: load 32+ secret bytes from your secret manager.
+//! let key = HmacKey::new(1, &SecretSlice::from(vec![42u8; 32]))?;
+//! let stub = StubProvider::new(); // Twilio, NTT CPaaS, SMSLINK or a Router in production
+//! let otp = OtpService::builder()
+//!     .key_ring(KeyRing::new(key))
+//!     .provider(stub.clone())
+//!     .build()?;
+//!
+//! let to = PhoneNumber::parse_with_region("090-1234-5678", "JP")?;
+//! let started = otp.start(StartRequest::sms(to.clone(), Purpose::SignIn).subject("user-42")).await?;
+//! assert_eq!(started.masked_destination, "+8190****5678");
+//!
+//! // The user types the code they received; here we read it from the stub.
+//! let code = stub.last_code_for(&to).expect("stub recorded the SMS");
+//! assert_eq!(otp.verify(&started.challenge_id, "000000").await?,
+//!            VerifyOutcome::Mismatch { attempts_left: 4 });
+//! let outcome = otp.verify(&started.challenge_id, code.expose_secret()).await?;
+//! assert!(outcome.is_verified());
+//! // A code works once.
+//! assert_eq!(otp.verify(&started.challenge_id, code.expose_secret()).await?,
+//!            VerifyOutcome::AlreadyUsed);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | (always) | yes | [`OtpService`], [`MemoryStore`], [`StubProvider`], [`ManualClock`] |
+//!
+//! ## Security model
+//!
+//! - **At rest**: `HMAC-SHA256(key, context || code)`. The context binds the challenge id,
+//!   which carries the purpose and a keyed fingerprint of the destination, plus optional
+//!   caller bytes ([`StartRequest::context`]). A leaked store reveals no code and no digest
+//!   works for another challenge, purpose, number or transaction.
+//! - **Keys**: a [`KeyRing`] of 32+ byte keys with ids; the primary issues, older keys
+//!   still verify until removed.
+//! - **Comparison**: constant time, across every live digest of the challenge.
+//! - **Once**: the store's `check` compares and consumes in one atomic step, so of many
+//!   concurrent correct checks exactly one is `Verified`.
+//! - **Limits**: 5 wrong attempts per challenge; 5 sends per number per 10 minutes; 10 per
+//!   subject per hour; 30 per client IP per hour; 30 s resend cooldown. All checked before a
+//!   code is generated.
+//! - **Logs**: numbers are masked (`+8190****5678`), codes, texts and keys never appear in
+//!   `Debug` output or `tracing` events.
+//! - **Unsafe settings** are named `danger_…`.
+
+mod clock;
+mod error;
+mod limit;
+mod message;
+mod otp;
+mod phone;
+pub mod provider;
+mod random;
+pub mod store;
+mod template;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use error::{BuildError, ResendError, StartError, VerifyError};
+pub use limit::{Decision, GcraStep, LimitKey, LimitKind, Limits, Quota, gcra};
+pub use message::{Channel, Locale, Message, Purpose, Receipt};
+pub use otp::{
+    ChallengeId, DEFAULT_CODE_LENGTH, DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, Digest, HmacKey,
+    KeyError, KeyId, KeyRing, MAX_CODE_LENGTH, MAX_SAFE_LIFETIME, MIN_CODE_LENGTH,
+    MIN_DANGER_CODE_LENGTH, MIN_KEY_BYTES, NotPending, OtpService, OtpServiceBuilder,
+    ParseChallengeIdError, StartRequest, Started, VerifyOutcome, bench_floor,
+};
+pub use phone::{NumberType, ParsePhoneError, PhoneNumber, Region};
+pub use provider::{PhoneProvider, ProviderError, ProviderErrorKind, StubProvider};
+pub use random::RandomError;
+pub use store::{MemoryStore, OtpStore, StoreError};
+pub use template::{
+    SmsEncoding, SmsSegments, Template, TemplateError, Templates, count_sms_segments,
+    spaced_digits,
+};

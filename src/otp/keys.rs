@@ -1,0 +1,276 @@
+//! HMAC keys, the key ring and code digests.
+//!
+//! Only `HMAC-SHA256(key, context || code)` is ever stored. The context binds the challenge
+//! id (which itself carries the purpose and a keyed fingerprint of the destination) and any
+//! caller bytes, so a digest is useless for another challenge, purpose, number or
+//! transaction. Each key's HMAC state is keyed once at construction and cloned per digest,
+//! which saves two SHA-256 compressions per code.
+
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretSlice};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+
+use super::challenge::ChallengeId;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Shortest key accepted: 256 bits, the HMAC-SHA256 output size.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// Domain separation: digests of this crate never collide with other uses of the key.
+const CODE_DOMAIN: &[u8] = b"phone-otp/v1/code\0";
+const DESTINATION_DOMAIN: &[u8] = b"phone-otp/v1/destination\0";
+
+/// A key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Fewer than 32 bytes of key material.
+    #[error("HMAC key is {length} bytes; at least {MIN_KEY_BYTES} are required")]
+    TooShort {
+        /// The length that was given.
+        length: usize,
+    },
+    /// Two keys in one ring share an id.
+    #[error("key id {0} appears twice in the key ring")]
+    DuplicateId(u8),
+    /// Removing this key would leave the ring without a key to issue codes with.
+    #[error("key id {0} is the primary key and cannot be removed")]
+    RemovingPrimary(u8),
+}
+
+/// Identifies which key produced a digest, so rotation can keep old digests verifiable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(pub u8);
+
+/// One server-side HMAC key with its id. `Debug` never shows key material.
+#[derive(Clone)]
+pub struct HmacKey {
+    id: KeyId,
+    keyed: HmacSha256,
+}
+
+impl HmacKey {
+    /// A key from at least 32 bytes of secret material (e.g. 32 random bytes from a secret
+    /// manager).
+    ///
+    /// # Errors
+    /// [`KeyError::TooShort`] below 32 bytes.
+    pub fn new(id: u8, secret: &SecretSlice<u8>) -> Result<Self, KeyError> {
+        let bytes = secret.expose_secret();
+        if bytes.len() < MIN_KEY_BYTES {
+            return Err(KeyError::TooShort {
+                length: bytes.len(),
+            });
+        }
+        let keyed = HmacSha256::new_from_slice(bytes).map_err(|_| KeyError::TooShort {
+            length: bytes.len(),
+        })?;
+        Ok(Self {
+            id: KeyId(id),
+            keyed,
+        })
+    }
+
+    /// A key of 32 fresh random bytes, for tests and examples. A real deployment needs the
+    /// same key on every instance and across restarts, so load it from configuration.
+    ///
+    /// # Errors
+    /// If the operating system's random source fails.
+    pub fn generate(id: u8) -> Result<Self, crate::RandomError> {
+        let mut bytes = vec![0u8; MIN_KEY_BYTES];
+        crate::random::fill(&mut bytes)?;
+        let secret = SecretSlice::from(bytes);
+        // 32 bytes is always long enough.
+        Self::new(id, &secret).map_err(|_| crate::RandomError::internal())
+    }
+
+    /// This key's id.
+    pub fn id(&self) -> KeyId {
+        self.id
+    }
+
+    fn digest(&self, challenge: &ChallengeId, context: &[u8], code: &[u8]) -> Digest {
+        let mut mac = self.keyed.clone();
+        mac.update(CODE_DOMAIN);
+        mac.update(challenge.as_bytes());
+        mac.update(&u32::try_from(context.len()).unwrap_or(u32::MAX).to_be_bytes());
+        mac.update(context);
+        mac.update(code);
+        Digest {
+            key_id: self.id,
+            bytes: mac.finalize().into_bytes().into(),
+        }
+    }
+
+    fn fingerprint(&self, e164: &str) -> [u8; 8] {
+        let mut mac = self.keyed.clone();
+        mac.update(DESTINATION_DOMAIN);
+        mac.update(e164.as_bytes());
+        let full: [u8; 32] = mac.finalize().into_bytes().into();
+        let mut short = [0u8; 8];
+        short.copy_from_slice(&full[..8]);
+        short
+    }
+}
+
+impl fmt::Debug for HmacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HmacKey")
+            .field("id", &self.id.0)
+            .field("key", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// The keys a service holds: the primary key issues new codes, the others still verify
+/// codes issued before a rotation until they are removed.
+///
+/// ```
+/// use phone_otp::{HmacKey, KeyRing};
+/// use secrecy::SecretSlice;
+///
+/// let old = HmacKey::new(1, &SecretSlice::from(vec![7u8; 32]))?;
+/// let new = HmacKey::new(2, &SecretSlice::from(vec![9u8; 32]))?;
+/// let ring = KeyRing::new(new).with_previous(old)?;
+/// assert_eq!(ring.primary().id().0, 2);
+/// # Ok::<(), phone_otp::KeyError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct KeyRing {
+    /// The primary key first.
+    keys: Vec<HmacKey>,
+}
+
+impl KeyRing {
+    /// A ring with one key, which is primary.
+    pub fn new(primary: HmacKey) -> Self {
+        Self {
+            keys: vec![primary],
+        }
+    }
+
+    /// Adds a key that still verifies but no longer issues codes.
+    ///
+    /// # Errors
+    /// [`KeyError::DuplicateId`] if the id is taken.
+    pub fn with_previous(mut self, key: HmacKey) -> Result<Self, KeyError> {
+        if self.keys.iter().any(|k| k.id == key.id) {
+            return Err(KeyError::DuplicateId(key.id.0));
+        }
+        self.keys.push(key);
+        Ok(self)
+    }
+
+    /// Drops a retired key: codes it issued stop verifying.
+    ///
+    /// # Errors
+    /// [`KeyError::RemovingPrimary`] for the primary key.
+    pub fn without(mut self, id: KeyId) -> Result<Self, KeyError> {
+        if self.primary().id == id {
+            return Err(KeyError::RemovingPrimary(id.0));
+        }
+        self.keys.retain(|k| k.id != id);
+        Ok(self)
+    }
+
+    /// The key that issues new codes.
+    pub fn primary(&self) -> &HmacKey {
+        // `keys` is never empty: built with a primary, which cannot be removed.
+        &self.keys[0]
+    }
+
+    /// Every key id in the ring, primary first.
+    pub fn key_ids(&self) -> impl Iterator<Item = KeyId> + '_ {
+        self.keys.iter().map(|k| k.id)
+    }
+
+    /// The digest a new code is stored as.
+    pub(crate) fn issue(&self, challenge: &ChallengeId, context: &[u8], code: &[u8]) -> Digest {
+        self.primary().digest(challenge, context, code)
+    }
+
+    /// One candidate digest per key, for the store to compare against.
+    pub(crate) fn candidates(
+        &self,
+        challenge: &ChallengeId,
+        context: &[u8],
+        code: &[u8],
+    ) -> Vec<Digest> {
+        self.keys
+            .iter()
+            .map(|key| key.digest(challenge, context, code))
+            .collect()
+    }
+
+    /// A keyed 8-byte fingerprint of a destination, carried in the challenge id.
+    pub(crate) fn destination_fingerprint(&self, e164: &str) -> [u8; 8] {
+        self.primary().fingerprint(e164)
+    }
+}
+
+/// A stored code digest: `HMAC-SHA256` output plus the id of the key that made it.
+///
+/// Compared only in constant time; `Debug` shows the key id, not the bytes.
+#[derive(Clone, Copy)]
+pub struct Digest {
+    key_id: KeyId,
+    bytes: [u8; 32],
+}
+
+impl Digest {
+    /// Rebuilds a digest from stored parts (store implementations use this).
+    pub fn from_parts(key_id: KeyId, bytes: [u8; 32]) -> Self {
+        Self { key_id, bytes }
+    }
+
+    /// The key that produced it.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// The raw digest bytes, for store implementations to persist.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
+    /// Constant-time equality of the bytes; the key id (not secret) must match too.
+    pub fn matches(&self, other: &Digest) -> bool {
+        let same_bytes: bool = self.bytes.ct_eq(&other.bytes).into();
+        same_bytes & (self.key_id == other.key_id)
+    }
+
+    /// Whether any of `candidates` matches any of `stored`, comparing every pair (with the
+    /// same key id) in constant time so timing does not reveal which one matched.
+    pub fn any_match(stored: &[Digest], candidates: &[Digest]) -> bool {
+        let mut found = subtle::Choice::from(0u8);
+        for stored in stored {
+            for candidate in candidates {
+                if stored.key_id == candidate.key_id {
+                    found |= stored.bytes.ct_eq(&candidate.bytes);
+                }
+            }
+        }
+        found.into()
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Digest")
+            .field("key_id", &self.key_id.0)
+            .field("bytes", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// The floor the verify benchmark compares against: one pre-keyed HMAC-SHA256 of a code
+/// and a constant-time compare, with nothing else around it.
+#[doc(hidden)]
+pub fn bench_floor(key: &HmacKey, challenge: &ChallengeId, code: &[u8], expected: &Digest) -> bool {
+    key.digest(challenge, &[], code).matches(expected)
+}

@@ -1,0 +1,16 @@
+//! The OTP engine: codes, digests and keys, challenge ids, and [`OtpService`].
+
+mod challenge;
+mod code;
+mod keys;
+mod outcome;
+mod service;
+
+pub use challenge::{ChallengeId, ParseChallengeIdError};
+pub use code::{DEFAULT_CODE_LENGTH, MAX_CODE_LENGTH, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH};
+pub use keys::{Digest, HmacKey, KeyError, KeyId, KeyRing, MIN_KEY_BYTES, bench_floor};
+pub use outcome::{NotPending, VerifyOutcome};
+pub use service::{
+    DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, MAX_SAFE_LIFETIME, OtpService, OtpServiceBuilder,
+    StartRequest, Started,
+};

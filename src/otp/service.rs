@@ -1,0 +1,637 @@
+//! [`OtpService`]: start, resend and verify.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use tracing::{debug, info, warn};
+
+use super::challenge::ChallengeId;
+use super::code::{self, DEFAULT_CODE_LENGTH, MAX_CODE_LENGTH, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH};
+use super::keys::KeyRing;
+use super::outcome::VerifyOutcome;
+use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::error::{BuildError, ResendError, StartError, VerifyError};
+use crate::limit::{Decision, LimitKey, LimitKind, Limits, Quota};
+use crate::message::{Channel, Locale, Message, Purpose};
+use crate::phone::PhoneNumber;
+use crate::provider::PhoneProvider;
+use crate::store::{ChallengeRecord, MemoryStore, OtpStore, PendingChallenge, StoreError};
+use crate::template::Templates;
+
+/// Default code lifetime: 5 minutes.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+/// Longest lifetime the safe setter accepts (NIST SP 800-63B: at most 10 minutes).
+pub const MAX_SAFE_LIFETIME: Duration = Duration::from_secs(600);
+/// Default wrong attempts per challenge (as Twilio Verify).
+pub const DEFAULT_MAX_ATTEMPTS: u8 = 5;
+
+/// What to send, to whom, and why.
+///
+/// ```
+/// use phone_otp::{PhoneNumber, Purpose, StartRequest};
+///
+/// let to = PhoneNumber::parse("+819012345678")?;
+/// let request = StartRequest::sms(to, Purpose::SignIn)
+///     .subject("user-42")
+///     .client_ip("203.0.113.7".parse().unwrap());
+/// # Ok::<(), phone_otp::ParsePhoneError>(())
+/// ```
+#[derive(Clone)]
+pub struct StartRequest {
+    /// The destination.
+    pub to: PhoneNumber,
+    /// SMS or voice.
+    pub channel: Channel,
+    /// What the code is for.
+    pub purpose: Purpose,
+    /// The user it is for (rate-limited per subject, returned on `Verified`).
+    pub subject: Option<String>,
+    /// The requesting client's IP (rate-limited per IP).
+    pub client_ip: Option<IpAddr>,
+    /// The tenant (rate-limited per tenant).
+    pub tenant: Option<String>,
+    /// The message language (default English).
+    pub locale: Option<Locale>,
+    /// Caller bytes bound into the digest, e.g. amount and payee of a payment to approve;
+    /// verify must pass the same bytes.
+    pub context: Vec<u8>,
+}
+
+impl StartRequest {
+    /// A code by SMS.
+    pub fn sms(to: PhoneNumber, purpose: Purpose) -> Self {
+        Self::new(to, Channel::Sms, purpose)
+    }
+
+    /// A code by voice call.
+    pub fn voice(to: PhoneNumber, purpose: Purpose) -> Self {
+        Self::new(to, Channel::Voice, purpose)
+    }
+
+    /// A code on `channel`.
+    pub fn new(to: PhoneNumber, channel: Channel, purpose: Purpose) -> Self {
+        Self {
+            to,
+            channel,
+            purpose,
+            subject: None,
+            client_ip: None,
+            tenant: None,
+            locale: None,
+            context: Vec::new(),
+        }
+    }
+
+    /// Sets the subject (user id).
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Sets the client IP.
+    pub fn client_ip(mut self, ip: IpAddr) -> Self {
+        self.client_ip = Some(ip);
+        self
+    }
+
+    /// Sets the tenant.
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// Sets the language.
+    pub fn locale(mut self, locale: Locale) -> Self {
+        self.locale = Some(locale);
+        self
+    }
+
+    /// Binds caller bytes (e.g. `b"amount=120.00 EUR;payee=ACME"`) into the digest.
+    pub fn context(mut self, context: impl Into<Vec<u8>>) -> Self {
+        self.context = context.into();
+        self
+    }
+}
+
+impl fmt::Debug for StartRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StartRequest")
+            .field("to", &self.to)
+            .field("channel", &self.channel)
+            .field("purpose", &self.purpose)
+            .field("subject", &self.subject)
+            .field("client_ip", &self.client_ip)
+            .field("tenant", &self.tenant)
+            .field("locale", &self.locale)
+            .field("context_bytes", &self.context.len())
+            .finish()
+    }
+}
+
+/// A code is on its way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    /// Keep this (e.g. in the session) and pass it to `verify`.
+    pub challenge_id: ChallengeId,
+    /// When the code stops working.
+    pub expires_at: Timestamp,
+    /// The channel it went out on.
+    pub channel: Channel,
+    /// The provider that accepted it.
+    pub provider: String,
+    /// The provider's message id.
+    pub message_id: String,
+    /// The destination, masked, safe to show the user ("sent to +8190****5678").
+    pub masked_destination: String,
+}
+
+/// Builds an [`OtpService`] with secure defaults. A key ring and a provider are required.
+#[derive(Default)]
+pub struct OtpServiceBuilder {
+    keys: Option<KeyRing>,
+    provider: Option<Arc<dyn PhoneProvider>>,
+    store: Option<Arc<dyn OtpStore>>,
+    clock: Option<Arc<dyn Clock>>,
+    templates: Option<Templates>,
+    limits: Limits,
+    code_length: Option<(usize, usize)>,
+    lifetime: Option<(Duration, Duration)>,
+    max_attempts: Option<u8>,
+}
+
+impl OtpServiceBuilder {
+    /// The HMAC keys (required).
+    pub fn key_ring(mut self, keys: KeyRing) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// The delivery provider (required): an adapter, a `Router`, or a `StubProvider`.
+    pub fn provider(mut self, provider: impl PhoneProvider + 'static) -> Self {
+        self.provider = Some(Arc::new(provider));
+        self
+    }
+
+    /// The store (default: a new [`MemoryStore`]).
+    pub fn store(mut self, store: impl OtpStore + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The clock (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Message texts (default: built-in English and Japanese naming the app "phone-otp").
+    pub fn templates(mut self, templates: Templates) -> Self {
+        self.templates = Some(templates);
+        self
+    }
+
+    /// Send limits (default: [`Limits::default`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Code length, 6 to 10 digits (default 6).
+    pub fn code_length(mut self, length: usize) -> Self {
+        self.code_length = Some((length, MIN_CODE_LENGTH));
+        self
+    }
+
+    /// Code length down to 4 digits. Shorter codes are easier to guess: only with a strict
+    /// attempt limit and a reason.
+    pub fn danger_code_length(mut self, length: usize) -> Self {
+        self.code_length = Some((length, MIN_DANGER_CODE_LENGTH));
+        self
+    }
+
+    /// How long a code works, at most 10 minutes (default 5 minutes).
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = Some((lifetime, MAX_SAFE_LIFETIME));
+        self
+    }
+
+    /// A lifetime over 10 minutes (up to a day), against NIST's advice.
+    pub fn danger_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = Some((lifetime, Duration::from_secs(86_400)));
+        self
+    }
+
+    /// Wrong attempts per challenge before it locks (default 5, at least 1).
+    pub fn max_attempts(mut self, attempts: std::num::NonZeroU8) -> Self {
+        self.max_attempts = Some(attempts.get());
+        self
+    }
+
+    /// Checks the configuration and builds the service.
+    ///
+    /// # Errors
+    /// A [`BuildError`] naming the missing or unsafe setting.
+    pub fn build(self) -> Result<OtpService, BuildError> {
+        let keys = self.keys.ok_or(BuildError::MissingKeyRing)?;
+        let provider = self.provider.ok_or(BuildError::MissingProvider)?;
+        let (code_length, min) = self.code_length.unwrap_or((DEFAULT_CODE_LENGTH, MIN_CODE_LENGTH));
+        if !(min..=MAX_CODE_LENGTH).contains(&code_length) {
+            return Err(BuildError::CodeLength {
+                length: code_length,
+                min,
+                max: MAX_CODE_LENGTH,
+            });
+        }
+        let (lifetime, max) = self.lifetime.unwrap_or((DEFAULT_LIFETIME, MAX_SAFE_LIFETIME));
+        if lifetime < Duration::from_secs(1) || lifetime > max {
+            return Err(BuildError::Lifetime { lifetime, max });
+        }
+        Ok(OtpService {
+            inner: Arc::new(Inner {
+                keys: RwLock::new(Arc::new(keys)),
+                provider,
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                templates: self.templates.unwrap_or_else(|| Templates::new("phone-otp")),
+                limits: self.limits,
+                code_length,
+                lifetime,
+                max_attempts: self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
+            }),
+        })
+    }
+}
+
+struct Inner {
+    keys: RwLock<Arc<KeyRing>>,
+    provider: Arc<dyn PhoneProvider>,
+    store: Arc<dyn OtpStore>,
+    clock: Arc<dyn Clock>,
+    templates: Templates,
+    limits: Limits,
+    code_length: usize,
+    lifetime: Duration,
+    max_attempts: u8,
+}
+
+/// Generates, hashes, rate-limits, delivers and verifies one-time codes.
+///
+/// Cheap to clone (one `Arc`); share one per process.
+#[derive(Clone)]
+pub struct OtpService {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for OtpService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key_ids: Vec<u8> = self.keys().key_ids().map(|id| id.0).collect();
+        f.debug_struct("OtpService")
+            .field("provider", &self.inner.provider.name())
+            .field("store", &self.inner.store)
+            .field("key_ids", &key_ids)
+            .field("code_length", &self.inner.code_length)
+            .field("lifetime", &self.inner.lifetime)
+            .field("max_attempts", &self.inner.max_attempts)
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A refusal by one of the limits, before anything was generated or sent.
+struct Refusal {
+    limit: LimitKind,
+    retry_after: Duration,
+}
+
+enum LimitFailure {
+    Refused(Refusal),
+    Store(StoreError),
+}
+
+impl OtpService {
+    /// A builder with secure defaults.
+    pub fn builder() -> OtpServiceBuilder {
+        OtpServiceBuilder::default()
+    }
+
+    /// Replaces the key ring (rotation): new codes use the new primary key; codes issued
+    /// earlier verify as long as their key is still in the ring.
+    pub fn replace_key_ring(&self, keys: KeyRing) {
+        *self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+    }
+
+    fn keys(&self) -> Arc<KeyRing> {
+        Arc::clone(
+            &self
+                .inner
+                .keys
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// The configured code lifetime.
+    pub fn lifetime(&self) -> Duration {
+        self.inner.lifetime
+    }
+
+    /// Validates, rate-limits, stores a new challenge and delivers its code.
+    ///
+    /// # Errors
+    /// [`StartError::Limited`] with the limit and `retry_after`; a store, delivery or
+    /// randomness failure. If delivery fails the challenge is removed.
+    pub async fn start(&self, request: StartRequest) -> Result<Started, StartError> {
+        let inner = &self.inner;
+        if !inner.provider.supports(request.channel) {
+            return Err(StartError::ChannelUnsupported(request.channel));
+        }
+        let now = inner.clock.now();
+        let limits = self.start_limits(&request);
+        if let Err(failure) = self.enforce(&limits, &request.to, now).await {
+            return Err(match failure {
+                LimitFailure::Refused(Refusal { limit, retry_after }) => {
+                    StartError::Limited { limit, retry_after }
+                }
+                LimitFailure::Store(error) => StartError::Store(error),
+            });
+        }
+
+        let keys = self.keys();
+        let fingerprint = keys.destination_fingerprint(request.to.e164());
+        let id = ChallengeId::generate(request.purpose, fingerprint).map_err(StartError::Random)?;
+        let code = code::generate(inner.code_length).map_err(StartError::Random)?;
+        let digest = keys.issue(&id, &request.context, code.expose_secret().as_bytes());
+        let expires_at = now.saturating_add(inner.lifetime);
+        let locale = request.locale.unwrap_or_default();
+        let record = ChallengeRecord {
+            id,
+            digest,
+            expires_at,
+            attempts_left: inner.max_attempts,
+            purpose: request.purpose,
+            channel: request.channel,
+            locale,
+            destination: request.to.clone(),
+            subject: request.subject.clone(),
+        };
+        inner
+            .store
+            .insert(record, now)
+            .await
+            .map_err(StartError::Store)?;
+
+        let pending = PendingChallenge {
+            destination: request.to,
+            channel: request.channel,
+            locale,
+            purpose: request.purpose,
+            subject: request.subject,
+            expires_at,
+        };
+        match self.deliver(&id, &pending, request.channel, &code, now).await {
+            Ok(started) => Ok(started),
+            Err(error) => {
+                // Nobody can know a code that was not delivered, but a half-made challenge
+                // must not linger as something verifiable.
+                if let Err(store_error) = inner.store.remove(&id).await {
+                    warn!(challenge = %id, error = %store_error, "could not withdraw undelivered challenge");
+                }
+                Err(StartError::Delivery(error))
+            }
+        }
+    }
+
+    /// Sends a new code for a live challenge on its original channel. The newest three
+    /// codes stay valid until the challenge expires; the attempt budget is shared.
+    ///
+    /// # Errors
+    /// [`ResendError::NotPending`] if the challenge is over; the resend cooldown or another
+    /// limit; a store, delivery or randomness failure.
+    pub async fn resend(&self, id: &ChallengeId) -> Result<Started, ResendError> {
+        self.resend_on(id, None, &[]).await
+    }
+
+    /// Resends for a challenge started with [`StartRequest::context`]: the new code is bound
+    /// to `context` like the first one.
+    ///
+    /// # Errors
+    /// As [`OtpService::resend`].
+    pub async fn resend_with_context(
+        &self,
+        id: &ChallengeId,
+        context: &[u8],
+    ) -> Result<Started, ResendError> {
+        self.resend_on(id, None, context).await
+    }
+
+    /// Like [`OtpService::resend`], on another channel (e.g. voice after SMS failed).
+    ///
+    /// # Errors
+    /// As [`OtpService::resend`].
+    pub async fn resend_via(&self, id: &ChallengeId, channel: Channel) -> Result<Started, ResendError> {
+        self.resend_on(id, Some(channel), &[]).await
+    }
+
+    async fn resend_on(
+        &self,
+        id: &ChallengeId,
+        channel: Option<Channel>,
+        context: &[u8],
+    ) -> Result<Started, ResendError> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let pending = inner
+            .store
+            .pending(id, now)
+            .await
+            .map_err(ResendError::Store)?
+            .map_err(ResendError::NotPending)?;
+        let channel = channel.unwrap_or(pending.channel);
+        if !inner.provider.supports(channel) {
+            return Err(ResendError::ChannelUnsupported(channel));
+        }
+        let limits = self.resend_limits(&pending);
+        if let Err(failure) = self.enforce(&limits, &pending.destination, now).await {
+            return Err(match failure {
+                LimitFailure::Refused(Refusal { limit, retry_after }) => {
+                    ResendError::Limited { limit, retry_after }
+                }
+                LimitFailure::Store(error) => ResendError::Store(error),
+            });
+        }
+        let code = code::generate(inner.code_length).map_err(ResendError::Random)?;
+        let digest = self.keys().issue(id, context, code.expose_secret().as_bytes());
+        inner
+            .store
+            .add_code(id, digest, now)
+            .await
+            .map_err(ResendError::Store)?
+            .map_err(ResendError::NotPending)?;
+        self.deliver(id, &pending, channel, &code, now)
+            .await
+            .map_err(ResendError::Delivery)
+    }
+
+    async fn deliver(
+        &self,
+        id: &ChallengeId,
+        pending: &PendingChallenge,
+        channel: Channel,
+        code: &SecretString,
+        now: Timestamp,
+    ) -> Result<Started, crate::ProviderError> {
+        let inner = &self.inner;
+        let remaining = pending.expires_at.saturating_duration_since(now);
+        let text = inner.templates.render(
+            channel,
+            pending.purpose,
+            pending.locale,
+            code.expose_secret(),
+            remaining,
+        );
+        let base = match channel {
+            Channel::Voice => Message::voice(pending.destination.clone(), text.expose_secret()),
+            _ => Message::sms(pending.destination.clone(), text.expose_secret()),
+        };
+        let message = base
+            .with_code(code.expose_secret())
+            .with_locale(pending.locale)
+            .with_validity(remaining)
+            .with_reference(format!("{}-{}", id.store_key_hex(), now.as_millis()));
+        match inner.provider.send(&message).await {
+            Ok(receipt) => {
+                info!(
+                    challenge = %id,
+                    to = %pending.destination,
+                    channel = %channel,
+                    purpose = %pending.purpose,
+                    provider = %receipt.provider,
+                    "one-time code sent"
+                );
+                Ok(Started {
+                    challenge_id: *id,
+                    expires_at: pending.expires_at,
+                    channel: receipt.channel,
+                    provider: receipt.provider,
+                    message_id: receipt.message_id,
+                    masked_destination: pending.destination.masked(),
+                })
+            }
+            Err(error) => {
+                warn!(
+                    challenge = %id,
+                    to = %pending.destination,
+                    channel = %channel,
+                    error = %error,
+                    "one-time code delivery failed"
+                );
+                Err(error)
+            }
+        }
+    }
+
+    /// Checks `code` against the challenge. A code works once; wrong or malformed input
+    /// counts as an attempt.
+    ///
+    /// # Errors
+    /// [`VerifyError::Store`] if the store failed: never treat that as verified.
+    pub async fn verify(&self, id: &ChallengeId, code: &str) -> Result<VerifyOutcome, VerifyError> {
+        self.verify_with_context(id, code, &[]).await
+    }
+
+    /// Checks `code` for a challenge started with [`StartRequest::context`]: the same bytes
+    /// must be given, or the code does not match.
+    ///
+    /// # Errors
+    /// As [`OtpService::verify`].
+    pub async fn verify_with_context(
+        &self,
+        id: &ChallengeId,
+        code: &str,
+        context: &[u8],
+    ) -> Result<VerifyOutcome, VerifyError> {
+        let candidates = if code::is_well_formed(code) {
+            self.keys().candidates(id, context, code.as_bytes())
+        } else {
+            Vec::new()
+        };
+        let now = self.inner.clock.now();
+        let outcome = self
+            .inner
+            .store
+            .check(id, &candidates, now)
+            .await
+            .map_err(VerifyError::Store)?;
+        debug!(challenge = %id, outcome = outcome.as_str(), "one-time code checked");
+        Ok(outcome)
+    }
+
+    fn start_limits(&self, request: &StartRequest) -> Vec<(LimitKey, Quota)> {
+        let limits = &self.inner.limits;
+        let mut keys = Vec::with_capacity(7);
+        // Narrow limits first: one abuser is stopped before it drains shared budgets.
+        if let Some(cooldown) = limits.resend_cooldown {
+            keys.push((LimitKey::resend_cooldown(&request.to), Quota::one_every(cooldown)));
+        }
+        if let Some(quota) = limits.per_destination {
+            keys.push((LimitKey::destination(&request.to), quota));
+        }
+        if let (Some(quota), Some(subject)) = (limits.per_subject, &request.subject) {
+            keys.push((LimitKey::subject(subject), quota));
+        }
+        if let (Some(quota), Some(ip)) = (limits.per_client_ip, request.client_ip) {
+            keys.push((LimitKey::client_ip(ip), quota));
+        }
+        if let (Some(quota), Some(tenant)) = (limits.per_tenant, &request.tenant) {
+            keys.push((LimitKey::tenant(tenant), quota));
+        }
+        if let Some(quota) = limits.per_country {
+            keys.push((LimitKey::country(&request.to), quota));
+        }
+        if let Some(quota) = limits.global {
+            keys.push((LimitKey::global(), quota));
+        }
+        keys
+    }
+
+    fn resend_limits(&self, pending: &PendingChallenge) -> Vec<(LimitKey, Quota)> {
+        let mut request = StartRequest::new(pending.destination.clone(), pending.channel, pending.purpose);
+        request.subject.clone_from(&pending.subject);
+        self.start_limits(&request)
+    }
+
+    async fn enforce(
+        &self,
+        limits: &[(LimitKey, Quota)],
+        to: &PhoneNumber,
+        now: Timestamp,
+    ) -> Result<(), LimitFailure> {
+        for (key, quota) in limits {
+            match self.inner.store.throttle(key, *quota, now).await {
+                Ok(Decision::Allowed) => {}
+                Ok(Decision::Limited { retry_after }) => {
+                    info!(
+                        to = %to,
+                        limit = %key.kind(),
+                        retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+                        "one-time code send refused by rate limit"
+                    );
+                    return Err(LimitFailure::Refused(Refusal {
+                        limit: key.kind(),
+                        retry_after,
+                    }));
+                }
+                Err(error) => return Err(LimitFailure::Store(error)),
+            }
+        }
+        Ok(())
+    }
+}
+

@@ -1,0 +1,221 @@
+//! Why a provider did not deliver.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+/// What kind of failure, so a router can decide whether another provider could succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProviderErrorKind {
+    /// The number is not valid or not assigned. Another provider would fail the same way.
+    InvalidRecipient,
+    /// The recipient opted out (STOP) or is blocked. Another provider must not try.
+    RecipientBlocked,
+    /// The number cannot receive this channel (a landline for SMS). Voice may work.
+    RecipientCannotReceive,
+    /// This provider does not offer this channel, or not to this destination.
+    ChannelUnsupported,
+    /// Credentials were refused.
+    Auth,
+    /// The account may not do this (geo permissions, sender not allowed, trial account).
+    NotPermitted,
+    /// The request was malformed (a bug or a text over the provider's limits).
+    BadRequest,
+    /// Too many requests; see [`ProviderError::retry_after`].
+    RateLimited,
+    /// The provider is down or failed (5xx).
+    Unavailable,
+    /// No answer in time. The message may or may not have been sent.
+    Timeout,
+    /// The connection failed.
+    Network,
+    /// The provider answered with something this crate cannot read.
+    Protocol,
+}
+
+impl ProviderErrorKind {
+    /// Every kind, for exhaustive tests and metrics.
+    pub const ALL: [ProviderErrorKind; 12] = [
+        Self::InvalidRecipient,
+        Self::RecipientBlocked,
+        Self::RecipientCannotReceive,
+        Self::ChannelUnsupported,
+        Self::Auth,
+        Self::NotPermitted,
+        Self::BadRequest,
+        Self::RateLimited,
+        Self::Unavailable,
+        Self::Timeout,
+        Self::Network,
+        Self::Protocol,
+    ];
+
+    /// A short lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRecipient => "invalid_recipient",
+            Self::RecipientBlocked => "recipient_blocked",
+            Self::RecipientCannotReceive => "recipient_cannot_receive",
+            Self::ChannelUnsupported => "channel_unsupported",
+            Self::Auth => "auth",
+            Self::NotPermitted => "not_permitted",
+            Self::BadRequest => "bad_request",
+            Self::RateLimited => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+            Self::Network => "network",
+            Self::Protocol => "protocol",
+        }
+    }
+
+    /// Whether the failure is about the recipient rather than the provider, so another
+    /// provider on the same channel would fail the same way.
+    pub fn is_about_recipient(self) -> bool {
+        matches!(
+            self,
+            Self::InvalidRecipient | Self::RecipientBlocked | Self::RecipientCannotReceive
+        )
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::InvalidRecipient => "invalid recipient",
+            Self::RecipientBlocked => "recipient opted out or blocked",
+            Self::RecipientCannotReceive => "recipient cannot receive this channel",
+            Self::ChannelUnsupported => "channel unsupported",
+            Self::Auth => "authentication failed",
+            Self::NotPermitted => "not permitted for this account",
+            Self::BadRequest => "bad request",
+            Self::RateLimited => "rate limited",
+            Self::Unavailable => "provider unavailable",
+            Self::Timeout => "timed out",
+            Self::Network => "network error",
+            Self::Protocol => "unreadable response",
+        }
+    }
+}
+
+impl fmt::Display for ProviderErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Longest provider response body kept on an error.
+pub const MAX_BODY_CHARS: usize = 512;
+
+/// A provider failed to deliver. Branch on [`ProviderError::kind`].
+///
+/// `Display` is one line (`twilio: rate limited (http 429, code 20429)`); the underlying
+/// cause, if any, is in `source()`.
+#[derive(Debug)]
+pub struct ProviderError {
+    kind: ProviderErrorKind,
+    provider: String,
+    status: Option<u16>,
+    code: Option<String>,
+    retry_after: Option<Duration>,
+    body: Option<String>,
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl ProviderError {
+    /// A failure of `kind` at `provider`.
+    pub fn new(kind: ProviderErrorKind, provider: impl Into<String>) -> Self {
+        Self {
+            kind,
+            provider: provider.into(),
+            status: None,
+            code: None,
+            retry_after: None,
+            body: None,
+            source: None,
+        }
+    }
+
+    /// Adds the HTTP status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Adds the provider's own error code (`"21211"`, `"E401"`, `"RST200003"`).
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// Adds how long to wait before retrying.
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = Some(retry_after);
+        self
+    }
+
+    /// Keeps the provider's response body, truncated to [`MAX_BODY_CHARS`]. Callers must
+    /// pass bodies that hold no credentials (provider responses do not echo them).
+    pub fn with_body(mut self, body: &str) -> Self {
+        let mut kept: String = body.chars().take(MAX_BODY_CHARS).collect();
+        if kept.len() < body.len() {
+            kept.push('…');
+        }
+        self.body = Some(kept);
+        self
+    }
+
+    /// Adds the underlying cause.
+    pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// What kind of failure.
+    pub fn kind(&self) -> ProviderErrorKind {
+        self.kind
+    }
+
+    /// The provider's name.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The HTTP status, if there was a response.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// The provider's own error code.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    /// How long the provider asked us to wait.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The provider's response body, truncated.
+    pub fn body(&self) -> Option<&str> {
+        self.body.as_deref()
+    }
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.provider, self.kind.describe())?;
+        match (self.status, &self.code) {
+            (Some(status), Some(code)) => write!(f, " (http {status}, code {code})"),
+            (Some(status), None) => write!(f, " (http {status})"),
+            (None, Some(code)) => write!(f, " (code {code})"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+impl StdError for ProviderError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn StdError + 'static))
+    }
+}

@@ -1,0 +1,142 @@
+//! Where challenges and rate-limit state live.
+//!
+//! Every [`OtpStore`] method is one atomic domain step, never a read followed by a write
+//! from the caller: in memory one lock scope on one shard, in Redis one Lua script.
+
+mod memory;
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+pub use memory::MemoryStore;
+
+use crate::clock::Timestamp;
+use crate::limit::{Decision, LimitKey, Quota};
+use crate::message::{Channel, Locale, Purpose};
+use crate::otp::{ChallengeId, Digest, NotPending, VerifyOutcome};
+use crate::phone::PhoneNumber;
+
+/// How many codes of one challenge stay valid: the newest three, so a late SMS does not lock
+/// the user out after a resend.
+pub const CODES_PER_CHALLENGE: usize = 3;
+
+/// How long a record is kept after it expires, so `verify` can still say `Expired` or
+/// `AlreadyUsed` (rather than `NotFound`) to a slow user.
+pub const RETAIN_AFTER_EXPIRY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// A store failed. Never a verified outcome.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend could not be reached or failed the operation.
+    #[error("store unavailable")]
+    Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+    /// The backend returned data this crate did not write.
+    #[error("store returned a malformed record: {0}")]
+    Corrupt(&'static str),
+    /// A challenge with this id exists already (128 random bits make this a bug).
+    #[error("challenge id already exists")]
+    Duplicate,
+}
+
+/// A new challenge, as handed to [`OtpStore::insert`].
+#[derive(Clone)]
+pub struct ChallengeRecord {
+    /// Its id.
+    pub id: ChallengeId,
+    /// The digest of its first code.
+    pub digest: Digest,
+    /// When it stops verifying.
+    pub expires_at: Timestamp,
+    /// Wrong attempts allowed.
+    pub attempts_left: u8,
+    /// What it is for.
+    pub purpose: Purpose,
+    /// How it was delivered (resends use the same channel by default).
+    pub channel: Channel,
+    /// The language of its messages.
+    pub locale: Locale,
+    /// Where the codes go.
+    pub destination: PhoneNumber,
+    /// The user it belongs to, if the caller said.
+    pub subject: Option<String>,
+}
+
+impl fmt::Debug for ChallengeRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChallengeRecord")
+            .field("id", &self.id)
+            .field("digest", &self.digest)
+            .field("expires_at", &self.expires_at)
+            .field("attempts_left", &self.attempts_left)
+            .field("purpose", &self.purpose)
+            .field("channel", &self.channel)
+            .field("destination", &self.destination)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a resend needs to know about a live challenge.
+#[derive(Debug, Clone)]
+pub struct PendingChallenge {
+    /// Where its codes go.
+    pub destination: PhoneNumber,
+    /// The channel it was started on.
+    pub channel: Channel,
+    /// Its language.
+    pub locale: Locale,
+    /// What it is for.
+    pub purpose: Purpose,
+    /// Its user.
+    pub subject: Option<String>,
+    /// When it expires.
+    pub expires_at: Timestamp,
+}
+
+/// Storage for challenges and rate-limit state.
+#[async_trait]
+pub trait OtpStore: Send + Sync + fmt::Debug {
+    /// Stores a new challenge. `now` lets a store drop dead records as it goes.
+    async fn insert(&self, challenge: ChallengeRecord, now: Timestamp) -> Result<(), StoreError>;
+
+    /// In one atomic step: finds the challenge, checks expiry and attempts, compares the
+    /// candidates with its live digests in constant time, and either consumes it
+    /// (`Verified`) or counts a wrong attempt. With no candidates it counts a wrong attempt.
+    async fn check(
+        &self,
+        id: &ChallengeId,
+        candidates: &[Digest],
+        now: Timestamp,
+    ) -> Result<VerifyOutcome, StoreError>;
+
+    /// Reads a live challenge for a resend, or says why it is not live.
+    async fn pending(
+        &self,
+        id: &ChallengeId,
+        now: Timestamp,
+    ) -> Result<Result<PendingChallenge, NotPending>, StoreError>;
+
+    /// Adds the digest of a resent code if the challenge is still live, keeping the newest
+    /// [`CODES_PER_CHALLENGE`] digests.
+    async fn add_code(
+        &self,
+        id: &ChallengeId,
+        digest: Digest,
+        now: Timestamp,
+    ) -> Result<Result<(), NotPending>, StoreError>;
+
+    /// Deletes a challenge (a send failed: it must not stay usable).
+    async fn remove(&self, id: &ChallengeId) -> Result<(), StoreError>;
+
+    /// One GCRA step for `key`: counts the event and allows it, or refuses it with the time
+    /// to wait.
+    async fn throttle(
+        &self,
+        key: &LimitKey,
+        quota: Quota,
+        now: Timestamp,
+    ) -> Result<Decision, StoreError>;
+}
