@@ -46,7 +46,7 @@ pub enum ParsePhoneError {
     /// The digits do not form a valid number in the region they belong to.
     #[error("phone number is not valid for region {region}")]
     InvalidForRegion {
-        /// ISO region (or `"001"`/`"??"` when none applies).
+        /// ISO region, or `+<calling code>` when the number names no region.
         region: String,
     },
 }
@@ -185,7 +185,7 @@ impl fmt::Display for NumberType {
 /// let number = PhoneNumber::parse_with_region("090-1234-5678", "JP")?;
 /// assert_eq!(number.e164(), "+819012345678");
 /// assert_eq!(number.to_string(), "+8190****5678");
-/// assert_eq!(number.region().map(|r| r.as_str()), Some("JP"));
+/// assert_eq!(number.region().map(|r| r.to_string()).as_deref(), Some("JP"));
 /// assert_eq!(number.calling_code(), 81);
 /// assert_eq!(number.number_type(), NumberType::Mobile);
 /// # Ok::<(), phone_otp::ParsePhoneError>(())
@@ -243,9 +243,12 @@ impl PhoneNumber {
             .id()
             .and_then(|id| Region::new(id.as_ref()).ok());
         if !parsed.is_valid() {
-            return Err(ParsePhoneError::InvalidForRegion {
-                region: region_label(region.or(default_region)),
-            });
+            // Without a known region, name the calling code instead.
+            let label = match region.or(default_region) {
+                Some(region) => region.as_str().to_owned(),
+                None => format!("+{}", parsed.country().code()),
+            };
+            return Err(ParsePhoneError::InvalidForRegion { region: label });
         }
         let e164 = parsed
             .format()
@@ -325,7 +328,7 @@ impl FromStr for PhoneNumber {
 /// Masks the middle of a number: calling code plus two digits, then `*`, then the last four.
 fn mask_digits(digits: &str, calling_code_len: usize) -> String {
     let total = digits.len();
-    let keep_tail = 4.min(total / 3);
+    let keep_tail = if total >= 10 { 4 } else { 2 };
     let keep_head = (calling_code_len + 2).min(total.saturating_sub(keep_tail + 4));
     let hidden = total - keep_head - keep_tail;
     let mut masked = String::with_capacity(total + 1);

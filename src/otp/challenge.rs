@@ -38,6 +38,11 @@ impl ChallengeId {
         Ok(Self(bytes))
     }
 
+    /// Rebuilds an id from its 25 bytes (as [`ChallengeId::as_bytes`] returns them).
+    pub fn from_bytes(bytes: [u8; ID_BYTES]) -> Self {
+        Self(bytes)
+    }
+
     /// The 128 random bits that key the challenge in a store.
     pub fn store_key(&self) -> [u8; RANDOM_BYTES] {
         let mut key = [0u8; RANDOM_BYTES];

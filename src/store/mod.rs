@@ -140,3 +140,49 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
         now: Timestamp,
     ) -> Result<Decision, StoreError>;
 }
+
+#[async_trait]
+impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
+    async fn insert(&self, challenge: ChallengeRecord, now: Timestamp) -> Result<(), StoreError> {
+        (**self).insert(challenge, now).await
+    }
+
+    async fn check(
+        &self,
+        id: &ChallengeId,
+        candidates: &[Digest],
+        now: Timestamp,
+    ) -> Result<VerifyOutcome, StoreError> {
+        (**self).check(id, candidates, now).await
+    }
+
+    async fn pending(
+        &self,
+        id: &ChallengeId,
+        now: Timestamp,
+    ) -> Result<Result<PendingChallenge, NotPending>, StoreError> {
+        (**self).pending(id, now).await
+    }
+
+    async fn add_code(
+        &self,
+        id: &ChallengeId,
+        digest: Digest,
+        now: Timestamp,
+    ) -> Result<Result<(), NotPending>, StoreError> {
+        (**self).add_code(id, digest, now).await
+    }
+
+    async fn remove(&self, id: &ChallengeId) -> Result<(), StoreError> {
+        (**self).remove(id).await
+    }
+
+    async fn throttle(
+        &self,
+        key: &LimitKey,
+        quota: Quota,
+        now: Timestamp,
+    ) -> Result<Decision, StoreError> {
+        (**self).throttle(key, quota, now).await
+    }
+}

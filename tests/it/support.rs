@@ -1,0 +1,77 @@
+//! Shared helpers: a service over a stub provider and a manual clock.
+
+use std::sync::Arc;
+
+use phone_otp::{
+    ChallengeId, HmacKey, KeyRing, Limits, ManualClock, OtpService, OtpServiceBuilder, OtpStore,
+    PhoneNumber, Purpose, StartRequest, StubProvider,
+};
+use secrecy::{ExposeSecret, SecretSlice};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+pub fn key(id: u8, fill: u8) -> HmacKey {
+    HmacKey::new(id, &SecretSlice::from(vec![fill; 32])).expect("32-byte key")
+}
+
+pub fn jp_mobile() -> PhoneNumber {
+    PhoneNumber::parse("+819012345678").expect("valid JP mobile")
+}
+
+/// A distinct valid JP mobile number per index.
+pub fn jp_mobile_n(n: u32) -> PhoneNumber {
+    PhoneNumber::parse(&format!("+81901{:07}", n % 10_000_000)).expect("valid JP mobile")
+}
+
+pub struct Harness {
+    pub otp: OtpService,
+    pub stub: StubProvider,
+    pub clock: ManualClock,
+}
+
+impl Harness {
+    /// Default limits, memory store.
+    pub fn new() -> Self {
+        Self::with(|builder| builder)
+    }
+
+    /// No send limits, so tests can start many challenges.
+    pub fn unlimited() -> Self {
+        Self::with(|builder| builder.limits(Limits::danger_none()))
+    }
+
+    pub fn with_store(store: Arc<dyn OtpStore>) -> Self {
+        Self::with(move |builder| builder.store(store).limits(Limits::danger_none()))
+    }
+
+    pub fn with(configure: impl FnOnce(OtpServiceBuilder) -> OtpServiceBuilder) -> Self {
+        let stub = StubProvider::new();
+        let clock = ManualClock::new();
+        let builder = OtpService::builder()
+            .key_ring(KeyRing::new(key(1, 7)))
+            .provider(stub.clone())
+            .clock(clock.clone());
+        let otp = configure(builder).build().expect("valid configuration");
+        Self { otp, stub, clock }
+    }
+
+    /// Starts an SMS sign-in challenge and returns its id and the delivered code.
+    pub async fn start(&self, to: &PhoneNumber) -> (ChallengeId, String) {
+        self.start_request(StartRequest::sms(to.clone(), Purpose::SignIn))
+            .await
+    }
+
+    pub async fn start_request(&self, request: StartRequest) -> (ChallengeId, String) {
+        let to = request.to.clone();
+        let started = self.otp.start(request).await.expect("start succeeds");
+        let code = self.stub.last_code_for(&to).expect("stub saw the code");
+        (started.challenge_id, code.expose_secret().to_owned())
+    }
+}
+
+/// A code guaranteed to differ from `code` (same length).
+pub fn wrong(code: &str) -> String {
+    code.chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect()
+}
