@@ -1,1 +1,251 @@
-fn main() {}
+//! Verify throughput and memory on a store holding 1,000,000 pending challenges.
+//!
+//! Measures, in one run:
+//! - `floor`: one pre-keyed HMAC-SHA256 of a code plus a constant-time compare;
+//! - `verify/{correct,wrong}_code/{1,2}_threads`: `OtpService::verify` on `MemoryStore`;
+//! - bytes per pending challenge (counting allocator and resident set), printed first.
+//!
+//! Run with `cargo bench --bench verify`.
+
+// The counting allocator below is the one piece of unsafe code in the repository: a
+// `GlobalAlloc` impl cannot be written without it. It only forwards to `System`.
+#![allow(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::num::NonZeroU8;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use phone_otp::{
+    ChallengeId, HmacKey, KeyRing, Limits, MemoryStore, OtpService, PhoneNumber, Purpose,
+    StartRequest, StubProvider, bench_floor,
+};
+use secrecy::{ExposeSecret, SecretSlice};
+use tokio::runtime::Runtime;
+
+struct Counting;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const PENDING: u32 = 1_000_000;
+
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn number(i: u32) -> PhoneNumber {
+    PhoneNumber::parse(&format!("+81901{:07}", i % 10_000_000)).unwrap()
+}
+
+struct Fixture {
+    otp: OtpService,
+    stub: StubProvider,
+    pending: Vec<ChallengeId>,
+    next_fresh: std::cell::Cell<u32>,
+}
+
+impl Fixture {
+    /// Starts `PENDING` challenges with realistic subjects and reports their memory.
+    fn new(rt: &Runtime) -> Self {
+        let store = MemoryStore::new();
+        let stub = StubProvider::new();
+        let key = HmacKey::new(1, &SecretSlice::from(vec![7u8; 32])).unwrap();
+        let otp = OtpService::builder()
+            .key_ring(KeyRing::new(key))
+            .provider(stub.clone())
+            .store(store.clone())
+            .limits(Limits::danger_none())
+            // Enough attempts that the wrong-code bench never exhausts a challenge.
+            .max_attempts(NonZeroU8::MAX)
+            .build()
+            .unwrap();
+        let mut pending = Vec::with_capacity(PENDING as usize);
+        let (bytes_before, rss_before) = (LIVE_BYTES.load(Ordering::SeqCst), resident_bytes());
+        let started_at = Instant::now();
+        rt.block_on(async {
+            for i in 0..PENDING {
+                let request =
+                    StartRequest::sms(number(i), Purpose::SignIn).subject(format!("user-{i:07}"));
+                pending.push(otp.start(request).await.unwrap().challenge_id);
+                if i % 10_000 == 0 {
+                    stub.clear();
+                }
+            }
+        });
+        stub.clear();
+        let fill_time = started_at.elapsed();
+        // The id list is the bench's, not the store's.
+        let id_list = (pending.capacity() * std::mem::size_of::<ChallengeId>()) as isize;
+        let store_bytes = LIVE_BYTES.load(Ordering::SeqCst) - bytes_before - id_list;
+        println!(
+            "memory: {} pending challenges (subject \"user-NNNNNNN\"), {:.1} requested bytes each (counting allocator)",
+            store.len(),
+            store_bytes as f64 / f64::from(PENDING)
+        );
+        if let (Some(before), Some(after)) = (rss_before, resident_bytes()) {
+            let rss = after.saturating_sub(before) as f64 - id_list as f64;
+            println!(
+                "memory: resident set grew {:.1} bytes per challenge (includes allocator overhead)",
+                rss / f64::from(PENDING)
+            );
+        }
+        println!("setup: {PENDING} starts in {fill_time:.2?}");
+        Self {
+            otp,
+            stub,
+            pending,
+            next_fresh: std::cell::Cell::new(PENDING),
+        }
+    }
+
+    /// `count` new challenges with their codes, for the correct-code path.
+    fn fresh(&self, rt: &Runtime, count: u64) -> Vec<(ChallengeId, String)> {
+        rt.block_on(async {
+            let mut fresh = Vec::with_capacity(count as usize);
+            for _ in 0..count {
+                let i = self.next_fresh.get();
+                self.next_fresh.set(i.wrapping_add(1));
+                let to = number(i);
+                let started = self
+                    .otp
+                    .start(StartRequest::sms(to.clone(), Purpose::SignIn))
+                    .await
+                    .unwrap();
+                let code = self
+                    .stub
+                    .last_code_for(&to)
+                    .unwrap()
+                    .expose_secret()
+                    .to_owned();
+                fresh.push((started.challenge_id, code));
+            }
+            self.stub.clear();
+            fresh
+        })
+    }
+}
+
+/// Runs `work` split over `threads` OS threads, each on its own current-thread runtime,
+/// and returns the wall time from a common start.
+fn run_split<T: Send + 'static>(
+    threads: usize,
+    items: Vec<T>,
+    work: impl Fn(&Runtime, Vec<T>) + Send + Sync + 'static,
+) -> Duration {
+    let work = Arc::new(work);
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let mut chunks: Vec<Vec<T>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        chunks[i % threads].push(item);
+    }
+    let handles: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            let (work, barrier) = (Arc::clone(&work), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                barrier.wait();
+                work(&rt, chunk);
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    start.elapsed()
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let fixture = Fixture::new(&rt);
+
+    let mut group = c.benchmark_group("verify");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(30);
+    group.measurement_time(Duration::from_secs(4));
+
+    let key = HmacKey::new(1, &SecretSlice::from(vec![7u8; 32])).unwrap();
+    let id = fixture.pending[0];
+    let expected = phone_otp::Digest::from_parts(phone_otp::KeyId(1), [0u8; 32]);
+    group.bench_function("floor_hmac_and_compare", |b| {
+        b.iter(|| bench_floor(&key, black_box(&id), black_box(b"123456"), &expected))
+    });
+
+    for threads in [1usize, 2] {
+        let otp = fixture.otp.clone();
+        let pending = Arc::new(fixture.pending.clone());
+        let cursor = std::sync::atomic::AtomicUsize::new(0);
+        group.bench_function(format!("wrong_code/{threads}_threads"), |b| {
+            b.iter_custom(|iters| {
+                // Spread over all pending challenges; each takes at most 255 wrong codes.
+                let start_at = cursor.fetch_add(iters as usize, Ordering::Relaxed);
+                let items: Vec<usize> = (0..iters as usize)
+                    .map(|i| (start_at + i) % pending.len())
+                    .collect();
+                let (otp, pending) = (otp.clone(), Arc::clone(&pending));
+                run_split(threads, items, move |rt, chunk| {
+                    rt.block_on(async {
+                        for index in chunk {
+                            let outcome = otp.verify(&pending[index], "000000").await.unwrap();
+                            black_box(outcome);
+                        }
+                    })
+                })
+            })
+        });
+
+        group.bench_function(format!("correct_code/{threads}_threads"), |b| {
+            b.iter_custom(|iters| {
+                let items = fixture.fresh(&rt, iters);
+                let otp = fixture.otp.clone();
+                run_split(threads, items, move |rt, chunk| {
+                    rt.block_on(async {
+                        for (id, code) in chunk {
+                            let outcome = otp.verify(&id, &code).await.unwrap();
+                            assert!(outcome.is_verified());
+                        }
+                    })
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(verify, benches);
+criterion_main!(verify);

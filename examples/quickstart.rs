@@ -19,7 +19,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let interactive = std::env::args().any(|arg| arg == "--interactive");
 
     // A real deployment loads this key from a secret manager; every instance needs the same.
-    let key = HmacKey::new(1, &SecretSlice::from(b"quickstart-demo-key-32-bytes-long!".to_vec()))?;
+    let key = HmacKey::new(
+        1,
+        &SecretSlice::from(b"quickstart-demo-key-32-bytes-long!".to_vec()),
+    )?;
     let inbox = StubProvider::new();
     let otp = OtpService::builder()
         .key_ring(KeyRing::new(key))
@@ -28,24 +31,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
 
     let to = PhoneNumber::parse_with_region("090-1234-5678", "JP")?;
-    println!("1. Parsed 090-1234-5678 (JP) as {to} ({} number, region {})",
+    println!(
+        "1. Parsed 090-1234-5678 (JP) as {to} ({} number, region {})",
         to.number_type(),
-        to.region().map_or("none".into(), |r| r.to_string()));
+        to.region().map_or("none".into(), |r| r.to_string())
+    );
 
     let started = otp
         .start(StartRequest::sms(to.clone(), Purpose::SignIn).subject("user-42"))
         .await?;
     println!("2. Started challenge {}", started.challenge_id);
-    println!("   sent by {} to {} (message {})", started.provider, started.masked_destination, started.message_id);
+    println!(
+        "   sent by {} to {} (message {})",
+        started.provider, started.masked_destination, started.message_id
+    );
 
-    let sms = inbox.last_message_to(&to).ok_or("the stub recorded no SMS")?;
+    let sms = inbox
+        .last_message_to(&to)
+        .ok_or("the stub recorded no SMS")?;
     println!("3. The SMS the stub delivered:");
     for line in sms.text().expose_secret().lines() {
         println!("   | {line}");
     }
     let code = inbox.last_code_for(&to).ok_or("the SMS carried no code")?;
 
-    let wrong = if code.expose_secret() == "000000" { "111111" } else { "000000" };
+    let wrong = if code.expose_secret() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     let outcome = otp.verify(&started.challenge_id, wrong).await?;
     println!("4. verify({wrong}) -> {outcome:?}");
 
@@ -63,8 +77,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let again = otp.verify(&started.challenge_id, &typed).await?;
     println!("6. verify(<the code>) again -> {again:?}");
 
-    match otp.start(StartRequest::sms(to.clone(), Purpose::SignIn)).await {
-        Err(error @ StartError::Limited { .. }) => println!("7. A second send right away -> refused: {error}"),
+    match otp
+        .start(StartRequest::sms(to.clone(), Purpose::SignIn))
+        .await
+    {
+        Err(error @ StartError::Limited { .. }) => {
+            println!("7. A second send right away -> refused: {error}")
+        }
         other => println!("7. A second send right away -> unexpected: {other:?}"),
     }
 

@@ -64,6 +64,8 @@
 //!   `Debug` output or `tracing` events.
 //! - **Unsafe settings** are named `danger_…`.
 
+#![forbid(unsafe_code)]
+
 mod clock;
 mod error;
 mod limit;
@@ -90,6 +92,5 @@ pub use provider::{PhoneProvider, ProviderError, ProviderErrorKind, StubProvider
 pub use random::RandomError;
 pub use store::{MemoryStore, OtpStore, StoreError};
 pub use template::{
-    SmsEncoding, SmsSegments, Template, TemplateError, Templates, count_sms_segments,
-    spaced_digits,
+    SmsEncoding, SmsSegments, Template, TemplateError, Templates, count_sms_segments, spaced_digits,
 };

@@ -98,7 +98,9 @@ impl Purpose {
     }
 
     pub(crate) fn from_tag(tag: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|purpose| purpose.to_tag() == tag)
+        Self::ALL
+            .into_iter()
+            .find(|purpose| purpose.to_tag() == tag)
     }
 }
 
@@ -289,7 +291,11 @@ pub struct Receipt {
 
 impl Receipt {
     /// A receipt from `provider` for `message_id`.
-    pub fn new(provider: impl Into<String>, message_id: impl Into<String>, channel: Channel) -> Self {
+    pub fn new(
+        provider: impl Into<String>,
+        message_id: impl Into<String>,
+        channel: Channel,
+    ) -> Self {
         Self {
             provider: provider.into(),
             message_id: message_id.into(),

@@ -250,10 +250,7 @@ impl PhoneNumber {
             };
             return Err(ParsePhoneError::InvalidForRegion { region: label });
         }
-        let e164 = parsed
-            .format()
-            .mode(phonenumber::Mode::E164)
-            .to_string();
+        let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
         let number_type =
             NumberType::from_metadata(parsed.number_type(&phonenumber::metadata::DATABASE));
         Ok(Self {

@@ -278,7 +278,9 @@ fn default_template(channel: Channel, purpose: Purpose, locale: Locale) -> Templ
                 Purpose::PasswordReset => "パスワード再設定用の",
                 Purpose::TransactionApproval => "取引承認用の",
             };
-            format!("{{app}}です。{what}認証コードは、{{code}}、です。繰り返します。認証コードは、{{code}}、です。")
+            format!(
+                "{{app}}です。{what}認証コードは、{{code}}、です。繰り返します。認証コードは、{{code}}、です。"
+            )
         }
         (Channel::Voice, _) => {
             let what = match purpose {
@@ -288,7 +290,9 @@ fn default_template(channel: Channel, purpose: Purpose, locale: Locale) -> Templ
                 Purpose::PasswordReset => "password reset",
                 Purpose::TransactionApproval => "transaction approval",
             };
-            format!("This is {{app}}. Your {what} code is: {{code}}. Again, your code is: {{code}}.")
+            format!(
+                "This is {{app}}. Your {what} code is: {{code}}. Again, your code is: {{code}}."
+            )
         }
         (_, Locale::Ja) => {
             let what = match purpose {
@@ -298,7 +302,9 @@ fn default_template(channel: Channel, purpose: Purpose, locale: Locale) -> Templ
                 Purpose::PasswordReset => "パスワード再設定",
                 Purpose::TransactionApproval => "取引承認",
             };
-            format!("【{{app}}】{what}の認証コード: {{code}}（{{minutes}}分間有効）。他人に教えないでください。")
+            format!(
+                "【{{app}}】{what}の認証コード: {{code}}（{{minutes}}分間有効）。他人に教えないでください。"
+            )
         }
         (_, _) => {
             let what = match purpose {
@@ -308,7 +314,9 @@ fn default_template(channel: Channel, purpose: Purpose, locale: Locale) -> Templ
                 Purpose::PasswordReset => "password reset",
                 Purpose::TransactionApproval => "transaction approval",
             };
-            format!("{{code}} is your {{app}} {what} code. It expires in {{minutes}} minutes. Do not share it.")
+            format!(
+                "{{code}} is your {{app}} {what} code. It expires in {{minutes}} minutes. Do not share it."
+            )
         }
     };
     // The built-in texts all contain {code}; parsing cannot fail, but stay total anyway.

@@ -4,6 +4,9 @@
 //! subscriber in the shared `it` binary races the other tests that hit the same callsites
 //! first with no subscriber at all.
 
+// Tests state their expectations with unwrap/expect/panic; the library itself may not.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "it/support.rs"]
 #[allow(dead_code)]
 mod support;
@@ -60,18 +63,42 @@ async fn tracing_events_mask_numbers_and_never_carry_codes() -> TestResult {
 
     let h = Harness::new();
     let (id, code) = h.start(&jp_mobile()).await;
-    assert!(matches!(h.otp.verify(&id, &wrong(&code)).await?, VerifyOutcome::Mismatch { .. }));
+    assert!(matches!(
+        h.otp.verify(&id, &wrong(&code)).await?,
+        VerifyOutcome::Mismatch { .. }
+    ));
     assert!(h.otp.verify(&id, &code).await?.is_verified());
-    let _ = h.otp.start(StartRequest::sms(jp_mobile(), Purpose::SignIn)).await; // rate-limited
+    let _ = h
+        .otp
+        .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
+        .await; // rate-limited
     h.stub.fail_next(phone_otp::ProviderErrorKind::Auth);
-    let _ = h.otp.start(StartRequest::sms(support::jp_mobile_n(5), Purpose::SignIn)).await;
+    let _ = h
+        .otp
+        .start(StartRequest::sms(support::jp_mobile_n(5), Purpose::SignIn))
+        .await;
 
     let events = capture.0.lock().unwrap().clone();
-    assert!(events.len() >= 5, "expected sent, checked x2, limited and failed events: {events:?}");
-    assert!(events.iter().any(|e| e.contains("+8190****5678")), "{events:?}");
-    assert!(events.iter().any(|e| e.contains("one-time code sent")), "{events:?}");
-    assert!(events.iter().any(|e| e.contains("rate limit")), "{events:?}");
-    assert!(events.iter().any(|e| e.contains("delivery failed")), "{events:?}");
+    assert!(
+        events.len() >= 5,
+        "expected sent, checked x2, limited and failed events: {events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.contains("+8190****5678")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.contains("one-time code sent")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.contains("rate limit")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.contains("delivery failed")),
+        "{events:?}"
+    );
     for event in &events {
         assert_clean(event, &code);
         assert!(!event.contains("00000005"), "second number leaked: {event}");

@@ -86,7 +86,11 @@ mod tests {
                 retry_after: Duration::from_secs(120)
             }
         );
-        let later = gcra(tat, five_per_ten_minutes(), now.saturating_add(Duration::from_secs(120)));
+        let later = gcra(
+            tat,
+            five_per_ten_minutes(),
+            now.saturating_add(Duration::from_secs(120)),
+        );
         assert_eq!(later.decision, Decision::Allowed);
     }
 }

@@ -66,7 +66,10 @@ pub struct LimitKey {
 impl LimitKey {
     /// The resend cooldown of one number.
     pub fn resend_cooldown(to: &PhoneNumber) -> Self {
-        Self::new(LimitKind::ResendCooldown, format!("cd:{}", to.e164_digits()))
+        Self::new(
+            LimitKind::ResendCooldown,
+            format!("cd:{}", to.e164_digits()),
+        )
     }
 
     /// Sends to one number.

@@ -98,7 +98,11 @@ impl HmacKey {
         let mut mac = self.keyed.clone();
         mac.update(CODE_DOMAIN);
         mac.update(challenge.as_bytes());
-        mac.update(&u32::try_from(context.len()).unwrap_or(u32::MAX).to_be_bytes());
+        mac.update(
+            &u32::try_from(context.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
         mac.update(context);
         mac.update(code);
         Digest {

@@ -9,7 +9,9 @@ use secrecy::{ExposeSecret, SecretString};
 use tracing::{debug, info, warn};
 
 use super::challenge::ChallengeId;
-use super::code::{self, DEFAULT_CODE_LENGTH, MAX_CODE_LENGTH, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH};
+use super::code::{
+    self, DEFAULT_CODE_LENGTH, MAX_CODE_LENGTH, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH,
+};
 use super::keys::KeyRing;
 use super::outcome::VerifyOutcome;
 use crate::clock::{Clock, SystemClock, Timestamp};
@@ -237,7 +239,9 @@ impl OtpServiceBuilder {
     pub fn build(self) -> Result<OtpService, BuildError> {
         let keys = self.keys.ok_or(BuildError::MissingKeyRing)?;
         let provider = self.provider.ok_or(BuildError::MissingProvider)?;
-        let (code_length, min) = self.code_length.unwrap_or((DEFAULT_CODE_LENGTH, MIN_CODE_LENGTH));
+        let (code_length, min) = self
+            .code_length
+            .unwrap_or((DEFAULT_CODE_LENGTH, MIN_CODE_LENGTH));
         if !(min..=MAX_CODE_LENGTH).contains(&code_length) {
             return Err(BuildError::CodeLength {
                 length: code_length,
@@ -245,7 +249,9 @@ impl OtpServiceBuilder {
                 max: MAX_CODE_LENGTH,
             });
         }
-        let (lifetime, max) = self.lifetime.unwrap_or((DEFAULT_LIFETIME, MAX_SAFE_LIFETIME));
+        let (lifetime, max) = self
+            .lifetime
+            .unwrap_or((DEFAULT_LIFETIME, MAX_SAFE_LIFETIME));
         if lifetime < Duration::from_secs(1) || lifetime > max {
             return Err(BuildError::Lifetime { lifetime, max });
         }
@@ -255,7 +261,9 @@ impl OtpServiceBuilder {
                 provider,
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-                templates: self.templates.unwrap_or_else(|| Templates::new("phone-otp")),
+                templates: self
+                    .templates
+                    .unwrap_or_else(|| Templates::new("phone-otp")),
                 limits: self.limits,
                 code_length,
                 lifetime,
@@ -395,7 +403,10 @@ impl OtpService {
             subject: request.subject,
             expires_at,
         };
-        match self.deliver(&id, &pending, request.channel, &code, now).await {
+        match self
+            .deliver(&id, &pending, request.channel, &code, now)
+            .await
+        {
             Ok(started) => Ok(started),
             Err(error) => {
                 // Nobody can know a code that was not delivered, but a half-made challenge
@@ -435,7 +446,11 @@ impl OtpService {
     ///
     /// # Errors
     /// As [`OtpService::resend`].
-    pub async fn resend_via(&self, id: &ChallengeId, channel: Channel) -> Result<Started, ResendError> {
+    pub async fn resend_via(
+        &self,
+        id: &ChallengeId,
+        channel: Channel,
+    ) -> Result<Started, ResendError> {
         self.resend_on(id, Some(channel), &[]).await
     }
 
@@ -467,7 +482,9 @@ impl OtpService {
             });
         }
         let code = code::generate(inner.code_length).map_err(ResendError::Random)?;
-        let digest = self.keys().issue(id, context, code.expose_secret().as_bytes());
+        let digest = self
+            .keys()
+            .issue(id, context, code.expose_secret().as_bytes());
         inner
             .store
             .add_code(id, digest, now)
@@ -578,7 +595,10 @@ impl OtpService {
         let mut keys = Vec::with_capacity(7);
         // Narrow limits first: one abuser is stopped before it drains shared budgets.
         if let Some(cooldown) = limits.resend_cooldown {
-            keys.push((LimitKey::resend_cooldown(&request.to), Quota::one_every(cooldown)));
+            keys.push((
+                LimitKey::resend_cooldown(&request.to),
+                Quota::one_every(cooldown),
+            ));
         }
         if let Some(quota) = limits.per_destination {
             keys.push((LimitKey::destination(&request.to), quota));
@@ -602,7 +622,11 @@ impl OtpService {
     }
 
     fn resend_limits(&self, pending: &PendingChallenge) -> Vec<(LimitKey, Quota)> {
-        let mut request = StartRequest::new(pending.destination.clone(), pending.channel, pending.purpose);
+        let mut request = StartRequest::new(
+            pending.destination.clone(),
+            pending.channel,
+            pending.purpose,
+        );
         request.subject.clone_from(&pending.subject);
         self.start_limits(&request)
     }
@@ -634,4 +658,3 @@ impl OtpService {
         Ok(())
     }
 }
-

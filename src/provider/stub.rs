@@ -130,12 +130,14 @@ impl StubProvider {
 
     /// Forgets delivered messages (long-running benchmarks).
     pub fn clear(&self) {
-        lock(&self.inner.delivered).clear();
+        *lock(&self.inner.delivered) = Vec::new();
     }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[async_trait]

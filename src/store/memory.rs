@@ -37,8 +37,8 @@ struct Slot {
     /// E.164 digits as an integer (at most 15 digits fit in 50 bits).
     destination: u64,
     newest: Digest,
-    /// Older codes of a resent challenge, newest first. Boxed: most challenges have none.
-    older: Option<Box<Vec<Digest>>>,
+    /// Older codes of a resent challenge. Boxed (one thin pointer): most have none.
+    older: Option<Box<OlderCodes>>,
     subject: Option<Box<str>>,
     purpose: u8,
     channel: u8,
@@ -64,6 +64,24 @@ impl Slot {
         } else {
             None
         }
+    }
+}
+
+/// The codes a resend pushed out of `Slot::newest`, newest first.
+struct OlderCodes {
+    digests: [Digest; CODES_PER_CHALLENGE - 1],
+    len: usize,
+}
+
+impl OlderCodes {
+    fn push_newest(&mut self, digest: Digest) {
+        self.digests.rotate_right(1);
+        self.digests[0] = digest;
+        self.len = (self.len + 1).min(self.digests.len());
+    }
+
+    fn live(&self) -> &[Digest] {
+        &self.digests[..self.len]
     }
 }
 
@@ -209,7 +227,10 @@ impl MemoryStore {
 
     /// Rate-limit keys held.
     pub fn limit_keys(&self) -> usize {
-        self.shards.iter().map(|shard| lock(shard).limits.len()).sum()
+        self.shards
+            .iter()
+            .map(|shard| lock(shard).limits.len())
+            .sum()
     }
 
     /// Drops every record and rate-limit state that no longer matters at `now`. Writes do
@@ -235,7 +256,9 @@ impl MemoryStore {
 /// A poisoned lock only means another thread panicked mid-operation; every operation
 /// leaves a shard consistent at each step, so carry on with its data.
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shard
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn destination_to_int(destination: &PhoneNumber) -> Result<u64, StoreError> {
@@ -258,7 +281,11 @@ fn pending_from(slot: &Slot) -> Result<PendingChallenge, StoreError> {
     })
 }
 
-fn check_slot(slot: &mut Slot, candidates: &[Digest], now: u64) -> Result<VerifyOutcome, StoreError> {
+fn check_slot(
+    slot: &mut Slot,
+    candidates: &[Digest],
+    now: u64,
+) -> Result<VerifyOutcome, StoreError> {
     if let Some(reason) = slot.not_pending(now) {
         return Ok(match reason {
             NotPending::AlreadyUsed => VerifyOutcome::AlreadyUsed,
@@ -269,7 +296,7 @@ fn check_slot(slot: &mut Slot, candidates: &[Digest], now: u64) -> Result<Verify
     }
     let mut matched = Digest::any_match(std::slice::from_ref(&slot.newest), candidates);
     if let Some(older) = &slot.older {
-        matched |= Digest::any_match(older, candidates);
+        matched |= Digest::any_match(older.live(), candidates);
     }
     if matched {
         slot.state = STATE_USED;
@@ -354,9 +381,13 @@ impl OtpStore for MemoryStore {
             return Ok(Err(reason));
         }
         let previous = std::mem::replace(&mut slot.newest, digest);
-        let older = slot.older.get_or_insert_with(Default::default);
-        older.insert(0, previous);
-        older.truncate(CODES_PER_CHALLENGE - 1);
+        let older = slot.older.get_or_insert_with(|| {
+            Box::new(OlderCodes {
+                digests: [previous; CODES_PER_CHALLENGE - 1],
+                len: 0,
+            })
+        });
+        older.push_newest(previous);
         Ok(Ok(()))
     }
 
@@ -392,4 +423,3 @@ impl OtpStore for MemoryStore {
         Ok(step.decision)
     }
 }
-

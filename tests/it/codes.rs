@@ -34,10 +34,16 @@ async fn generated_digits_are_uniform() -> TestResult {
             .sum::<f64>()
     };
     let overall = chi_square(&counts);
-    assert!(overall < 33.72, "digits not uniform: chi-square {overall:.1}, counts {counts:?}");
+    assert!(
+        overall < 33.72,
+        "digits not uniform: chi-square {overall:.1}, counts {counts:?}"
+    );
     for (position, counts) in per_position.iter().enumerate() {
         let score = chi_square(counts);
-        assert!(score < 33.72, "position {position} not uniform: chi-square {score:.1}");
+        assert!(
+            score < 33.72,
+            "position {position} not uniform: chi-square {score:.1}"
+        );
     }
     Ok(())
 }
@@ -67,21 +73,59 @@ fn unsafe_settings_need_the_danger_setters() {
         .build()
         .map(|_| ())
     };
-    assert_eq!(build(|b| b.code_length(5)), Err(BuildError::CodeLength { length: 5, min: 6, max: 10 }));
-    assert_eq!(build(|b| b.code_length(11)), Err(BuildError::CodeLength { length: 11, min: 6, max: 10 }));
-    assert_eq!(build(|b| b.danger_code_length(3)), Err(BuildError::CodeLength { length: 3, min: 4, max: 10 }));
+    assert_eq!(
+        build(|b| b.code_length(5)),
+        Err(BuildError::CodeLength {
+            length: 5,
+            min: 6,
+            max: 10
+        })
+    );
+    assert_eq!(
+        build(|b| b.code_length(11)),
+        Err(BuildError::CodeLength {
+            length: 11,
+            min: 6,
+            max: 10
+        })
+    );
+    assert_eq!(
+        build(|b| b.danger_code_length(3)),
+        Err(BuildError::CodeLength {
+            length: 3,
+            min: 4,
+            max: 10
+        })
+    );
     assert_eq!(
         build(|b| b.lifetime(Duration::from_secs(601))),
-        Err(BuildError::Lifetime { lifetime: Duration::from_secs(601), max: Duration::from_secs(600) })
+        Err(BuildError::Lifetime {
+            lifetime: Duration::from_secs(601),
+            max: Duration::from_secs(600)
+        })
     );
-    assert_eq!(build(|b| b.danger_lifetime(Duration::from_secs(1800))), Ok(()));
-    assert_eq!(build(|b| b.lifetime(Duration::ZERO)).unwrap_err().to_string(), "code lifetime 0ns is outside 1s..=600s");
     assert_eq!(
-        OtpService::builder().provider(StubProvider::new()).build().map(|_| ()),
+        build(|b| b.danger_lifetime(Duration::from_secs(1800))),
+        Ok(())
+    );
+    assert_eq!(
+        build(|b| b.lifetime(Duration::ZERO))
+            .unwrap_err()
+            .to_string(),
+        "code lifetime 0ns is outside 1s..=600s"
+    );
+    assert_eq!(
+        OtpService::builder()
+            .provider(StubProvider::new())
+            .build()
+            .map(|_| ()),
         Err(BuildError::MissingKeyRing)
     );
     assert_eq!(
-        OtpService::builder().key_ring(KeyRing::new(key(1, 1))).build().map(|_| ()),
+        OtpService::builder()
+            .key_ring(KeyRing::new(key(1, 1)))
+            .build()
+            .map(|_| ()),
         Err(BuildError::MissingProvider)
     );
 }
@@ -91,7 +135,10 @@ async fn lifetime_setting_controls_expiry() -> TestResult {
     let h = Harness::with(|b| b.lifetime(Duration::from_secs(120)));
     let (id, code) = h.start(&jp_mobile()).await;
     h.clock.advance(Duration::from_secs(120));
-    assert_eq!(h.otp.verify(&id, &code).await?, phone_otp::VerifyOutcome::Expired);
+    assert_eq!(
+        h.otp.verify(&id, &code).await?,
+        phone_otp::VerifyOutcome::Expired
+    );
     Ok(())
 }
 

@@ -32,7 +32,10 @@ async fn destination_allows_five_per_ten_minutes() -> TestResult {
         h.start(&jp_mobile()).await;
     }
     let request = StartRequest::sms(jp_mobile(), Purpose::SignIn);
-    assert_eq!(refusal(&h, request).await, (LimitKind::Destination, Duration::from_secs(120)));
+    assert_eq!(
+        refusal(&h, request).await,
+        (LimitKind::Destination, Duration::from_secs(120))
+    );
     // Nothing was generated or sent for the refused request.
     assert_eq!(h.stub.attempts(), 5);
     h.clock.advance(Duration::from_secs(120));
@@ -46,7 +49,10 @@ async fn cooldown_spaces_sends_to_one_number() -> TestResult {
     h.start(&jp_mobile()).await;
     h.clock.advance(Duration::from_secs(5));
     let request = StartRequest::sms(jp_mobile(), Purpose::SignIn);
-    assert_eq!(refusal(&h, request).await, (LimitKind::ResendCooldown, Duration::from_secs(25)));
+    assert_eq!(
+        refusal(&h, request).await,
+        (LimitKind::ResendCooldown, Duration::from_secs(25))
+    );
     Ok(())
 }
 
@@ -58,7 +64,10 @@ async fn subject_allows_ten_per_hour_across_numbers() -> TestResult {
             .await;
     }
     let request = StartRequest::sms(jp_mobile_n(99), Purpose::SignIn).subject("user-1");
-    assert_eq!(refusal(&h, request).await, (LimitKind::Subject, Duration::from_secs(360)));
+    assert_eq!(
+        refusal(&h, request).await,
+        (LimitKind::Subject, Duration::from_secs(360))
+    );
     // Another user is unaffected.
     h.start_request(StartRequest::sms(jp_mobile_n(98), Purpose::SignIn).subject("user-2"))
         .await;
@@ -69,27 +78,65 @@ async fn subject_allows_ten_per_hour_across_numbers() -> TestResult {
 async fn client_ip_tenant_country_and_global_limits() -> TestResult {
     let ip: IpAddr = "203.0.113.9".parse()?;
     let cases: [(Limits, LimitKind); 4] = [
-        (Limits { per_client_ip: Some(Quota::per_hour(n(2))), ..Limits::danger_none() }, LimitKind::ClientIp),
-        (Limits { per_tenant: Some(Quota::per_hour(n(2))), ..Limits::danger_none() }, LimitKind::Tenant),
-        (Limits { per_country: Some(Quota::per_hour(n(2))), ..Limits::danger_none() }, LimitKind::Country),
-        (Limits { global: Some(Quota::per_hour(n(2))), ..Limits::danger_none() }, LimitKind::Global),
+        (
+            Limits {
+                per_client_ip: Some(Quota::per_hour(n(2))),
+                ..Limits::danger_none()
+            },
+            LimitKind::ClientIp,
+        ),
+        (
+            Limits {
+                per_tenant: Some(Quota::per_hour(n(2))),
+                ..Limits::danger_none()
+            },
+            LimitKind::Tenant,
+        ),
+        (
+            Limits {
+                per_country: Some(Quota::per_hour(n(2))),
+                ..Limits::danger_none()
+            },
+            LimitKind::Country,
+        ),
+        (
+            Limits {
+                global: Some(Quota::per_hour(n(2))),
+                ..Limits::danger_none()
+            },
+            LimitKind::Global,
+        ),
     ];
     for (limits, kind) in cases {
         let h = Harness::with(|b| b.limits(limits));
-        let request = |i| StartRequest::sms(jp_mobile_n(i), Purpose::SignIn).client_ip(ip).tenant("acme");
+        let request = |i| {
+            StartRequest::sms(jp_mobile_n(i), Purpose::SignIn)
+                .client_ip(ip)
+                .tenant("acme")
+        };
         h.start_request(request(1)).await;
         h.start_request(request(2)).await;
-        assert_eq!(refusal(&h, request(3)).await, (kind, Duration::from_secs(1800)), "{kind}");
+        assert_eq!(
+            refusal(&h, request(3)).await,
+            (kind, Duration::from_secs(1800)),
+            "{kind}"
+        );
     }
     Ok(())
 }
 
 #[tokio::test]
 async fn ipv6_clients_are_counted_per_64_block() -> TestResult {
-    let h = Harness::with(|b| b.limits(Limits { per_client_ip: Some(Quota::per_hour(n(1))), ..Limits::danger_none() }));
+    let h = Harness::with(|b| {
+        b.limits(Limits {
+            per_client_ip: Some(Quota::per_hour(n(1))),
+            ..Limits::danger_none()
+        })
+    });
     let first: IpAddr = "2001:db8:1:2::1".parse()?;
     let same_block: IpAddr = "2001:db8:1:2:ffff::9".parse()?;
-    h.start_request(StartRequest::sms(jp_mobile_n(1), Purpose::SignIn).client_ip(first)).await;
+    h.start_request(StartRequest::sms(jp_mobile_n(1), Purpose::SignIn).client_ip(first))
+        .await;
     let request = StartRequest::sms(jp_mobile_n(2), Purpose::SignIn).client_ip(same_block);
     assert_eq!(refusal(&h, request).await.0, LimitKind::ClientIp);
     Ok(())
@@ -112,20 +159,34 @@ async fn throttle_refusals_do_not_count() -> TestResult {
     use phone_otp::Clock;
     let key = LimitKey::global();
     let quota = Quota::per_minute(n(1));
-    assert_eq!(store.throttle(&key, quota, clock.now()).await?, Decision::Allowed);
+    assert_eq!(
+        store.throttle(&key, quota, clock.now()).await?,
+        Decision::Allowed
+    );
     for _ in 0..10 {
         assert_eq!(
             store.throttle(&key, quota, clock.now()).await?,
-            Decision::Limited { retry_after: Duration::from_secs(60) }
+            Decision::Limited {
+                retry_after: Duration::from_secs(60)
+            }
         );
     }
     clock.advance(Duration::from_secs(60));
-    assert_eq!(store.throttle(&key, quota, clock.now()).await?, Decision::Allowed);
+    assert_eq!(
+        store.throttle(&key, quota, clock.now()).await?,
+        Decision::Allowed
+    );
     Ok(())
 }
 
 #[test]
 fn limited_error_names_the_limit_and_wait() {
-    let error = StartError::Limited { limit: LimitKind::Destination, retry_after: Duration::from_millis(119_200) };
-    assert_eq!(error.to_string(), "destination rate limit reached, retry after 120s");
+    let error = StartError::Limited {
+        limit: LimitKind::Destination,
+        retry_after: Duration::from_millis(119_200),
+    };
+    assert_eq!(
+        error.to_string(),
+        "destination rate limit reached, retry after 120s"
+    );
 }

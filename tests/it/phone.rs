@@ -54,8 +54,16 @@ fn every_kind_of_bad_input_has_its_own_error() {
         ("", None, ParsePhoneError::Empty),
         ("   ", Some("JP"), ParsePhoneError::Empty),
         ("+81 90 CALL ME", None, ParsePhoneError::InvalidCharacter),
-        ("+819012345678 ext. 12", None, ParsePhoneError::InvalidCharacter),
-        ("090+12345678", Some("JP"), ParsePhoneError::InvalidCharacter),
+        (
+            "+819012345678 ext. 12",
+            None,
+            ParsePhoneError::InvalidCharacter,
+        ),
+        (
+            "090+12345678",
+            Some("JP"),
+            ParsePhoneError::InvalidCharacter,
+        ),
         ("+81", None, ParsePhoneError::TooShort),
         ("12", Some("JP"), ParsePhoneError::TooShort),
         ("+8190123456789012345", None, ParsePhoneError::TooLong),
@@ -66,7 +74,9 @@ fn every_kind_of_bad_input_has_its_own_error() {
         (
             "+81 90 1234",
             None,
-            ParsePhoneError::InvalidForRegion { region: "JP".into() },
+            ParsePhoneError::InvalidForRegion {
+                region: "JP".into(),
+            },
         ),
     ];
     for (input, region, expected) in cases {
@@ -77,7 +87,10 @@ fn every_kind_of_bad_input_has_its_own_error() {
         assert_eq!(result.as_ref().err(), Some(expected), "input {input:?}");
     }
     let too_many_chars = "1".repeat(65);
-    assert_eq!(PhoneNumber::parse(&too_many_chars).unwrap_err(), ParsePhoneError::TooLong);
+    assert_eq!(
+        PhoneNumber::parse(&too_many_chars).unwrap_err(),
+        ParsePhoneError::TooLong
+    );
 }
 
 #[test]
@@ -93,7 +106,9 @@ fn error_messages_say_what_is_wrong_without_echoing_input() {
 #[test]
 fn never_panics_on_arbitrary_input() {
     // A deterministic spread of awkward inputs: separators, pluses, unicode, long digit runs.
-    let alphabet: Vec<char> = "0123456789+-() ./#*x０１２＋－\u{200b}é日\n\t".chars().collect();
+    let alphabet: Vec<char> = "0123456789+-() ./#*x０１２＋－\u{200b}é日\n\t"
+        .chars()
+        .collect();
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
     for _ in 0..20_000 {
         state ^= state << 13;

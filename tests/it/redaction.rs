@@ -19,7 +19,10 @@ pub fn assert_clean(text: &str, code: &str) {
 #[tokio::test]
 async fn debug_output_holds_no_code_key_or_whole_number() -> TestResult {
     let h = Harness::new();
-    let started = h.otp.start(StartRequest::sms(jp_mobile(), Purpose::SignIn).subject("u1")).await?;
+    let started = h
+        .otp
+        .start(StartRequest::sms(jp_mobile(), Purpose::SignIn).subject("u1"))
+        .await?;
     let message = h.stub.last_message_to(&jp_mobile()).unwrap();
     let code = {
         use secrecy::ExposeSecret;
@@ -55,4 +58,3 @@ async fn debug_output_holds_no_code_key_or_whole_number() -> TestResult {
     assert!(!outputs[5].contains("171, 171") && !outputs[5].to_lowercase().contains("abab"));
     Ok(())
 }
-

@@ -27,7 +27,10 @@ async fn resend_keeps_the_newest_three_codes_valid() -> TestResult {
     let codes = [&first, &second, &third, &fourth];
     // The first code dropped out (unless it happens to equal a newer one).
     if !codes[1..].contains(&&first) {
-        assert_eq!(h.otp.verify(&id, &first).await?, VerifyOutcome::Mismatch { attempts_left: 4 });
+        assert_eq!(
+            h.otp.verify(&id, &first).await?,
+            VerifyOutcome::Mismatch { attempts_left: 4 }
+        );
     }
     // Any of the newest three verifies (a late SMS must not lock the user out).
     assert!(h.otp.verify(&id, &second).await?.is_verified());
@@ -55,8 +58,15 @@ async fn resend_shares_the_attempt_budget() -> TestResult {
         h.otp.verify(&id, &wrong(&first)).await?;
     }
     let second = resend_and_read(&h, &id).await;
-    let bad = if wrong(&first) == second { wrong(&second) } else { wrong(&first) };
-    assert_eq!(h.otp.verify(&id, &bad).await?, VerifyOutcome::Mismatch { attempts_left: 1 });
+    let bad = if wrong(&first) == second {
+        wrong(&second)
+    } else {
+        wrong(&first)
+    };
+    assert_eq!(
+        h.otp.verify(&id, &bad).await?,
+        VerifyOutcome::Mismatch { attempts_left: 1 }
+    );
     Ok(())
 }
 
@@ -88,7 +98,10 @@ async fn resend_of_a_finished_challenge_is_refused() -> TestResult {
     ));
     let (id, _) = h.start(&jp_mobile()).await;
     h.clock.advance(Duration::from_secs(301));
-    assert!(matches!(h.otp.resend(&id).await, Err(ResendError::NotPending(NotPending::Expired))));
+    assert!(matches!(
+        h.otp.resend(&id).await,
+        Err(ResendError::NotPending(NotPending::Expired))
+    ));
     Ok(())
 }
 
@@ -110,7 +123,11 @@ async fn failed_delivery_withdraws_the_challenge() -> TestResult {
     let store = phone_otp::MemoryStore::new();
     let h = Harness::with_store(std::sync::Arc::new(store.clone()));
     h.stub.fail_next(ProviderErrorKind::Unavailable);
-    match h.otp.start(StartRequest::sms(jp_mobile(), Purpose::SignIn)).await {
+    match h
+        .otp
+        .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
+        .await
+    {
         Err(StartError::Delivery(error)) => {
             assert_eq!(error.kind(), ProviderErrorKind::Unavailable);
             assert_eq!(error.to_string(), "stub: provider unavailable");

@@ -18,7 +18,10 @@ use crate::support::{Harness, TestResult, jp_mobile, jp_mobile_n, wrong};
 pub async fn every_verify_outcome(store: Arc<dyn OtpStore>) -> TestResult {
     let h = Harness::with_store(store);
     let (id, code) = h.start(&jp_mobile()).await;
-    assert_eq!(h.otp.verify(&id, &wrong(&code)).await?, VerifyOutcome::Mismatch { attempts_left: 4 });
+    assert_eq!(
+        h.otp.verify(&id, &wrong(&code)).await?,
+        VerifyOutcome::Mismatch { attempts_left: 4 }
+    );
     assert!(h.otp.verify(&id, &code).await?.is_verified());
     assert_eq!(h.otp.verify(&id, &code).await?, VerifyOutcome::AlreadyUsed);
 
@@ -26,17 +29,28 @@ pub async fn every_verify_outcome(store: Arc<dyn OtpStore>) -> TestResult {
     for left in (0..5).rev() {
         assert_eq!(
             h.otp.verify(&exhausted, &wrong(&code)).await?,
-            VerifyOutcome::Mismatch { attempts_left: left }
+            VerifyOutcome::Mismatch {
+                attempts_left: left
+            }
         );
     }
-    assert_eq!(h.otp.verify(&exhausted, &code).await?, VerifyOutcome::AttemptsExhausted);
+    assert_eq!(
+        h.otp.verify(&exhausted, &code).await?,
+        VerifyOutcome::AttemptsExhausted
+    );
 
     let (expiring, code) = h.start(&jp_mobile()).await;
     h.clock.advance(Duration::from_secs(300));
-    assert_eq!(h.otp.verify(&expiring, &code).await?, VerifyOutcome::Expired);
+    assert_eq!(
+        h.otp.verify(&expiring, &code).await?,
+        VerifyOutcome::Expired
+    );
 
     let unknown = ChallengeId::from_bytes([0x5A; 25]);
-    assert_eq!(h.otp.verify(&unknown, "123456").await?, VerifyOutcome::NotFound);
+    assert_eq!(
+        h.otp.verify(&unknown, "123456").await?,
+        VerifyOutcome::NotFound
+    );
     Ok(())
 }
 
@@ -74,9 +88,15 @@ pub async fn resend_codes_and_pending_state(store: Arc<dyn OtpStore>) -> TestRes
         h.otp.resend(&id).await?;
     }
     h.clock.advance(Duration::from_secs(300));
-    assert!(matches!(store.pending(&id, h.clock.now()).await?, Err(NotPending::Expired)));
+    assert!(matches!(
+        store.pending(&id, h.clock.now()).await?,
+        Err(NotPending::Expired)
+    ));
     store.remove(&id).await?;
-    assert!(matches!(store.pending(&id, h.clock.now()).await?, Err(NotPending::NotFound)));
+    assert!(matches!(
+        store.pending(&id, h.clock.now()).await?,
+        Err(NotPending::NotFound)
+    ));
     Ok(())
 }
 
@@ -85,27 +105,46 @@ pub async fn throttle_decisions_and_retry_after(store: Arc<dyn OtpStore>) -> Tes
     let quota = Quota::per_period(NonZeroU32::new(3).unwrap(), Duration::from_secs(90));
     let key = LimitKey::subject("contract-user");
     for _ in 0..3 {
-        assert_eq!(store.throttle(&key, quota, clock.now()).await?, Decision::Allowed);
+        assert_eq!(
+            store.throttle(&key, quota, clock.now()).await?,
+            Decision::Allowed
+        );
     }
     assert_eq!(
         store.throttle(&key, quota, clock.now()).await?,
-        Decision::Limited { retry_after: Duration::from_secs(30) }
+        Decision::Limited {
+            retry_after: Duration::from_secs(30)
+        }
     );
     clock.advance(Duration::from_secs(10));
     assert_eq!(
         store.throttle(&key, quota, clock.now()).await?,
-        Decision::Limited { retry_after: Duration::from_secs(20) }
+        Decision::Limited {
+            retry_after: Duration::from_secs(20)
+        }
     );
     // Keys are independent.
     let other = LimitKey::subject("contract-user-2");
-    assert_eq!(store.throttle(&other, quota, clock.now()).await?, Decision::Allowed);
+    assert_eq!(
+        store.throttle(&other, quota, clock.now()).await?,
+        Decision::Allowed
+    );
     clock.advance(Duration::from_secs(20));
-    assert_eq!(store.throttle(&key, quota, clock.now()).await?, Decision::Allowed);
-    assert!(matches!(store.throttle(&key, quota, clock.now()).await?, Decision::Limited { .. }));
+    assert_eq!(
+        store.throttle(&key, quota, clock.now()).await?,
+        Decision::Allowed
+    );
+    assert!(matches!(
+        store.throttle(&key, quota, clock.now()).await?,
+        Decision::Limited { .. }
+    ));
     // A full period later the whole burst is back.
     clock.advance(Duration::from_secs(90));
     for _ in 0..3 {
-        assert_eq!(store.throttle(&key, quota, clock.now()).await?, Decision::Allowed);
+        assert_eq!(
+            store.throttle(&key, quota, clock.now()).await?,
+            Decision::Allowed
+        );
     }
     Ok(())
 }
@@ -142,7 +181,13 @@ async fn memory_store_sweeps_dead_records_and_limits() -> TestResult {
         h.start(&jp_mobile_n(i)).await;
     }
     assert_eq!(store.len(), 200);
-    store.throttle(&LimitKey::global(), Quota::per_minute(NonZeroU32::MIN), h.clock.now()).await?;
+    store
+        .throttle(
+            &LimitKey::global(),
+            Quota::per_minute(NonZeroU32::MIN),
+            h.clock.now(),
+        )
+        .await?;
     assert_eq!(store.limit_keys(), 1);
     // Still kept shortly after expiry so verify can say Expired...
     h.clock.advance(Duration::from_secs(301));

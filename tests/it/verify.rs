@@ -31,7 +31,9 @@ async fn wrong_code_counts_down_attempts() -> TestResult {
     for left in (0..5u8).rev() {
         assert_eq!(
             h.otp.verify(&id, &wrong(&code)).await?,
-            VerifyOutcome::Mismatch { attempts_left: left }
+            VerifyOutcome::Mismatch {
+                attempts_left: left
+            }
         );
     }
     Ok(())
@@ -44,8 +46,14 @@ async fn right_code_after_five_wrong_ones_is_refused() -> TestResult {
     for _ in 0..5 {
         h.otp.verify(&id, &wrong(&code)).await?;
     }
-    assert_eq!(h.otp.verify(&id, &code).await?, VerifyOutcome::AttemptsExhausted);
-    assert_eq!(h.otp.verify(&id, &wrong(&code)).await?, VerifyOutcome::AttemptsExhausted);
+    assert_eq!(
+        h.otp.verify(&id, &code).await?,
+        VerifyOutcome::AttemptsExhausted
+    );
+    assert_eq!(
+        h.otp.verify(&id, &wrong(&code)).await?,
+        VerifyOutcome::AttemptsExhausted
+    );
     Ok(())
 }
 
@@ -55,7 +63,10 @@ async fn a_code_works_once() -> TestResult {
     let (id, code) = h.start(&jp_mobile()).await;
     assert!(h.otp.verify(&id, &code).await?.is_verified());
     assert_eq!(h.otp.verify(&id, &code).await?, VerifyOutcome::AlreadyUsed);
-    assert_eq!(h.otp.verify(&id, &wrong(&code)).await?, VerifyOutcome::AlreadyUsed);
+    assert_eq!(
+        h.otp.verify(&id, &wrong(&code)).await?,
+        VerifyOutcome::AlreadyUsed
+    );
     Ok(())
 }
 
@@ -81,7 +92,10 @@ async fn code_is_valid_until_the_last_millisecond() -> TestResult {
 async fn unknown_challenge_is_not_found() -> TestResult {
     let h = Harness::new();
     let made_up = ChallengeId::from_bytes([3u8; 25]);
-    assert_eq!(h.otp.verify(&made_up, "123456").await?, VerifyOutcome::NotFound);
+    assert_eq!(
+        h.otp.verify(&made_up, "123456").await?,
+        VerifyOutcome::NotFound
+    );
     Ok(())
 }
 
@@ -119,13 +133,21 @@ async fn malformed_input_is_a_mismatch_that_counts() -> TestResult {
     for (index, input) in malformed.iter().take(4).enumerate() {
         assert_eq!(
             h.otp.verify(&id, input).await?,
-            VerifyOutcome::Mismatch { attempts_left: 4 - index as u8 },
+            VerifyOutcome::Mismatch {
+                attempts_left: 4 - index as u8
+            },
             "input #{index}"
         );
     }
-    assert_eq!(h.otp.verify(&id, &malformed[4]).await?, VerifyOutcome::Mismatch { attempts_left: 0 });
+    assert_eq!(
+        h.otp.verify(&id, &malformed[4]).await?,
+        VerifyOutcome::Mismatch { attempts_left: 0 }
+    );
     for input in &malformed[5..] {
-        assert_eq!(h.otp.verify(&id, input).await?, VerifyOutcome::AttemptsExhausted);
+        assert_eq!(
+            h.otp.verify(&id, input).await?,
+            VerifyOutcome::AttemptsExhausted
+        );
     }
     Ok(())
 }
@@ -166,7 +188,10 @@ async fn a_code_of_one_challenge_fails_on_another() -> TestResult {
     let (first, first_code) = h.start(&jp_mobile()).await;
     let (second, second_code) = h.start(&jp_mobile()).await;
     if first_code != second_code {
-        assert_eq!(h.otp.verify(&second, &first_code).await?, VerifyOutcome::Mismatch { attempts_left: 4 });
+        assert_eq!(
+            h.otp.verify(&second, &first_code).await?,
+            VerifyOutcome::Mismatch { attempts_left: 4 }
+        );
     }
     assert!(h.otp.verify(&first, &first_code).await?.is_verified());
     assert!(h.otp.verify(&second, &second_code).await?.is_verified());
@@ -182,12 +207,18 @@ async fn the_same_code_for_another_purpose_or_destination_fails() -> TestResult 
     other_purpose[16] = 4; // password reset instead of sign-in
     let tampered = ChallengeId::from_bytes(other_purpose);
     assert_eq!(tampered.purpose(), Some(Purpose::PasswordReset));
-    assert_eq!(h.otp.verify(&tampered, &code).await?, VerifyOutcome::Mismatch { attempts_left: 4 });
+    assert_eq!(
+        h.otp.verify(&tampered, &code).await?,
+        VerifyOutcome::Mismatch { attempts_left: 4 }
+    );
 
     let mut other_destination = <[u8; 25]>::try_from(id.as_bytes())?;
     other_destination[24] ^= 1;
     let tampered = ChallengeId::from_bytes(other_destination);
-    assert_eq!(h.otp.verify(&tampered, &code).await?, VerifyOutcome::Mismatch { attempts_left: 3 });
+    assert_eq!(
+        h.otp.verify(&tampered, &code).await?,
+        VerifyOutcome::Mismatch { attempts_left: 3 }
+    );
 
     assert!(h.otp.verify(&id, &code).await?.is_verified());
     Ok(())
@@ -200,11 +231,21 @@ async fn caller_context_is_bound_into_the_code() -> TestResult {
         .context(b"amount=120.00 EUR;payee=ACME".to_vec());
     let (id, code) = h.start_request(request).await;
     assert_eq!(
-        h.otp.verify_with_context(&id, &code, b"amount=9999.00 EUR;payee=EVIL").await?,
+        h.otp
+            .verify_with_context(&id, &code, b"amount=9999.00 EUR;payee=EVIL")
+            .await?,
         VerifyOutcome::Mismatch { attempts_left: 4 }
     );
-    assert_eq!(h.otp.verify(&id, &code).await?, VerifyOutcome::Mismatch { attempts_left: 3 });
-    assert!(h.otp.verify_with_context(&id, &code, b"amount=120.00 EUR;payee=ACME").await?.is_verified());
+    assert_eq!(
+        h.otp.verify(&id, &code).await?,
+        VerifyOutcome::Mismatch { attempts_left: 3 }
+    );
+    assert!(
+        h.otp
+            .verify_with_context(&id, &code, b"amount=120.00 EUR;payee=ACME")
+            .await?
+            .is_verified()
+    );
     Ok(())
 }
 
@@ -222,26 +263,46 @@ async fn rotated_keys_verify_until_removed() -> TestResult {
     };
     let before = service(KeyRing::new(key(1, 1)))?;
     let to = jp_mobile();
-    let old_a = before.start(StartRequest::sms(to.clone(), Purpose::SignIn)).await?;
+    let old_a = before
+        .start(StartRequest::sms(to.clone(), Purpose::SignIn))
+        .await?;
     let code_a = stub.last_code_for(&to).unwrap();
-    let old_b = before.start(StartRequest::sms(to.clone(), Purpose::SignIn)).await?;
+    let old_b = before
+        .start(StartRequest::sms(to.clone(), Purpose::SignIn))
+        .await?;
     let code_b = stub.last_code_for(&to).unwrap();
 
     // Rotation: key 2 issues, key 1 still verifies.
     let rotated = service(KeyRing::new(key(2, 2)).with_previous(key(1, 1))?)?;
     use secrecy::ExposeSecret;
-    assert!(rotated.verify(&old_a.challenge_id, code_a.expose_secret()).await?.is_verified());
-    let fresh = rotated.start(StartRequest::sms(to.clone(), Purpose::SignIn)).await?;
+    assert!(
+        rotated
+            .verify(&old_a.challenge_id, code_a.expose_secret())
+            .await?
+            .is_verified()
+    );
+    let fresh = rotated
+        .start(StartRequest::sms(to.clone(), Purpose::SignIn))
+        .await?;
     let fresh_code = stub.last_code_for(&to).unwrap();
 
     // Key 1 removed: its codes stop verifying; key 2's still do.
-    let retired = KeyRing::new(key(2, 2)).with_previous(key(1, 1))?.without(phone_otp::KeyId(1))?;
+    let retired = KeyRing::new(key(2, 2))
+        .with_previous(key(1, 1))?
+        .without(phone_otp::KeyId(1))?;
     rotated.replace_key_ring(retired);
     assert_eq!(
-        rotated.verify(&old_b.challenge_id, code_b.expose_secret()).await?,
+        rotated
+            .verify(&old_b.challenge_id, code_b.expose_secret())
+            .await?,
         VerifyOutcome::Mismatch { attempts_left: 4 }
     );
-    assert!(rotated.verify(&fresh.challenge_id, fresh_code.expose_secret()).await?.is_verified());
+    assert!(
+        rotated
+            .verify(&fresh.challenge_id, fresh_code.expose_secret())
+            .await?
+            .is_verified()
+    );
     Ok(())
 }
 
@@ -252,6 +313,12 @@ fn key_ring_refuses_short_keys_duplicates_and_removing_the_primary() {
     let short = HmacKey::new(1, &SecretSlice::from(vec![1u8; 31]));
     assert_eq!(short.unwrap_err(), KeyError::TooShort { length: 31 });
     let ring = KeyRing::new(key(1, 1));
-    assert_eq!(ring.clone().with_previous(key(1, 2)).unwrap_err(), KeyError::DuplicateId(1));
-    assert_eq!(ring.without(KeyId(1)).unwrap_err(), KeyError::RemovingPrimary(1));
+    assert_eq!(
+        ring.clone().with_previous(key(1, 2)).unwrap_err(),
+        KeyError::DuplicateId(1)
+    );
+    assert_eq!(
+        ring.without(KeyId(1)).unwrap_err(),
+        KeyError::RemovingPrimary(1)
+    );
 }
