@@ -20,6 +20,9 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Shortest key accepted: 256 bits, the HMAC-SHA256 output size.
 pub const MIN_KEY_BYTES: usize = 32;
+/// Most keys a ring holds: the primary and up to three retired keys. Fixed so verify
+/// computes its candidates on the stack.
+pub const MAX_KEYS: usize = 4;
 
 /// Domain separation: digests of this crate never collide with other uses of the key.
 const CODE_DOMAIN: &[u8] = b"phone-otp/v1/code\0";
@@ -38,6 +41,9 @@ pub enum KeyError {
     /// Two keys in one ring share an id.
     #[error("key id {0} appears twice in the key ring")]
     DuplicateId(u8),
+    /// The ring already holds [`MAX_KEYS`] keys; remove a retired one first.
+    #[error("a key ring holds at most {MAX_KEYS} keys")]
+    TooManyKeys,
     /// Removing this key would leave the ring without a key to issue codes with.
     #[error("key id {0} is the primary key and cannot be removed")]
     RemovingPrimary(u8),
@@ -161,10 +167,14 @@ impl KeyRing {
     /// Adds a key that still verifies but no longer issues codes.
     ///
     /// # Errors
-    /// [`KeyError::DuplicateId`] if the id is taken.
+    /// [`KeyError::DuplicateId`] if the id is taken, [`KeyError::TooManyKeys`] past
+    /// [`MAX_KEYS`].
     pub fn with_previous(mut self, key: HmacKey) -> Result<Self, KeyError> {
         if self.keys.iter().any(|k| k.id == key.id) {
             return Err(KeyError::DuplicateId(key.id.0));
+        }
+        if self.keys.len() >= MAX_KEYS {
+            return Err(KeyError::TooManyKeys);
         }
         self.keys.push(key);
         Ok(self)
@@ -204,16 +214,38 @@ impl KeyRing {
         challenge: &ChallengeId,
         context: &[u8],
         code: &[u8],
-    ) -> Vec<Digest> {
-        self.keys
-            .iter()
-            .map(|key| key.digest(challenge, context, code))
-            .collect()
+    ) -> Candidates {
+        let mut candidates = Candidates::none();
+        for (slot, key) in candidates.digests.iter_mut().zip(&self.keys) {
+            *slot = key.digest(challenge, context, code);
+            candidates.len += 1;
+        }
+        candidates
     }
 
     /// A keyed 8-byte fingerprint of a destination, carried in the challenge id.
     pub(crate) fn destination_fingerprint(&self, e164: &str) -> [u8; 8] {
         self.primary().fingerprint(e164)
+    }
+}
+
+/// One candidate digest per key, on the stack.
+pub(crate) struct Candidates {
+    digests: [Digest; MAX_KEYS],
+    len: usize,
+}
+
+impl Candidates {
+    /// No candidates: a malformed code, which only counts as a wrong attempt.
+    pub(crate) fn none() -> Self {
+        Self {
+            digests: [Digest::from_parts(KeyId(0), [0u8; 32]); MAX_KEYS],
+            len: 0,
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[Digest] {
+        &self.digests[..self.len]
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -12,7 +12,7 @@ use super::challenge::ChallengeId;
 use super::code::{
     self, DEFAULT_CODE_LENGTH, MAX_CODE_LENGTH, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH,
 };
-use super::keys::KeyRing;
+use super::keys::{Candidates, KeyRing};
 use super::outcome::VerifyOutcome;
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::{BuildError, ResendError, StartError, VerifyError};
@@ -257,7 +257,7 @@ impl OtpServiceBuilder {
         }
         Ok(OtpService {
             inner: Arc::new(Inner {
-                keys: RwLock::new(Arc::new(keys)),
+                keys,
                 provider,
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
@@ -274,7 +274,7 @@ impl OtpServiceBuilder {
 }
 
 struct Inner {
-    keys: RwLock<Arc<KeyRing>>,
+    keys: KeyRing,
     provider: Arc<dyn PhoneProvider>,
     store: Arc<dyn OtpStore>,
     clock: Arc<dyn Clock>,
@@ -325,24 +325,10 @@ impl OtpService {
         OtpServiceBuilder::default()
     }
 
-    /// Replaces the key ring (rotation): new codes use the new primary key; codes issued
-    /// earlier verify as long as their key is still in the ring.
-    pub fn replace_key_ring(&self, keys: KeyRing) {
-        *self
-            .inner
-            .keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
-    }
-
-    fn keys(&self) -> Arc<KeyRing> {
-        Arc::clone(
-            &self
-                .inner
-                .keys
-                .read()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
+    /// The key ring. It is fixed for the service's life (no lock or reference count on the
+    /// verify path); rotate by building a new service with the new ring over the same store.
+    fn keys(&self) -> &KeyRing {
+        &self.inner.keys
     }
 
     /// The configured code lifetime.
@@ -577,13 +563,13 @@ impl OtpService {
         let candidates = if code::is_well_formed(code) {
             self.keys().candidates(id, context, code.as_bytes())
         } else {
-            Vec::new()
+            Candidates::none()
         };
         let now = self.inner.clock.now();
         let outcome = self
             .inner
             .store
-            .check(id, &candidates, now)
+            .check(id, candidates.as_slice(), now)
             .await
             .map_err(VerifyError::Store)?;
         debug!(challenge = %id, outcome = outcome.as_str(), "one-time code checked");

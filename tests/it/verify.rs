@@ -290,15 +290,15 @@ async fn rotated_keys_verify_until_removed() -> TestResult {
     let retired = KeyRing::new(key(2, 2))
         .with_previous(key(1, 1))?
         .without(phone_otp::KeyId(1))?;
-    rotated.replace_key_ring(retired);
+    let retired = service(retired)?;
     assert_eq!(
-        rotated
+        retired
             .verify(&old_b.challenge_id, code_b.expose_secret())
             .await?,
         VerifyOutcome::Mismatch { attempts_left: 4 }
     );
     assert!(
-        rotated
+        retired
             .verify(&fresh.challenge_id, fresh_code.expose_secret())
             .await?
             .is_verified()
@@ -318,7 +318,16 @@ fn key_ring_refuses_short_keys_duplicates_and_removing_the_primary() {
         KeyError::DuplicateId(1)
     );
     assert_eq!(
-        ring.without(KeyId(1)).unwrap_err(),
+        ring.clone().without(KeyId(1)).unwrap_err(),
         KeyError::RemovingPrimary(1)
+    );
+    let full = ring
+        .with_previous(key(2, 2))
+        .and_then(|r| r.with_previous(key(3, 3)))
+        .and_then(|r| r.with_previous(key(4, 4)))
+        .unwrap();
+    assert_eq!(
+        full.with_previous(key(5, 5)).unwrap_err(),
+        KeyError::TooManyKeys
     );
 }
