@@ -10,6 +10,7 @@ use crate::message::Channel;
 use crate::otp::NotPending;
 use crate::provider::ProviderError;
 use crate::random::RandomError;
+use crate::router::PolicyRefusal;
 use crate::store::StoreError;
 
 /// [`OtpService::builder`](crate::OtpService::builder) was given an unsafe or incomplete
@@ -47,6 +48,9 @@ pub enum BuildError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StartError {
+    /// The destination policy refused the number (before any quota was spent).
+    #[error("destination refused by policy")]
+    Refused(#[source] PolicyRefusal),
     /// A rate limit refused the send. Nothing was generated or sent.
     #[error("{limit} rate limit reached, retry after {}s", retry_after.as_secs_f64().ceil())]
     Limited {
@@ -73,6 +77,9 @@ pub enum StartError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ResendError {
+    /// The destination policy refused the number on this channel.
+    #[error("destination refused by policy")]
+    Refused(#[source] PolicyRefusal),
     /// The challenge cannot take a new code.
     #[error("cannot resend: {0}")]
     NotPending(NotPending),

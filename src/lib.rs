@@ -74,6 +74,7 @@ mod otp;
 mod phone;
 pub mod provider;
 mod random;
+mod router;
 pub mod store;
 mod template;
 
@@ -88,8 +89,14 @@ pub use otp::{
     ParseChallengeIdError, StartRequest, Started, VerifyOutcome, bench_floor,
 };
 pub use phone::{NumberType, ParsePhoneError, PhoneNumber, Region};
-pub use provider::{PhoneProvider, ProviderError, ProviderErrorKind, StubProvider};
+pub use provider::{
+    Attempt, AttemptOutcome, PhoneProvider, ProviderError, ProviderErrorKind, StubProvider,
+};
 pub use random::RandomError;
+pub use router::{
+    BreakerConfig, BreakerStatus, CountryMetrics, DestinationPolicy, Failover, PolicyRefusal,
+    ProviderMetrics, Router, RouterBuildError, RouterBuilder, RouterMetrics,
+};
 pub use store::{MemoryStore, OtpStore, StoreError};
 pub use template::{
     SmsEncoding, SmsSegments, Template, TemplateError, Templates, count_sms_segments, spaced_digits,

@@ -19,7 +19,8 @@ use crate::error::{BuildError, ResendError, StartError, VerifyError};
 use crate::limit::{Decision, LimitKey, LimitKind, Limits, Quota};
 use crate::message::{Channel, Locale, Message, Purpose};
 use crate::phone::PhoneNumber;
-use crate::provider::PhoneProvider;
+use crate::provider::{PhoneProvider, ProviderErrorKind};
+use crate::router::{DestinationPolicy, PolicyRefusal};
 use crate::store::{ChallengeRecord, MemoryStore, OtpStore, PendingChallenge, StoreError};
 use crate::template::Templates;
 
@@ -162,6 +163,8 @@ pub struct OtpServiceBuilder {
     code_length: Option<(usize, usize)>,
     lifetime: Option<(Duration, Duration)>,
     max_attempts: Option<u8>,
+    policy: Option<DestinationPolicy>,
+    escalate_to_voice: bool,
 }
 
 impl OtpServiceBuilder {
@@ -232,6 +235,22 @@ impl OtpServiceBuilder {
         self
     }
 
+    /// Where codes may go (default [`DestinationPolicy::default`]: no premium-rate,
+    /// shared-cost, toll-free, VoIP or unknown numbers; SMS only to mobiles). Checked before
+    /// any quota is spent.
+    pub fn destination_policy(mut self, policy: DestinationPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// When SMS cannot reach the number (the provider says it cannot receive SMS, or the
+    /// policy allows only voice for its number type, e.g. a landline), deliver the same
+    /// code by voice if the policy allows voice there. Off by default.
+    pub fn escalate_to_voice(mut self, escalate: bool) -> Self {
+        self.escalate_to_voice = escalate;
+        self
+    }
+
     /// Checks the configuration and builds the service.
     ///
     /// # Errors
@@ -268,6 +287,8 @@ impl OtpServiceBuilder {
                 code_length,
                 lifetime,
                 max_attempts: self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
+                policy: self.policy.unwrap_or_default(),
+                escalate_to_voice: self.escalate_to_voice,
             }),
         })
     }
@@ -283,6 +304,8 @@ struct Inner {
     code_length: usize,
     lifetime: Duration,
     max_attempts: u8,
+    policy: DestinationPolicy,
+    escalate_to_voice: bool,
 }
 
 /// Generates, hashes, rate-limits, delivers and verifies one-time codes.
@@ -341,8 +364,9 @@ impl OtpService {
     /// # Errors
     /// [`StartError::Limited`] with the limit and `retry_after`; a store, delivery or
     /// randomness failure. If delivery fails the challenge is removed.
-    pub async fn start(&self, request: StartRequest) -> Result<Started, StartError> {
+    pub async fn start(&self, mut request: StartRequest) -> Result<Started, StartError> {
         let inner = &self.inner;
+        request.channel = self.allowed_channel(&request.to, request.channel)?;
         if !inner.provider.supports(request.channel) {
             return Err(StartError::ChannelUnsupported(request.channel));
         }
@@ -389,10 +413,18 @@ impl OtpService {
             subject: request.subject,
             expires_at,
         };
-        match self
+        let mut delivered = self
             .deliver(&id, &pending, request.channel, &code, now)
-            .await
-        {
+            .await;
+        if let Err(error) = &delivered {
+            if self.should_escalate(&pending.destination, request.channel, error.kind()) {
+                info!(challenge = %id, to = %pending.destination, "SMS cannot reach the number; calling instead");
+                delivered = self
+                    .deliver(&id, &pending, Channel::Voice, &code, now)
+                    .await;
+            }
+        }
+        match delivered {
             Ok(started) => Ok(started),
             Err(error) => {
                 // Nobody can know a code that was not delivered, but a half-made challenge
@@ -403,6 +435,39 @@ impl OtpService {
                 Err(StartError::Delivery(error))
             }
         }
+    }
+
+    /// The channel to use for `to`: the requested one if policy allows it, voice instead
+    /// when escalation is on and only voice is allowed for this number type.
+    fn allowed_channel(&self, to: &PhoneNumber, channel: Channel) -> Result<Channel, StartError> {
+        let policy = &self.inner.policy;
+        match policy.check(to, channel) {
+            Ok(()) => Ok(channel),
+            Err(PolicyRefusal::NumberType { .. })
+                if self.inner.escalate_to_voice
+                    && channel == Channel::Sms
+                    && policy.check(to, Channel::Voice).is_ok() =>
+            {
+                Ok(Channel::Voice)
+            }
+            Err(refusal) => {
+                info!(to = %to, reason = %refusal, "one-time code refused by destination policy");
+                Err(StartError::Refused(refusal))
+            }
+        }
+    }
+
+    fn should_escalate(
+        &self,
+        to: &PhoneNumber,
+        channel: Channel,
+        failure: ProviderErrorKind,
+    ) -> bool {
+        self.inner.escalate_to_voice
+            && channel == Channel::Sms
+            && failure == ProviderErrorKind::RecipientCannotReceive
+            && self.inner.provider.supports(Channel::Voice)
+            && self.inner.policy.check(to, Channel::Voice).is_ok()
     }
 
     /// Sends a new code for a live challenge on its original channel. The newest three
@@ -455,6 +520,9 @@ impl OtpService {
             .map_err(ResendError::Store)?
             .map_err(ResendError::NotPending)?;
         let channel = channel.unwrap_or(pending.channel);
+        if let Err(refusal) = inner.policy.check(&pending.destination, channel) {
+            return Err(ResendError::Refused(refusal));
+        }
         if !inner.provider.supports(channel) {
             return Err(ResendError::ChannelUnsupported(channel));
         }

@@ -32,11 +32,15 @@ pub enum ProviderErrorKind {
     Network,
     /// The provider answered with something this crate cannot read.
     Protocol,
+    /// No provider is configured for this destination and channel (a router's rules).
+    NoRoute,
+    /// The destination policy refused this number before any provider was called.
+    PolicyRefused,
 }
 
 impl ProviderErrorKind {
     /// Every kind, for exhaustive tests and metrics.
-    pub const ALL: [ProviderErrorKind; 12] = [
+    pub const ALL: [ProviderErrorKind; 14] = [
         Self::InvalidRecipient,
         Self::RecipientBlocked,
         Self::RecipientCannotReceive,
@@ -49,6 +53,8 @@ impl ProviderErrorKind {
         Self::Timeout,
         Self::Network,
         Self::Protocol,
+        Self::NoRoute,
+        Self::PolicyRefused,
     ];
 
     /// A short lowercase name.
@@ -66,6 +72,8 @@ impl ProviderErrorKind {
             Self::Timeout => "timeout",
             Self::Network => "network",
             Self::Protocol => "protocol",
+            Self::NoRoute => "no_route",
+            Self::PolicyRefused => "policy_refused",
         }
     }
 
@@ -92,6 +100,8 @@ impl ProviderErrorKind {
             Self::Timeout => "timed out",
             Self::Network => "network error",
             Self::Protocol => "unreadable response",
+            Self::NoRoute => "no provider configured for this destination",
+            Self::PolicyRefused => "destination refused by policy",
         }
     }
 }
@@ -117,7 +127,31 @@ pub struct ProviderError {
     code: Option<String>,
     retry_after: Option<Duration>,
     body: Option<String>,
+    attempts: Vec<Attempt>,
     source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+/// What happened to one provider in a router's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The provider's name.
+    pub provider: String,
+    /// Why it did not deliver.
+    pub outcome: AttemptOutcome,
+}
+
+/// Why one provider in a chain did not deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttemptOutcome {
+    /// It was called and failed with this kind.
+    Failed(ProviderErrorKind),
+    /// It was not called: its circuit breaker is open.
+    SkippedBreakerOpen,
+    /// It was not called: it does not support the channel.
+    SkippedChannelUnsupported,
+    /// It was not called: the attempt cap or the deadline was reached first.
+    SkippedBudgetExhausted,
 }
 
 impl ProviderError {
@@ -130,8 +164,20 @@ impl ProviderError {
             code: None,
             retry_after: None,
             body: None,
+            attempts: Vec::new(),
             source: None,
         }
+    }
+
+    /// Adds the chain of attempts a router made.
+    pub fn with_attempts(mut self, attempts: Vec<Attempt>) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    /// Every provider a router tried or skipped, in order (empty for a single provider).
+    pub fn attempts(&self) -> &[Attempt] {
+        &self.attempts
     }
 
     /// Adds the HTTP status.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use error::{MAX_BODY_CHARS, ProviderError, ProviderErrorKind};
+pub use error::{Attempt, AttemptOutcome, MAX_BODY_CHARS, ProviderError, ProviderErrorKind};
 pub use stub::StubProvider;
 
 use crate::message::{Channel, Message, Receipt};

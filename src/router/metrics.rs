@@ -1,0 +1,98 @@
+//! Per-provider and per-country counters, and their snapshot.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::health::BreakerStatus;
+use crate::provider::ProviderErrorKind;
+
+/// One provider's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderMetrics {
+    /// The provider's name.
+    pub provider: String,
+    /// Sends handed to it.
+    pub attempts: u64,
+    /// Sends it accepted.
+    pub successes: u64,
+    /// Failed sends, by kind name (`"timeout"`, `"auth"`, ...).
+    pub failures: BTreeMap<&'static str, u64>,
+    /// Sends that skipped it because its breaker was open.
+    pub skipped_breaker_open: u64,
+    /// Mean latency of successful sends.
+    pub mean_latency: Option<Duration>,
+    /// Slowest successful send.
+    pub max_latency: Duration,
+    /// Its circuit breaker now.
+    pub breaker: BreakerStatus,
+}
+
+impl ProviderMetrics {
+    /// Failures of one kind.
+    pub fn failures_of(&self, kind: ProviderErrorKind) -> u64 {
+        self.failures.get(kind.as_str()).copied().unwrap_or(0)
+    }
+}
+
+/// One destination country's counters (router sends, not provider attempts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CountryMetrics {
+    /// ISO region, or `"001"` for non-geographic numbers.
+    pub region: String,
+    /// Sends routed there.
+    pub sends: u64,
+    /// Sends some provider accepted.
+    pub delivered: u64,
+    /// Sends no provider accepted.
+    pub failed: u64,
+}
+
+/// A snapshot of a router's metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterMetrics {
+    /// Per provider, in registration order.
+    pub providers: Vec<ProviderMetrics>,
+    /// Per country, by region code.
+    pub countries: Vec<CountryMetrics>,
+}
+
+impl RouterMetrics {
+    /// The counters of the provider called `name`.
+    pub fn provider(&self, name: &str) -> Option<&ProviderMetrics> {
+        self.providers.iter().find(|p| p.provider == name)
+    }
+
+    /// The counters of one region.
+    pub fn country(&self, region: &str) -> Option<&CountryMetrics> {
+        self.countries.iter().find(|c| c.region == region)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProviderCounters {
+    pub(crate) attempts: u64,
+    pub(crate) successes: u64,
+    pub(crate) failures: BTreeMap<&'static str, u64>,
+    pub(crate) skipped_breaker_open: u64,
+    pub(crate) latency_total: Duration,
+    pub(crate) latency_max: Duration,
+}
+
+impl ProviderCounters {
+    pub(crate) fn snapshot(&self, provider: &str, breaker: BreakerStatus) -> ProviderMetrics {
+        let mean_latency = u32::try_from(self.successes)
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| self.latency_total / n);
+        ProviderMetrics {
+            provider: provider.to_owned(),
+            attempts: self.attempts,
+            successes: self.successes,
+            failures: self.failures.clone(),
+            skipped_breaker_open: self.skipped_breaker_open,
+            mean_latency,
+            max_latency: self.latency_max,
+            breaker,
+        }
+    }
+}
