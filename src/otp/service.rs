@@ -366,7 +366,9 @@ impl OtpService {
     /// randomness failure. If delivery fails the challenge is removed.
     pub async fn start(&self, mut request: StartRequest) -> Result<Started, StartError> {
         let inner = &self.inner;
-        request.channel = self.allowed_channel(&request.to, request.channel)?;
+        request.channel = self
+            .allowed_channel(&request.to, request.channel)
+            .map_err(StartError::Refused)?;
         if !inner.provider.supports(request.channel) {
             return Err(StartError::ChannelUnsupported(request.channel));
         }
@@ -416,8 +418,10 @@ impl OtpService {
         let mut delivered = self
             .deliver(&id, &pending, request.channel, &code, now)
             .await;
-        if let Err(error) = &delivered {
-            if self.should_escalate(&pending.destination, request.channel, error.kind()) {
+        if let Err(error) = &delivered
+            && self.should_escalate(&pending.destination, request.channel, error.kind())
+        {
+            {
                 info!(challenge = %id, to = %pending.destination, "SMS cannot reach the number; calling instead");
                 delivered = self
                     .deliver(&id, &pending, Channel::Voice, &code, now)
@@ -439,7 +443,11 @@ impl OtpService {
 
     /// The channel to use for `to`: the requested one if policy allows it, voice instead
     /// when escalation is on and only voice is allowed for this number type.
-    fn allowed_channel(&self, to: &PhoneNumber, channel: Channel) -> Result<Channel, StartError> {
+    fn allowed_channel(
+        &self,
+        to: &PhoneNumber,
+        channel: Channel,
+    ) -> Result<Channel, PolicyRefusal> {
         let policy = &self.inner.policy;
         match policy.check(to, channel) {
             Ok(()) => Ok(channel),
@@ -452,7 +460,7 @@ impl OtpService {
             }
             Err(refusal) => {
                 info!(to = %to, reason = %refusal, "one-time code refused by destination policy");
-                Err(StartError::Refused(refusal))
+                Err(refusal)
             }
         }
     }

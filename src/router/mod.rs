@@ -193,7 +193,7 @@ impl RouterBuilder {
             prefixes.push((digits.to_owned(), *channel, resolve(names)?));
         }
         // Longest prefix first, so the first match is the most specific.
-        prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        prefixes.sort_by_key(|(digits, _, _)| std::cmp::Reverse(digits.len()));
         let mut countries = HashMap::new();
         for (region, channel, names) in &self.countries {
             let region =
@@ -374,13 +374,13 @@ impl PhoneProvider for Router {
         let inner = &self.inner;
         let (to, channel) = (message.to(), message.channel());
         let region = region_key(to);
-        if let Some(policy) = &inner.policy {
-            if let Err(refusal) = policy.check(to, channel) {
-                info!(router = %inner.name, to = %to, reason = %refusal, "destination refused by policy");
-                return Err(self
-                    .refuse(ProviderErrorKind::PolicyRefused)
-                    .with_source(refusal));
-            }
+        if let Some(policy) = &inner.policy
+            && let Err(refusal) = policy.check(to, channel)
+        {
+            info!(router = %inner.name, to = %to, reason = %refusal, "destination refused by policy");
+            return Err(self
+                .refuse(ProviderErrorKind::PolicyRefused)
+                .with_source(refusal));
         }
         let Some(chain) = self.chain(to, channel) else {
             warn!(router = %inner.name, to = %to, channel = %channel, "no route");

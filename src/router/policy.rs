@@ -166,21 +166,21 @@ impl DestinationPolicy {
         let region_label = to
             .region()
             .map_or_else(|| "001".to_owned(), |r| r.to_string());
-        if let Some(region) = to.region() {
-            if rules.denied_countries.contains(&region) {
-                return Err(PolicyRefusal::CountryDenied {
-                    region: region_label,
-                    channel,
-                });
-            }
+        if let Some(region) = to.region()
+            && rules.denied_countries.contains(&region)
+        {
+            return Err(PolicyRefusal::CountryDenied {
+                region: region_label,
+                channel,
+            });
         }
-        if let Some(allowed) = &rules.allowed_countries {
-            if !to.region().is_some_and(|region| allowed.contains(&region)) {
-                return Err(PolicyRefusal::CountryNotAllowed {
-                    region: region_label,
-                    channel,
-                });
-            }
+        if let Some(allowed) = &rules.allowed_countries
+            && !to.region().is_some_and(|region| allowed.contains(&region))
+        {
+            return Err(PolicyRefusal::CountryNotAllowed {
+                region: region_label,
+                channel,
+            });
         }
         if !rules.number_types.contains(&to.number_type().into()) {
             return Err(PolicyRefusal::NumberType {

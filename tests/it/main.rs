@@ -8,6 +8,7 @@ mod limits;
 mod phone;
 mod redaction;
 mod resend;
+mod router;
 mod store_contract;
 mod support;
 mod templates;

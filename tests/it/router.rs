@@ -1,0 +1,638 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use phone_otp::{
+    AttemptOutcome, BreakerConfig, BreakerStatus, Channel, DestinationPolicy, Failover, HmacKey,
+    KeyRing, ManualClock, Message, NumberType, OtpService, PhoneNumber, PhoneProvider,
+    PolicyRefusal, ProviderError, ProviderErrorKind, Purpose, Receipt, Router, RouterBuildError,
+    StartError, StartRequest, StubProvider,
+};
+use secrecy::{ExposeSecret, SecretSlice};
+
+use crate::support::{TestResult, jp_mobile};
+
+fn us_number() -> PhoneNumber {
+    PhoneNumber::parse("+14155550123").unwrap()
+}
+
+fn sms(to: &PhoneNumber) -> Message {
+    Message::sms(to.clone(), "123456 is your code").with_code("123456")
+}
+
+/// Japan SMS -> NTT CPaaS, SMSLINK, Twilio; Japan voice -> NTT CPaaS, Twilio; else Twilio.
+struct Setup {
+    ntt: StubProvider,
+    smslink: StubProvider,
+    twilio: StubProvider,
+    router: Router,
+}
+
+fn setup(configure: impl FnOnce(phone_otp::RouterBuilder) -> phone_otp::RouterBuilder) -> Setup {
+    let ntt = StubProvider::named("ntt-cpaas");
+    let smslink = StubProvider::with_channels("smslink", &[Channel::Sms]);
+    let twilio = StubProvider::named("twilio");
+    let builder = Router::builder()
+        .provider(ntt.clone())
+        .provider(smslink.clone())
+        .provider(twilio.clone())
+        .country("JP", Channel::Sms, &["ntt-cpaas", "smslink", "twilio"])
+        .country("JP", Channel::Voice, &["ntt-cpaas", "twilio"])
+        .default_chain(Channel::Sms, &["twilio"])
+        .default_chain(Channel::Voice, &["twilio"]);
+    let router = configure(builder).build().unwrap();
+    Setup {
+        ntt,
+        smslink,
+        twilio,
+        router,
+    }
+}
+
+#[tokio::test]
+async fn rules_pick_chains_by_country_with_a_default() -> TestResult {
+    let s = setup(|b| b);
+    assert_eq!(
+        s.router.chain_for(&jp_mobile(), Channel::Sms).unwrap(),
+        ["ntt-cpaas", "smslink", "twilio"]
+    );
+    assert_eq!(
+        s.router.chain_for(&jp_mobile(), Channel::Voice).unwrap(),
+        ["ntt-cpaas", "twilio"]
+    );
+    assert_eq!(
+        s.router.chain_for(&us_number(), Channel::Sms).unwrap(),
+        ["twilio"]
+    );
+    let jp = s.router.send(&sms(&jp_mobile())).await?;
+    let us = s.router.send(&sms(&us_number())).await?;
+    assert_eq!(
+        (jp.provider.as_str(), us.provider.as_str()),
+        ("ntt-cpaas", "twilio")
+    );
+    assert_eq!(
+        (s.ntt.attempts(), s.smslink.attempts(), s.twilio.attempts()),
+        (1, 0, 1)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn longest_prefix_wins_and_prefixes_beat_countries() -> TestResult {
+    let s = setup(|b| {
+        b.prefix("+81", Channel::Sms, &["twilio"])
+            .prefix("+8190", Channel::Sms, &["smslink"])
+    });
+    assert_eq!(
+        s.router.chain_for(&jp_mobile(), Channel::Sms).unwrap(),
+        ["smslink"]
+    );
+    let other_jp = PhoneNumber::parse("+818012345678")?;
+    assert_eq!(
+        s.router.chain_for(&other_jp, Channel::Sms).unwrap(),
+        ["twilio"]
+    );
+    // Voice has no prefix rule, so the country rule applies.
+    assert_eq!(
+        s.router.chain_for(&jp_mobile(), Channel::Voice).unwrap(),
+        ["ntt-cpaas", "twilio"]
+    );
+    assert_eq!(s.router.send(&sms(&jp_mobile())).await?.provider, "smslink");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_destination_without_a_chain_is_a_clear_error() -> TestResult {
+    let only_jp = Router::builder()
+        .provider(StubProvider::named("ntt-cpaas"))
+        .country("JP", Channel::Sms, &["ntt-cpaas"])
+        .build()?;
+    let error = only_jp.send(&sms(&us_number())).await.unwrap_err();
+    assert_eq!(error.kind(), ProviderErrorKind::NoRoute);
+    assert_eq!(
+        error.to_string(),
+        "router: no provider configured for this destination"
+    );
+    Ok(())
+}
+
+#[test]
+fn bad_rules_are_refused_at_build() {
+    let stub = || StubProvider::named("a");
+    let build = |b: phone_otp::RouterBuilder| b.build().map(|_| ());
+    assert_eq!(
+        build(
+            Router::builder()
+                .provider(stub())
+                .country("JP", Channel::Sms, &["b"])
+        ),
+        Err(RouterBuildError::UnknownProvider("b".into()))
+    );
+    assert_eq!(
+        build(Router::builder().provider(stub()).provider(stub())),
+        Err(RouterBuildError::DuplicateProvider("a".into()))
+    );
+    assert_eq!(
+        build(
+            Router::builder()
+                .provider(stub())
+                .default_chain(Channel::Sms, &[])
+        ),
+        Err(RouterBuildError::EmptyChain)
+    );
+    assert_eq!(
+        build(
+            Router::builder()
+                .provider(stub())
+                .prefix("81", Channel::Sms, &["a"])
+        ),
+        Err(RouterBuildError::InvalidPrefix("81".into()))
+    );
+    assert_eq!(
+        build(
+            Router::builder()
+                .provider(stub())
+                .country("Japan", Channel::Sms, &["a"])
+        ),
+        Err(RouterBuildError::UnknownRegion("Japan".into()))
+    );
+}
+
+#[tokio::test]
+async fn providers_without_the_channel_are_skipped() -> TestResult {
+    let s = setup(|b| b.country("JP", Channel::Voice, &["smslink", "twilio"]));
+    let call = Message::voice(jp_mobile(), "1, 2, 3");
+    assert_eq!(s.router.send(&call).await?.provider, "twilio");
+    assert_eq!(s.smslink.attempts(), 0);
+    s.twilio.fail_next(ProviderErrorKind::Unavailable);
+    let error = s.router.send(&call).await.unwrap_err();
+    assert_eq!(
+        error.attempts()[0].outcome,
+        AttemptOutcome::SkippedChannelUnsupported
+    );
+    assert_eq!(
+        error.attempts()[1].outcome,
+        AttemptOutcome::Failed(ProviderErrorKind::Unavailable)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn policy_refuses_before_any_provider_is_called() -> TestResult {
+    let s = setup(|b| {
+        b.policy(
+            DestinationPolicy::default()
+                .deny_country(Channel::Sms, "US")
+                .unwrap(),
+        )
+    });
+    let cases = [
+        (PhoneNumber::parse("+81990123456")?, "premium_rate"),
+        (us_number(), "denied country"),
+        (PhoneNumber::parse("+815012345678")?, "voip"),
+        (PhoneNumber::parse("+81120123456")?, "toll_free"),
+    ];
+    for (to, why) in cases {
+        let error = s.router.send(&sms(&to)).await.unwrap_err();
+        assert_eq!(error.kind(), ProviderErrorKind::PolicyRefused, "{why}");
+    }
+    assert_eq!(
+        s.ntt.attempts() + s.smslink.attempts() + s.twilio.attempts(),
+        0
+    );
+    // VoIP can be allowed explicitly.
+    let voip_ok = setup(|b| {
+        b.policy(DestinationPolicy::default().allow_number_type(Channel::Sms, NumberType::Voip))
+    });
+    voip_ok
+        .router
+        .send(&sms(&PhoneNumber::parse("+815012345678")?))
+        .await?;
+    Ok(())
+}
+
+#[test]
+fn policy_reasons_are_specific() {
+    let policy = DestinationPolicy::default()
+        .deny_country(Channel::Voice, "US")
+        .unwrap()
+        .allow_only_countries(Channel::Sms, &["JP"])
+        .unwrap();
+    assert_eq!(
+        policy.check(&PhoneNumber::parse("+81990123456").unwrap(), Channel::Sms),
+        Err(PolicyRefusal::NumberType {
+            number_type: NumberType::PremiumRate,
+            channel: Channel::Sms
+        })
+    );
+    assert_eq!(
+        policy.check(&us_number(), Channel::Voice),
+        Err(PolicyRefusal::CountryDenied {
+            region: "US".into(),
+            channel: Channel::Voice
+        })
+    );
+    let refusal = policy.check(&us_number(), Channel::Sms).unwrap_err();
+    assert_eq!(
+        refusal,
+        PolicyRefusal::CountryNotAllowed {
+            region: "US".into(),
+            channel: Channel::Sms
+        }
+    );
+    assert_eq!(
+        refusal.to_string(),
+        "sms to region US is not in the allowed countries"
+    );
+    let landline = PhoneNumber::parse("+81312345678").unwrap();
+    assert!(policy.check(&landline, Channel::Sms).is_err());
+    assert!(policy.check(&landline, Channel::Voice).is_ok());
+}
+
+#[tokio::test]
+async fn failover_matrix_for_every_error_kind() -> TestResult {
+    use ProviderErrorKind as K;
+    // Written out, not derived from Failover, so a wrong default fails here.
+    let moves_on = |kind: K| match kind {
+        K::InvalidRecipient | K::RecipientBlocked | K::RecipientCannotReceive => false,
+        K::PolicyRefused => false,
+        K::Auth | K::NotPermitted | K::BadRequest | K::RateLimited | K::Unavailable => true,
+        K::Timeout | K::Network | K::Protocol | K::ChannelUnsupported | K::NoRoute => true,
+        _ => panic!("new kind {kind:?}: decide its failover"),
+    };
+    for kind in ProviderErrorKind::ALL {
+        let s = setup(|b| b);
+        s.ntt.fail_next(kind);
+        let result = s.router.send(&sms(&jp_mobile())).await;
+        if moves_on(kind) {
+            assert_eq!(result?.provider, "smslink", "{kind:?} should move on");
+        } else {
+            let error = result.unwrap_err();
+            assert_eq!(error.kind(), kind, "{kind:?} should stop");
+            assert_eq!(s.smslink.attempts(), 0, "{kind:?} should stop");
+            assert_eq!(
+                error
+                    .attempts()
+                    .iter()
+                    .map(|a| a.outcome)
+                    .collect::<Vec<_>>(),
+                [
+                    AttemptOutcome::Failed(kind),
+                    AttemptOutcome::SkippedBudgetExhausted,
+                    AttemptOutcome::SkippedBudgetExhausted
+                ]
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_final_error_lists_every_attempt() -> TestResult {
+    let s = setup(|b| b);
+    s.ntt.fail_next(ProviderErrorKind::Unavailable);
+    s.smslink.fail_next(ProviderErrorKind::Auth);
+    s.twilio.fail_next(ProviderErrorKind::RateLimited);
+    let error = s.router.send(&sms(&jp_mobile())).await.unwrap_err();
+    let attempts: Vec<(&str, AttemptOutcome)> = error
+        .attempts()
+        .iter()
+        .map(|a| (a.provider.as_str(), a.outcome))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            (
+                "ntt-cpaas",
+                AttemptOutcome::Failed(ProviderErrorKind::Unavailable)
+            ),
+            ("smslink", AttemptOutcome::Failed(ProviderErrorKind::Auth)),
+            (
+                "twilio",
+                AttemptOutcome::Failed(ProviderErrorKind::RateLimited)
+            ),
+        ]
+    );
+    assert_eq!(error.kind(), ProviderErrorKind::RateLimited);
+    assert!(std::error::Error::source(&error).is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn attempts_are_capped() -> TestResult {
+    let s = setup(|b| b.failover(Failover::default().max_attempts(2)));
+    s.ntt.fail_next(ProviderErrorKind::Unavailable);
+    s.smslink.fail_next(ProviderErrorKind::Unavailable);
+    let error = s.router.send(&sms(&jp_mobile())).await.unwrap_err();
+    assert_eq!(s.twilio.attempts(), 0);
+    assert_eq!(
+        error.attempts()[2].outcome,
+        AttemptOutcome::SkippedBudgetExhausted
+    );
+    Ok(())
+}
+
+/// A provider that never answers.
+#[derive(Debug)]
+struct Hung(&'static str);
+
+#[async_trait]
+impl PhoneProvider for Hung {
+    fn name(&self) -> &str {
+        self.0
+    }
+    fn supports(&self, _: Channel) -> bool {
+        true
+    }
+    async fn send(&self, _: &Message) -> Result<Receipt, ProviderError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn hung_providers_time_out_within_the_overall_deadline() -> TestResult {
+    let backup = StubProvider::named("backup");
+    let router = Router::builder()
+        .provider(Hung("slow-1"))
+        .provider(Hung("slow-2"))
+        .provider(backup.clone())
+        .default_chain(Channel::Sms, &["slow-1", "slow-2", "backup"])
+        .failover(
+            Failover::default()
+                .per_attempt_timeout(Duration::from_secs(2))
+                .deadline(Duration::from_secs(3)),
+        )
+        .build()?;
+    let started = tokio::time::Instant::now();
+    let error = router.send(&sms(&jp_mobile())).await.unwrap_err();
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+    let outcomes: Vec<AttemptOutcome> = error.attempts().iter().map(|a| a.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            AttemptOutcome::Failed(ProviderErrorKind::Timeout),
+            AttemptOutcome::Failed(ProviderErrorKind::Timeout),
+            AttemptOutcome::SkippedBudgetExhausted
+        ]
+    );
+    assert_eq!(backup.attempts(), 0);
+
+    // With the default budget (1.5 s per attempt, 3 s in all) the backup still gets its turn.
+    let router = Router::builder()
+        .provider(Hung("slow-1"))
+        .provider(backup.clone())
+        .default_chain(Channel::Sms, &["slow-1", "backup"])
+        .build()?;
+    let started = tokio::time::Instant::now();
+    assert_eq!(router.send(&sms(&jp_mobile())).await?.provider, "backup");
+    assert_eq!(started.elapsed(), Duration::from_millis(1500));
+    Ok(())
+}
+
+#[tokio::test]
+async fn breaker_opens_cools_down_and_probes() -> TestResult {
+    let clock = ManualClock::new();
+    let s = setup(|b| {
+        b.clock(clock.clone()).breaker(BreakerConfig {
+            failure_threshold: 3,
+            cool_down: Duration::from_secs(30),
+        })
+    });
+    s.ntt.fail_always(ProviderErrorKind::Unavailable);
+    for _ in 0..3 {
+        assert_eq!(s.router.send(&sms(&jp_mobile())).await?.provider, "smslink");
+    }
+    assert_eq!(
+        s.router.metrics().provider("ntt-cpaas").unwrap().breaker,
+        BreakerStatus::Open
+    );
+    // Open: NTT is skipped, and the skip is visible.
+    s.smslink.fail_next(ProviderErrorKind::Unavailable);
+    s.twilio.fail_next(ProviderErrorKind::Unavailable);
+    let error = s.router.send(&sms(&jp_mobile())).await.unwrap_err();
+    assert_eq!(
+        error.attempts()[0].outcome,
+        AttemptOutcome::SkippedBreakerOpen
+    );
+    assert_eq!(s.ntt.attempts(), 3);
+    assert_eq!(
+        s.router
+            .metrics()
+            .provider("ntt-cpaas")
+            .unwrap()
+            .skipped_breaker_open,
+        1
+    );
+
+    // After the cool-down one probe goes through; it fails, so the breaker opens again.
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        s.router.metrics().provider("ntt-cpaas").unwrap().breaker,
+        BreakerStatus::HalfOpen
+    );
+    s.router.send(&sms(&jp_mobile())).await?;
+    assert_eq!(s.ntt.attempts(), 4);
+    s.router.send(&sms(&jp_mobile())).await?;
+    assert_eq!(s.ntt.attempts(), 4, "open again after a failed probe");
+
+    // Next cool-down: the probe succeeds and the breaker closes.
+    clock.advance(Duration::from_secs(30));
+    s.ntt.recover();
+    assert_eq!(
+        s.router.send(&sms(&jp_mobile())).await?.provider,
+        "ntt-cpaas"
+    );
+    assert_eq!(
+        s.router.metrics().provider("ntt-cpaas").unwrap().breaker,
+        BreakerStatus::Closed
+    );
+    assert_eq!(
+        s.router.send(&sms(&jp_mobile())).await?.provider,
+        "ntt-cpaas"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn recipient_errors_do_not_open_the_breaker() -> TestResult {
+    let clock = ManualClock::new();
+    let s = setup(|b| {
+        b.clock(clock.clone()).breaker(BreakerConfig {
+            failure_threshold: 2,
+            cool_down: Duration::from_secs(30),
+        })
+    });
+    for _ in 0..5 {
+        s.ntt.fail_next(ProviderErrorKind::InvalidRecipient);
+        assert!(s.router.send(&sms(&jp_mobile())).await.is_err());
+    }
+    assert_eq!(
+        s.router.metrics().provider("ntt-cpaas").unwrap().breaker,
+        BreakerStatus::Closed
+    );
+    assert_eq!(s.ntt.attempts(), 5);
+    Ok(())
+}
+
+#[tokio::test]
+async fn metrics_count_attempts_failures_and_countries() -> TestResult {
+    let s = setup(|b| b);
+    s.router.send(&sms(&jp_mobile())).await?;
+    s.ntt.fail_next(ProviderErrorKind::Timeout);
+    s.router.send(&sms(&jp_mobile())).await?;
+    s.router.send(&sms(&us_number())).await?;
+    s.twilio.fail_next(ProviderErrorKind::Auth);
+    assert!(s.router.send(&sms(&us_number())).await.is_err());
+
+    let metrics = s.router.metrics();
+    let ntt = metrics.provider("ntt-cpaas").unwrap();
+    assert_eq!((ntt.attempts, ntt.successes), (2, 1));
+    assert_eq!(ntt.failures_of(ProviderErrorKind::Timeout), 1);
+    assert!(ntt.mean_latency.is_some());
+    let smslink = metrics.provider("smslink").unwrap();
+    assert_eq!((smslink.attempts, smslink.successes), (1, 1));
+    let twilio = metrics.provider("twilio").unwrap();
+    assert_eq!(
+        (
+            twilio.attempts,
+            twilio.successes,
+            twilio.failures_of(ProviderErrorKind::Auth)
+        ),
+        (2, 1, 1)
+    );
+    let jp = metrics.country("JP").unwrap();
+    assert_eq!((jp.sends, jp.delivered, jp.failed), (2, 2, 0));
+    let us = metrics.country("US").unwrap();
+    assert_eq!((us.sends, us.delivered, us.failed), (2, 1, 1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_router_nests_inside_a_router() -> TestResult {
+    let jp_ntt = StubProvider::named("ntt-cpaas");
+    let jp_smslink = StubProvider::named("smslink");
+    let japan = Router::builder()
+        .name("japan")
+        .provider(jp_ntt.clone())
+        .provider(jp_smslink.clone())
+        .default_chain(Channel::Sms, &["ntt-cpaas", "smslink"])
+        .build()?;
+    let twilio = StubProvider::named("twilio");
+    let world = Router::builder()
+        .provider(japan.clone())
+        .provider(twilio.clone())
+        .country("JP", Channel::Sms, &["japan", "twilio"])
+        .default_chain(Channel::Sms, &["twilio"])
+        .build()?;
+    jp_ntt.fail_next(ProviderErrorKind::Unavailable);
+    assert_eq!(world.send(&sms(&jp_mobile())).await?.provider, "smslink");
+    // The inner router failing as a whole moves the outer one on.
+    jp_ntt.fail_next(ProviderErrorKind::Unavailable);
+    jp_smslink.fail_next(ProviderErrorKind::Unavailable);
+    assert_eq!(world.send(&sms(&jp_mobile())).await?.provider, "twilio");
+    assert_eq!(
+        world
+            .metrics()
+            .provider("japan")
+            .unwrap()
+            .failures_of(ProviderErrorKind::Unavailable),
+        1
+    );
+    Ok(())
+}
+
+fn otp_over(router: Router, escalate: bool) -> OtpService {
+    OtpService::builder()
+        .key_ring(KeyRing::new(
+            HmacKey::new(1, &SecretSlice::from(vec![3u8; 32])).unwrap(),
+        ))
+        .provider(router)
+        .escalate_to_voice(escalate)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn escalation_to_voice_delivers_the_same_code() -> TestResult {
+    let s = setup(|b| b);
+    for stub in [&s.ntt, &s.twilio] {
+        stub.fail_next(ProviderErrorKind::RecipientCannotReceive); // SMS: not an SMS-capable line
+    }
+    let otp = otp_over(s.router.clone(), true);
+    let started = otp
+        .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
+        .await?;
+    assert_eq!(started.channel, Channel::Voice);
+    let call = s.ntt.last_message_to(&jp_mobile()).unwrap();
+    assert_eq!(call.channel(), Channel::Voice);
+    let code = call.code().unwrap().expose_secret().to_owned();
+    assert!(
+        call.text()
+            .expose_secret()
+            .contains(&phone_otp::spaced_digits(&code, phone_otp::Locale::En))
+    );
+    assert!(
+        otp.verify(&started.challenge_id, &code)
+            .await?
+            .is_verified()
+    );
+
+    // Without escalation the same failure is an error.
+    let s = setup(|b| b);
+    s.ntt.fail_next(ProviderErrorKind::RecipientCannotReceive);
+    let otp = otp_over(s.router.clone(), false);
+    match otp
+        .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
+        .await
+    {
+        Err(StartError::Delivery(error)) => {
+            assert_eq!(error.kind(), ProviderErrorKind::RecipientCannotReceive)
+        }
+        other => panic!("expected a delivery error, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn landlines_get_a_call_when_escalation_is_on_and_a_refusal_otherwise() -> TestResult {
+    let landline = PhoneNumber::parse("+81312345678")?;
+    let s = setup(|b| b);
+    let started = otp_over(s.router.clone(), true)
+        .start(StartRequest::sms(landline.clone(), Purpose::SignIn))
+        .await?;
+    assert_eq!(started.channel, Channel::Voice);
+
+    let s = setup(|b| b);
+    match otp_over(s.router.clone(), false)
+        .start(StartRequest::sms(landline, Purpose::SignIn))
+        .await
+    {
+        Err(StartError::Refused(PolicyRefusal::NumberType { number_type, .. })) => {
+            assert_eq!(number_type, NumberType::FixedLine)
+        }
+        other => panic!("expected a policy refusal, got {other:?}"),
+    }
+    assert_eq!(s.ntt.attempts() + s.twilio.attempts(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn policy_refusal_spends_no_quota() -> TestResult {
+    let stub = StubProvider::new();
+    let otp = OtpService::builder()
+        .key_ring(KeyRing::new(HmacKey::new(
+            1,
+            &SecretSlice::from(vec![3u8; 32]),
+        )?))
+        .provider(stub.clone())
+        .destination_policy(DestinationPolicy::default().deny_country(Channel::Sms, "JP")?)
+        .build()?;
+    for _ in 0..10 {
+        assert!(matches!(
+            otp.start(StartRequest::sms(jp_mobile(), Purpose::SignIn).subject("u"))
+                .await,
+            Err(StartError::Refused(PolicyRefusal::CountryDenied { .. }))
+        ));
+    }
+    assert_eq!(stub.attempts(), 0);
+    Ok(())
+}
