@@ -44,7 +44,16 @@
 //!
 //! | feature | default | what |
 //! |---|---|---|
-//! | (always) | yes | [`OtpService`], [`MemoryStore`], [`StubProvider`], [`ManualClock`] |
+//! | (always) | yes | [`OtpService`], [`MemoryStore`], [`StubProvider`], [`Router`], [`ManualClock`] |
+//!
+//! ## Routing
+//!
+//! A [`Router`] picks an ordered provider chain per destination (E.164 prefix, then ISO
+//! country, then a default) and channel. It fails over as its [`Failover`] policy says and
+//! skips providers whose circuit breaker is open. It is itself a [`PhoneProvider`], so it
+//! can be given to [`OtpService`], nested, or used alone to deliver codes another system
+//! generated. [`DestinationPolicy`] refuses premium-rate and other risky numbers before any
+//! provider is called.
 //!
 //! ## Security model
 //!
