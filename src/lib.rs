@@ -106,6 +106,8 @@ pub use router::{
     BreakerConfig, BreakerStatus, CountryMetrics, DestinationPolicy, Failover, PolicyRefusal,
     ProviderMetrics, Router, RouterBuildError, RouterBuilder, RouterMetrics,
 };
+#[cfg(feature = "redis")]
+pub use store::RedisStore;
 pub use store::{MemoryStore, OtpStore, StoreError};
 pub use template::{
     SmsEncoding, SmsSegments, Template, TemplateError, Templates, count_sms_segments, spaced_digits,

@@ -4,6 +4,8 @@
 //! from the caller: in memory one lock scope on one shard, in Redis one Lua script.
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -12,6 +14,8 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
 
 use crate::clock::Timestamp;
 use crate::limit::{Decision, LimitKey, Quota};

@@ -7,6 +7,9 @@ mod codes;
 mod limits;
 mod phone;
 mod redaction;
+mod redis;
+#[cfg(feature = "redis")]
+mod redis_server;
 mod resend;
 mod router;
 mod store_contract;

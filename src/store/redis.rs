@@ -1,0 +1,378 @@
+//! [`RedisStore`]: challenges and rate limits shared by every instance, one Lua script (one
+//! round trip, atomic) per operation.
+//!
+//! Layout, under a configurable prefix:
+//! - `{prefix}c:{<32 hex>}`: a hash per challenge, `PEXPIRE`d when it can no longer matter
+//!   (expiry plus [`RETAIN_AFTER_EXPIRY`], so `Expired` and `AlreadyUsed` stay
+//!   distinguishable until then). The braces are a hash tag: each script touches one key,
+//!   so everything also runs on Redis Cluster.
+//! - `{prefix}l:{<limit key>}`: one integer per rate-limit key (the GCRA theoretical arrival
+//!   time, ms), with a TTL after which it no longer matters.
+//!
+//! Times come from the service's [`Clock`](crate::Clock) as arguments, never from Redis'
+//! own clock, so a `ManualClock` drives Redis exactly as it drives memory.
+//!
+//! Digest equality inside Lua is a plain string compare. Digests are keyed HMACs that a
+//! client cannot choose, so its timing reveals nothing about the code.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Script, Value};
+
+use super::{
+    CODES_PER_CHALLENGE, ChallengeRecord, OtpStore, PendingChallenge, RETAIN_AFTER_EXPIRY,
+    StoreError,
+};
+use crate::clock::{Timestamp, duration_millis};
+use crate::limit::{Decision, LimitKey, Quota};
+use crate::message::{Channel, Locale, Purpose};
+use crate::otp::{ChallengeId, Digest, NotPending, VerifyOutcome};
+use crate::phone::PhoneNumber;
+
+const INSERT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'st', 'p', 'exp', ARGV[1], 'att', ARGV[2], 'p', ARGV[3],
+  'ch', ARGV[4], 'lo', ARGV[5], 'dst', ARGV[6], 'd0', ARGV[7])
+if ARGV[9] == '1' then redis.call('HSET', KEYS[1], 'sub', ARGV[10]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+return 1
+"#;
+
+/// Shared state checks: returns a code (0 not found, 1 used, 2 expired, 3 exhausted) or the
+/// fields for the caller.
+const STATE: &str = r#"
+local function state(key, now)
+  local h = redis.call('HMGET', key, 'st', 'exp', 'att')
+  if not h[1] then return 0 end
+  if h[1] == 'u' then return 1 end
+  if now >= tonumber(h[2]) then return 2 end
+  if tonumber(h[3]) <= 0 then return 3 end
+  return -1
+end
+"#;
+
+const CHECK: &str = r#"
+local s = state(KEYS[1], tonumber(ARGV[1]))
+if s >= 0 then return {s} end
+local h = redis.call('HMGET', KEYS[1], 'd0', 'd1', 'd2', 'p', 'sub')
+local matched = false
+for i = 1, 3 do
+  if h[i] then
+    for j = 2, #ARGV do
+      if h[i] == ARGV[j] then matched = true end
+    end
+  end
+end
+if matched then
+  redis.call('HSET', KEYS[1], 'st', 'u')
+  if h[5] then return {4, h[4], 1, h[5]} end
+  return {4, h[4], 0, ''}
+end
+return {5, redis.call('HINCRBY', KEYS[1], 'att', -1)}
+"#;
+
+const PENDING: &str = r#"
+local s = state(KEYS[1], tonumber(ARGV[1]))
+if s >= 0 then return {s} end
+local h = redis.call('HMGET', KEYS[1], 'dst', 'ch', 'lo', 'p', 'exp', 'sub')
+if h[6] then return {-1, h[1], h[2], h[3], h[4], h[5], 1, h[6]} end
+return {-1, h[1], h[2], h[3], h[4], h[5], 0, ''}
+"#;
+
+const ADD_CODE: &str = r#"
+local s = state(KEYS[1], tonumber(ARGV[1]))
+if s >= 0 then return s end
+local h = redis.call('HMGET', KEYS[1], 'd0', 'd1')
+if h[2] then redis.call('HSET', KEYS[1], 'd2', h[2]) end
+redis.call('HSET', KEYS[1], 'd1', h[1], 'd0', ARGV[2])
+return -1
+"#;
+
+const THROTTLE: &str = r#"
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local tolerance = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
+if tat < now then tat = now end
+local allow_at = tat - tolerance
+if allow_at > now then return {0, allow_at - now} end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
+return {1, 0}
+"#;
+
+/// An [`OtpStore`] on Redis (standalone or cluster), for services with several instances.
+///
+/// The connection is a multiplexed [`ConnectionManager`] that reconnects by itself: with
+/// Redis down every operation fails with [`StoreError::Unavailable`] (never a verified
+/// outcome), and the same store works again once Redis is back.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    prefix: String,
+    insert: Script,
+    check: Script,
+    pending: Script,
+    add_code: Script,
+    throttle: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(error: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(Box::new(error))
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://127.0.0.1:6379/0`, `rediss://…` needs TLS support in the
+    /// `redis` crate), namespacing every key under `prefix` (e.g. `"otp:"` or a tenant).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the URL is invalid or Redis cannot be reached now.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        // Fail fast inside a login request rather than hang on a dead server; the manager
+        // keeps reconnecting in the background.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_millis(500)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable)?;
+        Ok(Self {
+            connection,
+            prefix: prefix.to_owned(),
+            insert: Script::new(INSERT),
+            check: Script::new(&format!("{STATE}{CHECK}")),
+            pending: Script::new(&format!("{STATE}{PENDING}")),
+            add_code: Script::new(&format!("{STATE}{ADD_CODE}")),
+            throttle: Script::new(THROTTLE),
+        })
+    }
+
+    fn challenge_key(&self, id: &ChallengeId) -> String {
+        format!("{}c:{{{}}}", self.prefix, id.store_key_hex())
+    }
+
+    fn limit_key(&self, key: &LimitKey) -> String {
+        format!("{}l:{{{}}}", self.prefix, key.as_str())
+    }
+}
+
+fn encode_digest(digest: &Digest) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(33);
+    bytes.push(digest.key_id().0);
+    bytes.extend_from_slice(digest.as_bytes());
+    bytes
+}
+
+fn int(value: &Value) -> Result<i64, StoreError> {
+    match value {
+        Value::Int(n) => Ok(*n),
+        Value::BulkString(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(StoreError::Corrupt("expected a number")),
+        _ => Err(StoreError::Corrupt("expected a number")),
+    }
+}
+
+fn text(value: &Value) -> Result<String, StoreError> {
+    match value {
+        Value::BulkString(bytes) => {
+            String::from_utf8(bytes.clone()).map_err(|_| StoreError::Corrupt("expected text"))
+        }
+        Value::SimpleString(s) => Ok(s.clone()),
+        Value::Int(n) => Ok(n.to_string()),
+        _ => Err(StoreError::Corrupt("expected text")),
+    }
+}
+
+fn tag(value: &Value) -> Result<u8, StoreError> {
+    u8::try_from(int(value)?).map_err(|_| StoreError::Corrupt("tag out of range"))
+}
+
+fn not_pending(code: i64) -> Result<NotPending, StoreError> {
+    match code {
+        0 => Ok(NotPending::NotFound),
+        1 => Ok(NotPending::AlreadyUsed),
+        2 => Ok(NotPending::Expired),
+        3 => Ok(NotPending::AttemptsExhausted),
+        _ => Err(StoreError::Corrupt("unknown state code")),
+    }
+}
+
+#[async_trait]
+impl OtpStore for RedisStore {
+    async fn insert(&self, challenge: ChallengeRecord, now: Timestamp) -> Result<(), StoreError> {
+        let retain_until = challenge.expires_at.saturating_add(RETAIN_AFTER_EXPIRY);
+        let ttl = retain_until
+            .as_millis()
+            .saturating_sub(now.as_millis())
+            .max(1);
+        let subject = challenge.subject.unwrap_or_default();
+        let has_subject = if subject.is_empty() { "0" } else { "1" };
+        let inserted: i64 = self
+            .insert
+            .key(self.challenge_key(&challenge.id))
+            .arg(challenge.expires_at.as_millis())
+            .arg(challenge.attempts_left)
+            .arg(challenge.purpose.to_tag())
+            .arg(challenge.channel.to_tag())
+            .arg(challenge.locale.to_tag())
+            .arg(challenge.destination.e164())
+            .arg(encode_digest(&challenge.digest))
+            .arg(ttl)
+            .arg(has_subject)
+            .arg(subject)
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        if inserted == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Duplicate)
+        }
+    }
+
+    async fn check(
+        &self,
+        id: &ChallengeId,
+        candidates: &[Digest],
+        now: Timestamp,
+    ) -> Result<VerifyOutcome, StoreError> {
+        let mut invocation = self.check.key(self.challenge_key(id));
+        invocation.arg(now.as_millis());
+        for candidate in candidates {
+            invocation.arg(encode_digest(candidate));
+        }
+        let reply: Vec<Value> = invocation
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        let code = int(reply.first().ok_or(StoreError::Corrupt("empty reply"))?)?;
+        let field = |i: usize| reply.get(i).ok_or(StoreError::Corrupt("short reply"));
+        Ok(match code {
+            0 => VerifyOutcome::NotFound,
+            1 => VerifyOutcome::AlreadyUsed,
+            2 => VerifyOutcome::Expired,
+            3 => VerifyOutcome::AttemptsExhausted,
+            4 => {
+                let purpose =
+                    Purpose::from_tag(tag(field(1)?)?).ok_or(StoreError::Corrupt("purpose"))?;
+                let subject = if int(field(2)?)? == 1 {
+                    Some(text(field(3)?)?)
+                } else {
+                    None
+                };
+                VerifyOutcome::Verified { purpose, subject }
+            }
+            5 => VerifyOutcome::Mismatch {
+                attempts_left: u8::try_from(int(field(1)?)?.max(0)).unwrap_or(0),
+            },
+            _ => return Err(StoreError::Corrupt("unknown check reply")),
+        })
+    }
+
+    async fn pending(
+        &self,
+        id: &ChallengeId,
+        now: Timestamp,
+    ) -> Result<Result<PendingChallenge, NotPending>, StoreError> {
+        let reply: Vec<Value> = self
+            .pending
+            .key(self.challenge_key(id))
+            .arg(now.as_millis())
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        let code = int(reply.first().ok_or(StoreError::Corrupt("empty reply"))?)?;
+        if code >= 0 {
+            return Ok(Err(not_pending(code)?));
+        }
+        let field = |i: usize| reply.get(i).ok_or(StoreError::Corrupt("short reply"));
+        let destination = PhoneNumber::parse(&text(field(1)?)?)
+            .map_err(|_| StoreError::Corrupt("stored destination no longer parses"))?;
+        Ok(Ok(PendingChallenge {
+            destination,
+            channel: Channel::from_tag(tag(field(2)?)?).ok_or(StoreError::Corrupt("channel"))?,
+            locale: Locale::from_tag(tag(field(3)?)?).ok_or(StoreError::Corrupt("locale"))?,
+            purpose: Purpose::from_tag(tag(field(4)?)?).ok_or(StoreError::Corrupt("purpose"))?,
+            expires_at: Timestamp::from_millis(
+                u64::try_from(int(field(5)?)?).map_err(|_| StoreError::Corrupt("expiry"))?,
+            ),
+            subject: if int(field(6)?)? == 1 {
+                Some(text(field(7)?)?)
+            } else {
+                None
+            },
+        }))
+    }
+
+    async fn add_code(
+        &self,
+        id: &ChallengeId,
+        digest: Digest,
+        now: Timestamp,
+    ) -> Result<Result<(), NotPending>, StoreError> {
+        // The script keeps d0..d2: the newest three.
+        debug_assert_eq!(CODES_PER_CHALLENGE, 3);
+        let code: i64 = self
+            .add_code
+            .key(self.challenge_key(id))
+            .arg(now.as_millis())
+            .arg(encode_digest(&digest))
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        if code >= 0 {
+            return Ok(Err(not_pending(code)?));
+        }
+        Ok(Ok(()))
+    }
+
+    async fn remove(&self, id: &ChallengeId) -> Result<(), StoreError> {
+        let _: i64 = redis::cmd("DEL")
+            .arg(self.challenge_key(id))
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn throttle(
+        &self,
+        key: &LimitKey,
+        quota: Quota,
+        now: Timestamp,
+    ) -> Result<Decision, StoreError> {
+        let interval = duration_millis(quota.refill_interval()).max(1);
+        let tolerance = duration_millis(quota.period()).saturating_sub(interval);
+        let (allowed, wait_ms): (i64, i64) = self
+            .throttle
+            .key(self.limit_key(key))
+            .arg(now.as_millis())
+            .arg(interval)
+            .arg(tolerance)
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(if allowed == 1 {
+            Decision::Allowed
+        } else {
+            Decision::Limited {
+                retry_after: Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)),
+            }
+        })
+    }
+}

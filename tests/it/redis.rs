@@ -1,0 +1,257 @@
+//! `RedisStore` against a real Redis: the shared store contract, two service instances on
+//! one Redis, and faults (Redis stopped and restarted).
+//!
+//! `./scripts/test.sh` installs and starts `redis-server` and sets `REDIS_URL`. Without it
+//! these tests say loudly that they skipped; with `CI` set a missing server fails the run.
+
+#[cfg(not(feature = "redis"))]
+#[test]
+fn redis_tests_need_the_redis_feature() {
+    eprintln!(
+        "\n*** REDIS TESTS SKIPPED: run ./scripts/test.sh (builds with --features redis and starts Redis) ***\n"
+    );
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run the Redis tests (--features redis)"
+    );
+}
+
+#[cfg(feature = "redis")]
+mod with_redis {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use phone_otp::{
+        HmacKey, KeyRing, LimitKind, Limits, ManualClock, OtpService, OtpStore, Purpose,
+        RedisStore, StartError, StartRequest, StubProvider, VerifyError, VerifyOutcome,
+    };
+    use secrecy::{ExposeSecret, SecretSlice};
+    use tokio::sync::Barrier;
+
+    use crate::redis_server::RedisServer;
+    use crate::store_contract;
+    use crate::support::{TestResult, jp_mobile};
+
+    /// A store on the suite's Redis under a fresh prefix, so tests never share keys.
+    async fn store() -> Option<Arc<dyn OtpStore>> {
+        let Some(url) = std::env::var("REDIS_URL").ok() else {
+            eprintln!(
+                "\n*** REDIS TESTS SKIPPED: REDIS_URL is not set (./scripts/test.sh sets it) ***\n"
+            );
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run the Redis tests: REDIS_URL is not set"
+            );
+            return None;
+        };
+        let prefix = format!("test:{}:", phone_otp::ChallengeId::from_bytes(rand_bytes()));
+        Some(Arc::new(
+            RedisStore::connect(&url, &prefix)
+                .await
+                .expect("Redis at REDIS_URL"),
+        ))
+    }
+
+    fn rand_bytes() -> [u8; 25] {
+        let mut bytes = [0u8; 25];
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        bytes[..16].copy_from_slice(&nanos.to_le_bytes());
+        bytes[16] = (std::process::id() & 0xff) as u8;
+        static COUNTER: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+        bytes[17] = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        bytes
+    }
+
+    #[tokio::test]
+    async fn redis_every_verify_outcome() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        store_contract::every_verify_outcome(store).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_single_use_under_64_concurrent_checks() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        store_contract::single_use_under_64_concurrent_checks(store).await
+    }
+
+    #[tokio::test]
+    async fn redis_resend_codes_and_pending_state() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        store_contract::resend_codes_and_pending_state(store).await
+    }
+
+    #[tokio::test]
+    async fn redis_throttle_decisions_and_retry_after() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        store_contract::throttle_decisions_and_retry_after(store).await
+    }
+
+    fn service(
+        store: Arc<dyn OtpStore>,
+        stub: &StubProvider,
+        clock: &ManualClock,
+        limits: Limits,
+    ) -> OtpService {
+        OtpService::builder()
+            .key_ring(KeyRing::new(
+                HmacKey::new(1, &SecretSlice::from(vec![5u8; 32])).unwrap(),
+            ))
+            .provider(stub.clone())
+            .store(store)
+            .clock(clock.clone())
+            .limits(limits)
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_instances_share_challenges_and_limits() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        let (stub, clock) = (StubProvider::new(), ManualClock::new());
+        let a = service(Arc::clone(&store), &stub, &clock, Limits::danger_none());
+        let b = service(Arc::clone(&store), &stub, &clock, Limits::danger_none());
+
+        // Started on one, verified on the other.
+        let started = a
+            .start(StartRequest::sms(jp_mobile(), Purpose::SignIn).subject("u-1"))
+            .await?;
+        let code = stub
+            .last_code_for(&jp_mobile())
+            .unwrap()
+            .expose_secret()
+            .to_owned();
+        assert_eq!(
+            b.verify(&started.challenge_id, &code).await?,
+            VerifyOutcome::Verified {
+                purpose: Purpose::SignIn,
+                subject: Some("u-1".into())
+            }
+        );
+
+        // 64 concurrent correct checks spread over both: exactly one wins.
+        let started = b
+            .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
+            .await?;
+        let code = stub
+            .last_code_for(&jp_mobile())
+            .unwrap()
+            .expose_secret()
+            .to_owned();
+        let barrier = Arc::new(Barrier::new(64));
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let otp = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let (code, barrier, id) =
+                    (code.clone(), Arc::clone(&barrier), started.challenge_id);
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    otp.verify(&id, &code).await
+                })
+            })
+            .collect();
+        let mut verified = 0;
+        for task in tasks {
+            if task.await??.is_verified() {
+                verified += 1;
+            }
+        }
+        assert_eq!(verified, 1);
+
+        // A destination's send limit holds across both instances.
+        let limits = Limits {
+            resend_cooldown: None,
+            ..Limits::default()
+        };
+        let a = service(Arc::clone(&store), &stub, &clock, limits.clone());
+        let b = service(Arc::clone(&store), &stub, &clock, limits);
+        let to = crate::support::jp_mobile_n(4242);
+        for i in 0..5 {
+            let otp = if i % 2 == 0 { &a } else { &b };
+            otp.start(StartRequest::sms(to.clone(), Purpose::SignIn))
+                .await?;
+        }
+        match b.start(StartRequest::sms(to, Purpose::SignIn)).await {
+            Err(StartError::Limited { limit, retry_after }) => {
+                assert_eq!(
+                    (limit, retry_after),
+                    (LimitKind::Destination, Duration::from_secs(120))
+                )
+            }
+            other => panic!("expected the shared limit to refuse, got {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn redis_down_is_a_store_error_and_recovery_needs_no_restart() -> TestResult {
+        let mut server = RedisServer::start();
+        let store: Arc<dyn OtpStore> =
+            Arc::new(RedisStore::connect(&server.url(), "fault:").await?);
+        let (stub, clock) = (StubProvider::new(), ManualClock::new());
+        let otp = service(store, &stub, &clock, Limits::danger_none());
+        let started = otp
+            .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
+            .await?;
+        let code = stub
+            .last_code_for(&jp_mobile())
+            .unwrap()
+            .expose_secret()
+            .to_owned();
+
+        server.stop();
+        let sent_before = stub.attempts();
+        assert!(matches!(
+            otp.start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
+                .await,
+            Err(StartError::Store(_))
+        ));
+        assert_eq!(
+            stub.attempts(),
+            sent_before,
+            "no SMS may go out without a stored challenge"
+        );
+        match otp.verify(&started.challenge_id, &code).await {
+            Err(VerifyError::Store(error)) => assert_eq!(error.to_string(), "store unavailable"),
+            other => panic!("expected a store error, never an outcome: {other:?}"),
+        }
+
+        // Same process, same service: works again once Redis is back (data was in memory
+        // only, so the old challenge is gone; a new one works end to end).
+        server.restart();
+        let mut recovered = None;
+        for _ in 0..20 {
+            if let Ok(started) = otp
+                .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
+                .await
+            {
+                recovered = Some(started);
+                break;
+            }
+        }
+        let started = recovered.expect("the store reconnects without a restart");
+        let code = stub
+            .last_code_for(&jp_mobile())
+            .unwrap()
+            .expose_secret()
+            .to_owned();
+        assert!(
+            otp.verify(&started.challenge_id, &code)
+                .await?
+                .is_verified()
+        );
+        Ok(())
+    }
+}
