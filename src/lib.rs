@@ -45,6 +45,7 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | (always) | yes | [`OtpService`], [`MemoryStore`], [`StubProvider`], [`Router`], [`ManualClock`] |
+//! | `redis` | no | `RedisStore`: challenges and limits shared by many instances, one Lua script per operation |
 //!
 //! ## Routing
 //!
