@@ -30,19 +30,30 @@ fn benches(c: &mut Criterion) {
     let (otp, id) = rt.block_on(async {
         let store = RedisStore::connect(&url, "bench:").await.unwrap();
         let otp = OtpService::builder()
-            .key_ring(KeyRing::new(HmacKey::new(1, &SecretSlice::from(vec![1u8; 32])).unwrap()))
+            .key_ring(KeyRing::new(
+                HmacKey::new(1, &SecretSlice::from(vec![1u8; 32])).unwrap(),
+            ))
             .provider(StubProvider::new())
             .store(store)
             .limits(Limits::danger_none())
             .build()
             .unwrap();
         let to = PhoneNumber::parse("+819012345678").unwrap();
-        let started = otp.start(StartRequest::sms(to, Purpose::SignIn)).await.unwrap();
+        let started = otp
+            .start(StartRequest::sms(to, Purpose::SignIn))
+            .await
+            .unwrap();
         // Enough attempts that every timed verify takes the full mismatch path.
         let client = redis::Client::open(url.as_str()).unwrap();
         let mut admin = client.get_multiplexed_async_connection().await.unwrap();
         let key = format!("bench:c:{{{}}}", started.challenge_id.store_key_hex());
-        let _: () = redis::cmd("HSET").arg(&key).arg("att").arg(1_000_000_000u64).query_async(&mut admin).await.unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg(&key)
+            .arg("att")
+            .arg(1_000_000_000u64)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
         println!("bench challenge key: {key}");
         (otp, started.challenge_id)
     });
@@ -72,7 +83,9 @@ fn benches(c: &mut Criterion) {
                     }
                 });
                 // Per verify, over all tasks.
-                start.elapsed().mul_f64(iters as f64 / (per_task * tasks) as f64)
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_task * tasks) as f64)
             })
         });
     }
