@@ -99,6 +99,10 @@ pub use otp::{
     ParseChallengeIdError, StartRequest, Started, VerifyOutcome, bench_floor,
 };
 pub use phone::{NumberType, ParsePhoneError, PhoneNumber, Region};
+#[cfg(feature = "_http")]
+pub use provider::http::{ConfigError, HttpConfig};
+#[cfg(feature = "twilio")]
+pub use provider::twilio::{TwilioConfig, TwilioProvider};
 pub use provider::{
     Attempt, AttemptOutcome, PhoneProvider, ProviderError, ProviderErrorKind, StubProvider,
 };

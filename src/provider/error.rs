@@ -121,6 +121,13 @@ pub const MAX_BODY_CHARS: usize = 512;
 /// cause, if any, is in `source()`.
 #[derive(Debug)]
 pub struct ProviderError {
+    /// Boxed: errors travel through every `Result` of the send path, which should stay
+    /// one pointer wide.
+    inner: Box<Details>,
+}
+
+#[derive(Debug)]
+struct Details {
     kind: ProviderErrorKind,
     provider: String,
     status: Option<u16>,
@@ -158,43 +165,45 @@ impl ProviderError {
     /// A failure of `kind` at `provider`.
     pub fn new(kind: ProviderErrorKind, provider: impl Into<String>) -> Self {
         Self {
-            kind,
-            provider: provider.into(),
-            status: None,
-            code: None,
-            retry_after: None,
-            body: None,
-            attempts: Vec::new(),
-            source: None,
+            inner: Box::new(Details {
+                kind,
+                provider: provider.into(),
+                status: None,
+                code: None,
+                retry_after: None,
+                body: None,
+                attempts: Vec::new(),
+                source: None,
+            }),
         }
     }
 
     /// Adds the chain of attempts a router made.
     pub fn with_attempts(mut self, attempts: Vec<Attempt>) -> Self {
-        self.attempts = attempts;
+        self.inner.attempts = attempts;
         self
     }
 
     /// Every provider a router tried or skipped, in order (empty for a single provider).
     pub fn attempts(&self) -> &[Attempt] {
-        &self.attempts
+        &self.inner.attempts
     }
 
     /// Adds the HTTP status.
     pub fn with_status(mut self, status: u16) -> Self {
-        self.status = Some(status);
+        self.inner.status = Some(status);
         self
     }
 
     /// Adds the provider's own error code (`"21211"`, `"E401"`, `"RST200003"`).
     pub fn with_code(mut self, code: impl Into<String>) -> Self {
-        self.code = Some(code.into());
+        self.inner.code = Some(code.into());
         self
     }
 
     /// Adds how long to wait before retrying.
     pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
-        self.retry_after = Some(retry_after);
+        self.inner.retry_after = Some(retry_after);
         self
     }
 
@@ -205,51 +214,51 @@ impl ProviderError {
         if kept.len() < body.len() {
             kept.push('…');
         }
-        self.body = Some(kept);
+        self.inner.body = Some(kept);
         self
     }
 
     /// Adds the underlying cause.
     pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.inner.source = Some(Box::new(source));
         self
     }
 
     /// What kind of failure.
     pub fn kind(&self) -> ProviderErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The provider's name.
     pub fn provider(&self) -> &str {
-        &self.provider
+        &self.inner.provider
     }
 
     /// The HTTP status, if there was a response.
     pub fn status(&self) -> Option<u16> {
-        self.status
+        self.inner.status
     }
 
     /// The provider's own error code.
     pub fn code(&self) -> Option<&str> {
-        self.code.as_deref()
+        self.inner.code.as_deref()
     }
 
     /// How long the provider asked us to wait.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.inner.retry_after
     }
 
     /// The provider's response body, truncated.
     pub fn body(&self) -> Option<&str> {
-        self.body.as_deref()
+        self.inner.body.as_deref()
     }
 }
 
 impl fmt::Display for ProviderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.provider, self.kind.describe())?;
-        match (self.status, &self.code) {
+        write!(f, "{}: {}", self.inner.provider, self.inner.kind.describe())?;
+        match (self.inner.status, &self.inner.code) {
             (Some(status), Some(code)) => write!(f, " (http {status}, code {code})"),
             (Some(status), None) => write!(f, " (http {status})"),
             (None, Some(code)) => write!(f, " (code {code})"),
@@ -260,7 +269,8 @@ impl fmt::Display for ProviderError {
 
 impl StdError for ProviderError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
+        self.inner
+            .source
             .as_deref()
             .map(|source| source as &(dyn StdError + 'static))
     }

@@ -3,7 +3,11 @@
 //! [`StubProvider`] is always compiled; each real adapter sits behind its own feature.
 
 mod error;
+#[cfg(feature = "_http")]
+pub mod http;
 mod stub;
+#[cfg(feature = "twilio")]
+pub mod twilio;
 
 use std::sync::Arc;
 

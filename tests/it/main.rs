@@ -15,4 +15,6 @@ mod router;
 mod store_contract;
 mod support;
 mod templates;
+#[cfg(feature = "twilio")]
+mod twilio;
 mod verify;

@@ -1,0 +1,222 @@
+//! What every HTTP adapter shares: one pooled `reqwest` client built the same way, base URL
+//! rules, and the mapping of transport failures and common statuses to error kinds.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde::Deserialize;
+use thiserror::Error;
+
+use super::{ProviderError, ProviderErrorKind};
+
+/// `phone-otp/<version>`, sent as the user agent.
+pub const USER_AGENT: &str = concat!("phone-otp/", env!("CARGO_PKG_VERSION"));
+
+/// Timeouts of an adapter's HTTP client. The defaults are short enough for a login flow
+/// and leave a router time to fail over within its 3 s deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// TCP and TLS connect timeout. Default 1 s.
+    #[serde(with = "millis")]
+    pub connect_timeout: Duration,
+    /// Whole-request timeout. Default 2.5 s.
+    #[serde(with = "millis")]
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_millis(1000),
+            request_timeout: Duration::from_millis(2500),
+        }
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// An adapter could not be configured.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// An environment variable `from_env` needs is not set.
+    #[error("environment variable {0} is not set")]
+    MissingEnv(&'static str),
+    /// A setting is missing or malformed.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// Which setting.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The HTTP client could not be built (TLS initialisation failed).
+    #[error("could not build the HTTP client")]
+    Client,
+}
+
+/// Reads a required environment variable.
+pub(crate) fn env(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.is_empty())
+        .ok_or(ConfigError::MissingEnv(name))
+}
+
+/// Reads an optional environment variable.
+pub(crate) fn env_opt(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// A base URL an adapter may talk to: HTTPS, or plain HTTP to loopback only when set through
+/// `danger_base_url` (for tests against local mock servers).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct BaseUrl(String);
+
+impl fmt::Debug for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl BaseUrl {
+    pub(crate) fn https(url: &str) -> Result<Self, ConfigError> {
+        let parsed = reqwest::Url::parse(url).map_err(|_| ConfigError::Invalid {
+            field: "base_url",
+            reason: "not a URL",
+        })?;
+        if parsed.scheme() != "https" {
+            return Err(ConfigError::Invalid {
+                field: "base_url",
+                reason: "must use https (danger_base_url allows loopback http for tests)",
+            });
+        }
+        Ok(Self(url.trim_end_matches('/').to_owned()))
+    }
+
+    pub(crate) fn danger(url: &str) -> Result<Self, ConfigError> {
+        let parsed = reqwest::Url::parse(url).map_err(|_| ConfigError::Invalid {
+            field: "base_url",
+            reason: "not a URL",
+        })?;
+        let loopback = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name == "localhost",
+            None => false,
+        };
+        if parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback) {
+            Ok(Self(url.trim_end_matches('/').to_owned()))
+        } else {
+            Err(ConfigError::Invalid {
+                field: "base_url",
+                reason: "plain http is allowed only to loopback",
+            })
+        }
+    }
+
+    pub(crate) fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
+    }
+}
+
+/// The one way adapters build clients: rustls, timeouts, no redirects (a redirect would
+/// resend credentials somewhere unexpected), our user agent, pooled connections.
+pub(crate) fn client(
+    config: &HttpConfig,
+    http1_only: bool,
+) -> Result<reqwest::Client, ConfigError> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .https_only(false)
+        .connect_timeout(config.connect_timeout)
+        .timeout(config.request_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(USER_AGENT)
+        .pool_idle_timeout(Duration::from_secs(90));
+    if http1_only {
+        builder = builder.http1_only();
+    }
+    builder.build().map_err(|_| ConfigError::Client)
+}
+
+/// A transport failure: no usable response.
+pub(crate) fn transport_error(provider: &str, error: reqwest::Error) -> ProviderError {
+    let kind = if error.is_timeout() {
+        ProviderErrorKind::Timeout
+    } else if error.is_connect() || error.is_request() {
+        ProviderErrorKind::Network
+    } else if error.is_decode() || error.is_body() {
+        ProviderErrorKind::Protocol
+    } else {
+        ProviderErrorKind::Network
+    };
+    // reqwest errors carry the URL; it holds no credentials (they go in headers).
+    ProviderError::new(kind, provider).with_source(error.without_url())
+}
+
+/// The kind an HTTP status implies when the body says nothing more specific.
+pub(crate) fn kind_for_status(status: u16) -> ProviderErrorKind {
+    match status {
+        401 => ProviderErrorKind::Auth,
+        403 => ProviderErrorKind::NotPermitted,
+        429 => ProviderErrorKind::RateLimited,
+        500..=599 => ProviderErrorKind::Unavailable,
+        400..=499 => ProviderErrorKind::BadRequest,
+        _ => ProviderErrorKind::Protocol,
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare for APIs and ignored).
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Adds status, retry-after and the (truncated) body to an error.
+pub(crate) fn with_response(
+    error: ProviderError,
+    status: u16,
+    headers: &HeaderMap,
+    body: &str,
+) -> ProviderError {
+    let error = error.with_status(status).with_body(body);
+    match retry_after(headers) {
+        Some(wait) => error.with_retry_after(wait),
+        None => error,
+    }
+}
+
+/// Masked number and latency for the per-request `tracing` event.
+pub(crate) fn log_request(
+    provider: &str,
+    channel: crate::Channel,
+    to: &crate::PhoneNumber,
+    status: Option<u16>,
+    started: std::time::Instant,
+) {
+    tracing::info!(
+        provider,
+        channel = %channel,
+        to = %to,
+        status = status.unwrap_or(0),
+        latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "provider request"
+    );
+}
