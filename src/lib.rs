@@ -101,6 +101,8 @@ pub use otp::{
 pub use phone::{NumberType, ParsePhoneError, PhoneNumber, Region};
 #[cfg(feature = "_http")]
 pub use provider::http::{ConfigError, HttpConfig};
+#[cfg(feature = "ntt-cpaas")]
+pub use provider::ntt_cpaas::{NttCpaasConfig, NttCpaasProvider};
 #[cfg(feature = "twilio")]
 pub use provider::twilio::{TwilioConfig, TwilioProvider};
 pub use provider::{

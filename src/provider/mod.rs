@@ -5,6 +5,8 @@
 mod error;
 #[cfg(feature = "_http")]
 pub mod http;
+#[cfg(feature = "ntt-cpaas")]
+pub mod ntt_cpaas;
 mod stub;
 #[cfg(feature = "twilio")]
 pub mod twilio;

@@ -5,6 +5,8 @@
 
 mod codes;
 mod limits;
+#[cfg(feature = "ntt-cpaas")]
+mod ntt_cpaas;
 mod phone;
 mod redaction;
 mod redis;
