@@ -103,6 +103,8 @@ pub use phone::{NumberType, ParsePhoneError, PhoneNumber, Region};
 pub use provider::http::{ConfigError, HttpConfig};
 #[cfg(feature = "ntt-cpaas")]
 pub use provider::ntt_cpaas::{NttCpaasConfig, NttCpaasProvider};
+#[cfg(feature = "smslink")]
+pub use provider::smslink::{SmslinkConfig, SmslinkProvider};
 #[cfg(feature = "twilio")]
 pub use provider::twilio::{TwilioConfig, TwilioProvider};
 pub use provider::{

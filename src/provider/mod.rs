@@ -7,6 +7,8 @@ mod error;
 pub mod http;
 #[cfg(feature = "ntt-cpaas")]
 pub mod ntt_cpaas;
+#[cfg(feature = "smslink")]
+pub mod smslink;
 mod stub;
 #[cfg(feature = "twilio")]
 pub mod twilio;

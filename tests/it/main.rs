@@ -14,6 +14,8 @@ mod redis;
 mod redis_server;
 mod resend;
 mod router;
+#[cfg(feature = "smslink")]
+mod smslink;
 mod store_contract;
 mod support;
 mod templates;
