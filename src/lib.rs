@@ -45,6 +45,9 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | (always) | yes | [`OtpService`], [`MemoryStore`], [`StubProvider`], [`Router`], [`ManualClock`] |
+//! | `twilio` | yes | [`TwilioProvider`]: SMS and voice, and `X-Twilio-Signature` validation |
+//! | `ntt-cpaas` | yes | [`NttCpaasProvider`]: SMS and voice on NTT CPaaS (Infobip API) |
+//! | `smslink` | yes | [`SmslinkProvider`]: Japanese domestic SMS |
 //! | `redis` | no | `RedisStore`: challenges and limits shared by many instances, one Lua script per operation |
 //!
 //! ## Routing
