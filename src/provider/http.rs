@@ -203,8 +203,42 @@ pub(crate) fn with_response(
     }
 }
 
+/// Sends one adapter request and turns the response into a receipt or a classified error:
+/// `parse` reads a 2xx body, `classify` a non-2xx one. Logs one `tracing` event per request.
+pub(crate) async fn execute(
+    provider: &'static str,
+    request: reqwest::RequestBuilder,
+    message: &crate::Message,
+    parse: impl FnOnce(&str) -> Result<crate::Receipt, ProviderError>,
+    classify: impl FnOnce(u16, &HeaderMap, &str) -> ProviderError,
+) -> Result<crate::Receipt, ProviderError> {
+    let started = std::time::Instant::now();
+    let response = request.send().await.map_err(|error| {
+        log_request(provider, message.channel(), message.to(), None, started);
+        transport_error(provider, error)
+    })?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .text()
+        .await
+        .map_err(|error| transport_error(provider, error))?;
+    log_request(
+        provider,
+        message.channel(),
+        message.to(),
+        Some(status),
+        started,
+    );
+    if (200..300).contains(&status) {
+        parse(&body).map_err(|error| error.with_status(status))
+    } else {
+        Err(classify(status, &headers, &body))
+    }
+}
+
 /// Masked number and latency for the per-request `tracing` event.
-pub(crate) fn log_request(
+fn log_request(
     provider: &str,
     channel: crate::Channel,
     to: &crate::PhoneNumber,

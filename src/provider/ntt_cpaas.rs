@@ -7,7 +7,6 @@
 //! both parsed.
 
 use std::fmt;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
@@ -339,8 +338,7 @@ impl PhoneProvider for NttCpaasProvider {
             Channel::Voice => ("/tts/3/advanced", self.voice_body(message)?),
             _ => ("/sms/3/messages", self.sms_body(message)),
         };
-        let started = Instant::now();
-        let response = self
+        let request = self
             .client
             .post(self.base.join(path))
             .header(
@@ -348,24 +346,15 @@ impl PhoneProvider for NttCpaasProvider {
                 format!("App {}", self.config.api_key.expose_secret()),
             )
             .header("accept", "application/json")
-            .json(&body)
-            .send()
-            .await
-            .map_err(|error| {
-                http::log_request(NAME, message.channel(), message.to(), None, started);
-                http::transport_error(NAME, error)
-            })?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response
-            .text()
-            .await
-            .map_err(|error| http::transport_error(NAME, error))?;
-        http::log_request(NAME, message.channel(), message.to(), Some(status), started);
-        if (200..300).contains(&status) {
-            parse_sent(&text, message.channel()).map_err(|e| e.with_status(status))
-        } else {
-            Err(classify_error(status, &headers, &text))
-        }
+            .json(&body);
+        let channel = message.channel();
+        http::execute(
+            NAME,
+            request,
+            message,
+            |text| parse_sent(text, channel),
+            classify_error,
+        )
+        .await
     }
 }

@@ -7,7 +7,6 @@
 //! `RecipientCannotReceive` or `InvalidRecipient`. A `200` is checked contact by contact.
 
 use std::fmt;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
@@ -242,30 +241,12 @@ impl PhoneProvider for SmslinkProvider {
 
     async fn send(&self, message: &Message) -> Result<Receipt, ProviderError> {
         let body = Self::delivery_body(message)?;
-        let started = Instant::now();
-        let response = self
+        let request = self
             .client
             .post(self.base.join("/api/v1/delivery"))
             .header("token", self.config.api_token.expose_secret())
             .header("accept", "application/json")
-            .json(&body)
-            .send()
-            .await
-            .map_err(|error| {
-                http::log_request(NAME, message.channel(), message.to(), None, started);
-                http::transport_error(NAME, error)
-            })?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response
-            .text()
-            .await
-            .map_err(|error| http::transport_error(NAME, error))?;
-        http::log_request(NAME, message.channel(), message.to(), Some(status), started);
-        if (200..300).contains(&status) {
-            parse_delivery(&text).map_err(|e| e.with_status(status))
-        } else {
-            Err(classify_error(status, &headers, &text))
-        }
+            .json(&body);
+        http::execute(NAME, request, message, parse_delivery, classify_error).await
     }
 }

@@ -6,7 +6,6 @@
 //! `{code, message, more_info, status}` on failure.
 
 use std::fmt;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -370,30 +369,20 @@ impl PhoneProvider for TwilioProvider {
             Channel::Voice => (self.path("Calls"), self.voice_form(message)?),
             _ => (self.path("Messages"), self.sms_form(message)),
         };
-        let started = Instant::now();
-        let response = self
+        let request = self
             .client
             .post(url)
             .basic_auth(&self.user, Some(self.password.expose_secret()))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|error| {
-                http::log_request(NAME, message.channel(), message.to(), None, started);
-                http::transport_error(NAME, error)
-            })?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response
-            .text()
-            .await
-            .map_err(|error| http::transport_error(NAME, error))?;
-        http::log_request(NAME, message.channel(), message.to(), Some(status), started);
-        if (200..300).contains(&status) {
-            parse_created(&body, message.channel()).map_err(|e| e.with_status(status))
-        } else {
-            Err(classify_error(status, &headers, &body))
-        }
+            .form(&form);
+        let channel = message.channel();
+        http::execute(
+            NAME,
+            request,
+            message,
+            |body| parse_created(body, channel),
+            classify_error,
+        )
+        .await
     }
 }
 
