@@ -45,7 +45,9 @@ async fn command_calls(connection: &mut redis::aio::MultiplexedConnection) -> Ve
 
 #[tokio::test]
 async fn one_round_trip_per_verify() -> TestResult {
-    let server = redis_server::RedisServer::start();
+    let Some(server) = redis_server::RedisServer::start() else {
+        return Ok(());
+    };
     let store = RedisStore::connect(&server.url(), "rt:").await?;
     let h = Harness::with_store(Arc::new(store));
     let client = redis::Client::open(server.url())?;

@@ -75,3 +75,16 @@ pub fn wrong(code: &str) -> String {
         .map(|c| if c == '0' { '1' } else { '0' })
         .collect()
 }
+
+/// Reports a skipped group of tests so it shows in the test output: the harness captures
+/// `eprintln!` of passing tests, so this writes to the stderr handle directly. Under CI
+/// (`CI` set) a skip is a failure instead.
+pub fn skip_loudly(reason: &str) {
+    use std::io::Write as _;
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run these tests: {reason}"
+    );
+    let _ = std::io::stderr()
+        .write_all(format!("\n*** REDIS TESTS SKIPPED: {reason} ***\n").as_bytes());
+}
