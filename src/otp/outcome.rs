@@ -97,3 +97,15 @@ impl fmt::Display for NotPending {
         })
     }
 }
+
+impl From<NotPending> for VerifyOutcome {
+    /// A challenge that cannot take a code cannot verify one either, for the same reason.
+    fn from(reason: NotPending) -> Self {
+        match reason {
+            NotPending::NotFound => Self::NotFound,
+            NotPending::Expired => Self::Expired,
+            NotPending::AlreadyUsed => Self::AlreadyUsed,
+            NotPending::AttemptsExhausted => Self::AttemptsExhausted,
+        }
+    }
+}

@@ -373,7 +373,12 @@ impl OtpService {
             return Err(StartError::ChannelUnsupported(request.channel));
         }
         let now = inner.clock.now();
-        let limits = self.start_limits(&request);
+        let limits = self.send_limits(
+            &request.to,
+            request.subject.as_deref(),
+            request.client_ip,
+            request.tenant.as_deref(),
+        );
         if let Err(failure) = self.enforce(&limits, &request.to, now).await {
             return Err(match failure {
                 LimitFailure::Refused(Refusal { limit, retry_after }) => {
@@ -390,23 +395,6 @@ impl OtpService {
         let digest = keys.issue(&id, &request.context, code.expose_secret().as_bytes());
         let expires_at = now.saturating_add(inner.lifetime);
         let locale = request.locale.unwrap_or_default();
-        let record = ChallengeRecord {
-            id,
-            digest,
-            expires_at,
-            attempts_left: inner.max_attempts,
-            purpose: request.purpose,
-            channel: request.channel,
-            locale,
-            destination: request.to.clone(),
-            subject: request.subject.clone(),
-        };
-        inner
-            .store
-            .insert(record, now)
-            .await
-            .map_err(StartError::Store)?;
-
         let pending = PendingChallenge {
             destination: request.to,
             channel: request.channel,
@@ -415,18 +403,22 @@ impl OtpService {
             subject: request.subject,
             expires_at,
         };
+        let record = ChallengeRecord::new(id, digest, inner.max_attempts, &pending);
+        inner
+            .store
+            .insert(record, now)
+            .await
+            .map_err(StartError::Store)?;
         let mut delivered = self
             .deliver(&id, &pending, request.channel, &code, now)
             .await;
         if let Err(error) = &delivered
             && self.should_escalate(&pending.destination, request.channel, error.kind())
         {
-            {
-                info!(challenge = %id, to = %pending.destination, "SMS cannot reach the number; calling instead");
-                delivered = self
-                    .deliver(&id, &pending, Channel::Voice, &code, now)
-                    .await;
-            }
+            info!(challenge = %id, to = %pending.destination, "SMS cannot reach the number; calling instead");
+            delivered = self
+                .deliver(&id, &pending, Channel::Voice, &code, now)
+                .await;
         }
         match delivered {
             Ok(started) => Ok(started),
@@ -534,7 +526,8 @@ impl OtpService {
         if !inner.provider.supports(channel) {
             return Err(ResendError::ChannelUnsupported(channel));
         }
-        let limits = self.resend_limits(&pending);
+        // A resend has no request of its own: the client IP and tenant are not stored.
+        let limits = self.send_limits(&pending.destination, pending.subject.as_deref(), None, None);
         if let Err(failure) = self.enforce(&limits, &pending.destination, now).await {
             return Err(match failure {
                 LimitFailure::Refused(Refusal { limit, retry_after }) => {
@@ -652,45 +645,39 @@ impl OtpService {
         Ok(outcome)
     }
 
-    fn start_limits(&self, request: &StartRequest) -> Vec<(LimitKey, Quota)> {
+    /// The limits that apply to one send, narrowest first: one abuser is stopped before it
+    /// drains shared budgets.
+    fn send_limits(
+        &self,
+        to: &PhoneNumber,
+        subject: Option<&str>,
+        client_ip: Option<IpAddr>,
+        tenant: Option<&str>,
+    ) -> Vec<(LimitKey, Quota)> {
         let limits = &self.inner.limits;
         let mut keys = Vec::with_capacity(7);
-        // Narrow limits first: one abuser is stopped before it drains shared budgets.
         if let Some(cooldown) = limits.resend_cooldown {
-            keys.push((
-                LimitKey::resend_cooldown(&request.to),
-                Quota::one_every(cooldown),
-            ));
+            keys.push((LimitKey::resend_cooldown(to), Quota::one_every(cooldown)));
         }
         if let Some(quota) = limits.per_destination {
-            keys.push((LimitKey::destination(&request.to), quota));
+            keys.push((LimitKey::destination(to), quota));
         }
-        if let (Some(quota), Some(subject)) = (limits.per_subject, &request.subject) {
+        if let (Some(quota), Some(subject)) = (limits.per_subject, subject) {
             keys.push((LimitKey::subject(subject), quota));
         }
-        if let (Some(quota), Some(ip)) = (limits.per_client_ip, request.client_ip) {
+        if let (Some(quota), Some(ip)) = (limits.per_client_ip, client_ip) {
             keys.push((LimitKey::client_ip(ip), quota));
         }
-        if let (Some(quota), Some(tenant)) = (limits.per_tenant, &request.tenant) {
+        if let (Some(quota), Some(tenant)) = (limits.per_tenant, tenant) {
             keys.push((LimitKey::tenant(tenant), quota));
         }
         if let Some(quota) = limits.per_country {
-            keys.push((LimitKey::country(&request.to), quota));
+            keys.push((LimitKey::country(to), quota));
         }
         if let Some(quota) = limits.global {
             keys.push((LimitKey::global(), quota));
         }
         keys
-    }
-
-    fn resend_limits(&self, pending: &PendingChallenge) -> Vec<(LimitKey, Quota)> {
-        let mut request = StartRequest::new(
-            pending.destination.clone(),
-            pending.channel,
-            pending.purpose,
-        );
-        request.subject.clone_from(&pending.subject);
-        self.start_limits(&request)
     }
 
     async fn enforce(

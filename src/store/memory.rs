@@ -294,12 +294,7 @@ fn check_slot(
     now: u64,
 ) -> Result<VerifyOutcome, StoreError> {
     if let Some(reason) = slot.not_pending(now) {
-        return Ok(match reason {
-            NotPending::AlreadyUsed => VerifyOutcome::AlreadyUsed,
-            NotPending::Expired => VerifyOutcome::Expired,
-            NotPending::AttemptsExhausted => VerifyOutcome::AttemptsExhausted,
-            NotPending::NotFound => VerifyOutcome::NotFound,
-        });
+        return Ok(reason.into());
     }
     let mut matched = Digest::any_match(std::slice::from_ref(&slot.newest), candidates);
     if let Some(older) = &slot.older {

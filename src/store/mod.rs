@@ -69,6 +69,28 @@ pub struct ChallengeRecord {
     pub subject: Option<String>,
 }
 
+impl ChallengeRecord {
+    /// The record of a new challenge delivered as `pending` describes.
+    pub fn new(
+        id: ChallengeId,
+        digest: Digest,
+        attempts_left: u8,
+        pending: &PendingChallenge,
+    ) -> Self {
+        Self {
+            id,
+            digest,
+            expires_at: pending.expires_at,
+            attempts_left,
+            purpose: pending.purpose,
+            channel: pending.channel,
+            locale: pending.locale,
+            destination: pending.destination.clone(),
+            subject: pending.subject.clone(),
+        }
+    }
+}
+
 impl fmt::Debug for ChallengeRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChallengeRecord")

@@ -263,10 +263,7 @@ impl OtpStore for RedisStore {
         let code = int(reply.first().ok_or(StoreError::Corrupt("empty reply"))?)?;
         let field = |i: usize| reply.get(i).ok_or(StoreError::Corrupt("short reply"));
         Ok(match code {
-            0 => VerifyOutcome::NotFound,
-            1 => VerifyOutcome::AlreadyUsed,
-            2 => VerifyOutcome::Expired,
-            3 => VerifyOutcome::AttemptsExhausted,
+            0..=3 => not_pending(code)?.into(),
             4 => {
                 let purpose =
                     Purpose::from_tag(tag(field(1)?)?).ok_or(StoreError::Corrupt("purpose"))?;
