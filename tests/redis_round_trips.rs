@@ -109,5 +109,15 @@ async fn one_round_trip_per_verify() -> TestResult {
             .len()
             == 6
     );
+
+    // Every key is under the prefix, and a challenge's key carries its id as a hash tag.
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut admin).await?;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for key in &keys {
+        let tag = key
+            .strip_prefix("rt:c:{")
+            .and_then(|rest| rest.strip_suffix('}'));
+        assert!(tag.is_some_and(|hex| hex.len() == 32), "{key}");
+    }
     Ok(())
 }
