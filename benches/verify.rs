@@ -2,7 +2,10 @@
 //!
 //! Measures, in one run:
 //! - `floor`: one pre-keyed HMAC-SHA256 of a code plus a constant-time compare;
-//! - `verify/{correct,wrong}_code/{1,2}_threads`: `OtpService::verify` on `MemoryStore`;
+//! - `verify/{correct,wrong}_code/{1,2}_threads`: `OtpService::verify` on `MemoryStore`,
+//!   visiting challenges in the order they were started;
+//! - `verify/wrong_code/{1,2}_threads/random_order`: the same in uniformly random order, the
+//!   worst case for the cache;
 //! - bytes per pending challenge (counting allocator and resident set), printed first.
 //!
 //! Run with `cargo bench --bench verify`.
@@ -78,7 +81,7 @@ fn number(i: u32) -> PhoneNumber {
 struct Fixture {
     otp: OtpService,
     stub: StubProvider,
-    pending: Vec<ChallengeId>,
+    pending: Arc<Vec<ChallengeId>>,
     next_fresh: std::cell::Cell<u32>,
 }
 
@@ -135,7 +138,7 @@ impl Fixture {
         Self {
             otp,
             stub,
-            pending,
+            pending: Arc::new(pending),
             next_fresh: std::cell::Cell::new(PENDING),
         }
     }
@@ -199,6 +202,32 @@ fn run_split<T: Send + 'static>(
     start.elapsed()
 }
 
+/// The order verify visits the pending challenges in.
+#[derive(Clone, Copy)]
+enum Order {
+    /// The order they were started in: users verify a minute or so after starting, so
+    /// this is the common pattern.
+    Started,
+    /// Uniformly random: every verify touches memory no recent operation did.
+    Random,
+}
+
+impl Order {
+    fn suffix(self) -> &'static str {
+        match self {
+            Order::Started => "",
+            Order::Random => "/random_order",
+        }
+    }
+}
+
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -218,27 +247,41 @@ fn benches(c: &mut Criterion) {
     });
 
     for threads in [1usize, 2] {
-        let otp = fixture.otp.clone();
-        let pending = Arc::new(fixture.pending.clone());
-        let cursor = std::sync::atomic::AtomicUsize::new(0);
-        group.bench_function(format!("wrong_code/{threads}_threads"), |b| {
-            b.iter_custom(|iters| {
-                // Spread over all pending challenges; each takes at most 255 wrong codes.
-                let start_at = cursor.fetch_add(iters as usize, Ordering::Relaxed);
-                let items: Vec<usize> = (0..iters as usize)
-                    .map(|i| (start_at + i) % pending.len())
-                    .collect();
-                let (otp, pending) = (otp.clone(), Arc::clone(&pending));
-                run_split(threads, items, move |rt, chunk| {
-                    rt.block_on(async {
-                        for index in chunk {
-                            let outcome = otp.verify(&pending[index], "000000").await.unwrap();
-                            black_box(outcome);
-                        }
+        for order in [Order::Started, Order::Random] {
+            let otp = fixture.otp.clone();
+            let pending = Arc::clone(&fixture.pending);
+            let cursor = std::sync::atomic::AtomicUsize::new(0);
+            let mut random = 0x9E37_79B9_7F4A_7C15_u64;
+            group.bench_function(
+                format!("wrong_code/{threads}_threads{}", order.suffix()),
+                |b| {
+                    b.iter_custom(|iters| {
+                        // The ids are copied out before timing, so the bench's own id list adds
+                        // no cache misses: only the store's accesses follow `order`.
+                        let ids: Vec<ChallengeId> = match order {
+                            Order::Started => {
+                                let start_at = cursor.fetch_add(iters as usize, Ordering::Relaxed);
+                                (0..iters as usize)
+                                    .map(|i| pending[(start_at + i) % pending.len()])
+                                    .collect()
+                            }
+                            Order::Random => (0..iters)
+                                .map(|_| pending[xorshift(&mut random) as usize % pending.len()])
+                                .collect(),
+                        };
+                        let otp = otp.clone();
+                        run_split(threads, ids, move |rt, chunk| {
+                            rt.block_on(async {
+                                for id in chunk {
+                                    let outcome = otp.verify(&id, "000000").await.unwrap();
+                                    black_box(outcome);
+                                }
+                            })
+                        })
                     })
-                })
-            })
-        });
+                },
+            );
+        }
 
         group.bench_function(format!("correct_code/{threads}_threads"), |b| {
             b.iter_custom(|iters| {
@@ -256,17 +299,6 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
-    // The same wrong-code path on a store of 1,000 challenges that stays in cache: the
-    // difference to the 1M figure is memory latency, not code.
-    let hot: Vec<ChallengeId> = fixture.pending[..1000].to_vec();
-    let otp = fixture.otp.clone();
-    let mut next = 0usize;
-    group.bench_function("wrong_code/1_thread_hot_1k_store_subset", |b| {
-        b.iter(|| {
-            next = (next + 1) % hot.len();
-            rt.block_on(otp.verify(&hot[next], "000000")).unwrap()
-        })
-    });
     group.finish();
 }
 

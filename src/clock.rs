@@ -64,6 +64,7 @@ pub trait Clock: Send + Sync + fmt::Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[inline]
     fn now(&self) -> Timestamp {
         // A clock set before 1970 reads as the epoch rather than failing a login.
         let since_epoch = SystemTime::now()
@@ -121,6 +122,7 @@ impl Default for ManualClock {
 }
 
 impl Clock for ManualClock {
+    #[inline]
     fn now(&self) -> Timestamp {
         Timestamp(self.millis.load(Ordering::SeqCst))
     }

@@ -14,8 +14,9 @@ const ID_BYTES: usize = RANDOM_BYTES + 1 + 8;
 
 /// The handle a caller keeps between `start` and `verify`.
 ///
-/// 25 bytes, printed as 34 URL-safe base64 characters: 128 random bits (the store key), the
-/// purpose, and a keyed 8-byte fingerprint of the destination. The whole id is bound into
+/// 25 bytes, printed as 34 URL-safe base64 characters: the 16-byte store key (at least 96
+/// random bits; a store may put a locator in the first four bytes), the purpose, and a keyed
+/// 8-byte fingerprint of the destination. The whole id is bound into
 /// the code digest, so the digest binds purpose and destination without the caller having
 /// to repeat them and without a second store read. An id holds no phone number and no code.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,15 +28,25 @@ pub struct ChallengeId([u8; ID_BYTES]);
 pub struct ParseChallengeIdError;
 
 impl ChallengeId {
-    pub(crate) fn generate(
+    /// 128 fresh random bits, for [`OtpStore::reserve_key`](crate::OtpStore::reserve_key)
+    /// to turn into a store key.
+    pub(crate) fn random_key() -> Result<[u8; RANDOM_BYTES], crate::RandomError> {
+        let mut key = [0u8; RANDOM_BYTES];
+        crate::random::fill(&mut key)?;
+        Ok(key)
+    }
+
+    /// The id of a challenge keyed `store_key` in its store.
+    pub(crate) fn new(
+        store_key: [u8; RANDOM_BYTES],
         purpose: Purpose,
         destination_fingerprint: [u8; 8],
-    ) -> Result<Self, crate::RandomError> {
+    ) -> Self {
         let mut bytes = [0u8; ID_BYTES];
-        crate::random::fill(&mut bytes[..RANDOM_BYTES])?;
+        bytes[..RANDOM_BYTES].copy_from_slice(&store_key);
         bytes[RANDOM_BYTES] = purpose.to_tag();
         bytes[RANDOM_BYTES + 1..].copy_from_slice(&destination_fingerprint);
-        Ok(Self(bytes))
+        Self(bytes)
     }
 
     /// Rebuilds an id from its 25 bytes (as [`ChallengeId::as_bytes`] returns them).
@@ -43,7 +54,8 @@ impl ChallengeId {
         Self(bytes)
     }
 
-    /// The 128 random bits that key the challenge in a store.
+    /// The 16 bytes that key the challenge in its store.
+    #[inline]
     pub fn store_key(&self) -> [u8; RANDOM_BYTES] {
         let mut key = [0u8; RANDOM_BYTES];
         key.copy_from_slice(&self.0[..RANDOM_BYTES]);
@@ -66,6 +78,7 @@ impl ChallengeId {
     }
 
     /// All 25 bytes, as bound into the digest.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

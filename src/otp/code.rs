@@ -22,6 +22,7 @@ pub(crate) fn generate(length: usize) -> Result<SecretString, RandomError> {
 
 /// Whether `input` could be a code at all (ASCII digits of a possible length). Anything else
 /// is refused as a wrong attempt without hashing it, whatever its size.
+#[inline]
 pub(crate) fn is_well_formed(input: &str) -> bool {
     (MIN_DANGER_CODE_LENGTH..=MAX_CODE_LENGTH).contains(&input.len())
         && input.bytes().all(|byte| byte.is_ascii_digit())

@@ -100,6 +100,7 @@ impl HmacKey {
         self.id
     }
 
+    #[inline]
     fn digest(&self, challenge: &ChallengeId, context: &[u8], code: &[u8]) -> Digest {
         let mut mac = self.keyed.clone();
         mac.update(CODE_DOMAIN);
@@ -209,6 +210,7 @@ impl KeyRing {
     }
 
     /// One candidate digest per key, for the store to compare against.
+    #[inline]
     pub(crate) fn candidates(
         &self,
         challenge: &ChallengeId,
@@ -237,6 +239,7 @@ pub(crate) struct Candidates {
 
 impl Candidates {
     /// No candidates: a malformed code, which only counts as a wrong attempt.
+    #[inline]
     pub(crate) fn none() -> Self {
         Self {
             digests: [Digest::from_parts(KeyId(0), [0u8; 32]); MAX_KEYS],
@@ -244,8 +247,16 @@ impl Candidates {
         }
     }
 
+    #[inline]
     pub(crate) fn as_slice(&self) -> &[Digest] {
         &self.digests[..self.len]
+    }
+}
+
+impl AsRef<[Digest]> for Candidates {
+    #[inline]
+    fn as_ref(&self) -> &[Digest] {
+        self.as_slice()
     }
 }
 
@@ -282,6 +293,7 @@ impl Digest {
 
     /// Whether any of `candidates` matches any of `stored`, comparing every pair (with the
     /// same key id) in constant time so timing does not reveal which one matched.
+    #[inline]
     pub fn any_match(stored: &[Digest], candidates: &[Digest]) -> bool {
         let mut found = subtle::Choice::from(0u8);
         for stored in stored {

@@ -1,5 +1,6 @@
 //! [`OtpService`]: start, resend and verify.
 
+use std::any::Any;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -157,6 +158,8 @@ pub struct OtpServiceBuilder {
     keys: Option<KeyRing>,
     provider: Option<Arc<dyn PhoneProvider>>,
     store: Option<Arc<dyn OtpStore>>,
+    /// The store again when it is a [`MemoryStore`], for verify's synchronous path.
+    memory: Option<MemoryStore>,
     clock: Option<Arc<dyn Clock>>,
     templates: Option<Templates>,
     limits: Limits,
@@ -181,7 +184,12 @@ impl OtpServiceBuilder {
     }
 
     /// The store (default: a new [`MemoryStore`]).
-    pub fn store(mut self, store: impl OtpStore + 'static) -> Self {
+    pub fn store<S: OtpStore + 'static>(mut self, store: S) -> Self {
+        let any: &dyn Any = &store;
+        self.memory = any
+            .downcast_ref::<MemoryStore>()
+            .or_else(|| any.downcast_ref::<Arc<MemoryStore>>().map(|arc| &**arc))
+            .cloned();
         self.store = Some(Arc::new(store));
         self
     }
@@ -274,11 +282,19 @@ impl OtpServiceBuilder {
         if lifetime < Duration::from_secs(1) || lifetime > max {
             return Err(BuildError::Lifetime { lifetime, max });
         }
+        let (store, memory): (Arc<dyn OtpStore>, _) = match self.store {
+            Some(store) => (store, self.memory),
+            None => {
+                let memory = MemoryStore::new();
+                (Arc::new(memory.clone()), Some(memory))
+            }
+        };
         Ok(OtpService {
             inner: Arc::new(Inner {
                 keys,
                 provider,
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                store,
+                memory,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 templates: self
                     .templates
@@ -298,6 +314,8 @@ struct Inner {
     keys: KeyRing,
     provider: Arc<dyn PhoneProvider>,
     store: Arc<dyn OtpStore>,
+    /// `store` itself when it is a [`MemoryStore`]: verify then checks without a future.
+    memory: Option<MemoryStore>,
     clock: Arc<dyn Clock>,
     templates: Templates,
     limits: Limits,
@@ -390,8 +408,13 @@ impl OtpService {
 
         let keys = self.keys();
         let fingerprint = keys.destination_fingerprint(request.to.e164());
-        let id = ChallengeId::generate(request.purpose, fingerprint).map_err(StartError::Random)?;
         let code = code::generate(inner.code_length).map_err(StartError::Random)?;
+        let random = ChallengeId::random_key().map_err(StartError::Random)?;
+        let key = inner
+            .store
+            .reserve_key(random, now)
+            .map_err(StartError::Store)?;
+        let id = ChallengeId::new(key, request.purpose, fingerprint);
         let digest = keys.issue(&id, &request.context, code.expose_secret().as_bytes());
         let expires_at = now.saturating_add(inner.lifetime);
         let locale = request.locale.unwrap_or_default();
@@ -629,18 +652,23 @@ impl OtpService {
         code: &str,
         context: &[u8],
     ) -> Result<VerifyOutcome, VerifyError> {
-        let candidates = if code::is_well_formed(code) {
-            self.keys().candidates(id, context, code.as_bytes())
-        } else {
-            Candidates::none()
+        let candidates = || {
+            if code::is_well_formed(code) {
+                self.keys().candidates(id, context, code.as_bytes())
+            } else {
+                Candidates::none()
+            }
         };
-        let now = self.inner.clock.now();
-        let outcome = self
-            .inner
-            .store
-            .check(id, candidates.as_slice(), now)
-            .await
-            .map_err(VerifyError::Store)?;
+        let outcome = match &self.inner.memory {
+            // No future to box, and the slot is fetched while the HMAC runs.
+            Some(memory) => memory.check_prepared(id, || (candidates(), self.inner.clock.now())),
+            None => {
+                let candidates = candidates();
+                let now = self.inner.clock.now();
+                self.inner.store.check(id, candidates.as_slice(), now).await
+            }
+        }
+        .map_err(VerifyError::Store)?;
         debug!(challenge = %id, outcome = outcome.as_str(), "one-time code checked");
         Ok(outcome)
     }

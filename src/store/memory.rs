@@ -1,16 +1,20 @@
 //! The embedded store: sharded, compact, and swept so it cannot grow without bound.
 //!
-//! Each shard is a slab of fixed-size [`Slot`]s plus a `hashbrown::HashTable` of slot
-//! indices (4 bytes per bucket instead of a whole record), so a pending challenge costs
-//! about 100 bytes plus its subject. A challenge lives in the shard picked by its random
-//! id; every operation takes exactly one shard lock, which is what makes it atomic.
+//! Each shard is a slab of fixed-size [`Slot`]s kept in fixed-size chunks. The store
+//! reserves a slot before a challenge's id is made ([`OtpStore::reserve_key`]) and writes
+//! the slot's number into the id's first four key bytes, so a lookup is arithmetic plus one
+//! memory access: no hash table, no probing, and the address is known before the code's
+//! HMAC is computed, which lets verify fetch the slot while the HMAC runs. The other twelve
+//! key bytes stay random and are compared in constant time, so a guessed or stale id finds
+//! nothing. A challenge lives in the shard picked by a random key byte; every operation
+//! takes exactly one shard lock, which is what makes it atomic.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use hashbrown::HashTable;
+use subtle::ConstantTimeEq;
 
 use super::{
     CODES_PER_CHALLENGE, ChallengeRecord, OtpStore, PendingChallenge, RETAIN_AFTER_EXPIRY,
@@ -19,41 +23,75 @@ use super::{
 use crate::clock::{Timestamp, duration_millis};
 use crate::limit::{Decision, LimitKey, Quota, gcra};
 use crate::message::{Channel, Locale, Purpose};
-use crate::otp::{ChallengeId, Digest, NotPending, VerifyOutcome};
+use crate::otp::{ChallengeId, Digest, KeyId, NotPending, VerifyOutcome};
 use crate::phone::PhoneNumber;
 
 const DEFAULT_SHARDS: usize = 64;
+/// Slots per chunk (48 KiB). Chunks are never moved, so growing a shard copies nothing, and
+/// a shard wastes at most one partly used chunk.
+const CHUNK_SLOTS: usize = 512;
 /// How often (in store time) a shard drops dead records when it is next written.
 const SWEEP_INTERVAL_MS: u64 = 10_000;
+/// Key bytes holding the slot number; the rest of the key stays random.
+const SLOT_BYTES: usize = 4;
 
 const STATE_FREE: u8 = 0;
-const STATE_PENDING: u8 = 1;
-const STATE_USED: u8 = 2;
+/// Handed out by `reserve_key`, not yet inserted. Swept like an expired record if no insert
+/// follows.
+const STATE_RESERVED: u8 = 1;
+const STATE_PENDING: u8 = 2;
+const STATE_USED: u8 = 3;
 
-/// One challenge, packed. 96 bytes on 64-bit targets.
+/// One challenge, packed into 96 bytes, which always spans exactly two cache lines: `key`
+/// is in the first and `subject` in the second (`repr(C)` fixes the order), so prefetching
+/// those two fields fetches the whole slot.
+#[repr(C, align(32))]
 struct Slot {
     key: [u8; 16],
     expires_at: u64,
     /// E.164 digits as an integer (at most 15 digits fit in 50 bits).
     destination: u64,
     newest: Digest,
-    /// Older codes of a resent challenge. Boxed (one thin pointer): most have none.
-    older: Option<Box<OlderCodes>>,
-    subject: Option<Box<str>>,
     purpose: u8,
     channel: u8,
     locale: u8,
     attempts_left: u8,
     state: u8,
+    /// Older codes of a resent challenge. Boxed (one thin pointer): most have none.
+    older: Option<Box<OlderCodes>>,
+    subject: Option<Box<str>>,
 }
 
 impl Slot {
+    fn free() -> Self {
+        Self {
+            key: [0; 16],
+            expires_at: 0,
+            destination: 0,
+            newest: Digest::from_parts(KeyId(0), [0; 32]),
+            purpose: 0,
+            channel: 0,
+            locale: 0,
+            attempts_left: 0,
+            state: STATE_FREE,
+            older: None,
+            subject: None,
+        }
+    }
+
     fn retain_until(&self) -> u64 {
         self.expires_at
             .saturating_add(duration_millis(RETAIN_AFTER_EXPIRY))
     }
 
+    /// Holds a challenge (pending or used), as opposed to free or merely reserved.
+    #[inline]
+    fn holds_challenge(&self) -> bool {
+        self.state == STATE_PENDING || self.state == STATE_USED
+    }
+
     /// Why this slot cannot verify or take a new code, if it cannot.
+    #[inline]
     fn not_pending(&self, now: u64) -> Option<NotPending> {
         if self.state == STATE_USED {
             Some(NotPending::AlreadyUsed)
@@ -63,6 +101,19 @@ impl Slot {
             Some(NotPending::AttemptsExhausted)
         } else {
             None
+        }
+    }
+
+    /// Starts loading both cache lines of the slot, without waiting for them.
+    #[inline]
+    fn prefetch(&self) {
+        #[cfg(all(
+            any(target_arch = "x86", target_arch = "x86_64"),
+            target_feature = "sse"
+        ))]
+        {
+            safe_arch::prefetch_t0(&self.key);
+            safe_arch::prefetch_t0(&self.subject);
         }
     }
 }
@@ -85,68 +136,81 @@ impl OlderCodes {
     }
 }
 
+/// The slot number carried in a key.
+#[inline]
+fn slot_number(key: &[u8; 16]) -> usize {
+    let mut number = [0u8; SLOT_BYTES];
+    number.copy_from_slice(&key[..SLOT_BYTES]);
+    u32::from_le_bytes(number) as usize
+}
+
 #[derive(Default)]
 struct Shard {
-    index: HashTable<u32>,
-    slots: Vec<Slot>,
+    chunks: Vec<Box<[Slot]>>,
+    /// Slots ever handed out; every slot below this is in a chunk.
+    high_water: usize,
+    /// Slot numbers below `high_water` that are free again.
     free: Vec<u32>,
+    /// Slots holding a challenge (pending or used).
+    held: usize,
     limits: HashMap<Box<str>, u64>,
     next_sweep: u64,
 }
 
-fn hash_key(key: &[u8; 16]) -> u64 {
-    // The key is 128 CSPRNG bits: its first eight bytes are already a uniform hash.
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&key[..8]);
-    u64::from_le_bytes(first)
-}
-
 impl Shard {
-    fn find(&self, key: &[u8; 16]) -> Option<usize> {
-        let slots = &self.slots;
-        self.index
-            .find(hash_key(key), |&i| slots[i as usize].key == *key)
-            .map(|&i| i as usize)
+    #[inline]
+    fn slot(&self, number: usize) -> Option<&Slot> {
+        self.chunks
+            .get(number / CHUNK_SLOTS)
+            .map(|chunk| &chunk[number % CHUNK_SLOTS])
     }
 
-    fn insert(&mut self, slot: Slot) -> Result<(), StoreError> {
-        if self.find(&slot.key).is_some() {
-            return Err(StoreError::Duplicate);
-        }
-        let hash = hash_key(&slot.key);
-        let index = match self.free.pop() {
-            Some(index) => {
-                self.slots[index as usize] = slot;
-                index
-            }
-            None => {
-                let index = u32::try_from(self.slots.len())
-                    .map_err(|_| StoreError::Corrupt("memory store shard is full"))?;
-                self.slots.push(slot);
-                index
-            }
-        };
-        let slots = &self.slots;
-        self.index
-            .insert_unique(hash, index, |&i| hash_key(&slots[i as usize].key));
-        Ok(())
+    #[inline]
+    fn slot_mut(&mut self, number: usize) -> Option<&mut Slot> {
+        self.chunks
+            .get_mut(number / CHUNK_SLOTS)
+            .map(|chunk| &mut chunk[number % CHUNK_SLOTS])
     }
 
-    fn remove(&mut self, position: usize) {
-        let key = self.slots[position].key;
-        let slots = &self.slots;
-        if let Ok(entry) = self
-            .index
-            .find_entry(hash_key(&key), |&i| slots[i as usize].key == key)
-        {
-            entry.remove();
+    /// The slot `key` names, if it is reserved or holds a challenge under exactly this key.
+    /// The key is compared in constant time: ids are bearer handles.
+    #[inline]
+    fn find(&self, key: &[u8; 16]) -> Option<&Slot> {
+        self.slot(slot_number(key))
+            .filter(|slot| slot.state != STATE_FREE && bool::from(slot.key.ct_eq(key)))
+    }
+
+    #[inline]
+    fn find_mut(&mut self, key: &[u8; 16]) -> Option<&mut Slot> {
+        self.slot_mut(slot_number(key))
+            .filter(|slot| slot.state != STATE_FREE && bool::from(slot.key.ct_eq(key)))
+    }
+
+    /// A free slot number, growing the shard by a chunk when none is left.
+    fn allocate(&mut self) -> Result<u32, StoreError> {
+        if let Some(number) = self.free.pop() {
+            return Ok(number);
         }
-        let slot = &mut self.slots[position];
-        slot.state = STATE_FREE;
-        slot.older = None;
-        slot.subject = None;
-        // Index fits: it came from a u32.
-        self.free.push(position as u32);
+        let number = u32::try_from(self.high_water)
+            .map_err(|_| StoreError::Corrupt("memory store shard is full"))?;
+        if self.high_water / CHUNK_SLOTS == self.chunks.len() {
+            self.chunks
+                .push((0..CHUNK_SLOTS).map(|_| Slot::free()).collect());
+        }
+        self.high_water += 1;
+        Ok(number)
+    }
+
+    fn release(&mut self, number: usize) {
+        if let Some(slot) = self.slot_mut(number) {
+            let held = slot.holds_challenge();
+            *slot = Slot::free();
+            if held {
+                self.held -= 1;
+            }
+            // Slot numbers come from a u32.
+            self.free.push(number as u32);
+        }
     }
 
     fn sweep_if_due(&mut self, now: u64) {
@@ -158,15 +222,14 @@ impl Shard {
     }
 
     fn sweep(&mut self, now: u64) {
-        let dead: Vec<usize> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, slot)| slot.state != STATE_FREE && slot.retain_until() <= now)
-            .map(|(position, _)| position)
+        let dead: Vec<usize> = (0..self.high_water)
+            .filter(|&number| {
+                self.slot(number)
+                    .is_some_and(|slot| slot.state != STATE_FREE && slot.retain_until() <= now)
+            })
             .collect();
-        for position in dead {
-            self.remove(position);
+        for number in dead {
+            self.release(number);
         }
         self.limits.retain(|_, tat| *tat > now);
     }
@@ -181,6 +244,11 @@ struct PaddedShard(Mutex<Shard>);
 ///
 /// Clones share the same data. For several instances behind a load balancer use
 /// `RedisStore` (feature `redis`).
+///
+/// Challenge ids of this store carry the number of the slot that holds the challenge (in
+/// their first four key bytes; 96 bits stay random), so a lookup is one memory access. A
+/// record is therefore only found through an id this store reserved with
+/// [`OtpStore::reserve_key`], which [`OtpService`](crate::OtpService) always does.
 #[derive(Clone)]
 pub struct MemoryStore {
     shards: Arc<[PaddedShard]>,
@@ -208,9 +276,10 @@ impl MemoryStore {
         Self::with_shards(DEFAULT_SHARDS)
     }
 
-    /// An empty store with `shards` shards (rounded up to a power of two, at least 1).
+    /// An empty store with `shards` shards (rounded up to a power of two, at least 1, at
+    /// most 256: a key byte picks the shard).
     pub fn with_shards(shards: usize) -> Self {
-        let count = shards.max(1).next_power_of_two();
+        let count = shards.clamp(1, 256).next_power_of_two();
         Self {
             shards: (0..count)
                 .map(|_| PaddedShard(Mutex::new(Shard::default())))
@@ -221,10 +290,7 @@ impl MemoryStore {
 
     /// Challenges held, live or kept for a while after they ended.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|shard| lock(&shard.0).index.len())
-            .sum()
+        self.shards.iter().map(|shard| lock(&shard.0).held).sum()
     }
 
     /// Whether no challenge is held.
@@ -248,6 +314,25 @@ impl MemoryStore {
         }
     }
 
+    /// `check` without a future, for the service's verify path: the slot is fetched from
+    /// memory while `prepare` computes the candidate digests and reads the clock, instead of
+    /// after. `prepare` runs under the shard lock.
+    #[inline]
+    pub(crate) fn check_prepared<C: AsRef<[Digest]>>(
+        &self,
+        id: &ChallengeId,
+        prepare: impl FnOnce() -> (C, Timestamp),
+    ) -> Result<VerifyOutcome, StoreError> {
+        let key = id.store_key();
+        let mut shard = self.shard_for(&key);
+        if let Some(slot) = shard.slot(slot_number(&key)) {
+            slot.prefetch();
+        }
+        let (candidates, now) = prepare();
+        check_in(&mut shard, &key, candidates.as_ref(), now)
+    }
+
+    #[inline]
     fn shard_for(&self, key: &[u8; 16]) -> MutexGuard<'_, Shard> {
         let mask = self.shards.len() - 1;
         lock(&self.shards[usize::from(key[15]) & mask].0)
@@ -262,6 +347,7 @@ impl MemoryStore {
 
 /// A poisoned lock only means another thread panicked mid-operation; every operation
 /// leaves a shard consistent at each step, so carry on with its data.
+#[inline]
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     shard
         .lock()
@@ -288,6 +374,21 @@ fn pending_from(slot: &Slot) -> Result<PendingChallenge, StoreError> {
     })
 }
 
+/// The whole of `check` once the shard is locked.
+#[inline]
+fn check_in(
+    shard: &mut Shard,
+    key: &[u8; 16],
+    candidates: &[Digest],
+    now: Timestamp,
+) -> Result<VerifyOutcome, StoreError> {
+    match shard.find_mut(key) {
+        Some(slot) if slot.holds_challenge() => check_slot(slot, candidates, now.as_millis()),
+        _ => Ok(VerifyOutcome::NotFound),
+    }
+}
+
+#[inline]
 fn check_slot(
     slot: &mut Slot,
     candidates: &[Digest],
@@ -316,24 +417,45 @@ fn check_slot(
 
 #[async_trait]
 impl OtpStore for MemoryStore {
-    async fn insert(&self, challenge: ChallengeRecord, now: Timestamp) -> Result<(), StoreError> {
+    fn reserve_key(&self, random: [u8; 16], now: Timestamp) -> Result<[u8; 16], StoreError> {
+        let mut key = random;
+        let mut shard = self.shard_for(&key);
+        shard.sweep_if_due(now.as_millis());
+        let number = shard.allocate()?;
+        key[..SLOT_BYTES].copy_from_slice(&number.to_le_bytes());
+        let slot = shard
+            .slot_mut(number as usize)
+            .ok_or(StoreError::Corrupt("allocated slot is missing"))?;
+        slot.key = key;
+        slot.state = STATE_RESERVED;
+        // Kept like an expired record, then swept, if no insert follows.
+        slot.expires_at = now.as_millis();
+        Ok(key)
+    }
+
+    async fn insert(&self, challenge: ChallengeRecord, _now: Timestamp) -> Result<(), StoreError> {
         let key = challenge.id.store_key();
-        let slot = Slot {
+        let destination = destination_to_int(&challenge.destination)?;
+        let mut shard = self.shard_for(&key);
+        let slot = shard.find_mut(&key).ok_or(StoreError::UnreservedKey)?;
+        if slot.state != STATE_RESERVED {
+            return Err(StoreError::Duplicate);
+        }
+        *slot = Slot {
             key,
             expires_at: challenge.expires_at.as_millis(),
-            destination: destination_to_int(&challenge.destination)?,
+            destination,
             newest: challenge.digest,
-            older: None,
-            subject: challenge.subject.map(String::into_boxed_str),
             purpose: challenge.purpose.to_tag(),
             channel: challenge.channel.to_tag(),
             locale: challenge.locale.to_tag(),
             attempts_left: challenge.attempts_left,
             state: STATE_PENDING,
+            older: None,
+            subject: challenge.subject.map(String::into_boxed_str),
         };
-        let mut shard = self.shard_for(&key);
-        shard.sweep_if_due(now.as_millis());
-        shard.insert(slot)
+        shard.held += 1;
+        Ok(())
     }
 
     async fn check(
@@ -343,11 +465,7 @@ impl OtpStore for MemoryStore {
         now: Timestamp,
     ) -> Result<VerifyOutcome, StoreError> {
         let key = id.store_key();
-        let mut shard = self.shard_for(&key);
-        let Some(position) = shard.find(&key) else {
-            return Ok(VerifyOutcome::NotFound);
-        };
-        check_slot(&mut shard.slots[position], candidates, now.as_millis())
+        check_in(&mut self.shard_for(&key), &key, candidates, now)
     }
 
     async fn pending(
@@ -357,10 +475,9 @@ impl OtpStore for MemoryStore {
     ) -> Result<Result<PendingChallenge, NotPending>, StoreError> {
         let key = id.store_key();
         let shard = self.shard_for(&key);
-        let Some(position) = shard.find(&key) else {
+        let Some(slot) = shard.find(&key).filter(|slot| slot.holds_challenge()) else {
             return Ok(Err(NotPending::NotFound));
         };
-        let slot = &shard.slots[position];
         match slot.not_pending(now.as_millis()) {
             Some(reason) => Ok(Err(reason)),
             None => pending_from(slot).map(Ok),
@@ -375,10 +492,9 @@ impl OtpStore for MemoryStore {
     ) -> Result<Result<(), NotPending>, StoreError> {
         let key = id.store_key();
         let mut shard = self.shard_for(&key);
-        let Some(position) = shard.find(&key) else {
+        let Some(slot) = shard.find_mut(&key).filter(|slot| slot.holds_challenge()) else {
             return Ok(Err(NotPending::NotFound));
         };
-        let slot = &mut shard.slots[position];
         if let Some(reason) = slot.not_pending(now.as_millis()) {
             return Ok(Err(reason));
         }
@@ -396,8 +512,8 @@ impl OtpStore for MemoryStore {
     async fn remove(&self, id: &ChallengeId) -> Result<(), StoreError> {
         let key = id.store_key();
         let mut shard = self.shard_for(&key);
-        if let Some(position) = shard.find(&key) {
-            shard.remove(position);
+        if shard.find(&key).is_some() {
+            shard.release(slot_number(&key));
         }
         Ok(())
     }
@@ -423,5 +539,20 @@ impl OtpStore for MemoryStore {
             }
         }
         Ok(step.decision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_is_96_bytes_and_two_cache_lines() {
+        assert_eq!(std::mem::size_of::<Slot>(), 96);
+        assert_eq!(std::mem::align_of::<Slot>(), 32);
+        // `prefetch` relies on `key` opening the first line and `subject` lying in the
+        // second, wherever a 32-byte aligned slot starts.
+        assert_eq!(std::mem::offset_of!(Slot, key), 0);
+        assert!(std::mem::offset_of!(Slot, subject) >= 64);
     }
 }

@@ -5,6 +5,7 @@
 
 mod codes;
 mod limits;
+mod memory_store;
 #[cfg(feature = "ntt-cpaas")]
 mod ntt_cpaas;
 mod phone;

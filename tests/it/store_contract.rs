@@ -15,7 +15,7 @@ use tokio::sync::Barrier;
 
 use crate::support::{Harness, TestResult, jp_mobile, jp_mobile_n, wrong};
 
-pub async fn every_verify_outcome(store: Arc<dyn OtpStore>) -> TestResult {
+pub async fn every_verify_outcome<S: OtpStore + Clone + 'static>(store: S) -> TestResult {
     let h = Harness::with_store(store);
     let (id, code) = h.start(&jp_mobile()).await;
     assert_eq!(
@@ -54,7 +54,9 @@ pub async fn every_verify_outcome(store: Arc<dyn OtpStore>) -> TestResult {
     Ok(())
 }
 
-pub async fn single_use_under_64_concurrent_checks(store: Arc<dyn OtpStore>) -> TestResult {
+pub async fn single_use_under_64_concurrent_checks<S: OtpStore + Clone + 'static>(
+    store: S,
+) -> TestResult {
     let h = Harness::with_store(store);
     let (id, code) = h.start(&jp_mobile()).await;
     let barrier = Arc::new(Barrier::new(64));
@@ -79,8 +81,8 @@ pub async fn single_use_under_64_concurrent_checks(store: Arc<dyn OtpStore>) -> 
     Ok(())
 }
 
-pub async fn resend_codes_and_pending_state(store: Arc<dyn OtpStore>) -> TestResult {
-    let h = Harness::with_store(Arc::clone(&store));
+pub async fn resend_codes_and_pending_state<S: OtpStore + Clone + 'static>(store: S) -> TestResult {
+    let h = Harness::with_store(store.clone());
     let (id, _) = h.start(&jp_mobile_n(77)).await;
     let pending = store.pending(&id, h.clock.now()).await?.expect("live");
     assert_eq!(pending.destination, jp_mobile_n(77));
@@ -149,8 +151,35 @@ pub async fn throttle_decisions_and_retry_after(store: Arc<dyn OtpStore>) -> Tes
     Ok(())
 }
 
+/// The memory store behind the trait object: the service takes the async `check` path.
 fn memory() -> Arc<dyn OtpStore> {
     Arc::new(MemoryStore::new())
+}
+
+/// The memory store handed over as itself: the service takes its synchronous verify path.
+fn memory_direct() -> MemoryStore {
+    MemoryStore::new()
+}
+
+#[tokio::test]
+async fn memory_direct_every_verify_outcome() -> TestResult {
+    every_verify_outcome(memory_direct()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_direct_single_use_under_64_concurrent_checks() -> TestResult {
+    single_use_under_64_concurrent_checks(memory_direct()).await
+}
+
+#[tokio::test]
+async fn memory_direct_resend_codes_and_pending_state() -> TestResult {
+    resend_codes_and_pending_state(memory_direct()).await
+}
+
+/// An `Arc<MemoryStore>` is recognised too, and its `reserve_key` is forwarded.
+#[tokio::test]
+async fn memory_in_an_arc_every_verify_outcome() -> TestResult {
+    every_verify_outcome(Arc::new(MemoryStore::new())).await
 }
 
 #[tokio::test]

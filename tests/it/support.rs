@@ -1,7 +1,5 @@
 //! Shared helpers: a service over a stub provider and a manual clock.
 
-use std::sync::Arc;
-
 use phone_otp::{
     ChallengeId, HmacKey, KeyRing, Limits, ManualClock, OtpService, OtpServiceBuilder, OtpStore,
     PhoneNumber, Purpose, StartRequest, StubProvider,
@@ -40,7 +38,7 @@ impl Harness {
         Self::with(|builder| builder.limits(Limits::danger_none()))
     }
 
-    pub fn with_store(store: Arc<dyn OtpStore>) -> Self {
+    pub fn with_store(store: impl OtpStore + 'static) -> Self {
         Self::with(move |builder| builder.store(store).limits(Limits::danger_none()))
     }
 

@@ -1,0 +1,133 @@
+//! What is particular to `MemoryStore`: ids carry a slot number, so stale, forged and
+//! never-reserved ids must all find nothing, and reservations must not leak.
+
+use std::time::Duration;
+
+use phone_otp::store::ChallengeRecord;
+use phone_otp::{
+    ChallengeId, Channel, Clock, Digest, KeyId, Locale, MemoryStore, OtpStore, Purpose, StoreError,
+    VerifyOutcome,
+};
+
+use crate::support::{Harness, TestResult, jp_mobile, jp_mobile_n};
+
+/// One shard, so a freed slot is the next one handed out.
+fn single_shard() -> (MemoryStore, Harness) {
+    let store = MemoryStore::with_shards(1);
+    let h = Harness::with_store(store.clone());
+    (store, h)
+}
+
+fn with_key_byte(id: &ChallengeId, index: usize, value: u8) -> ChallengeId {
+    let mut bytes: [u8; 25] = id.as_bytes().try_into().expect("25 bytes");
+    bytes[index] = value;
+    ChallengeId::from_bytes(bytes)
+}
+
+fn record(key: [u8; 16], expires_in: Duration, now: phone_otp::Timestamp) -> ChallengeRecord {
+    let mut bytes = [0u8; 25];
+    bytes[..16].copy_from_slice(&key);
+    bytes[16] = 1;
+    ChallengeRecord {
+        id: ChallengeId::from_bytes(bytes),
+        digest: Digest::from_parts(KeyId(1), [4; 32]),
+        expires_at: now.saturating_add(expires_in),
+        attempts_left: 5,
+        purpose: Purpose::SignIn,
+        channel: Channel::Sms,
+        locale: Locale::En,
+        destination: jp_mobile(),
+        subject: None,
+    }
+}
+
+#[tokio::test]
+async fn an_id_whose_slot_was_reused_finds_nothing() -> TestResult {
+    let (store, h) = single_shard();
+    let (old, old_code) = h.start(&jp_mobile_n(1)).await;
+    // Past expiry and the retention window: the sweep frees the slot.
+    h.clock.advance(Duration::from_secs(3600));
+    store.sweep(h.clock.now());
+    assert_eq!(store.len(), 0);
+
+    let (new, new_code) = h.start(&jp_mobile_n(2)).await;
+    assert_eq!(
+        old.as_bytes()[..4],
+        new.as_bytes()[..4],
+        "the new challenge reuses the freed slot"
+    );
+    assert_eq!(
+        h.otp.verify(&old, &old_code).await?,
+        VerifyOutcome::NotFound
+    );
+    assert_eq!(
+        h.otp.verify(&old, &new_code).await?,
+        VerifyOutcome::NotFound
+    );
+    assert!(h.otp.verify(&new, &new_code).await?.is_verified());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_forged_id_naming_a_live_slot_finds_nothing_and_costs_it_no_attempt() -> TestResult {
+    let (_store, h) = single_shard();
+    let (id, code) = h.start(&jp_mobile()).await;
+    // Same slot number, one random byte changed.
+    let forged = with_key_byte(&id, 9, id.as_bytes()[9] ^ 1);
+    for _ in 0..10 {
+        assert_eq!(h.otp.verify(&forged, &code).await?, VerifyOutcome::NotFound);
+    }
+    // A slot number far past anything allocated.
+    let far = with_key_byte(&id, 3, 0xFF);
+    assert_eq!(h.otp.verify(&far, &code).await?, VerifyOutcome::NotFound);
+    assert!(h.otp.verify(&id, &code).await?.is_verified());
+    Ok(())
+}
+
+#[tokio::test]
+async fn insert_refuses_a_key_the_store_did_not_reserve() -> TestResult {
+    let store = MemoryStore::new();
+    let clock = phone_otp::ManualClock::new();
+    let now = clock.now();
+    let made_up = record([0x42; 16], Duration::from_secs(60), now);
+    assert!(matches!(
+        store.insert(made_up, now).await,
+        Err(StoreError::UnreservedKey)
+    ));
+
+    let key = store.reserve_key([0x42; 16], now)?;
+    assert_eq!(key[4..], [0x42; 12], "only the slot number is written");
+    store
+        .insert(record(key, Duration::from_secs(60), now), now)
+        .await?;
+    assert_eq!(store.len(), 1);
+    assert!(matches!(
+        store
+            .insert(record(key, Duration::from_secs(60), now), now)
+            .await,
+        Err(StoreError::Duplicate)
+    ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_reservation_without_an_insert_is_swept() -> TestResult {
+    let store = MemoryStore::with_shards(1);
+    let clock = phone_otp::ManualClock::new();
+    let abandoned = store.reserve_key([0x11; 16], clock.now())?;
+    assert_eq!(store.len(), 0, "a reservation is not a challenge");
+
+    clock.advance(Duration::from_secs(3600));
+    store.sweep(clock.now());
+    let now = clock.now();
+    assert!(matches!(
+        store
+            .insert(record(abandoned, Duration::from_secs(60), now), now)
+            .await,
+        Err(StoreError::UnreservedKey)
+    ));
+    // The slot went back to the free list: the next reservation gets it.
+    let next = store.reserve_key([0x22; 16], now)?;
+    assert_eq!(next[..4], abandoned[..4]);
+    Ok(())
+}
