@@ -41,7 +41,7 @@ pub enum StoreError {
     /// The backend returned data this crate did not write.
     #[error("store returned a malformed record: {0}")]
     Corrupt(&'static str),
-    /// A challenge with this id exists already (128 random bits make this a bug).
+    /// A challenge with this id exists already (random keys make this a bug).
     #[error("challenge id already exists")]
     Duplicate,
     /// `insert` was given a key that [`OtpStore::reserve_key`] of this store did not hand
@@ -135,7 +135,9 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
     /// A store may overwrite the first four bytes with where it will keep the record, and
     /// must leave the other twelve (96 random bits) alone so ids stay unguessable:
     /// [`MemoryStore`] reserves a slot here and writes its number, so a lookup is one memory
-    /// access. A reservation that no `insert` follows must be reclaimed by the store.
+    /// access. A reservation that no `insert` follows must be reclaimed by the store. A store
+    /// that wraps another must forward this method, or the inner store refuses the insert
+    /// ([`StoreError::UnreservedKey`]).
     ///
     /// # Errors
     /// If the store cannot reserve room for another challenge.
