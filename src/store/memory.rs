@@ -6,17 +6,12 @@
 //! memory access: no hash table, no probing, and the address is known before the code's
 //! HMAC is computed, which lets verify fetch the slot while the HMAC runs. The other twelve
 //! key bytes stay random and are compared in constant time, so a guessed or stale id finds
-//! nothing. A challenge lives in the shard picked by a random key byte.
-//!
-//! Each slot has its own lock, and a shard's chunks are found without the shard lock, so
-//! verify locks only the challenge it checks: threads verifying different challenges share
-//! no cache line. The shard lock guards the free list, the count and rate limits; an
-//! operation that needs both takes the shard lock first. Every operation on a challenge
-//! runs under its slot lock, which is what makes it atomic.
+//! nothing. A challenge lives in the shard picked by a random key byte; every operation
+//! takes exactly one shard lock, which is what makes it atomic.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use subtle::ConstantTimeEq;
@@ -47,63 +42,41 @@ const STATE_RESERVED: u8 = 1;
 const STATE_PENDING: u8 = 2;
 const STATE_USED: u8 = 3;
 
-/// One challenge, packed into 88 bytes so that with its own lock it fills a 96-byte
-/// [`SlotCell`].
+/// One challenge, packed into 96 bytes, which always spans exactly two cache lines: `key`
+/// is in the first and `subject` in the second (`repr(C)` fixes the order), so prefetching
+/// those two fields fetches the whole slot.
+#[repr(C, align(32))]
 struct Slot {
+    key: [u8; 16],
     expires_at: u64,
     /// E.164 digits as an integer (at most 15 digits fit in 50 bits).
     destination: u64,
+    newest: Digest,
+    purpose: u8,
+    channel: u8,
+    locale: u8,
+    attempts_left: u8,
+    state: u8,
     /// Older codes of a resent challenge. Boxed (one thin pointer): most have none.
     older: Option<Box<OlderCodes>>,
     subject: Option<Box<str>>,
-    newest: Digest,
-    /// The key's last twelve bytes: the first four are the slot number itself.
-    key_tail: [u8; KEY_TAIL],
-    purpose: u8,
-    attempts_left: u8,
-    /// `state | channel << 2 | locale << 4` (each tag fits in two bits).
-    flags: u8,
 }
-
-const KEY_TAIL: usize = 16 - SLOT_BYTES;
 
 impl Slot {
     fn free() -> Self {
         Self {
+            key: [0; 16],
             expires_at: 0,
             destination: 0,
+            newest: Digest::from_parts(KeyId(0), [0; 32]),
+            purpose: 0,
+            channel: 0,
+            locale: 0,
+            attempts_left: 0,
+            state: STATE_FREE,
             older: None,
             subject: None,
-            newest: Digest::from_parts(KeyId(0), [0; 32]),
-            key_tail: [0; KEY_TAIL],
-            purpose: 0,
-            attempts_left: 0,
-            flags: STATE_FREE,
         }
-    }
-
-    #[inline]
-    fn state(&self) -> u8 {
-        self.flags & 0b11
-    }
-
-    fn set_state(&mut self, state: u8) {
-        self.flags = (self.flags & !0b11) | state;
-    }
-
-    fn channel(&self) -> Option<Channel> {
-        Channel::from_tag((self.flags >> 2) & 0b11)
-    }
-
-    fn locale(&self) -> Option<Locale> {
-        Locale::from_tag((self.flags >> 4) & 0b11)
-    }
-
-    /// Whether this slot is in use under exactly `key`, compared in constant time: ids are
-    /// bearer handles.
-    #[inline]
-    fn is_keyed(&self, key: &[u8; 16]) -> bool {
-        self.state() != STATE_FREE && bool::from(self.key_tail.ct_eq(&key[SLOT_BYTES..]))
     }
 
     fn retain_until(&self) -> u64 {
@@ -114,13 +87,13 @@ impl Slot {
     /// Holds a challenge (pending or used), as opposed to free or merely reserved.
     #[inline]
     fn holds_challenge(&self) -> bool {
-        self.state() == STATE_PENDING || self.state() == STATE_USED
+        self.state == STATE_PENDING || self.state == STATE_USED
     }
 
     /// Why this slot cannot verify or take a new code, if it cannot.
     #[inline]
     fn not_pending(&self, now: u64) -> Option<NotPending> {
-        if self.state() == STATE_USED {
+        if self.state == STATE_USED {
             Some(NotPending::AlreadyUsed)
         } else if now >= self.expires_at {
             Some(NotPending::Expired)
@@ -130,34 +103,18 @@ impl Slot {
             None
         }
     }
-}
 
-/// A slot with its own lock, 96 bytes. Verify finds it without any shard lock and locks
-/// only it, so threads verifying different challenges share no cache line.
-#[repr(align(32))]
-struct SlotCell(Mutex<Slot>);
-
-impl SlotCell {
-    fn free() -> Self {
-        Self(Mutex::new(Slot::free()))
-    }
-
-    #[inline]
-    fn lock(&self) -> MutexGuard<'_, Slot> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Starts loading the cell's first cache line (the lock and most fields) without
-    /// waiting for it; the hardware fetches the neighbouring line with it.
+    /// Starts loading both cache lines of the slot, without waiting for them.
     #[inline]
     fn prefetch(&self) {
         #[cfg(all(
             any(target_arch = "x86", target_arch = "x86_64"),
             target_feature = "sse"
         ))]
-        safe_arch::prefetch_t0(self);
+        {
+            safe_arch::prefetch_t0(&self.key);
+            safe_arch::prefetch_t0(&self.subject);
+        }
     }
 }
 
@@ -187,14 +144,9 @@ fn slot_number(key: &[u8; 16]) -> usize {
     u32::from_le_bytes(number) as usize
 }
 
-/// Chunk slots the whole store can address: 16,384 chunks of 512, about 8.4 million
-/// challenges. The table of chunk pointers is allocated up front (24 bytes per chunk).
-const MAX_CHUNKS: usize = 16_384;
-
-/// The bookkeeping of one shard, under its lock. The slots themselves are not: each has
-/// its own.
 #[derive(Default)]
-struct ShardState {
+struct Shard {
+    chunks: Vec<Box<[Slot]>>,
     /// Slots ever handed out; every slot below this is in a chunk.
     high_water: usize,
     /// Slot numbers below `high_water` that are free again.
@@ -205,83 +157,88 @@ struct ShardState {
     next_sweep: u64,
 }
 
-/// One shard: its lock on cache lines of its own, so threads working on neighbouring shards
-/// do not slow each other down (128 bytes: adjacent-line prefetch pairs 64-byte lines), and
-/// its chunks, which are only ever added (under the lock) and read without it.
-#[repr(align(128))]
-struct Shard {
-    state: Mutex<ShardState>,
-    chunks: Box<[OnceLock<Box<[SlotCell]>>]>,
-}
-
 impl Shard {
-    fn new(chunks: usize) -> Self {
-        Self {
-            state: Mutex::new(ShardState::default()),
-            chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
-        }
-    }
-
     #[inline]
-    fn lock(&self) -> MutexGuard<'_, ShardState> {
-        lock(&self.state)
-    }
-
-    #[inline]
-    fn cell(&self, number: usize) -> Option<&SlotCell> {
+    fn slot(&self, number: usize) -> Option<&Slot> {
         self.chunks
             .get(number / CHUNK_SLOTS)
-            .and_then(OnceLock::get)
             .map(|chunk| &chunk[number % CHUNK_SLOTS])
     }
 
+    #[inline]
+    fn slot_mut(&mut self, number: usize) -> Option<&mut Slot> {
+        self.chunks
+            .get_mut(number / CHUNK_SLOTS)
+            .map(|chunk| &mut chunk[number % CHUNK_SLOTS])
+    }
+
+    /// The slot `key` names, if it is reserved or holds a challenge under exactly this key.
+    /// The key is compared in constant time: ids are bearer handles.
+    #[inline]
+    fn find(&self, key: &[u8; 16]) -> Option<&Slot> {
+        self.slot(slot_number(key))
+            .filter(|slot| slot.state != STATE_FREE && bool::from(slot.key.ct_eq(key)))
+    }
+
+    #[inline]
+    fn find_mut(&mut self, key: &[u8; 16]) -> Option<&mut Slot> {
+        self.slot_mut(slot_number(key))
+            .filter(|slot| slot.state != STATE_FREE && bool::from(slot.key.ct_eq(key)))
+    }
+
     /// A free slot number, growing the shard by a chunk when none is left.
-    fn allocate(&self, state: &mut ShardState) -> Result<usize, StoreError> {
-        if let Some(number) = state.free.pop() {
-            return Ok(number as usize);
+    fn allocate(&mut self) -> Result<u32, StoreError> {
+        if let Some(number) = self.free.pop() {
+            return Ok(number);
         }
-        let number = state.high_water;
-        let chunk = self
-            .chunks
-            .get(number / CHUNK_SLOTS)
-            .ok_or_else(|| StoreError::Unavailable("memory store is full".into()))?;
-        chunk.get_or_init(|| (0..CHUNK_SLOTS).map(|_| SlotCell::free()).collect());
-        state.high_water += 1;
+        let number = u32::try_from(self.high_water)
+            .map_err(|_| StoreError::Corrupt("memory store shard is full"))?;
+        if self.high_water / CHUNK_SLOTS == self.chunks.len() {
+            self.chunks
+                .push((0..CHUNK_SLOTS).map(|_| Slot::free()).collect());
+        }
+        self.high_water += 1;
         Ok(number)
     }
 
-    /// Frees slot `number` if `dead` says so of its contents.
-    fn release_if(&self, state: &mut ShardState, number: usize, dead: impl Fn(&Slot) -> bool) {
-        let Some(cell) = self.cell(number) else {
-            return;
-        };
-        let mut slot = cell.lock();
-        if slot.state() == STATE_FREE || !dead(&slot) {
-            return;
+    fn release(&mut self, number: usize) {
+        if let Some(slot) = self.slot_mut(number) {
+            let held = slot.holds_challenge();
+            *slot = Slot::free();
+            if held {
+                self.held -= 1;
+            }
+            // Slot numbers come from a u32.
+            self.free.push(number as u32);
         }
-        if slot.holds_challenge() {
-            state.held -= 1;
-        }
-        *slot = Slot::free();
-        // Slot numbers come from a u32.
-        state.free.push(number as u32);
     }
 
-    fn sweep_if_due(&self, state: &mut ShardState, now: u64) {
-        if now < state.next_sweep {
+    fn sweep_if_due(&mut self, now: u64) {
+        if now < self.next_sweep {
             return;
         }
-        state.next_sweep = now.saturating_add(SWEEP_INTERVAL_MS);
-        self.sweep(state, now);
+        self.next_sweep = now.saturating_add(SWEEP_INTERVAL_MS);
+        self.sweep(now);
     }
 
-    fn sweep(&self, state: &mut ShardState, now: u64) {
-        for number in 0..state.high_water {
-            self.release_if(state, number, |slot| slot.retain_until() <= now);
+    fn sweep(&mut self, now: u64) {
+        let dead: Vec<usize> = (0..self.high_water)
+            .filter(|&number| {
+                self.slot(number)
+                    .is_some_and(|slot| slot.state != STATE_FREE && slot.retain_until() <= now)
+            })
+            .collect();
+        for number in dead {
+            self.release(number);
         }
-        state.limits.retain(|_, tat| *tat > now);
+        self.limits.retain(|_, tat| *tat > now);
     }
 }
+
+/// A shard lock on cache lines of its own, so threads working on neighbouring shards do
+/// not slow each other down (128 bytes: adjacent-line prefetch pairs 64-byte lines).
+#[repr(align(128))]
+struct PaddedShard(Mutex<Shard>);
 
 /// An in-process [`OtpStore`]: the default, and the right choice for one instance.
 ///
@@ -291,11 +248,10 @@ impl Shard {
 /// Challenge ids of this store carry the number of the slot that holds the challenge (in
 /// their first four key bytes; 96 bits stay random), so a lookup is one memory access. A
 /// record is therefore only found through an id this store reserved with
-/// [`OtpStore::reserve_key`], which [`OtpService`](crate::OtpService) always does. It holds
-/// up to about 8.4 million challenges at once; past that, starts fail with a store error.
+/// [`OtpStore::reserve_key`], which [`OtpService`](crate::OtpService) always does.
 #[derive(Clone)]
 pub struct MemoryStore {
-    shards: Arc<[Shard]>,
+    shards: Arc<[PaddedShard]>,
     limit_hasher: RandomState,
 }
 
@@ -325,14 +281,16 @@ impl MemoryStore {
     pub fn with_shards(shards: usize) -> Self {
         let count = shards.clamp(1, 256).next_power_of_two();
         Self {
-            shards: (0..count).map(|_| Shard::new(MAX_CHUNKS / count)).collect(),
+            shards: (0..count)
+                .map(|_| PaddedShard(Mutex::new(Shard::default())))
+                .collect(),
             limit_hasher: RandomState::new(),
         }
     }
 
     /// Challenges held, live or kept for a while after they ended.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|shard| shard.lock().held).sum()
+        self.shards.iter().map(|shard| lock(&shard.0).held).sum()
     }
 
     /// Whether no challenge is held.
@@ -344,7 +302,7 @@ impl MemoryStore {
     pub fn limit_keys(&self) -> usize {
         self.shards
             .iter()
-            .map(|shard| shard.lock().limits.len())
+            .map(|shard| lock(&shard.0).limits.len())
             .sum()
     }
 
@@ -352,13 +310,13 @@ impl MemoryStore {
     /// this on their own every few seconds per shard; call it to free memory sooner.
     pub fn sweep(&self, now: Timestamp) {
         for shard in self.shards.iter() {
-            shard.sweep(&mut shard.lock(), now.as_millis());
+            lock(&shard.0).sweep(now.as_millis());
         }
     }
 
     /// `check` without a future, for the service's verify path: the slot is fetched from
     /// memory while `prepare` computes the candidate digests and reads the clock, instead of
-    /// after. No shard lock is taken, only the slot's own.
+    /// after. `prepare` runs under the shard lock.
     #[inline]
     pub(crate) fn check_prepared<C: AsRef<[Digest]>>(
         &self,
@@ -366,39 +324,32 @@ impl MemoryStore {
         prepare: impl FnOnce() -> (C, Timestamp),
     ) -> Result<VerifyOutcome, StoreError> {
         let key = id.store_key();
-        let cell = self.shard_for(&key).cell(slot_number(&key));
-        if let Some(cell) = cell {
-            cell.prefetch();
+        let mut shard = self.shard_for(&key);
+        if let Some(slot) = shard.slot(slot_number(&key)) {
+            slot.prefetch();
         }
         let (candidates, now) = prepare();
-        check_cell(cell, &key, candidates.as_ref(), now)
+        check_in(&mut shard, &key, candidates.as_ref(), now)
     }
 
     #[inline]
-    fn shard_for(&self, key: &[u8; 16]) -> &Shard {
+    fn shard_for(&self, key: &[u8; 16]) -> MutexGuard<'_, Shard> {
         let mask = self.shards.len() - 1;
-        &self.shards[usize::from(key[15]) & mask]
+        lock(&self.shards[usize::from(key[15]) & mask].0)
     }
 
-    /// The cell `key` names, locked, if it is reserved or holds a challenge under this key.
-    #[inline]
-    fn find(&self, key: &[u8; 16]) -> Option<MutexGuard<'_, Slot>> {
-        let slot = self.shard_for(key).cell(slot_number(key))?.lock();
-        slot.is_keyed(key).then_some(slot)
-    }
-
-    /// The shard whose lock guards rate-limit key `key`.
-    fn limit_shard(&self, key: &str) -> &Shard {
+    fn limit_shard(&self, key: &str) -> MutexGuard<'_, Shard> {
         let mask = self.shards.len() - 1;
-        &self.shards[(self.limit_hasher.hash_one(key) as usize) & mask]
+        let hash = self.limit_hasher.hash_one(key);
+        lock(&self.shards[(hash as usize) & mask].0)
     }
 }
 
 /// A poisoned lock only means another thread panicked mid-operation; every operation
-/// leaves a shard or slot consistent at each step, so carry on with its data.
+/// leaves a shard consistent at each step, so carry on with its data.
 #[inline]
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    shard
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -415,30 +366,26 @@ fn pending_from(slot: &Slot) -> Result<PendingChallenge, StoreError> {
         .map_err(|_| StoreError::Corrupt("stored destination no longer parses"))?;
     Ok(PendingChallenge {
         destination,
-        channel: slot.channel().ok_or(StoreError::Corrupt("channel"))?,
-        locale: slot.locale().ok_or(StoreError::Corrupt("locale"))?,
+        channel: Channel::from_tag(slot.channel).ok_or(StoreError::Corrupt("channel"))?,
+        locale: Locale::from_tag(slot.locale).ok_or(StoreError::Corrupt("locale"))?,
         purpose: Purpose::from_tag(slot.purpose).ok_or(StoreError::Corrupt("purpose"))?,
         subject: slot.subject.as_deref().map(str::to_owned),
         expires_at: Timestamp::from_millis(slot.expires_at),
     })
 }
 
-/// The whole of `check`, given the cell the key's slot number names.
+/// The whole of `check` once the shard is locked.
 #[inline]
-fn check_cell(
-    cell: Option<&SlotCell>,
+fn check_in(
+    shard: &mut Shard,
     key: &[u8; 16],
     candidates: &[Digest],
     now: Timestamp,
 ) -> Result<VerifyOutcome, StoreError> {
-    let Some(cell) = cell else {
-        return Ok(VerifyOutcome::NotFound);
-    };
-    let mut slot = cell.lock();
-    if !(slot.is_keyed(key) && slot.holds_challenge()) {
-        return Ok(VerifyOutcome::NotFound);
+    match shard.find_mut(key) {
+        Some(slot) if slot.holds_challenge() => check_slot(slot, candidates, now.as_millis()),
+        _ => Ok(VerifyOutcome::NotFound),
     }
-    check_slot(&mut slot, candidates, now.as_millis())
 }
 
 #[inline]
@@ -455,7 +402,7 @@ fn check_slot(
         matched |= Digest::any_match(older.live(), candidates);
     }
     if matched {
-        slot.set_state(STATE_USED);
+        slot.state = STATE_USED;
         let purpose = Purpose::from_tag(slot.purpose).ok_or(StoreError::Corrupt("purpose"))?;
         return Ok(VerifyOutcome::Verified {
             purpose,
@@ -472,18 +419,15 @@ fn check_slot(
 impl OtpStore for MemoryStore {
     fn reserve_key(&self, random: [u8; 16], now: Timestamp) -> Result<[u8; 16], StoreError> {
         let mut key = random;
-        let shard = self.shard_for(&key);
-        let mut state = shard.lock();
-        shard.sweep_if_due(&mut state, now.as_millis());
-        let number = shard.allocate(&mut state)?;
-        let cell = shard
-            .cell(number)
+        let mut shard = self.shard_for(&key);
+        shard.sweep_if_due(now.as_millis());
+        let number = shard.allocate()?;
+        key[..SLOT_BYTES].copy_from_slice(&number.to_le_bytes());
+        let slot = shard
+            .slot_mut(number as usize)
             .ok_or(StoreError::Corrupt("allocated slot is missing"))?;
-        // Numbers below MAX_CHUNKS * CHUNK_SLOTS fit in a u32.
-        key[..SLOT_BYTES].copy_from_slice(&(number as u32).to_le_bytes());
-        let mut slot = cell.lock();
-        slot.key_tail.copy_from_slice(&key[SLOT_BYTES..]);
-        slot.set_state(STATE_RESERVED);
+        slot.key = key;
+        slot.state = STATE_RESERVED;
         // Kept like an expired record, then swept, if no insert follows.
         slot.expires_at = now.as_millis();
         Ok(key)
@@ -492,24 +436,25 @@ impl OtpStore for MemoryStore {
     async fn insert(&self, challenge: ChallengeRecord, _now: Timestamp) -> Result<(), StoreError> {
         let key = challenge.id.store_key();
         let destination = destination_to_int(&challenge.destination)?;
-        let shard = self.shard_for(&key);
-        let mut state = shard.lock();
-        let mut slot = self.find(&key).ok_or(StoreError::UnreservedKey)?;
-        if slot.state() != STATE_RESERVED {
+        let mut shard = self.shard_for(&key);
+        let slot = shard.find_mut(&key).ok_or(StoreError::UnreservedKey)?;
+        if slot.state != STATE_RESERVED {
             return Err(StoreError::Duplicate);
         }
         *slot = Slot {
+            key,
             expires_at: challenge.expires_at.as_millis(),
             destination,
+            newest: challenge.digest,
+            purpose: challenge.purpose.to_tag(),
+            channel: challenge.channel.to_tag(),
+            locale: challenge.locale.to_tag(),
+            attempts_left: challenge.attempts_left,
+            state: STATE_PENDING,
             older: None,
             subject: challenge.subject.map(String::into_boxed_str),
-            newest: challenge.digest,
-            key_tail: slot.key_tail,
-            purpose: challenge.purpose.to_tag(),
-            attempts_left: challenge.attempts_left,
-            flags: STATE_PENDING | challenge.channel.to_tag() << 2 | challenge.locale.to_tag() << 4,
         };
-        state.held += 1;
+        shard.held += 1;
         Ok(())
     }
 
@@ -520,8 +465,7 @@ impl OtpStore for MemoryStore {
         now: Timestamp,
     ) -> Result<VerifyOutcome, StoreError> {
         let key = id.store_key();
-        let cell = self.shard_for(&key).cell(slot_number(&key));
-        check_cell(cell, &key, candidates, now)
+        check_in(&mut self.shard_for(&key), &key, candidates, now)
     }
 
     async fn pending(
@@ -530,12 +474,13 @@ impl OtpStore for MemoryStore {
         now: Timestamp,
     ) -> Result<Result<PendingChallenge, NotPending>, StoreError> {
         let key = id.store_key();
-        let Some(slot) = self.find(&key).filter(|slot| slot.holds_challenge()) else {
+        let shard = self.shard_for(&key);
+        let Some(slot) = shard.find(&key).filter(|slot| slot.holds_challenge()) else {
             return Ok(Err(NotPending::NotFound));
         };
         match slot.not_pending(now.as_millis()) {
             Some(reason) => Ok(Err(reason)),
-            None => pending_from(&slot).map(Ok),
+            None => pending_from(slot).map(Ok),
         }
     }
 
@@ -546,7 +491,8 @@ impl OtpStore for MemoryStore {
         now: Timestamp,
     ) -> Result<Result<(), NotPending>, StoreError> {
         let key = id.store_key();
-        let Some(mut slot) = self.find(&key).filter(|slot| slot.holds_challenge()) else {
+        let mut shard = self.shard_for(&key);
+        let Some(slot) = shard.find_mut(&key).filter(|slot| slot.holds_challenge()) else {
             return Ok(Err(NotPending::NotFound));
         };
         if let Some(reason) = slot.not_pending(now.as_millis()) {
@@ -565,9 +511,10 @@ impl OtpStore for MemoryStore {
 
     async fn remove(&self, id: &ChallengeId) -> Result<(), StoreError> {
         let key = id.store_key();
-        let shard = self.shard_for(&key);
-        let mut state = shard.lock();
-        shard.release_if(&mut state, slot_number(&key), |slot| slot.is_keyed(&key));
+        let mut shard = self.shard_for(&key);
+        if shard.find(&key).is_some() {
+            shard.release(slot_number(&key));
+        }
         Ok(())
     }
 
@@ -577,16 +524,15 @@ impl OtpStore for MemoryStore {
         quota: Quota,
         now: Timestamp,
     ) -> Result<Decision, StoreError> {
-        let shard = self.limit_shard(key.as_str());
-        let mut state = shard.lock();
-        shard.sweep_if_due(&mut state, now.as_millis());
-        let stored = state.limits.get(key.as_str()).copied();
+        let mut shard = self.limit_shard(key.as_str());
+        shard.sweep_if_due(now.as_millis());
+        let stored = shard.limits.get(key.as_str()).copied();
         let step = gcra(stored, quota, now);
         if step.decision == Decision::Allowed {
-            match state.limits.get_mut(key.as_str()) {
+            match shard.limits.get_mut(key.as_str()) {
                 Some(tat) => *tat = step.new_tat_millis,
                 None => {
-                    state
+                    shard
                         .limits
                         .insert(key.as_str().into(), step.new_tat_millis);
                 }
@@ -601,18 +547,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_slot_with_its_lock_is_96_bytes() {
-        assert_eq!(std::mem::size_of::<Slot>(), 88);
-        assert_eq!(std::mem::size_of::<SlotCell>(), 96);
-    }
-
-    #[test]
-    fn flags_keep_state_channel_and_locale_apart() {
-        let mut slot = Slot::free();
-        slot.flags = STATE_PENDING | Channel::Voice.to_tag() << 2 | Locale::Ja.to_tag() << 4;
-        slot.set_state(STATE_USED);
-        assert_eq!(slot.state(), STATE_USED);
-        assert_eq!(slot.channel(), Some(Channel::Voice));
-        assert_eq!(slot.locale(), Some(Locale::Ja));
+    fn a_slot_is_96_bytes_and_two_cache_lines() {
+        assert_eq!(std::mem::size_of::<Slot>(), 96);
+        assert_eq!(std::mem::align_of::<Slot>(), 32);
+        // `prefetch` relies on `key` opening the first line and `subject` lying in the
+        // second, wherever a 32-byte aligned slot starts.
+        assert_eq!(std::mem::offset_of!(Slot, key), 0);
+        assert!(std::mem::offset_of!(Slot, subject) >= 64);
     }
 }
