@@ -231,8 +231,10 @@ impl KeyRing {
     }
 }
 
-/// One candidate digest per key, on the stack.
-pub(crate) struct Candidates {
+/// The digests a submitted code would have under each key of the ring (at most
+/// [`MAX_KEYS`], on the stack), for a store to compare with what it holds.
+#[derive(Debug)]
+pub struct Candidates {
     digests: [Digest; MAX_KEYS],
     len: usize,
 }
@@ -247,16 +249,10 @@ impl Candidates {
         }
     }
 
+    /// The candidates: none for a malformed code, else one per key.
     #[inline]
-    pub(crate) fn as_slice(&self) -> &[Digest] {
+    pub fn as_slice(&self) -> &[Digest] {
         &self.digests[..self.len]
-    }
-}
-
-impl AsRef<[Digest]> for Candidates {
-    #[inline]
-    fn as_ref(&self) -> &[Digest] {
-        self.as_slice()
     }
 }
 

@@ -8,7 +8,9 @@ mod service;
 
 pub use challenge::{ChallengeId, ParseChallengeIdError};
 pub use code::{DEFAULT_CODE_LENGTH, MAX_CODE_LENGTH, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH};
-pub use keys::{Digest, HmacKey, KeyError, KeyId, KeyRing, MAX_KEYS, MIN_KEY_BYTES, bench_floor};
+pub use keys::{
+    Candidates, Digest, HmacKey, KeyError, KeyId, KeyRing, MAX_KEYS, MIN_KEY_BYTES, bench_floor,
+};
 pub use outcome::{NotPending, VerifyOutcome};
 pub use service::{
     DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, MAX_SAFE_LIFETIME, OtpService, OtpServiceBuilder,

@@ -1,6 +1,5 @@
 //! [`OtpService`]: start, resend and verify.
 
-use std::any::Any;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -158,8 +157,6 @@ pub struct OtpServiceBuilder {
     keys: Option<KeyRing>,
     provider: Option<Arc<dyn PhoneProvider>>,
     store: Option<Arc<dyn OtpStore>>,
-    /// The store again when it is a [`MemoryStore`], for verify's synchronous path.
-    memory: Option<MemoryStore>,
     clock: Option<Arc<dyn Clock>>,
     templates: Option<Templates>,
     limits: Limits,
@@ -184,12 +181,7 @@ impl OtpServiceBuilder {
     }
 
     /// The store (default: a new [`MemoryStore`]).
-    pub fn store<S: OtpStore + 'static>(mut self, store: S) -> Self {
-        let any: &dyn Any = &store;
-        self.memory = any
-            .downcast_ref::<MemoryStore>()
-            .or_else(|| any.downcast_ref::<Arc<MemoryStore>>().map(|arc| &**arc))
-            .cloned();
+    pub fn store(mut self, store: impl OtpStore + 'static) -> Self {
         self.store = Some(Arc::new(store));
         self
     }
@@ -282,19 +274,11 @@ impl OtpServiceBuilder {
         if lifetime < Duration::from_secs(1) || lifetime > max {
             return Err(BuildError::Lifetime { lifetime, max });
         }
-        let (store, memory): (Arc<dyn OtpStore>, _) = match self.store {
-            Some(store) => (store, self.memory),
-            None => {
-                let memory = MemoryStore::new();
-                (Arc::new(memory.clone()), Some(memory))
-            }
-        };
         Ok(OtpService {
             inner: Arc::new(Inner {
                 keys,
                 provider,
-                store,
-                memory,
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 templates: self
                     .templates
@@ -314,8 +298,6 @@ struct Inner {
     keys: KeyRing,
     provider: Arc<dyn PhoneProvider>,
     store: Arc<dyn OtpStore>,
-    /// `store` itself when it is a [`MemoryStore`]: verify then checks without a future.
-    memory: Option<MemoryStore>,
     clock: Arc<dyn Clock>,
     templates: Templates,
     limits: Limits,
@@ -652,19 +634,19 @@ impl OtpService {
         code: &str,
         context: &[u8],
     ) -> Result<VerifyOutcome, VerifyError> {
-        let candidates = || {
-            if code::is_well_formed(code) {
+        let mut prepare = || {
+            let candidates = if code::is_well_formed(code) {
                 self.keys().candidates(id, context, code.as_bytes())
             } else {
                 Candidates::none()
-            }
+            };
+            (candidates, self.inner.clock.now())
         };
-        let outcome = match &self.inner.memory {
-            // No future to box, and the slot is fetched while the HMAC runs.
-            Some(memory) => memory.check_prepared(id, || (candidates(), self.inner.clock.now())),
+        // An in-memory store answers at once, fetching the record while the HMAC runs.
+        let outcome = match self.inner.store.check_prepared(id, &mut prepare) {
+            Some(outcome) => outcome,
             None => {
-                let candidates = candidates();
-                let now = self.inner.clock.now();
+                let (candidates, now) = prepare();
                 self.inner.store.check(id, candidates.as_slice(), now).await
             }
         }

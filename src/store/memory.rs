@@ -23,7 +23,7 @@ use super::{
 use crate::clock::{Timestamp, duration_millis};
 use crate::limit::{Decision, LimitKey, Quota, gcra};
 use crate::message::{Channel, Locale, Purpose};
-use crate::otp::{ChallengeId, Digest, KeyId, NotPending, VerifyOutcome};
+use crate::otp::{Candidates, ChallengeId, Digest, KeyId, NotPending, VerifyOutcome};
 use crate::phone::PhoneNumber;
 
 const DEFAULT_SHARDS: usize = 64;
@@ -82,6 +82,13 @@ impl Slot {
     fn retain_until(&self) -> u64 {
         self.expires_at
             .saturating_add(duration_millis(RETAIN_AFTER_EXPIRY))
+    }
+
+    /// Whether this slot is in use under exactly `key`, compared in constant time: ids are
+    /// bearer handles.
+    #[inline]
+    fn is_keyed(&self, key: &[u8; 16]) -> bool {
+        self.state != STATE_FREE && bool::from(self.key.ct_eq(key))
     }
 
     /// Holds a challenge (pending or used), as opposed to free or merely reserved.
@@ -173,17 +180,16 @@ impl Shard {
     }
 
     /// The slot `key` names, if it is reserved or holds a challenge under exactly this key.
-    /// The key is compared in constant time: ids are bearer handles.
     #[inline]
     fn find(&self, key: &[u8; 16]) -> Option<&Slot> {
         self.slot(slot_number(key))
-            .filter(|slot| slot.state != STATE_FREE && bool::from(slot.key.ct_eq(key)))
+            .filter(|slot| slot.is_keyed(key))
     }
 
     #[inline]
     fn find_mut(&mut self, key: &[u8; 16]) -> Option<&mut Slot> {
         self.slot_mut(slot_number(key))
-            .filter(|slot| slot.state != STATE_FREE && bool::from(slot.key.ct_eq(key)))
+            .filter(|slot| slot.is_keyed(key))
     }
 
     /// A free slot number, growing the shard by a chunk when none is left.
@@ -222,14 +228,13 @@ impl Shard {
     }
 
     fn sweep(&mut self, now: u64) {
-        let dead: Vec<usize> = (0..self.high_water)
-            .filter(|&number| {
-                self.slot(number)
-                    .is_some_and(|slot| slot.state != STATE_FREE && slot.retain_until() <= now)
-            })
-            .collect();
-        for number in dead {
-            self.release(number);
+        for number in 0..self.high_water {
+            if self
+                .slot(number)
+                .is_some_and(|slot| slot.state != STATE_FREE && slot.retain_until() <= now)
+            {
+                self.release(number);
+            }
         }
         self.limits.retain(|_, tat| *tat > now);
     }
@@ -312,24 +317,6 @@ impl MemoryStore {
         for shard in self.shards.iter() {
             lock(&shard.0).sweep(now.as_millis());
         }
-    }
-
-    /// `check` without a future, for the service's verify path: the slot is fetched from
-    /// memory while `prepare` computes the candidate digests and reads the clock, instead of
-    /// after. `prepare` runs under the shard lock.
-    #[inline]
-    pub(crate) fn check_prepared<C: AsRef<[Digest]>>(
-        &self,
-        id: &ChallengeId,
-        prepare: impl FnOnce() -> (C, Timestamp),
-    ) -> Result<VerifyOutcome, StoreError> {
-        let key = id.store_key();
-        let mut shard = self.shard_for(&key);
-        if let Some(slot) = shard.slot(slot_number(&key)) {
-            slot.prefetch();
-        }
-        let (candidates, now) = prepare();
-        check_in(&mut shard, &key, candidates.as_ref(), now)
     }
 
     #[inline]
@@ -466,6 +453,23 @@ impl OtpStore for MemoryStore {
     ) -> Result<VerifyOutcome, StoreError> {
         let key = id.store_key();
         check_in(&mut self.shard_for(&key), &key, candidates, now)
+    }
+
+    /// Prefetches the slot, then runs `prepare` (the HMAC and the clock) under the shard
+    /// lock while the slot loads.
+    #[inline]
+    fn check_prepared(
+        &self,
+        id: &ChallengeId,
+        prepare: &mut dyn FnMut() -> (Candidates, Timestamp),
+    ) -> Option<Result<VerifyOutcome, StoreError>> {
+        let key = id.store_key();
+        let mut shard = self.shard_for(&key);
+        if let Some(slot) = shard.slot(slot_number(&key)) {
+            slot.prefetch();
+        }
+        let (candidates, now) = prepare();
+        Some(check_in(&mut shard, &key, candidates.as_slice(), now))
     }
 
     async fn pending(

@@ -20,7 +20,7 @@ pub use redis::RedisStore;
 use crate::clock::Timestamp;
 use crate::limit::{Decision, LimitKey, Quota};
 use crate::message::{Channel, Locale, Purpose};
-use crate::otp::{ChallengeId, Digest, NotPending, VerifyOutcome};
+use crate::otp::{Candidates, ChallengeId, Digest, NotPending, VerifyOutcome};
 use crate::phone::PhoneNumber;
 
 /// How many codes of one challenge stay valid: the newest three, so a late SMS does not lock
@@ -159,6 +159,22 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
         now: Timestamp,
     ) -> Result<VerifyOutcome, StoreError>;
 
+    /// `check` for a store that answers from this process's memory, without a future:
+    /// `prepare` computes the candidates and reads the clock, and the store calls it once,
+    /// after it has started fetching the record, so the fetch overlaps the HMAC.
+    ///
+    /// The default returns `None`: the store needs I/O, and the caller calls `prepare`
+    /// itself and then [`OtpStore::check`]. [`MemoryStore`] answers here. A store that wraps
+    /// another should forward this method, or verify takes the slower path.
+    fn check_prepared(
+        &self,
+        id: &ChallengeId,
+        prepare: &mut dyn FnMut() -> (Candidates, Timestamp),
+    ) -> Option<Result<VerifyOutcome, StoreError>> {
+        let _ = (id, prepare);
+        None
+    }
+
     /// Reads a live challenge for a resend, or says why it is not live.
     async fn pending(
         &self,
@@ -205,6 +221,14 @@ impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
         now: Timestamp,
     ) -> Result<VerifyOutcome, StoreError> {
         (**self).check(id, candidates, now).await
+    }
+
+    fn check_prepared(
+        &self,
+        id: &ChallengeId,
+        prepare: &mut dyn FnMut() -> (Candidates, Timestamp),
+    ) -> Option<Result<VerifyOutcome, StoreError>> {
+        (**self).check_prepared(id, prepare)
     }
 
     async fn pending(

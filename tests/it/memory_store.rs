@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use phone_otp::store::ChallengeRecord;
 use phone_otp::{
-    ChallengeId, Channel, Clock, Digest, KeyId, Locale, MemoryStore, OtpStore, Purpose, StoreError,
+    ChallengeId, Clock, Digest, KeyId, ManualClock, MemoryStore, OtpStore, StoreError, Timestamp,
     VerifyOutcome,
 };
 
-use crate::support::{Harness, TestResult, jp_mobile, jp_mobile_n};
+use crate::support::{Harness, TestResult, jp_mobile, jp_mobile_n, record};
 
 /// One shard, so a freed slot is the next one handed out.
 fn single_shard() -> (MemoryStore, Harness) {
@@ -24,21 +24,17 @@ fn with_key_byte(id: &ChallengeId, index: usize, value: u8) -> ChallengeId {
     ChallengeId::from_bytes(bytes)
 }
 
-fn record(key: [u8; 16], expires_in: Duration, now: phone_otp::Timestamp) -> ChallengeRecord {
+/// A record keyed `key`, expiring `expires_in` after `now`, whose digest is `[4; 32]`
+/// under key 1.
+fn keyed_record(key: [u8; 16], expires_in: Duration, now: Timestamp) -> ChallengeRecord {
     let mut bytes = [0u8; 25];
     bytes[..16].copy_from_slice(&key);
     bytes[16] = 1;
-    ChallengeRecord {
-        id: ChallengeId::from_bytes(bytes),
-        digest: Digest::from_parts(KeyId(1), [4; 32]),
-        expires_at: now.saturating_add(expires_in),
-        attempts_left: 5,
-        purpose: Purpose::SignIn,
-        channel: Channel::Sms,
-        locale: Locale::En,
-        destination: jp_mobile(),
-        subject: None,
-    }
+    record(
+        ChallengeId::from_bytes(bytes),
+        4,
+        now.saturating_add(expires_in),
+    )
 }
 
 #[tokio::test]
@@ -87,9 +83,9 @@ async fn a_forged_id_naming_a_live_slot_finds_nothing_and_costs_it_no_attempt() 
 #[tokio::test]
 async fn insert_refuses_a_key_the_store_did_not_reserve() -> TestResult {
     let store = MemoryStore::new();
-    let clock = phone_otp::ManualClock::new();
+    let clock = ManualClock::new();
     let now = clock.now();
-    let made_up = record([0x42; 16], Duration::from_secs(60), now);
+    let made_up = keyed_record([0x42; 16], Duration::from_secs(60), now);
     assert!(matches!(
         store.insert(made_up, now).await,
         Err(StoreError::UnreservedKey)
@@ -98,12 +94,12 @@ async fn insert_refuses_a_key_the_store_did_not_reserve() -> TestResult {
     let key = store.reserve_key([0x42; 16], now)?;
     assert_eq!(key[4..], [0x42; 12], "only the slot number is written");
     store
-        .insert(record(key, Duration::from_secs(60), now), now)
+        .insert(keyed_record(key, Duration::from_secs(60), now), now)
         .await?;
     assert_eq!(store.len(), 1);
     assert!(matches!(
         store
-            .insert(record(key, Duration::from_secs(60), now), now)
+            .insert(keyed_record(key, Duration::from_secs(60), now), now)
             .await,
         Err(StoreError::Duplicate)
     ));
@@ -113,7 +109,7 @@ async fn insert_refuses_a_key_the_store_did_not_reserve() -> TestResult {
 #[tokio::test]
 async fn a_reservation_without_an_insert_is_swept() -> TestResult {
     let store = MemoryStore::with_shards(1);
-    let clock = phone_otp::ManualClock::new();
+    let clock = ManualClock::new();
     let abandoned = store.reserve_key([0x11; 16], clock.now())?;
     assert_eq!(store.len(), 0, "a reservation is not a challenge");
 
@@ -122,12 +118,49 @@ async fn a_reservation_without_an_insert_is_swept() -> TestResult {
     let now = clock.now();
     assert!(matches!(
         store
-            .insert(record(abandoned, Duration::from_secs(60), now), now)
+            .insert(keyed_record(abandoned, Duration::from_secs(60), now), now)
             .await,
         Err(StoreError::UnreservedKey)
     ));
     // The slot went back to the free list: the next reservation gets it.
     let next = store.reserve_key([0x22; 16], now)?;
     assert_eq!(next[..4], abandoned[..4]);
+    Ok(())
+}
+
+/// The service verifies through `check_prepared`; `check` is the same step for callers that
+/// hold their candidates already, and must agree with it.
+#[tokio::test]
+async fn check_with_ready_candidates_counts_attempts_and_consumes() -> TestResult {
+    let store = MemoryStore::new();
+    let clock = ManualClock::new();
+    let now = clock.now();
+    let key = store.reserve_key([0x33; 16], now)?;
+    let record = keyed_record(key, Duration::from_secs(60), now);
+    let id = record.id;
+    store.insert(record, now).await?;
+
+    let wrong = Digest::from_parts(KeyId(1), [5; 32]);
+    let right = Digest::from_parts(KeyId(1), [4; 32]);
+    let other_key = Digest::from_parts(KeyId(2), [4; 32]);
+    assert_eq!(
+        store.check(&id, &[wrong], now).await?,
+        VerifyOutcome::Mismatch { attempts_left: 4 }
+    );
+    assert_eq!(
+        store.check(&id, &[other_key], now).await?,
+        VerifyOutcome::Mismatch { attempts_left: 3 },
+        "same bytes under another key id do not match"
+    );
+    assert_eq!(
+        store.check(&id, &[], now).await?,
+        VerifyOutcome::Mismatch { attempts_left: 2 },
+        "no candidates is a wrong attempt"
+    );
+    assert!(store.check(&id, &[wrong, right], now).await?.is_verified());
+    assert_eq!(
+        store.check(&id, &[right], now).await?,
+        VerifyOutcome::AlreadyUsed
+    );
     Ok(())
 }

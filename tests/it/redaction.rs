@@ -1,11 +1,8 @@
 //! Codes, keys and whole numbers never reach `Debug` output or `tracing` events.
 
-use phone_otp::store::ChallengeRecord;
-use phone_otp::{
-    Channel, Digest, KeyId, KeyRing, Locale, MemoryStore, Message, Purpose, StartRequest,
-};
+use phone_otp::{KeyRing, MemoryStore, Message, Purpose, StartRequest};
 
-use crate::support::{Harness, TestResult, jp_mobile, key};
+use crate::support::{Harness, TestResult, jp_mobile, key, record};
 
 const FULL_NUMBER: &str = "819012345678";
 
@@ -28,17 +25,7 @@ async fn debug_output_holds_no_code_key_or_whole_number() -> TestResult {
         use secrecy::ExposeSecret;
         message.code().unwrap().expose_secret().to_owned()
     };
-    let record = ChallengeRecord {
-        id: started.challenge_id,
-        digest: Digest::from_parts(KeyId(1), [0xAB; 32]),
-        expires_at: started.expires_at,
-        attempts_left: 5,
-        purpose: Purpose::SignIn,
-        channel: Channel::Sms,
-        locale: Locale::En,
-        destination: jp_mobile(),
-        subject: None,
-    };
+    let record = record(started.challenge_id, 0xAB, started.expires_at);
     let sms_with_code = Message::sms(jp_mobile(), format!("code {code}")).with_code(code.clone());
     let outputs = [
         format!("{:?}", h.otp),

@@ -151,35 +151,8 @@ pub async fn throttle_decisions_and_retry_after(store: Arc<dyn OtpStore>) -> Tes
     Ok(())
 }
 
-/// The memory store behind the trait object: the service takes the async `check` path.
 fn memory() -> Arc<dyn OtpStore> {
     Arc::new(MemoryStore::new())
-}
-
-/// The memory store handed over as itself: the service takes its synchronous verify path.
-fn memory_direct() -> MemoryStore {
-    MemoryStore::new()
-}
-
-#[tokio::test]
-async fn memory_direct_every_verify_outcome() -> TestResult {
-    every_verify_outcome(memory_direct()).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn memory_direct_single_use_under_64_concurrent_checks() -> TestResult {
-    single_use_under_64_concurrent_checks(memory_direct()).await
-}
-
-#[tokio::test]
-async fn memory_direct_resend_codes_and_pending_state() -> TestResult {
-    resend_codes_and_pending_state(memory_direct()).await
-}
-
-/// An `Arc<MemoryStore>` is recognised too, and its `reserve_key` is forwarded.
-#[tokio::test]
-async fn memory_in_an_arc_every_verify_outcome() -> TestResult {
-    every_verify_outcome(Arc::new(MemoryStore::new())).await
 }
 
 #[tokio::test]

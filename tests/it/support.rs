@@ -1,8 +1,9 @@
 //! Shared helpers: a service over a stub provider and a manual clock.
 
+use phone_otp::store::ChallengeRecord;
 use phone_otp::{
-    ChallengeId, HmacKey, KeyRing, Limits, ManualClock, OtpService, OtpServiceBuilder, OtpStore,
-    PhoneNumber, Purpose, StartRequest, StubProvider,
+    ChallengeId, Channel, Digest, HmacKey, KeyId, KeyRing, Limits, Locale, ManualClock, OtpService,
+    OtpServiceBuilder, OtpStore, PhoneNumber, Purpose, StartRequest, StubProvider, Timestamp,
 };
 use secrecy::{ExposeSecret, SecretSlice};
 
@@ -64,6 +65,22 @@ impl Harness {
         let started = self.otp.start(request).await.expect("start succeeds");
         let code = self.stub.last_code_for(&to).expect("stub saw the code");
         (started.challenge_id, code.expose_secret().to_owned())
+    }
+}
+
+/// A sign-in SMS record for `id` whose digest is `digest_byte` repeated, for tests that
+/// talk to a store directly.
+pub fn record(id: ChallengeId, digest_byte: u8, expires_at: Timestamp) -> ChallengeRecord {
+    ChallengeRecord {
+        id,
+        digest: Digest::from_parts(KeyId(1), [digest_byte; 32]),
+        expires_at,
+        attempts_left: 5,
+        purpose: Purpose::SignIn,
+        channel: Channel::Sms,
+        locale: Locale::En,
+        destination: jp_mobile(),
+        subject: None,
     }
 }
 
