@@ -1,17 +1,22 @@
 //! The embedded store: sharded, compact, and swept so it cannot grow without bound.
 //!
-//! Each shard is a slab of fixed-size [`Slot`]s kept in fixed-size chunks. The store
+//! Each shard is a slab of fixed-size [`SlotCell`]s kept in fixed-size chunks. The store
 //! reserves a slot before a challenge's id is made ([`OtpStore::reserve_key`]) and writes
 //! the slot's number into the id's first four key bytes, so a lookup is arithmetic plus one
 //! memory access: no hash table, no probing, and the address is known before the code's
 //! HMAC is computed, which lets verify fetch the slot while the HMAC runs. The other twelve
 //! key bytes stay random and are compared in constant time, so a guessed or stale id finds
-//! nothing. A challenge lives in the shard picked by a random key byte; every operation
-//! takes exactly one shard lock, which is what makes it atomic.
+//! nothing. A challenge lives in the shard picked by a random key byte.
+//!
+//! Each slot has its own lock, and a shard's chunks are found without the shard lock, so
+//! verify locks only the challenge it checks: threads verifying different challenges share
+//! no cache line. The shard lock guards the free list, the count and rate limits; an
+//! operation that needs both takes the shard lock first. Every operation on a challenge
+//! runs under its slot lock, which is what makes it atomic.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_trait::async_trait;
 use subtle::ConstantTimeEq;
@@ -27,13 +32,20 @@ use crate::otp::{Candidates, ChallengeId, Digest, KeyId, NotPending, VerifyOutco
 use crate::phone::PhoneNumber;
 
 const DEFAULT_SHARDS: usize = 64;
-/// Slots per chunk (48 KiB). Chunks are never moved, so growing a shard copies nothing, and
+/// Slots per chunk (64 KiB). Chunks are never moved, so growing a shard copies nothing, and
 /// a shard wastes at most one partly used chunk.
 const CHUNK_SLOTS: usize = 512;
+/// Chunks the whole store can address, split evenly between its shards: about 8.4 million
+/// challenges at once. The table of chunk pointers is allocated up front (16 bytes a chunk).
+const MAX_CHUNKS: usize = 16_384;
 /// How often (in store time) a shard drops dead records when it is next written.
 const SWEEP_INTERVAL_MS: u64 = 10_000;
 /// Key bytes holding the slot number; the rest of the key stays random.
 const SLOT_BYTES: usize = 4;
+/// The key bytes a slot keeps: the first four are its own number.
+const KEY_TAIL: usize = 16 - SLOT_BYTES;
+/// Subjects up to this many bytes (a UUID, most provider user ids) live inside the slot.
+const INLINE_SUBJECT: usize = 38;
 
 const STATE_FREE: u8 = 0;
 /// Handed out by `reserve_key`, not yet inserted. Swept like an expired record if no insert
@@ -42,41 +54,89 @@ const STATE_RESERVED: u8 = 1;
 const STATE_PENDING: u8 = 2;
 const STATE_USED: u8 = 3;
 
-/// One challenge, packed into 96 bytes, which always spans exactly two cache lines: `key`
-/// is in the first and `subject` in the second (`repr(C)` fixes the order), so prefetching
-/// those two fields fetches the whole slot.
-#[repr(C, align(32))]
+/// A challenge's subject, inside the slot when it is short: storing it then allocates
+/// nothing and reading it touches no other cache line.
+enum StoredSubject {
+    None,
+    Inline { len: u8, bytes: [u8; INLINE_SUBJECT] },
+    Heap(Box<str>),
+}
+
+impl StoredSubject {
+    fn new(subject: Option<String>) -> Self {
+        match subject {
+            None => Self::None,
+            Some(subject) if subject.len() <= INLINE_SUBJECT => {
+                let mut bytes = [0; INLINE_SUBJECT];
+                bytes[..subject.len()].copy_from_slice(subject.as_bytes());
+                Self::Inline {
+                    // At most INLINE_SUBJECT, which fits a u8.
+                    len: subject.len() as u8,
+                    bytes,
+                }
+            }
+            Some(subject) => Self::Heap(subject.into_boxed_str()),
+        }
+    }
+
+    fn to_string(&self) -> Result<Option<String>, StoreError> {
+        match self {
+            Self::None => Ok(None),
+            Self::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)])
+                .map(|subject| Some(subject.to_owned()))
+                .map_err(|_| StoreError::Corrupt("stored subject is not UTF-8")),
+            Self::Heap(subject) => Ok(Some(subject.to_string())),
+        }
+    }
+}
+
+/// One challenge, 112 bytes, so that with its lock it fills a 128-byte [`SlotCell`].
 struct Slot {
-    key: [u8; 16],
     expires_at: u64,
     /// E.164 digits as an integer (at most 15 digits fit in 50 bits).
     destination: u64,
-    newest: Digest,
-    purpose: u8,
-    channel: u8,
-    locale: u8,
-    attempts_left: u8,
-    state: u8,
     /// Older codes of a resent challenge. Boxed (one thin pointer): most have none.
     older: Option<Box<OlderCodes>>,
-    subject: Option<Box<str>>,
+    subject: StoredSubject,
+    newest: Digest,
+    key_tail: [u8; KEY_TAIL],
+    purpose: u8,
+    attempts_left: u8,
+    /// `state | channel << 2 | locale << 4` (each tag fits in two bits).
+    flags: u8,
 }
 
 impl Slot {
     fn free() -> Self {
         Self {
-            key: [0; 16],
             expires_at: 0,
             destination: 0,
-            newest: Digest::from_parts(KeyId(0), [0; 32]),
-            purpose: 0,
-            channel: 0,
-            locale: 0,
-            attempts_left: 0,
-            state: STATE_FREE,
             older: None,
-            subject: None,
+            subject: StoredSubject::None,
+            newest: Digest::from_parts(KeyId(0), [0; 32]),
+            key_tail: [0; KEY_TAIL],
+            purpose: 0,
+            attempts_left: 0,
+            flags: STATE_FREE,
         }
+    }
+
+    #[inline]
+    fn state(&self) -> u8 {
+        self.flags & 0b11
+    }
+
+    #[inline]
+    fn set_state(&mut self, state: u8) {
+        self.flags = (self.flags & !0b11) | state;
+    }
+
+    fn channel(&self) -> Option<Channel> {
+        Channel::from_tag((self.flags >> 2) & 0b11)
+    }
+
+    fn locale(&self) -> Option<Locale> {
+        Locale::from_tag((self.flags >> 4) & 0b11)
     }
 
     fn retain_until(&self) -> u64 {
@@ -84,23 +144,23 @@ impl Slot {
             .saturating_add(duration_millis(RETAIN_AFTER_EXPIRY))
     }
 
-    /// Whether this slot is in use under exactly `key`, compared in constant time: ids are
-    /// bearer handles.
+    /// Whether this slot is in use under exactly `key` (whose first bytes are this slot's
+    /// number), compared in constant time: ids are bearer handles.
     #[inline]
     fn is_keyed(&self, key: &[u8; 16]) -> bool {
-        self.state != STATE_FREE && bool::from(self.key.ct_eq(key))
+        self.state() != STATE_FREE && bool::from(self.key_tail.ct_eq(&key[SLOT_BYTES..]))
     }
 
     /// Holds a challenge (pending or used), as opposed to free or merely reserved.
     #[inline]
     fn holds_challenge(&self) -> bool {
-        self.state == STATE_PENDING || self.state == STATE_USED
+        self.state() == STATE_PENDING || self.state() == STATE_USED
     }
 
     /// Why this slot cannot verify or take a new code, if it cannot.
     #[inline]
     fn not_pending(&self, now: u64) -> Option<NotPending> {
-        if self.state == STATE_USED {
+        if self.state() == STATE_USED {
             Some(NotPending::AlreadyUsed)
         } else if now >= self.expires_at {
             Some(NotPending::Expired)
@@ -110,8 +170,34 @@ impl Slot {
             None
         }
     }
+}
 
-    /// Starts loading both cache lines of the slot, without waiting for them.
+/// A slot with its own lock: exactly two cache lines, aligned to them, so verify fetches
+/// two lines no other challenge uses and threads verifying different challenges never wait
+/// on each other's lines.
+#[repr(C, align(128))]
+struct SlotCell {
+    slot: Mutex<Slot>,
+    /// Zero-sized and placed after the lock, so its address lies in the cell's second
+    /// cache line: the only way safe code can name that line to prefetch it.
+    second_line: (),
+}
+
+impl SlotCell {
+    fn free() -> Self {
+        Self {
+            slot: Mutex::new(Slot::free()),
+            second_line: (),
+        }
+    }
+
+    #[inline]
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        lock(&self.slot)
+    }
+
+    /// Starts loading both cache lines of the cell without waiting for them; the first
+    /// (the lock's) for writing.
     #[inline]
     fn prefetch(&self) {
         #[cfg(all(
@@ -119,8 +205,8 @@ impl Slot {
             target_feature = "sse"
         ))]
         {
-            safe_arch::prefetch_t0(&self.key);
-            safe_arch::prefetch_t0(&self.subject);
+            safe_arch::prefetch_et0(self);
+            safe_arch::prefetch_t0(&self.second_line);
         }
     }
 }
@@ -151,9 +237,20 @@ fn slot_number(key: &[u8; 16]) -> usize {
     u32::from_le_bytes(number) as usize
 }
 
+type Chunk = Box<[SlotCell; CHUNK_SLOTS]>;
+
+fn new_chunk() -> Chunk {
+    let cells: Box<[SlotCell]> = (0..CHUNK_SLOTS).map(|_| SlotCell::free()).collect();
+    match cells.try_into() {
+        Ok(chunk) => chunk,
+        Err(_) => unreachable!("the iterator yields exactly CHUNK_SLOTS cells"),
+    }
+}
+
+/// The bookkeeping of one shard, under its lock. The slots themselves are not: each has
+/// its own.
 #[derive(Default)]
-struct Shard {
-    chunks: Vec<Box<[Slot]>>,
+struct ShardState {
     /// Slots ever handed out; every slot below this is in a chunk.
     high_water: usize,
     /// Slot numbers below `high_water` that are free again.
@@ -164,86 +261,83 @@ struct Shard {
     next_sweep: u64,
 }
 
+/// One shard: its lock on cache lines of its own, so threads working on neighbouring shards
+/// do not slow each other down (128 bytes: adjacent-line prefetch pairs 64-byte lines), and
+/// its chunks, which are only ever added (under the lock) and read without it.
+#[repr(align(128))]
+struct Shard {
+    state: Mutex<ShardState>,
+    chunks: Box<[OnceLock<Chunk>]>,
+}
+
 impl Shard {
+    fn new(chunks: usize) -> Self {
+        Self {
+            state: Mutex::new(ShardState::default()),
+            chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
     #[inline]
-    fn slot(&self, number: usize) -> Option<&Slot> {
+    fn lock(&self) -> MutexGuard<'_, ShardState> {
+        lock(&self.state)
+    }
+
+    #[inline]
+    fn cell(&self, number: usize) -> Option<&SlotCell> {
         self.chunks
             .get(number / CHUNK_SLOTS)
+            .and_then(OnceLock::get)
             .map(|chunk| &chunk[number % CHUNK_SLOTS])
     }
 
-    #[inline]
-    fn slot_mut(&mut self, number: usize) -> Option<&mut Slot> {
-        self.chunks
-            .get_mut(number / CHUNK_SLOTS)
-            .map(|chunk| &mut chunk[number % CHUNK_SLOTS])
-    }
-
-    /// The slot `key` names, if it is reserved or holds a challenge under exactly this key.
-    #[inline]
-    fn find(&self, key: &[u8; 16]) -> Option<&Slot> {
-        self.slot(slot_number(key))
-            .filter(|slot| slot.is_keyed(key))
-    }
-
-    #[inline]
-    fn find_mut(&mut self, key: &[u8; 16]) -> Option<&mut Slot> {
-        self.slot_mut(slot_number(key))
-            .filter(|slot| slot.is_keyed(key))
-    }
-
     /// A free slot number, growing the shard by a chunk when none is left.
-    fn allocate(&mut self) -> Result<u32, StoreError> {
-        if let Some(number) = self.free.pop() {
-            return Ok(number);
+    fn allocate(&self, state: &mut ShardState) -> Result<usize, StoreError> {
+        if let Some(number) = state.free.pop() {
+            return Ok(number as usize);
         }
-        let number = u32::try_from(self.high_water)
-            .map_err(|_| StoreError::Corrupt("memory store shard is full"))?;
-        if self.high_water / CHUNK_SLOTS == self.chunks.len() {
-            self.chunks
-                .push((0..CHUNK_SLOTS).map(|_| Slot::free()).collect());
-        }
-        self.high_water += 1;
+        let number = state.high_water;
+        let chunk = self
+            .chunks
+            .get(number / CHUNK_SLOTS)
+            .ok_or_else(|| StoreError::Unavailable("memory store is full".into()))?;
+        chunk.get_or_init(new_chunk);
+        state.high_water += 1;
         Ok(number)
     }
 
-    fn release(&mut self, number: usize) {
-        if let Some(slot) = self.slot_mut(number) {
-            let held = slot.holds_challenge();
-            *slot = Slot::free();
-            if held {
-                self.held -= 1;
-            }
-            // Slot numbers come from a u32.
-            self.free.push(number as u32);
-        }
-    }
-
-    fn sweep_if_due(&mut self, now: u64) {
-        if now < self.next_sweep {
+    /// Frees slot `number` if it is in use and `dead` says so of its contents.
+    fn release_if(&self, state: &mut ShardState, number: usize, dead: impl Fn(&Slot) -> bool) {
+        let Some(cell) = self.cell(number) else {
+            return;
+        };
+        let mut slot = cell.lock();
+        if slot.state() == STATE_FREE || !dead(&slot) {
             return;
         }
-        self.next_sweep = now.saturating_add(SWEEP_INTERVAL_MS);
-        self.sweep(now);
+        if slot.holds_challenge() {
+            state.held -= 1;
+        }
+        *slot = Slot::free();
+        // Slot numbers come from a u32.
+        state.free.push(number as u32);
     }
 
-    fn sweep(&mut self, now: u64) {
-        for number in 0..self.high_water {
-            if self
-                .slot(number)
-                .is_some_and(|slot| slot.state != STATE_FREE && slot.retain_until() <= now)
-            {
-                self.release(number);
-            }
+    fn sweep_if_due(&self, state: &mut ShardState, now: u64) {
+        if now < state.next_sweep {
+            return;
         }
-        self.limits.retain(|_, tat| *tat > now);
+        state.next_sweep = now.saturating_add(SWEEP_INTERVAL_MS);
+        self.sweep(state, now);
+    }
+
+    fn sweep(&self, state: &mut ShardState, now: u64) {
+        for number in 0..state.high_water {
+            self.release_if(state, number, |slot| slot.retain_until() <= now);
+        }
+        state.limits.retain(|_, tat| *tat > now);
     }
 }
-
-/// A shard lock on cache lines of its own, so threads working on neighbouring shards do
-/// not slow each other down (128 bytes: adjacent-line prefetch pairs 64-byte lines).
-#[repr(align(128))]
-struct PaddedShard(Mutex<Shard>);
 
 /// An in-process [`OtpStore`]: the default, and the right choice for one instance.
 ///
@@ -253,10 +347,11 @@ struct PaddedShard(Mutex<Shard>);
 /// Challenge ids of this store carry the number of the slot that holds the challenge (in
 /// their first four key bytes; 96 bits stay random), so a lookup is one memory access. A
 /// record is therefore only found through an id this store reserved with
-/// [`OtpStore::reserve_key`], which [`OtpService`](crate::OtpService) always does.
+/// [`OtpStore::reserve_key`], which [`OtpService`](crate::OtpService) always does. It holds
+/// up to about 8.4 million challenges at once; past that, starts fail with a store error.
 #[derive(Clone)]
 pub struct MemoryStore {
-    shards: Arc<[PaddedShard]>,
+    shards: Arc<[Shard]>,
     limit_hasher: RandomState,
 }
 
@@ -286,16 +381,14 @@ impl MemoryStore {
     pub fn with_shards(shards: usize) -> Self {
         let count = shards.clamp(1, 256).next_power_of_two();
         Self {
-            shards: (0..count)
-                .map(|_| PaddedShard(Mutex::new(Shard::default())))
-                .collect(),
+            shards: (0..count).map(|_| Shard::new(MAX_CHUNKS / count)).collect(),
             limit_hasher: RandomState::new(),
         }
     }
 
     /// Challenges held, live or kept for a while after they ended.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|shard| lock(&shard.0).held).sum()
+        self.shards.iter().map(|shard| shard.lock().held).sum()
     }
 
     /// Whether no challenge is held.
@@ -307,7 +400,7 @@ impl MemoryStore {
     pub fn limit_keys(&self) -> usize {
         self.shards
             .iter()
-            .map(|shard| lock(&shard.0).limits.len())
+            .map(|shard| shard.lock().limits.len())
             .sum()
     }
 
@@ -315,28 +408,46 @@ impl MemoryStore {
     /// this on their own every few seconds per shard; call it to free memory sooner.
     pub fn sweep(&self, now: Timestamp) {
         for shard in self.shards.iter() {
-            lock(&shard.0).sweep(now.as_millis());
+            shard.sweep(&mut shard.lock(), now.as_millis());
         }
     }
 
     #[inline]
-    fn shard_for(&self, key: &[u8; 16]) -> MutexGuard<'_, Shard> {
+    fn shard_for(&self, key: &[u8; 16]) -> &Shard {
         let mask = self.shards.len() - 1;
-        lock(&self.shards[usize::from(key[15]) & mask].0)
+        &self.shards[usize::from(key[15]) & mask]
     }
 
-    fn limit_shard(&self, key: &str) -> MutexGuard<'_, Shard> {
+    /// The cell `key`'s slot number names, if that slot exists.
+    #[inline]
+    fn cell(&self, key: &[u8; 16]) -> Option<&SlotCell> {
+        self.shard_for(key).cell(slot_number(key))
+    }
+
+    /// The slot `key` names, locked, if it is reserved or holds a challenge under this key.
+    #[inline]
+    fn find(&self, key: &[u8; 16]) -> Option<MutexGuard<'_, Slot>> {
+        let slot = self.cell(key)?.lock();
+        slot.is_keyed(key).then_some(slot)
+    }
+
+    /// The slot `key` names, locked, if it holds a challenge under this key.
+    fn find_challenge(&self, key: &[u8; 16]) -> Option<MutexGuard<'_, Slot>> {
+        self.find(key).filter(|slot| slot.holds_challenge())
+    }
+
+    /// The shard whose lock guards rate-limit key `key`.
+    fn limit_shard(&self, key: &str) -> &Shard {
         let mask = self.shards.len() - 1;
-        let hash = self.limit_hasher.hash_one(key);
-        lock(&self.shards[(hash as usize) & mask].0)
+        &self.shards[(self.limit_hasher.hash_one(key) as usize) & mask]
     }
 }
 
 /// A poisoned lock only means another thread panicked mid-operation; every operation
-/// leaves a shard consistent at each step, so carry on with its data.
+/// leaves a shard or slot consistent at each step, so carry on with its data.
 #[inline]
-fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    shard
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -353,26 +464,30 @@ fn pending_from(slot: &Slot) -> Result<PendingChallenge, StoreError> {
         .map_err(|_| StoreError::Corrupt("stored destination no longer parses"))?;
     Ok(PendingChallenge {
         destination,
-        channel: Channel::from_tag(slot.channel).ok_or(StoreError::Corrupt("channel"))?,
-        locale: Locale::from_tag(slot.locale).ok_or(StoreError::Corrupt("locale"))?,
+        channel: slot.channel().ok_or(StoreError::Corrupt("channel"))?,
+        locale: slot.locale().ok_or(StoreError::Corrupt("locale"))?,
         purpose: Purpose::from_tag(slot.purpose).ok_or(StoreError::Corrupt("purpose"))?,
-        subject: slot.subject.as_deref().map(str::to_owned),
+        subject: slot.subject.to_string()?,
         expires_at: Timestamp::from_millis(slot.expires_at),
     })
 }
 
-/// The whole of `check` once the shard is locked.
+/// The whole of `check`, given the cell `key`'s slot number names.
 #[inline]
-fn check_in(
-    shard: &mut Shard,
+fn check_cell(
+    cell: Option<&SlotCell>,
     key: &[u8; 16],
     candidates: &[Digest],
     now: Timestamp,
 ) -> Result<VerifyOutcome, StoreError> {
-    match shard.find_mut(key) {
-        Some(slot) if slot.holds_challenge() => check_slot(slot, candidates, now.as_millis()),
-        _ => Ok(VerifyOutcome::NotFound),
+    let Some(cell) = cell else {
+        return Ok(VerifyOutcome::NotFound);
+    };
+    let mut slot = cell.lock();
+    if !(slot.is_keyed(key) && slot.holds_challenge()) {
+        return Ok(VerifyOutcome::NotFound);
     }
+    check_slot(&mut slot, candidates, now.as_millis())
 }
 
 #[inline]
@@ -389,11 +504,11 @@ fn check_slot(
         matched |= Digest::any_match(older.live(), candidates);
     }
     if matched {
-        slot.state = STATE_USED;
+        slot.set_state(STATE_USED);
         let purpose = Purpose::from_tag(slot.purpose).ok_or(StoreError::Corrupt("purpose"))?;
         return Ok(VerifyOutcome::Verified {
             purpose,
-            subject: slot.subject.as_deref().map(str::to_owned),
+            subject: slot.subject.to_string()?,
         });
     }
     slot.attempts_left -= 1;
@@ -406,15 +521,18 @@ fn check_slot(
 impl OtpStore for MemoryStore {
     fn reserve_key(&self, random: [u8; 16], now: Timestamp) -> Result<[u8; 16], StoreError> {
         let mut key = random;
-        let mut shard = self.shard_for(&key);
-        shard.sweep_if_due(now.as_millis());
-        let number = shard.allocate()?;
-        key[..SLOT_BYTES].copy_from_slice(&number.to_le_bytes());
-        let slot = shard
-            .slot_mut(number as usize)
+        let shard = self.shard_for(&key);
+        let mut state = shard.lock();
+        shard.sweep_if_due(&mut state, now.as_millis());
+        let number = shard.allocate(&mut state)?;
+        let cell = shard
+            .cell(number)
             .ok_or(StoreError::Corrupt("allocated slot is missing"))?;
-        slot.key = key;
-        slot.state = STATE_RESERVED;
+        // Numbers below MAX_CHUNKS * CHUNK_SLOTS fit in a u32.
+        key[..SLOT_BYTES].copy_from_slice(&(number as u32).to_le_bytes());
+        let mut slot = cell.lock();
+        slot.key_tail.copy_from_slice(&key[SLOT_BYTES..]);
+        slot.set_state(STATE_RESERVED);
         // Kept like an expired record, then swept, if no insert follows.
         slot.expires_at = now.as_millis();
         Ok(key)
@@ -423,25 +541,23 @@ impl OtpStore for MemoryStore {
     async fn insert(&self, challenge: ChallengeRecord, _now: Timestamp) -> Result<(), StoreError> {
         let key = challenge.id.store_key();
         let destination = destination_to_int(&challenge.destination)?;
-        let mut shard = self.shard_for(&key);
-        let slot = shard.find_mut(&key).ok_or(StoreError::UnreservedKey)?;
-        if slot.state != STATE_RESERVED {
+        let mut state = self.shard_for(&key).lock();
+        let mut slot = self.find(&key).ok_or(StoreError::UnreservedKey)?;
+        if slot.state() != STATE_RESERVED {
             return Err(StoreError::Duplicate);
         }
         *slot = Slot {
-            key,
             expires_at: challenge.expires_at.as_millis(),
             destination,
-            newest: challenge.digest,
-            purpose: challenge.purpose.to_tag(),
-            channel: challenge.channel.to_tag(),
-            locale: challenge.locale.to_tag(),
-            attempts_left: challenge.attempts_left,
-            state: STATE_PENDING,
             older: None,
-            subject: challenge.subject.map(String::into_boxed_str),
+            subject: StoredSubject::new(challenge.subject),
+            newest: challenge.digest,
+            key_tail: slot.key_tail,
+            purpose: challenge.purpose.to_tag(),
+            attempts_left: challenge.attempts_left,
+            flags: STATE_PENDING | challenge.channel.to_tag() << 2 | challenge.locale.to_tag() << 4,
         };
-        shard.held += 1;
+        state.held += 1;
         Ok(())
     }
 
@@ -452,11 +568,11 @@ impl OtpStore for MemoryStore {
         now: Timestamp,
     ) -> Result<VerifyOutcome, StoreError> {
         let key = id.store_key();
-        check_in(&mut self.shard_for(&key), &key, candidates, now)
+        check_cell(self.cell(&key), &key, candidates, now)
     }
 
-    /// Prefetches the slot, then runs `prepare` (the HMAC and the clock) under the shard
-    /// lock while the slot loads.
+    /// Prefetches the slot, then runs `prepare` (the HMAC and the clock) while it loads. No
+    /// shard lock is taken, only the slot's own.
     #[inline]
     fn check_prepared(
         &self,
@@ -464,12 +580,12 @@ impl OtpStore for MemoryStore {
         prepare: &mut dyn FnMut() -> (Candidates, Timestamp),
     ) -> Option<Result<VerifyOutcome, StoreError>> {
         let key = id.store_key();
-        let mut shard = self.shard_for(&key);
-        if let Some(slot) = shard.slot(slot_number(&key)) {
-            slot.prefetch();
+        let cell = self.cell(&key);
+        if let Some(cell) = cell {
+            cell.prefetch();
         }
         let (candidates, now) = prepare();
-        Some(check_in(&mut shard, &key, candidates.as_slice(), now))
+        Some(check_cell(cell, &key, candidates.as_slice(), now))
     }
 
     async fn pending(
@@ -477,14 +593,12 @@ impl OtpStore for MemoryStore {
         id: &ChallengeId,
         now: Timestamp,
     ) -> Result<Result<PendingChallenge, NotPending>, StoreError> {
-        let key = id.store_key();
-        let shard = self.shard_for(&key);
-        let Some(slot) = shard.find(&key).filter(|slot| slot.holds_challenge()) else {
+        let Some(slot) = self.find_challenge(&id.store_key()) else {
             return Ok(Err(NotPending::NotFound));
         };
         match slot.not_pending(now.as_millis()) {
             Some(reason) => Ok(Err(reason)),
-            None => pending_from(slot).map(Ok),
+            None => pending_from(&slot).map(Ok),
         }
     }
 
@@ -494,9 +608,7 @@ impl OtpStore for MemoryStore {
         digest: Digest,
         now: Timestamp,
     ) -> Result<Result<(), NotPending>, StoreError> {
-        let key = id.store_key();
-        let mut shard = self.shard_for(&key);
-        let Some(slot) = shard.find_mut(&key).filter(|slot| slot.holds_challenge()) else {
+        let Some(mut slot) = self.find_challenge(&id.store_key()) else {
             return Ok(Err(NotPending::NotFound));
         };
         if let Some(reason) = slot.not_pending(now.as_millis()) {
@@ -515,10 +627,9 @@ impl OtpStore for MemoryStore {
 
     async fn remove(&self, id: &ChallengeId) -> Result<(), StoreError> {
         let key = id.store_key();
-        let mut shard = self.shard_for(&key);
-        if shard.find(&key).is_some() {
-            shard.release(slot_number(&key));
-        }
+        let shard = self.shard_for(&key);
+        let mut state = shard.lock();
+        shard.release_if(&mut state, slot_number(&key), |slot| slot.is_keyed(&key));
         Ok(())
     }
 
@@ -528,15 +639,16 @@ impl OtpStore for MemoryStore {
         quota: Quota,
         now: Timestamp,
     ) -> Result<Decision, StoreError> {
-        let mut shard = self.limit_shard(key.as_str());
-        shard.sweep_if_due(now.as_millis());
-        let stored = shard.limits.get(key.as_str()).copied();
+        let shard = self.limit_shard(key.as_str());
+        let mut state = shard.lock();
+        shard.sweep_if_due(&mut state, now.as_millis());
+        let stored = state.limits.get(key.as_str()).copied();
         let step = gcra(stored, quota, now);
         if step.decision == Decision::Allowed {
-            match shard.limits.get_mut(key.as_str()) {
+            match state.limits.get_mut(key.as_str()) {
                 Some(tat) => *tat = step.new_tat_millis,
                 None => {
-                    shard
+                    state
                         .limits
                         .insert(key.as_str().into(), step.new_tat_millis);
                 }
@@ -551,12 +663,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_slot_is_96_bytes_and_two_cache_lines() {
-        assert_eq!(std::mem::size_of::<Slot>(), 96);
-        assert_eq!(std::mem::align_of::<Slot>(), 32);
-        // `prefetch` relies on `key` opening the first line and `subject` lying in the
-        // second, wherever a 32-byte aligned slot starts.
-        assert_eq!(std::mem::offset_of!(Slot, key), 0);
-        assert!(std::mem::offset_of!(Slot, subject) >= 64);
+    fn a_slot_with_its_lock_is_two_aligned_cache_lines() {
+        assert_eq!(std::mem::size_of::<Slot>(), 112);
+        assert_eq!(std::mem::size_of::<SlotCell>(), 128);
+        assert_eq!(std::mem::align_of::<SlotCell>(), 128);
+        // `prefetch` names the second line through this field.
+        let offset = std::mem::offset_of!(SlotCell, second_line);
+        assert!((64..128).contains(&offset), "second_line at {offset}");
+    }
+
+    #[test]
+    fn flags_keep_state_channel_and_locale_apart() {
+        let mut slot = Slot::free();
+        slot.flags = STATE_PENDING | Channel::Voice.to_tag() << 2 | Locale::Ja.to_tag() << 4;
+        slot.set_state(STATE_USED);
+        assert_eq!(slot.state(), STATE_USED);
+        assert_eq!(slot.channel(), Some(Channel::Voice));
+        assert_eq!(slot.locale(), Some(Locale::Ja));
+    }
+
+    #[test]
+    fn subjects_inline_up_to_the_limit_and_on_the_heap_beyond() {
+        for len in [0, 1, INLINE_SUBJECT - 1, INLINE_SUBJECT, INLINE_SUBJECT + 1, 300] {
+            let subject = "é".repeat(len / 2) + &"x".repeat(len % 2);
+            assert_eq!(subject.len(), len);
+            let stored = StoredSubject::new(Some(subject.clone()));
+            assert_eq!(
+                matches!(stored, StoredSubject::Inline { .. }),
+                len <= INLINE_SUBJECT,
+                "length {len}"
+            );
+            assert_eq!(stored.to_string().unwrap(), Some(subject));
+        }
+        assert_eq!(StoredSubject::new(None).to_string().unwrap(), None);
     }
 }
