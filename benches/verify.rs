@@ -10,8 +10,9 @@
 //!
 //! Run with `cargo bench --bench verify`.
 
-// The counting allocator below is the one piece of unsafe code in the repository: a
-// `GlobalAlloc` impl cannot be written without it. It only forwards to `System`.
+// The counting allocator below and `pin_to_cpu` are the only unsafe code in the repository:
+// a `GlobalAlloc` impl and `sched_setaffinity` cannot be written without it. The allocator
+// only forwards to `System`.
 #![allow(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // criterion_group! generates an undocumented public function.
@@ -83,6 +84,8 @@ struct Fixture {
     stub: StubProvider,
     pending: Arc<Vec<ChallengeId>>,
     next_fresh: std::cell::Cell<u32>,
+    /// Larger than this machine's per-core L2 (4 MiB), for `evict_caches`.
+    eviction_buffer: std::cell::RefCell<Vec<u8>>,
 }
 
 impl Fixture {
@@ -140,6 +143,7 @@ impl Fixture {
             stub,
             pending: Arc::new(pending),
             next_fresh: std::cell::Cell::new(PENDING),
+            eviction_buffer: std::cell::RefCell::new(vec![1; 16 << 20]),
         }
     }
 
@@ -147,7 +151,7 @@ impl Fixture {
     /// arrays, not `String`s: freeing main-thread allocations on worker threads would
     /// measure glibc's cross-arena frees instead of verify.
     fn fresh(&self, rt: &Runtime, count: u64) -> Vec<(ChallengeId, [u8; 6])> {
-        rt.block_on(async {
+        let fresh = rt.block_on(async {
             let mut fresh = Vec::with_capacity(count as usize);
             for _ in 0..count {
                 let i = self.next_fresh.get();
@@ -164,11 +168,42 @@ impl Fixture {
             }
             self.stub.clear();
             fresh
-        })
+        });
+        self.evict_caches();
+        fresh
+    }
+
+    /// Pushes the fresh challenges out of this core's caches, as a minute of other traffic
+    /// would before a user types the code. Without it the 2-thread run would find half of
+    /// them modified in the other core's cache, which no real verify does.
+    fn evict_caches(&self) {
+        let mut buffer = self.eviction_buffer.borrow_mut();
+        for (i, byte) in buffer.iter_mut().enumerate().step_by(64) {
+            *byte = byte.wrapping_add(i as u8);
+        }
+        black_box(&*buffer);
     }
 }
 
-/// Runs `work` split over `threads` OS threads, each on its own current-thread runtime,
+/// Keeps the calling thread on CPU `cpu`. Without it the scheduler often wakes both
+/// workers on the CPU that released the barrier and runs them there by turns for the first
+/// few milliseconds, which halves 2-thread throughput on samples that short.
+#[cfg(target_os = "linux")]
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: `set` is a plain bit set that lives across the call; pid 0 is this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!("could not pin a bench thread to CPU {cpu}; figures may vary more");
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pin_to_cpu(_cpu: usize) {}
+
+/// Runs `work` split over `threads` OS threads, each pinned to its own CPU, each on its own current-thread runtime,
 /// and returns the wall time from a common start.
 fn run_split<T: Send + 'static>(
     threads: usize,
@@ -183,9 +218,11 @@ fn run_split<T: Send + 'static>(
     }
     let handles: Vec<_> = chunks
         .into_iter()
-        .map(|chunk| {
+        .enumerate()
+        .map(|(index, chunk)| {
             let (work, barrier) = (Arc::clone(&work), Arc::clone(&barrier));
             std::thread::spawn(move || {
+                pin_to_cpu(index);
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .build()
                     .unwrap();

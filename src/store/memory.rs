@@ -58,7 +58,10 @@ const STATE_USED: u8 = 3;
 /// nothing and reading it touches no other cache line.
 enum StoredSubject {
     None,
-    Inline { len: u8, bytes: [u8; INLINE_SUBJECT] },
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_SUBJECT],
+    },
     Heap(Box<str>),
 }
 
@@ -79,7 +82,7 @@ impl StoredSubject {
         }
     }
 
-    fn to_string(&self) -> Result<Option<String>, StoreError> {
+    fn to_owned_string(&self) -> Result<Option<String>, StoreError> {
         match self {
             Self::None => Ok(None),
             Self::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)])
@@ -261,31 +264,35 @@ struct ShardState {
     next_sweep: u64,
 }
 
-/// One shard: its lock on cache lines of its own, so threads working on neighbouring shards
-/// do not slow each other down (128 bytes: adjacent-line prefetch pairs 64-byte lines), and
-/// its chunks, which are only ever added (under the lock) and read without it.
+/// Keeps a value on cache lines of its own (128 bytes: adjacent-line prefetch pairs 64-byte
+/// lines), so writes to it do not slow readers of its neighbours.
 #[repr(align(128))]
+struct CachePadded<T>(T);
+
+/// One shard: its chunks, which are only ever added (under the lock) and read without it,
+/// and apart from them its lock, which starts and sweeps write but verify never takes.
 struct Shard {
-    state: Mutex<ShardState>,
-    chunks: Box<[OnceLock<Chunk>]>,
+    chunks: CachePadded<Box<[OnceLock<Chunk>]>>,
+    state: CachePadded<Mutex<ShardState>>,
 }
 
 impl Shard {
     fn new(chunks: usize) -> Self {
         Self {
-            state: Mutex::new(ShardState::default()),
-            chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
+            chunks: CachePadded((0..chunks).map(|_| OnceLock::new()).collect()),
+            state: CachePadded(Mutex::new(ShardState::default())),
         }
     }
 
     #[inline]
     fn lock(&self) -> MutexGuard<'_, ShardState> {
-        lock(&self.state)
+        lock(&self.state.0)
     }
 
     #[inline]
     fn cell(&self, number: usize) -> Option<&SlotCell> {
         self.chunks
+            .0
             .get(number / CHUNK_SLOTS)
             .and_then(OnceLock::get)
             .map(|chunk| &chunk[number % CHUNK_SLOTS])
@@ -299,8 +306,11 @@ impl Shard {
         let number = state.high_water;
         let chunk = self
             .chunks
+            .0
             .get(number / CHUNK_SLOTS)
-            .ok_or_else(|| StoreError::Unavailable("memory store is full".into()))?;
+            .ok_or(StoreError::Full(
+                "every slot of a memory store shard is in use (a store holds about 8.4 million challenges)",
+            ))?;
         chunk.get_or_init(new_chunk);
         state.high_water += 1;
         Ok(number)
@@ -467,7 +477,7 @@ fn pending_from(slot: &Slot) -> Result<PendingChallenge, StoreError> {
         channel: slot.channel().ok_or(StoreError::Corrupt("channel"))?,
         locale: slot.locale().ok_or(StoreError::Corrupt("locale"))?,
         purpose: Purpose::from_tag(slot.purpose).ok_or(StoreError::Corrupt("purpose"))?,
-        subject: slot.subject.to_string()?,
+        subject: slot.subject.to_owned_string()?,
         expires_at: Timestamp::from_millis(slot.expires_at),
     })
 }
@@ -508,7 +518,7 @@ fn check_slot(
         let purpose = Purpose::from_tag(slot.purpose).ok_or(StoreError::Corrupt("purpose"))?;
         return Ok(VerifyOutcome::Verified {
             purpose,
-            subject: slot.subject.to_string()?,
+            subject: slot.subject.to_owned_string()?,
         });
     }
     slot.attempts_left -= 1;
@@ -683,8 +693,15 @@ mod tests {
     }
 
     #[test]
-    fn subjects_inline_up_to_the_limit_and_on_the_heap_beyond() {
-        for len in [0, 1, INLINE_SUBJECT - 1, INLINE_SUBJECT, INLINE_SUBJECT + 1, 300] {
+    fn subjects_inline_up_to_the_limit_and_on_the_heap_beyond() -> Result<(), StoreError> {
+        for len in [
+            0,
+            1,
+            INLINE_SUBJECT - 1,
+            INLINE_SUBJECT,
+            INLINE_SUBJECT + 1,
+            300,
+        ] {
             let subject = "é".repeat(len / 2) + &"x".repeat(len % 2);
             assert_eq!(subject.len(), len);
             let stored = StoredSubject::new(Some(subject.clone()));
@@ -693,8 +710,9 @@ mod tests {
                 len <= INLINE_SUBJECT,
                 "length {len}"
             );
-            assert_eq!(stored.to_string().unwrap(), Some(subject));
+            assert_eq!(stored.to_owned_string()?, Some(subject));
         }
-        assert_eq!(StoredSubject::new(None).to_string().unwrap(), None);
+        assert_eq!(StoredSubject::new(None).to_owned_string()?, None);
+        Ok(())
     }
 }

@@ -48,6 +48,9 @@ pub enum StoreError {
     /// out (or whose reservation was swept).
     #[error("challenge key was not reserved by this store")]
     UnreservedKey,
+    /// The store holds as many challenges as it can; starts fail until some expire.
+    #[error("store is full: {0}")]
+    Full(&'static str),
 }
 
 /// A new challenge, as handed to [`OtpStore::insert`].

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use phone_otp::store::ChallengeRecord;
 use phone_otp::{
-    ChallengeId, Clock, Digest, KeyId, ManualClock, MemoryStore, OtpStore, StoreError, Timestamp,
-    VerifyOutcome,
+    ChallengeId, Clock, Digest, KeyId, ManualClock, MemoryStore, OtpStore, Purpose, StartRequest,
+    StoreError, Timestamp, VerifyOutcome,
 };
 
 use crate::support::{Harness, TestResult, jp_mobile, jp_mobile_n, record};
@@ -162,5 +162,117 @@ async fn check_with_ready_candidates_counts_attempts_and_consumes() -> TestResul
         store.check(&id, &[right], now).await?,
         VerifyOutcome::AlreadyUsed
     );
+    Ok(())
+}
+
+/// Short subjects live inside the slot and long ones on the heap; both must come back
+/// byte for byte, multi-byte characters included.
+#[tokio::test]
+async fn subjects_of_every_length_come_back_from_verify_and_pending() -> TestResult {
+    let store = MemoryStore::new();
+    let h = Harness::with_store(store.clone());
+    let subjects = [
+        String::new(),
+        "u".repeat(38),
+        "u".repeat(39),
+        "利用者-".repeat(13),
+        "x".repeat(4096),
+    ];
+    for (n, subject) in (0u32..).zip(subjects) {
+        let request = StartRequest::sms(jp_mobile_n(n), Purpose::SignIn).subject(subject.clone());
+        let (id, code) = h.start_request(request).await;
+        let pending = store.pending(&id, h.clock.now()).await?.expect("live");
+        assert_eq!(pending.subject.as_deref(), Some(subject.as_str()));
+        assert_eq!(
+            h.otp.verify(&id, &code).await?,
+            VerifyOutcome::Verified {
+                purpose: Purpose::SignIn,
+                subject: Some(subject),
+            }
+        );
+    }
+    Ok(())
+}
+
+/// A shard whose every slot is in use refuses further reservations with `Full`, and takes
+/// them again once a slot is freed.
+#[tokio::test]
+async fn a_full_shard_refuses_clearly_until_a_slot_is_freed() -> TestResult {
+    // 256 shards: each addresses 16,384 / 256 chunks of 512 slots.
+    let store = MemoryStore::with_shards(256);
+    let clock = ManualClock::new();
+    let now = clock.now();
+    let per_shard = 16_384 / 256 * 512;
+    // Key byte 15 picks the shard: every reservation below lands in shard 0.
+    for _ in 0..per_shard {
+        store.reserve_key([0; 16], now)?;
+    }
+    let error = store
+        .reserve_key([0; 16], now)
+        .expect_err("the shard is full");
+    assert!(matches!(error, StoreError::Full(_)), "{error:?}");
+    assert!(error.to_string().starts_with("store is full"), "{error}");
+    // Other shards still have room.
+    let mut elsewhere = [0; 16];
+    elsewhere[15] = 1;
+    store.reserve_key(elsewhere, now)?;
+
+    // Reservations without an insert are swept, which frees the whole shard.
+    clock.advance(Duration::from_secs(3600));
+    store.sweep(clock.now());
+    let again = store.reserve_key([0; 16], clock.now())?;
+    assert!(u32::from_le_bytes(again[..4].try_into()?) < per_shard);
+    Ok(())
+}
+
+/// Starts (shard lock, then slot lock), verifies (slot lock only) and sweeps (shard lock,
+/// then every slot lock) racing on two shards: no deadlock, every challenge verifies
+/// exactly once, and the count of held challenges ends exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn starts_verifies_and_sweeps_race_without_losing_a_challenge() -> TestResult {
+    const TASKS: u32 = 8;
+    const PER_TASK: u32 = 200;
+    let store = MemoryStore::with_shards(2);
+    let h = std::sync::Arc::new(Harness::with_store(store.clone()));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sweeper = {
+        let (store, clock, done) = (store.clone(), h.clock.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut sweeps = 0u32;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                // Nothing has expired, so a sweep must free nothing.
+                store.sweep(clock.now());
+                sweeps += 1;
+                tokio::task::yield_now().await;
+            }
+            sweeps
+        })
+    };
+    let workers: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                let mut verified = 0u32;
+                for i in 0..PER_TASK {
+                    let (id, code) = h.start(&jp_mobile_n(task * PER_TASK + i)).await;
+                    let first = h.otp.verify(&id, &crate::support::wrong(&code)).await?;
+                    assert_eq!(first, VerifyOutcome::Mismatch { attempts_left: 4 });
+                    if h.otp.verify(&id, &code).await?.is_verified() {
+                        verified += 1;
+                    }
+                    assert_eq!(h.otp.verify(&id, &code).await?, VerifyOutcome::AlreadyUsed);
+                }
+                Ok::<_, phone_otp::VerifyError>(verified)
+            })
+        })
+        .collect();
+    let mut verified = 0;
+    for worker in workers {
+        verified += worker.await??;
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(sweeper.await? > 0);
+    assert_eq!(verified, TASKS * PER_TASK);
+    assert_eq!(store.len(), (TASKS * PER_TASK) as usize);
     Ok(())
 }
