@@ -48,6 +48,10 @@ pub enum BuildError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StartError {
+    /// A field of the request is unusable, e.g. a subject or tenant over
+    /// [`MAX_LABEL_BYTES`](crate::MAX_LABEL_BYTES). Nothing was spent or sent.
+    #[error("invalid start request: {0}")]
+    InvalidRequest(&'static str),
     /// The destination policy refused the number (before any quota was spent).
     #[error("destination refused by policy")]
     Refused(#[source] PolicyRefusal),

@@ -13,6 +13,6 @@ pub use keys::{
 };
 pub use outcome::{NotPending, VerifyOutcome};
 pub use service::{
-    DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, MAX_SAFE_LIFETIME, OtpService, OtpServiceBuilder,
-    StartRequest, Started,
+    DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, MAX_LABEL_BYTES, MAX_SAFE_LIFETIME, OtpService,
+    OtpServiceBuilder, StartRequest, Started,
 };

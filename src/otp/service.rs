@@ -30,6 +30,9 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 pub const MAX_SAFE_LIFETIME: Duration = Duration::from_secs(600);
 /// Default wrong attempts per challenge (as Twilio Verify).
 pub const DEFAULT_MAX_ATTEMPTS: u8 = 5;
+/// The longest subject or tenant a [`StartRequest`] may carry, in bytes. Both are stored
+/// with the challenge and become rate-limit keys, so their size is bounded.
+pub const MAX_LABEL_BYTES: usize = 256;
 
 /// What to send, to whom, and why.
 ///
@@ -64,6 +67,23 @@ pub struct StartRequest {
 }
 
 impl StartRequest {
+    /// Refuses a subject or tenant too long to store or to key a rate limit with.
+    fn check_labels(&self) -> Result<(), StartError> {
+        let too_long =
+            |label: &Option<String>| label.as_ref().is_some_and(|l| l.len() > MAX_LABEL_BYTES);
+        if too_long(&self.subject) {
+            return Err(StartError::InvalidRequest(
+                "subject is longer than 256 bytes",
+            ));
+        }
+        if too_long(&self.tenant) {
+            return Err(StartError::InvalidRequest(
+                "tenant is longer than 256 bytes",
+            ));
+        }
+        Ok(())
+    }
+
     /// A code by SMS.
     pub fn sms(to: PhoneNumber, purpose: Purpose) -> Self {
         Self::new(to, Channel::Sms, purpose)
@@ -362,10 +382,12 @@ impl OtpService {
     /// Validates, rate-limits, stores a new challenge and delivers its code.
     ///
     /// # Errors
+    /// [`StartError::InvalidRequest`] for a subject or tenant over [`MAX_LABEL_BYTES`];
     /// [`StartError::Limited`] with the limit and `retry_after`; a store, delivery or
     /// randomness failure. If delivery fails the challenge is removed.
     pub async fn start(&self, mut request: StartRequest) -> Result<Started, StartError> {
         let inner = &self.inner;
+        request.check_labels()?;
         request.channel = self
             .allowed_channel(&request.to, request.channel)
             .map_err(StartError::Refused)?;

@@ -190,3 +190,42 @@ fn limited_error_names_the_limit_and_wait() {
         "destination rate limit reached, retry after 120s"
     );
 }
+
+/// Subjects and tenants become stored fields and rate-limit keys: one over
+/// `MAX_LABEL_BYTES` is refused before any quota is spent or any code is sent.
+#[tokio::test]
+async fn oversized_subject_or_tenant_is_refused_before_anything_is_spent() -> TestResult {
+    // One send per destination: a refusal that spent it would make the last start fail.
+    let h = Harness::with(|b| {
+        b.limits(Limits {
+            per_destination: Some(Quota::per_period(n(1), Duration::from_secs(600))),
+            resend_cooldown: None,
+            ..Limits::default()
+        })
+    });
+    let long = "u".repeat(phone_otp::MAX_LABEL_BYTES + 1);
+    let cases = [
+        (
+            StartRequest::sms(jp_mobile(), Purpose::SignIn).subject(long.clone()),
+            "invalid start request: subject is longer than 256 bytes",
+        ),
+        (
+            StartRequest::sms(jp_mobile(), Purpose::SignIn).tenant(long.clone()),
+            "invalid start request: tenant is longer than 256 bytes",
+        ),
+    ];
+    for (request, message) in cases {
+        let error = h.otp.start(request).await.expect_err("refused");
+        assert!(matches!(error, StartError::InvalidRequest(_)), "{error:?}");
+        assert_eq!(error.to_string(), message);
+    }
+    assert_eq!(h.stub.attempts(), 0, "nothing was sent");
+
+    // At the limit is fine, and the destination's one send was not spent by the refusals.
+    let at_limit = "u".repeat(phone_otp::MAX_LABEL_BYTES);
+    let request = StartRequest::sms(jp_mobile(), Purpose::SignIn)
+        .subject(at_limit.clone())
+        .tenant(at_limit);
+    h.otp.start(request).await?;
+    Ok(())
+}
