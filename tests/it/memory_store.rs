@@ -176,7 +176,7 @@ async fn subjects_of_every_length_come_back_from_verify_and_pending() -> TestRes
         "u".repeat(38),
         "u".repeat(39),
         "利用者-".repeat(13),
-        "x".repeat(4096),
+        "x".repeat(phone_otp::MAX_LABEL_BYTES),
     ];
     for (n, subject) in (0u32..).zip(subjects) {
         let request = StartRequest::sms(jp_mobile_n(n), Purpose::SignIn).subject(subject.clone());
