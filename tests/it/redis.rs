@@ -21,12 +21,11 @@ mod with_redis {
         HmacKey, KeyRing, LimitKind, Limits, ManualClock, OtpService, OtpStore, Purpose,
         RedisStore, StartError, StartRequest, StubProvider, VerifyError, VerifyOutcome,
     };
-    use secrecy::{ExposeSecret, SecretSlice};
-    use tokio::sync::Barrier;
+    use secrecy::SecretSlice;
 
     use crate::redis_server::RedisServer;
     use crate::store_contract;
-    use crate::support::{TestResult, jp_mobile, skip_loudly};
+    use crate::support::{TestResult, jp_mobile, last_code, skip_loudly, verify_from_64_tasks};
 
     /// A store on the suite's Redis under a fresh prefix, so tests never share keys.
     async fn store() -> Option<Arc<dyn OtpStore>> {
@@ -118,11 +117,7 @@ mod with_redis {
         let started = a
             .start(StartRequest::sms(jp_mobile(), Purpose::SignIn).subject("u-1"))
             .await?;
-        let code = stub
-            .last_code_for(&jp_mobile())
-            .unwrap()
-            .expose_secret()
-            .to_owned();
+        let code = last_code(&stub, &jp_mobile());
         assert_eq!(
             b.verify(&started.challenge_id, &code).await?,
             VerifyOutcome::Verified {
@@ -135,29 +130,9 @@ mod with_redis {
         let started = b
             .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
             .await?;
-        let code = stub
-            .last_code_for(&jp_mobile())
-            .unwrap()
-            .expose_secret()
-            .to_owned();
-        let barrier = Arc::new(Barrier::new(64));
-        let tasks: Vec<_> = (0..64)
-            .map(|i| {
-                let otp = if i % 2 == 0 { a.clone() } else { b.clone() };
-                let (code, barrier, id) =
-                    (code.clone(), Arc::clone(&barrier), started.challenge_id);
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    otp.verify(&id, &code).await
-                })
-            })
-            .collect();
-        let mut verified = 0;
-        for task in tasks {
-            if task.await??.is_verified() {
-                verified += 1;
-            }
-        }
+        let code = last_code(&stub, &jp_mobile());
+        let outcomes = verify_from_64_tasks(&[a, b], started.challenge_id, &code).await?;
+        let verified = outcomes.iter().filter(|o| o.is_verified()).count();
         assert_eq!(verified, 1);
 
         // A destination's send limit holds across both instances.
@@ -197,11 +172,7 @@ mod with_redis {
         let started = otp
             .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
             .await?;
-        let code = stub
-            .last_code_for(&jp_mobile())
-            .unwrap()
-            .expose_secret()
-            .to_owned();
+        let code = last_code(&stub, &jp_mobile());
 
         server.stop();
         let sent_before = stub.attempts();
@@ -234,11 +205,7 @@ mod with_redis {
             }
         }
         let started = recovered.expect("the store reconnects without a restart");
-        let code = stub
-            .last_code_for(&jp_mobile())
-            .unwrap()
-            .expose_secret()
-            .to_owned();
+        let code = last_code(&stub, &jp_mobile());
         assert!(
             otp.verify(&started.challenge_id, &code)
                 .await?

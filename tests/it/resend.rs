@@ -6,15 +6,11 @@ use phone_otp::{
 };
 use secrecy::ExposeSecret;
 
-use crate::support::{Harness, TestResult, jp_mobile, wrong};
+use crate::support::{Harness, TestResult, jp_mobile, last_code, wrong};
 
 async fn resend_and_read(h: &Harness, id: &phone_otp::ChallengeId) -> String {
     h.otp.resend(id).await.expect("resend succeeds");
-    h.stub
-        .last_code_for(&jp_mobile())
-        .expect("code delivered")
-        .expose_secret()
-        .to_owned()
+    last_code(&h.stub, &jp_mobile())
 }
 
 #[tokio::test]

@@ -11,9 +11,8 @@ use phone_otp::{
     ChallengeId, Clock, Decision, LimitKey, ManualClock, MemoryStore, NotPending, OtpStore, Quota,
     VerifyOutcome,
 };
-use tokio::sync::Barrier;
 
-use crate::support::{Harness, TestResult, jp_mobile, jp_mobile_n, wrong};
+use crate::support::{Harness, TestResult, jp_mobile, jp_mobile_n, verify_from_64_tasks, wrong};
 
 pub async fn every_verify_outcome<S: OtpStore + Clone + 'static>(store: S) -> TestResult {
     let h = Harness::with_store(store);
@@ -59,19 +58,9 @@ pub async fn single_use_under_64_concurrent_checks<S: OtpStore + Clone + 'static
 ) -> TestResult {
     let h = Harness::with_store(store);
     let (id, code) = h.start(&jp_mobile()).await;
-    let barrier = Arc::new(Barrier::new(64));
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let (otp, code, barrier) = (h.otp.clone(), code.clone(), Arc::clone(&barrier));
-            tokio::spawn(async move {
-                barrier.wait().await;
-                otp.verify(&id, &code).await
-            })
-        })
-        .collect();
     let mut verified = 0;
-    for task in tasks {
-        match task.await?? {
+    for outcome in verify_from_64_tasks(std::slice::from_ref(&h.otp), id, &code).await? {
+        match outcome {
             VerifyOutcome::Verified { .. } => verified += 1,
             VerifyOutcome::AlreadyUsed => {}
             other => panic!("unexpected {other:?}"),

@@ -4,8 +4,11 @@ use phone_otp::store::ChallengeRecord;
 use phone_otp::{
     ChallengeId, Channel, Digest, HmacKey, KeyId, KeyRing, Limits, Locale, ManualClock, OtpService,
     OtpServiceBuilder, OtpStore, PhoneNumber, Purpose, StartRequest, StubProvider, Timestamp,
+    VerifyOutcome,
 };
 use secrecy::{ExposeSecret, SecretSlice};
+use std::sync::Arc;
+use tokio::sync::Barrier;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -63,9 +66,16 @@ impl Harness {
     pub async fn start_request(&self, request: StartRequest) -> (ChallengeId, String) {
         let to = request.to.clone();
         let started = self.otp.start(request).await.expect("start succeeds");
-        let code = self.stub.last_code_for(&to).expect("stub saw the code");
-        (started.challenge_id, code.expose_secret().to_owned())
+        (started.challenge_id, last_code(&self.stub, &to))
     }
+}
+
+/// The last code `stub` delivered to `to`, in the clear.
+pub fn last_code(stub: &StubProvider, to: &PhoneNumber) -> String {
+    stub.last_code_for(to)
+        .expect("stub saw the code")
+        .expose_secret()
+        .to_owned()
 }
 
 /// A sign-in SMS record for `id` whose digest is `digest_byte` repeated, for tests that
@@ -102,4 +112,29 @@ pub fn skip_loudly(reason: &str) {
     );
     let _ = std::io::stderr()
         .write_all(format!("\n*** REDIS TESTS SKIPPED: {reason} ***\n").as_bytes());
+}
+
+/// Checks `code` against `id` from 64 tasks released at once, spread round-robin over
+/// `services`, and returns every outcome: single use must hold under that race.
+pub async fn verify_from_64_tasks(
+    services: &[OtpService],
+    id: ChallengeId,
+    code: &str,
+) -> Result<Vec<VerifyOutcome>, Box<dyn std::error::Error + Send + Sync>> {
+    let barrier = Arc::new(Barrier::new(64));
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let otp = services[i % services.len()].clone();
+            let (code, barrier) = (code.to_owned(), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                otp.verify(&id, &code).await
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(task.await??);
+    }
+    Ok(outcomes)
 }
