@@ -199,6 +199,13 @@ impl SlotCell {
         lock(&self.slot)
     }
 
+    /// The slot, locked, if it is reserved or holds a challenge under exactly `key`.
+    #[inline]
+    fn lock_keyed(&self, key: &[u8; 16]) -> Option<MutexGuard<'_, Slot>> {
+        let slot = self.lock();
+        slot.is_keyed(key).then_some(slot)
+    }
+
     /// Starts loading both cache lines of the cell without waiting for them; the first
     /// (the lock's) for writing.
     #[inline]
@@ -437,13 +444,13 @@ impl MemoryStore {
     /// The slot `key` names, locked, if it is reserved or holds a challenge under this key.
     #[inline]
     fn find(&self, key: &[u8; 16]) -> Option<MutexGuard<'_, Slot>> {
-        let slot = self.cell(key)?.lock();
-        slot.is_keyed(key).then_some(slot)
+        self.cell(key)?.lock_keyed(key)
     }
 
     /// The slot `key` names, locked, if it holds a challenge under this key.
+    #[inline]
     fn find_challenge(&self, key: &[u8; 16]) -> Option<MutexGuard<'_, Slot>> {
-        self.find(key).filter(|slot| slot.holds_challenge())
+        challenge_in(self.cell(key), key)
     }
 
     /// The shard whose lock guards rate-limit key `key`.
@@ -490,14 +497,16 @@ fn check_cell(
     candidates: &[Digest],
     now: Timestamp,
 ) -> Result<VerifyOutcome, StoreError> {
-    let Some(cell) = cell else {
-        return Ok(VerifyOutcome::NotFound);
-    };
-    let mut slot = cell.lock();
-    if !(slot.is_keyed(key) && slot.holds_challenge()) {
-        return Ok(VerifyOutcome::NotFound);
+    match challenge_in(cell, key) {
+        Some(mut slot) => check_slot(&mut slot, candidates, now.as_millis()),
+        None => Ok(VerifyOutcome::NotFound),
     }
-    check_slot(&mut slot, candidates, now.as_millis())
+}
+
+/// `cell`'s slot, locked, if it holds a challenge (pending or used) under exactly `key`.
+#[inline]
+fn challenge_in<'a>(cell: Option<&'a SlotCell>, key: &[u8; 16]) -> Option<MutexGuard<'a, Slot>> {
+    cell?.lock_keyed(key).filter(|slot| slot.holds_challenge())
 }
 
 #[inline]
