@@ -81,6 +81,10 @@ pub enum StartError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ResendError {
+    /// The request does not fit the challenge: it lacks the client IP or context the
+    /// challenge was started with. Nothing was spent or sent.
+    #[error("invalid resend request: {0}")]
+    InvalidRequest(&'static str),
     /// The destination policy refused the number on this channel.
     #[error("destination refused by policy")]
     Refused(#[source] PolicyRefusal),

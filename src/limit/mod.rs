@@ -1,4 +1,9 @@
 //! Rate limits: quotas, the keys they apply to, and the GCRA decision every store shares.
+//!
+//! A send is charged to several limits at once (client IP, subject, number, ...). A store
+//! decides all of them first and charges them only if every one allows the send, in one
+//! atomic step ([`OtpStore::throttle`](crate::OtpStore::throttle)): a refused request
+//! writes nothing, so an abuser who is over one limit cannot spend anybody else's budget.
 
 mod gcra;
 mod quota;
@@ -23,8 +28,10 @@ pub enum LimitKind {
     Destination,
     /// Too many sends for this user.
     Subject,
-    /// Too many sends requested from this client IP.
+    /// Too many sends requested from this client IP (an IPv6 client per /64).
     ClientIp,
+    /// Too many sends requested from this IPv6 /48 (many /64s are cheap to rent).
+    ClientNetwork,
     /// Too many sends for this tenant.
     Tenant,
     /// Too many sends to this country.
@@ -41,6 +48,7 @@ impl LimitKind {
             Self::Destination => "destination",
             Self::Subject => "subject",
             Self::ClientIp => "client_ip",
+            Self::ClientNetwork => "client_network",
             Self::Tenant => "tenant",
             Self::Country => "country",
             Self::Global => "global",
@@ -64,28 +72,41 @@ pub struct LimitKey {
 }
 
 impl LimitKey {
-    /// The resend cooldown of one number.
-    pub fn resend_cooldown(to: &PhoneNumber) -> Self {
+    /// The resend cooldown of one number, named by its keyed fingerprint
+    /// ([`KeyRing::destination_fingerprint`](crate::KeyRing::destination_fingerprint)) so
+    /// that no store key holds a phone number.
+    pub fn resend_cooldown(destination_fingerprint: [u8; 8]) -> Self {
         Self::new(
             LimitKind::ResendCooldown,
-            format!("cd:{}", to.e164_digits()),
+            format!("cd:{}", hex(&destination_fingerprint)),
         )
     }
 
-    /// Sends to one number.
-    pub fn destination(to: &PhoneNumber) -> Self {
-        Self::new(LimitKind::Destination, format!("dst:{}", to.e164_digits()))
+    /// Sends to one number, named by its keyed fingerprint (see
+    /// [`LimitKey::resend_cooldown`]).
+    pub fn destination(destination_fingerprint: [u8; 8]) -> Self {
+        Self::new(
+            LimitKind::Destination,
+            format!("dst:{}", hex(&destination_fingerprint)),
+        )
     }
 
-    /// Sends for one user.
-    pub fn subject(subject: &str) -> Self {
-        Self::new(LimitKind::Subject, format!("sub:{subject}"))
+    /// Sends for one user. A subject is counted per tenant when a tenant is given, so two
+    /// tenants' `user-1` are two users.
+    pub fn subject(tenant: Option<&str>, subject: &str) -> Self {
+        let key = match tenant {
+            // The length makes the split unambiguous whatever the strings hold.
+            Some(tenant) => format!("tsub:{}:{tenant}{subject}", tenant.len()),
+            None => format!("sub:{subject}"),
+        };
+        Self::new(LimitKind::Subject, key)
     }
 
-    /// Sends requested from one IP address. IPv6 addresses count per /64, the block one
-    /// subscriber usually holds.
+    /// Sends requested from one IP address. An IPv4-mapped IPv6 address
+    /// (`::ffff:a.b.c.d`, as a dual-stack listener reports IPv4 clients) counts as the IPv4
+    /// address; other IPv6 addresses count per /64, the block one subscriber usually holds.
     pub fn client_ip(ip: IpAddr) -> Self {
-        let key = match ip {
+        let key = match ip.to_canonical() {
             IpAddr::V4(v4) => format!("ip:{v4}"),
             IpAddr::V6(v6) => {
                 let s = v6.segments();
@@ -95,16 +116,32 @@ impl LimitKey {
         Self::new(LimitKind::ClientIp, key)
     }
 
+    /// Sends requested from one IPv6 /48, the block a site is usually given; `None` for an
+    /// IPv4 client (including an IPv4-mapped one).
+    pub fn client_network(ip: IpAddr) -> Option<Self> {
+        match ip.to_canonical() {
+            IpAddr::V4(_) => None,
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                Some(Self::new(
+                    LimitKind::ClientNetwork,
+                    format!("net6:{:x}:{:x}:{:x}::/48", s[0], s[1], s[2]),
+                ))
+            }
+        }
+    }
+
     /// Sends for one tenant.
     pub fn tenant(tenant: &str) -> Self {
         Self::new(LimitKind::Tenant, format!("ten:{tenant}"))
     }
 
-    /// Sends to one country (ISO region, or `"001"` for non-geographic numbers).
+    /// Sends to one country: its ISO region, or `+<calling code>` for a number that belongs
+    /// to no region (`+881` satellite phones, `+800` freephone).
     pub fn country(to: &PhoneNumber) -> Self {
         let key = match to.region() {
             Some(region) => format!("cc:{region}"),
-            None => "cc:001".to_owned(),
+            None => format!("cc:+{}", to.calling_code()),
         };
         Self::new(LimitKind::Country, key)
     }
@@ -123,7 +160,8 @@ impl LimitKey {
         self.kind
     }
 
-    /// The storage key (contains full numbers for destination keys: do not log it).
+    /// The storage key. It never holds a phone number (numbers are keyed fingerprints),
+    /// but may hold a subject, tenant or client IP.
     pub fn as_str(&self) -> &str {
         &self.key
     }
@@ -131,13 +169,48 @@ impl LimitKey {
 
 impl fmt::Debug for LimitKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            LimitKind::ResendCooldown | LimitKind::Destination => {
-                write!(f, "LimitKey({}, [number])", self.kind)
-            }
-            _ => write!(f, "LimitKey({})", self.key),
-        }
+        write!(f, "LimitKey({})", self.key)
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
+}
+
+/// One limit a send is charged to: the key it counts under and its quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    /// What is counted.
+    pub key: LimitKey,
+    /// How many per period.
+    pub quota: Quota,
+}
+
+impl Limit {
+    /// `quota` counted under `key`.
+    pub fn new(key: LimitKey, quota: Quota) -> Self {
+        Self { key, quota }
+    }
+}
+
+/// The answer to "may this send happen now?" for a whole set of limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Every limit allows it; each was charged one event.
+    Allowed,
+    /// A limit refuses it; nothing was charged.
+    Limited {
+        /// The first limit (in the order given) that refused.
+        limit: LimitKind,
+        /// How long until that limit would allow one more send.
+        retry_after: Duration,
+    },
 }
 
 /// The send limits an [`OtpService`](crate::OtpService) enforces before it generates a
@@ -152,6 +225,8 @@ pub struct Limits {
     pub per_subject: Option<Quota>,
     /// Sends per client IP (IPv6 per /64). Default 30 per hour.
     pub per_client_ip: Option<Quota>,
+    /// Sends per IPv6 /48 (IPv4 clients are not counted here). Default 100 per hour.
+    pub per_client_network: Option<Quota>,
     /// Sends per tenant. Default off.
     pub per_tenant: Option<Quota>,
     /// Sends per destination country. Default off.
@@ -174,6 +249,7 @@ impl Default for Limits {
             per_destination: Some(Quota::per_period(nonzero(5), Duration::from_secs(600))),
             per_subject: Some(Quota::per_hour(nonzero(10))),
             per_client_ip: Some(Quota::per_hour(nonzero(30))),
+            per_client_network: Some(Quota::per_hour(nonzero(100))),
             per_tenant: None,
             per_country: None,
             global: None,
@@ -189,9 +265,83 @@ impl Limits {
             per_destination: None,
             per_subject: None,
             per_client_ip: None,
+            per_client_network: None,
             per_tenant: None,
             per_country: None,
             global: None,
         }
+    }
+}
+
+/// What one send's limits are keyed by.
+pub(crate) struct SendKeys<'a> {
+    pub(crate) to: &'a PhoneNumber,
+    pub(crate) destination_fingerprint: [u8; 8],
+    pub(crate) subject: Option<&'a str>,
+    pub(crate) tenant: Option<&'a str>,
+    pub(crate) client_ip: Option<IpAddr>,
+}
+
+impl Limits {
+    /// The limits one send is charged to, narrowest abuser key first: the client IP, then
+    /// its network, the subject and the tenant, then the number, its country and
+    /// everything. Nothing is charged unless all allow, so the order only decides which
+    /// refusal is reported: the one closest to the abuser.
+    pub(crate) fn charges(&self, send: &SendKeys<'_>) -> Vec<Limit> {
+        let mut charges = Vec::with_capacity(9);
+        let mut add = |quota: Option<Quota>, key: Option<LimitKey>| {
+            if let (Some(quota), Some(key)) = (quota, key) {
+                charges.push(Limit::new(key, quota));
+            }
+        };
+        add(self.per_client_ip, send.client_ip.map(LimitKey::client_ip));
+        add(
+            self.per_client_network,
+            send.client_ip.and_then(LimitKey::client_network),
+        );
+        add(
+            self.per_subject,
+            send.subject.map(|s| LimitKey::subject(send.tenant, s)),
+        );
+        add(self.per_tenant, send.tenant.map(LimitKey::tenant));
+        add(
+            self.resend_cooldown.map(Quota::one_every),
+            Some(LimitKey::resend_cooldown(send.destination_fingerprint)),
+        );
+        add(
+            self.per_destination,
+            Some(LimitKey::destination(send.destination_fingerprint)),
+        );
+        add(self.per_country, Some(LimitKey::country(send.to)));
+        add(self.global, Some(LimitKey::global()));
+        charges
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_mapped_addresses_count_as_ipv4() {
+        let mapped: IpAddr = "::ffff:203.0.113.9".parse().unwrap_or(IpAddr::from([0; 4]));
+        let plain: IpAddr = "203.0.113.9".parse().unwrap_or(IpAddr::from([0; 16]));
+        assert_eq!(LimitKey::client_ip(mapped), LimitKey::client_ip(plain));
+        assert_eq!(LimitKey::client_ip(plain).as_str(), "ip:203.0.113.9");
+        assert_eq!(LimitKey::client_network(mapped), None);
+    }
+
+    #[test]
+    fn tenant_scoped_subjects_cannot_collide() {
+        // Without the length, tenant "a" + subject "bc" and tenant "ab" + subject "c"
+        // would share a key.
+        assert_ne!(
+            LimitKey::subject(Some("a"), "bc"),
+            LimitKey::subject(Some("ab"), "c")
+        );
+        assert_ne!(
+            LimitKey::subject(None, "1:ab"),
+            LimitKey::subject(Some("a"), "b")
+        );
     }
 }

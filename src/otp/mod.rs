@@ -4,6 +4,7 @@ mod challenge;
 mod code;
 mod keys;
 mod outcome;
+mod request;
 mod service;
 
 pub use challenge::{ChallengeId, ParseChallengeIdError};
@@ -12,7 +13,8 @@ pub use keys::{
     Candidates, Digest, HmacKey, KeyError, KeyId, KeyRing, MAX_KEYS, MIN_KEY_BYTES, bench_floor,
 };
 pub use outcome::{NotPending, VerifyOutcome};
+pub use request::{MAX_LABEL_BYTES, ResendRequest, StartRequest};
 pub use service::{
-    DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, MAX_LABEL_BYTES, MAX_SAFE_LIFETIME, OtpService,
-    OtpServiceBuilder, StartRequest, Started,
+    DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, MAX_SAFE_LIFETIME, OtpService, OtpServiceBuilder,
+    Started,
 };

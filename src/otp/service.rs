@@ -1,7 +1,6 @@
 //! [`OtpService`]: start, resend and verify.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +13,11 @@ use super::code::{
 };
 use super::keys::{Candidates, KeyRing};
 use super::outcome::VerifyOutcome;
+use super::request::{ResendRequest, StartRequest};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::{BuildError, ResendError, StartError, VerifyError};
-use crate::limit::{Decision, LimitKey, LimitKind, Limits, Quota};
-use crate::message::{Channel, Locale, Message, Purpose};
+use crate::limit::{Admission, Limit, LimitKind, Limits, SendKeys};
+use crate::message::{Channel, Message};
 use crate::phone::PhoneNumber;
 use crate::provider::{PhoneProvider, ProviderErrorKind};
 use crate::router::{DestinationPolicy, PolicyRefusal};
@@ -30,130 +30,6 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 pub const MAX_SAFE_LIFETIME: Duration = Duration::from_secs(600);
 /// Default wrong attempts per challenge (as Twilio Verify).
 pub const DEFAULT_MAX_ATTEMPTS: u8 = 5;
-/// The longest subject or tenant a [`StartRequest`] may carry, in bytes. Both are stored
-/// with the challenge and become rate-limit keys, so their size is bounded.
-pub const MAX_LABEL_BYTES: usize = 256;
-
-/// What to send, to whom, and why.
-///
-/// ```
-/// use phone_otp::{PhoneNumber, Purpose, StartRequest};
-///
-/// let to = PhoneNumber::parse("+819012345678")?;
-/// let request = StartRequest::sms(to, Purpose::SignIn)
-///     .subject("user-42")
-///     .client_ip("203.0.113.7".parse().unwrap());
-/// # Ok::<(), phone_otp::ParsePhoneError>(())
-/// ```
-#[derive(Clone)]
-pub struct StartRequest {
-    /// The destination.
-    pub to: PhoneNumber,
-    /// SMS or voice.
-    pub channel: Channel,
-    /// What the code is for.
-    pub purpose: Purpose,
-    /// The user it is for (rate-limited per subject, returned on `Verified`).
-    pub subject: Option<String>,
-    /// The requesting client's IP (rate-limited per IP).
-    pub client_ip: Option<IpAddr>,
-    /// The tenant (rate-limited per tenant).
-    pub tenant: Option<String>,
-    /// The message language (default English).
-    pub locale: Option<Locale>,
-    /// Caller bytes bound into the digest, e.g. amount and payee of a payment to approve;
-    /// verify must pass the same bytes.
-    pub context: Vec<u8>,
-}
-
-impl StartRequest {
-    /// Refuses a subject or tenant too long to store or to key a rate limit with.
-    fn check_labels(&self) -> Result<(), StartError> {
-        let too_long =
-            |label: &Option<String>| label.as_ref().is_some_and(|l| l.len() > MAX_LABEL_BYTES);
-        if too_long(&self.subject) {
-            return Err(StartError::InvalidRequest(
-                "subject is longer than 256 bytes",
-            ));
-        }
-        if too_long(&self.tenant) {
-            return Err(StartError::InvalidRequest(
-                "tenant is longer than 256 bytes",
-            ));
-        }
-        Ok(())
-    }
-
-    /// A code by SMS.
-    pub fn sms(to: PhoneNumber, purpose: Purpose) -> Self {
-        Self::new(to, Channel::Sms, purpose)
-    }
-
-    /// A code by voice call.
-    pub fn voice(to: PhoneNumber, purpose: Purpose) -> Self {
-        Self::new(to, Channel::Voice, purpose)
-    }
-
-    /// A code on `channel`.
-    pub fn new(to: PhoneNumber, channel: Channel, purpose: Purpose) -> Self {
-        Self {
-            to,
-            channel,
-            purpose,
-            subject: None,
-            client_ip: None,
-            tenant: None,
-            locale: None,
-            context: Vec::new(),
-        }
-    }
-
-    /// Sets the subject (user id).
-    pub fn subject(mut self, subject: impl Into<String>) -> Self {
-        self.subject = Some(subject.into());
-        self
-    }
-
-    /// Sets the client IP.
-    pub fn client_ip(mut self, ip: IpAddr) -> Self {
-        self.client_ip = Some(ip);
-        self
-    }
-
-    /// Sets the tenant.
-    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.tenant = Some(tenant.into());
-        self
-    }
-
-    /// Sets the language.
-    pub fn locale(mut self, locale: Locale) -> Self {
-        self.locale = Some(locale);
-        self
-    }
-
-    /// Binds caller bytes (e.g. `b"amount=120.00 EUR;payee=ACME"`) into the digest.
-    pub fn context(mut self, context: impl Into<Vec<u8>>) -> Self {
-        self.context = context.into();
-        self
-    }
-}
-
-impl fmt::Debug for StartRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StartRequest")
-            .field("to", &self.to)
-            .field("channel", &self.channel)
-            .field("purpose", &self.purpose)
-            .field("subject", &self.subject)
-            .field("client_ip", &self.client_ip)
-            .field("tenant", &self.tenant)
-            .field("locale", &self.locale)
-            .field("context_bytes", &self.context.len())
-            .finish()
-    }
-}
-
 /// A code is on its way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Started {
@@ -395,12 +271,15 @@ impl OtpService {
             return Err(StartError::ChannelUnsupported(request.channel));
         }
         let now = inner.clock.now();
-        let limits = self.send_limits(
-            &request.to,
-            request.subject.as_deref(),
-            request.client_ip,
-            request.tenant.as_deref(),
-        );
+        let keys = self.keys();
+        let fingerprint = keys.destination_fingerprint(request.to.e164());
+        let limits = inner.limits.charges(&SendKeys {
+            to: &request.to,
+            destination_fingerprint: fingerprint,
+            subject: request.subject.as_deref(),
+            tenant: request.tenant.as_deref(),
+            client_ip: request.client_ip,
+        });
         if let Err(failure) = self.enforce(&limits, &request.to, now).await {
             return Err(match failure {
                 LimitFailure::Refused(Refusal { limit, retry_after }) => {
@@ -410,8 +289,6 @@ impl OtpService {
             });
         }
 
-        let keys = self.keys();
-        let fingerprint = keys.destination_fingerprint(request.to.e164());
         let code = code::generate(inner.code_length).map_err(StartError::Random)?;
         let random = ChallengeId::random_key().map_err(StartError::Random)?;
         let key = inner
@@ -428,6 +305,9 @@ impl OtpService {
             locale,
             purpose: request.purpose,
             subject: request.subject,
+            tenant: request.tenant,
+            client_ip_given: request.client_ip.is_some(),
+            context_bound: !request.context.is_empty(),
             expires_at,
         };
         let record = ChallengeRecord::new(id, digest, inner.max_attempts, &pending);
@@ -500,45 +380,53 @@ impl OtpService {
     /// Sends a new code for a live challenge on its original channel. The newest three
     /// codes stay valid until the challenge expires; the attempt budget is shared.
     ///
+    /// A challenge started with a client IP or a context needs
+    /// [`OtpService::resend_with`], which takes them.
+    ///
     /// # Errors
-    /// [`ResendError::NotPending`] if the challenge is over; the resend cooldown or another
-    /// limit; a store, delivery or randomness failure.
+    /// As [`OtpService::resend_with`].
     pub async fn resend(&self, id: &ChallengeId) -> Result<Started, ResendError> {
-        self.resend_on(id, None, &[]).await
+        self.resend_with(ResendRequest::new(*id)).await
     }
 
     /// Resends for a challenge started with [`StartRequest::context`]: the new code is bound
     /// to `context` like the first one.
     ///
     /// # Errors
-    /// As [`OtpService::resend`].
+    /// As [`OtpService::resend_with`].
     pub async fn resend_with_context(
         &self,
         id: &ChallengeId,
         context: &[u8],
     ) -> Result<Started, ResendError> {
-        self.resend_on(id, None, context).await
+        self.resend_with(ResendRequest::new(*id).context(context))
+            .await
     }
 
     /// Like [`OtpService::resend`], on another channel (e.g. voice after SMS failed).
     ///
     /// # Errors
-    /// As [`OtpService::resend`].
+    /// As [`OtpService::resend_with`].
     pub async fn resend_via(
         &self,
         id: &ChallengeId,
         channel: Channel,
     ) -> Result<Started, ResendError> {
-        self.resend_on(id, Some(channel), &[]).await
+        self.resend_with(ResendRequest::new(*id).channel(channel))
+            .await
     }
 
-    async fn resend_on(
-        &self,
-        id: &ChallengeId,
-        channel: Option<Channel>,
-        context: &[u8],
-    ) -> Result<Started, ResendError> {
+    /// Sends a new code as `request` says, charged to every limit a start is charged to:
+    /// the challenge's number, subject and tenant, and the request's client IP.
+    ///
+    /// # Errors
+    /// [`ResendError::InvalidRequest`] when the challenge was started with a client IP or
+    /// a context and the request lacks it (or brings a context to an unbound challenge);
+    /// [`ResendError::NotPending`] if the challenge is over; the resend cooldown or another
+    /// limit; a store, delivery or randomness failure.
+    pub async fn resend_with(&self, request: ResendRequest) -> Result<Started, ResendError> {
         let inner = &self.inner;
+        let id = &request.challenge_id;
         let now = inner.clock.now();
         let pending = inner
             .store
@@ -546,15 +434,37 @@ impl OtpService {
             .await
             .map_err(ResendError::Store)?
             .map_err(ResendError::NotPending)?;
-        let channel = channel.unwrap_or(pending.channel);
+        if pending.context_bound && request.context.is_empty() {
+            return Err(ResendError::InvalidRequest(
+                "the challenge is bound to a context: resend with the same context",
+            ));
+        }
+        if !pending.context_bound && !request.context.is_empty() {
+            return Err(ResendError::InvalidRequest(
+                "the challenge was started without a context",
+            ));
+        }
+        if pending.client_ip_given && request.client_ip.is_none() {
+            return Err(ResendError::InvalidRequest(
+                "the challenge was started with a client IP: resend needs the requesting client's IP",
+            ));
+        }
+        let channel = request.channel.unwrap_or(pending.channel);
         if let Err(refusal) = inner.policy.check(&pending.destination, channel) {
             return Err(ResendError::Refused(refusal));
         }
         if !inner.provider.supports(channel) {
             return Err(ResendError::ChannelUnsupported(channel));
         }
-        // A resend has no request of its own: the client IP and tenant are not stored.
-        let limits = self.send_limits(&pending.destination, pending.subject.as_deref(), None, None);
+        let limits = inner.limits.charges(&SendKeys {
+            to: &pending.destination,
+            destination_fingerprint: self
+                .keys()
+                .destination_fingerprint(pending.destination.e164()),
+            subject: pending.subject.as_deref(),
+            tenant: pending.tenant.as_deref(),
+            client_ip: request.client_ip,
+        });
         if let Err(failure) = self.enforce(&limits, &pending.destination, now).await {
             return Err(match failure {
                 LimitFailure::Refused(Refusal { limit, retry_after }) => {
@@ -566,7 +476,7 @@ impl OtpService {
         let code = code::generate(inner.code_length).map_err(ResendError::Random)?;
         let digest = self
             .keys()
-            .issue(id, context, code.expose_secret().as_bytes());
+            .issue(id, &request.context, code.expose_secret().as_bytes());
         inner
             .store
             .add_code(id, digest, now)
@@ -677,65 +587,24 @@ impl OtpService {
         Ok(outcome)
     }
 
-    /// The limits that apply to one send, narrowest first: one abuser is stopped before it
-    /// drains shared budgets.
-    fn send_limits(
-        &self,
-        to: &PhoneNumber,
-        subject: Option<&str>,
-        client_ip: Option<IpAddr>,
-        tenant: Option<&str>,
-    ) -> Vec<(LimitKey, Quota)> {
-        let limits = &self.inner.limits;
-        let mut keys = Vec::with_capacity(7);
-        if let Some(cooldown) = limits.resend_cooldown {
-            keys.push((LimitKey::resend_cooldown(to), Quota::one_every(cooldown)));
-        }
-        if let Some(quota) = limits.per_destination {
-            keys.push((LimitKey::destination(to), quota));
-        }
-        if let (Some(quota), Some(subject)) = (limits.per_subject, subject) {
-            keys.push((LimitKey::subject(subject), quota));
-        }
-        if let (Some(quota), Some(ip)) = (limits.per_client_ip, client_ip) {
-            keys.push((LimitKey::client_ip(ip), quota));
-        }
-        if let (Some(quota), Some(tenant)) = (limits.per_tenant, tenant) {
-            keys.push((LimitKey::tenant(tenant), quota));
-        }
-        if let Some(quota) = limits.per_country {
-            keys.push((LimitKey::country(to), quota));
-        }
-        if let Some(quota) = limits.global {
-            keys.push((LimitKey::global(), quota));
-        }
-        keys
-    }
-
     async fn enforce(
         &self,
-        limits: &[(LimitKey, Quota)],
+        limits: &[Limit],
         to: &PhoneNumber,
         now: Timestamp,
     ) -> Result<(), LimitFailure> {
-        for (key, quota) in limits {
-            match self.inner.store.throttle(key, *quota, now).await {
-                Ok(Decision::Allowed) => {}
-                Ok(Decision::Limited { retry_after }) => {
-                    info!(
-                        to = %to,
-                        limit = %key.kind(),
-                        retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
-                        "one-time code send refused by rate limit"
-                    );
-                    return Err(LimitFailure::Refused(Refusal {
-                        limit: key.kind(),
-                        retry_after,
-                    }));
-                }
-                Err(error) => return Err(LimitFailure::Store(error)),
+        match self.inner.store.throttle(limits, now).await {
+            Ok(Admission::Allowed) => Ok(()),
+            Ok(Admission::Limited { limit, retry_after }) => {
+                info!(
+                    to = %to,
+                    limit = %limit,
+                    retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+                    "one-time code send refused by rate limit"
+                );
+                Err(LimitFailure::Refused(Refusal { limit, retry_after }))
             }
+            Err(error) => Err(LimitFailure::Store(error)),
         }
-        Ok(())
     }
 }

@@ -10,23 +10,23 @@
 //!
 //! Each slot has its own lock, and a shard's chunks are found without the shard lock, so
 //! verify locks only the challenge it checks: threads verifying different challenges share
-//! no cache line. The shard lock guards the free list, the count and rate limits; an
-//! operation that needs both takes the shard lock first. Every operation on a challenge
-//! runs under its slot lock, which is what makes it atomic.
+//! no cache line. The shard lock guards the free list and the count; an operation that
+//! needs both takes the shard lock first. Every operation on a challenge runs under its
+//! slot lock, which is what makes it atomic. Rate limits live apart, in a
+//! [`LimitTable`].
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_trait::async_trait;
 use subtle::ConstantTimeEq;
 
+use super::limit_table::{DEFAULT_LIMIT_KEY_CAPACITY, LimitTable};
 use super::{
     CODES_PER_CHALLENGE, ChallengeRecord, OtpStore, PendingChallenge, RETAIN_AFTER_EXPIRY,
     StoreError,
 };
 use crate::clock::{Timestamp, duration_millis};
-use crate::limit::{Decision, LimitKey, Quota, gcra};
+use crate::limit::{Admission, Limit};
 use crate::message::{Channel, Locale, Purpose};
 use crate::otp::{Candidates, ChallengeId, Digest, KeyId, NotPending, VerifyOutcome};
 use crate::phone::PhoneNumber;
@@ -53,6 +53,10 @@ const STATE_FREE: u8 = 0;
 const STATE_RESERVED: u8 = 1;
 const STATE_PENDING: u8 = 2;
 const STATE_USED: u8 = 3;
+/// The challenge was started with a client IP, so a resend must name one too.
+const FLAG_CLIENT_IP: u8 = 1 << 6;
+/// The challenge's codes are bound to caller context bytes.
+const FLAG_CONTEXT: u8 = 1 << 7;
 
 /// A challenge's subject, inside the slot when it is short: storing it then allocates
 /// nothing and reading it touches no other cache line.
@@ -98,14 +102,16 @@ struct Slot {
     expires_at: u64,
     /// E.164 digits as an integer (at most 15 digits fit in 50 bits).
     destination: u64,
-    /// Older codes of a resent challenge. Boxed (one thin pointer): most have none.
-    older: Option<Box<OlderCodes>>,
+    /// Older codes of a resent challenge and the tenant. Boxed (one thin pointer): most
+    /// challenges have neither.
+    extra: Option<Box<Extra>>,
     subject: StoredSubject,
     newest: Digest,
     key_tail: [u8; KEY_TAIL],
     purpose: u8,
     attempts_left: u8,
-    /// `state | channel << 2 | locale << 4` (each tag fits in two bits).
+    /// `state | channel << 2 | locale << 4 | client_ip_given << 6 | context_bound << 7`
+    /// (each tag fits in two bits).
     flags: u8,
 }
 
@@ -114,7 +120,7 @@ impl Slot {
         Self {
             expires_at: 0,
             destination: 0,
-            older: None,
+            extra: None,
             subject: StoredSubject::None,
             newest: Digest::from_parts(KeyId(0), [0; 32]),
             key_tail: [0; KEY_TAIL],
@@ -140,6 +146,18 @@ impl Slot {
 
     fn locale(&self) -> Option<Locale> {
         Locale::from_tag((self.flags >> 4) & 0b11)
+    }
+
+    fn client_ip_given(&self) -> bool {
+        self.flags & FLAG_CLIENT_IP != 0
+    }
+
+    fn context_bound(&self) -> bool {
+        self.flags & FLAG_CONTEXT != 0
+    }
+
+    fn older_codes(&self) -> &[Digest] {
+        self.extra.as_ref().map_or(&[], |extra| extra.older.live())
     }
 
     fn retain_until(&self) -> u64 {
@@ -221,10 +239,26 @@ impl SlotCell {
     }
 }
 
+/// What few challenges need: codes a resend pushed out, and a tenant.
+#[derive(Default)]
+struct Extra {
+    older: OlderCodes,
+    tenant: Option<Box<str>>,
+}
+
 /// The codes a resend pushed out of `Slot::newest`, newest first.
 struct OlderCodes {
     digests: [Digest; CODES_PER_CHALLENGE - 1],
     len: usize,
+}
+
+impl Default for OlderCodes {
+    fn default() -> Self {
+        Self {
+            digests: [Digest::from_parts(KeyId(0), [0; 32]); CODES_PER_CHALLENGE - 1],
+            len: 0,
+        }
+    }
 }
 
 impl OlderCodes {
@@ -267,7 +301,6 @@ struct ShardState {
     free: Vec<u32>,
     /// Slots holding a challenge (pending or used).
     held: usize,
-    limits: HashMap<Box<str>, u64>,
     next_sweep: u64,
 }
 
@@ -352,7 +385,6 @@ impl Shard {
         for number in 0..state.high_water {
             self.release_if(state, number, |slot| slot.retain_until() <= now);
         }
-        state.limits.retain(|_, tat| *tat > now);
     }
 }
 
@@ -369,7 +401,7 @@ impl Shard {
 #[derive(Clone)]
 pub struct MemoryStore {
     shards: Arc<[Shard]>,
-    limit_hasher: RandomState,
+    limits: Arc<LimitTable>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -399,8 +431,16 @@ impl MemoryStore {
         let count = shards.clamp(1, 256).next_power_of_two();
         Self {
             shards: (0..count).map(|_| Shard::new(MAX_CHUNKS / count)).collect(),
-            limit_hasher: RandomState::new(),
+            limits: Arc::new(LimitTable::new(DEFAULT_LIMIT_KEY_CAPACITY)),
         }
+    }
+
+    /// Bounds the rate-limit keys held at once (default about a million, some 100 MB at
+    /// worst). A send that would add a key past the bound fails with
+    /// [`StoreError::Full`] until older state expires; refused sends add none.
+    pub fn limit_key_capacity(mut self, keys: usize) -> Self {
+        self.limits = Arc::new(LimitTable::new(keys));
+        self
     }
 
     /// Challenges held, live or kept for a while after they ended.
@@ -415,10 +455,7 @@ impl MemoryStore {
 
     /// Rate-limit keys held.
     pub fn limit_keys(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|shard| shard.lock().limits.len())
-            .sum()
+        self.limits.len()
     }
 
     /// Drops every record and rate-limit state that no longer matters at `now`. Writes do
@@ -427,6 +464,7 @@ impl MemoryStore {
         for shard in self.shards.iter() {
             shard.sweep(&mut shard.lock(), now.as_millis());
         }
+        self.limits.sweep(now);
     }
 
     #[inline]
@@ -451,12 +489,6 @@ impl MemoryStore {
     #[inline]
     fn find_challenge(&self, key: &[u8; 16]) -> Option<MutexGuard<'_, Slot>> {
         challenge_in(self.cell(key), key)
-    }
-
-    /// The shard whose lock guards rate-limit key `key`.
-    fn limit_shard(&self, key: &str) -> &Shard {
-        let mask = self.shards.len() - 1;
-        &self.shards[(self.limit_hasher.hash_one(key) as usize) & mask]
     }
 }
 
@@ -485,6 +517,13 @@ fn pending_from(slot: &Slot) -> Result<PendingChallenge, StoreError> {
         locale: slot.locale().ok_or(StoreError::Corrupt("locale"))?,
         purpose: Purpose::from_tag(slot.purpose).ok_or(StoreError::Corrupt("purpose"))?,
         subject: slot.subject.to_owned_string()?,
+        tenant: slot
+            .extra
+            .as_ref()
+            .and_then(|extra| extra.tenant.as_deref())
+            .map(str::to_owned),
+        client_ip_given: slot.client_ip_given(),
+        context_bound: slot.context_bound(),
         expires_at: Timestamp::from_millis(slot.expires_at),
     })
 }
@@ -519,9 +558,7 @@ fn check_slot(
         return Ok(reason.into());
     }
     let mut matched = Digest::any_match(std::slice::from_ref(&slot.newest), candidates);
-    if let Some(older) = &slot.older {
-        matched |= Digest::any_match(older.live(), candidates);
-    }
+    matched |= Digest::any_match(slot.older_codes(), candidates);
     if matched {
         slot.set_state(STATE_USED);
         let purpose = Purpose::from_tag(slot.purpose).ok_or(StoreError::Corrupt("purpose"))?;
@@ -568,13 +605,30 @@ impl OtpStore for MemoryStore {
         *slot = Slot {
             expires_at: challenge.expires_at.as_millis(),
             destination,
-            older: None,
+            extra: challenge.tenant.map(|tenant| {
+                Box::new(Extra {
+                    older: OlderCodes::default(),
+                    tenant: Some(tenant.into_boxed_str()),
+                })
+            }),
             subject: StoredSubject::new(challenge.subject),
             newest: challenge.digest,
             key_tail: slot.key_tail,
             purpose: challenge.purpose.to_tag(),
             attempts_left: challenge.attempts_left,
-            flags: STATE_PENDING | challenge.channel.to_tag() << 2 | challenge.locale.to_tag() << 4,
+            flags: STATE_PENDING
+                | challenge.channel.to_tag() << 2
+                | challenge.locale.to_tag() << 4
+                | if challenge.client_ip_given {
+                    FLAG_CLIENT_IP
+                } else {
+                    0
+                }
+                | if challenge.context_bound {
+                    FLAG_CONTEXT
+                } else {
+                    0
+                },
         };
         state.held += 1;
         Ok(())
@@ -634,13 +688,10 @@ impl OtpStore for MemoryStore {
             return Ok(Err(reason));
         }
         let previous = std::mem::replace(&mut slot.newest, digest);
-        let older = slot.older.get_or_insert_with(|| {
-            Box::new(OlderCodes {
-                digests: [previous; CODES_PER_CHALLENGE - 1],
-                len: 0,
-            })
-        });
-        older.push_newest(previous);
+        slot.extra
+            .get_or_insert_with(Box::default)
+            .older
+            .push_newest(previous);
         Ok(Ok(()))
     }
 
@@ -652,28 +703,8 @@ impl OtpStore for MemoryStore {
         Ok(())
     }
 
-    async fn throttle(
-        &self,
-        key: &LimitKey,
-        quota: Quota,
-        now: Timestamp,
-    ) -> Result<Decision, StoreError> {
-        let shard = self.limit_shard(key.as_str());
-        let mut state = shard.lock();
-        shard.sweep_if_due(&mut state, now.as_millis());
-        let stored = state.limits.get(key.as_str()).copied();
-        let step = gcra(stored, quota, now);
-        if step.decision == Decision::Allowed {
-            match state.limits.get_mut(key.as_str()) {
-                Some(tat) => *tat = step.new_tat_millis,
-                None => {
-                    state
-                        .limits
-                        .insert(key.as_str().into(), step.new_tat_millis);
-                }
-            }
-        }
-        Ok(step.decision)
+    async fn throttle(&self, limits: &[Limit], now: Timestamp) -> Result<Admission, StoreError> {
+        self.limits.throttle(limits, now)
     }
 }
 

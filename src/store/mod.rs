@@ -3,6 +3,7 @@
 //! Every [`OtpStore`] method is one atomic domain step, never a read followed by a write
 //! from the caller: in memory one lock scope on one shard, in Redis one Lua script.
 
+mod limit_table;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -13,12 +14,13 @@ use std::fmt;
 use async_trait::async_trait;
 use thiserror::Error;
 
+pub use limit_table::DEFAULT_LIMIT_KEY_CAPACITY;
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 
 use crate::clock::Timestamp;
-use crate::limit::{Decision, LimitKey, Quota};
+use crate::limit::{Admission, Limit};
 use crate::message::{Channel, Locale, Purpose};
 use crate::otp::{Candidates, ChallengeId, Digest, NotPending, VerifyOutcome};
 use crate::phone::PhoneNumber;
@@ -51,6 +53,9 @@ pub enum StoreError {
     /// The store holds as many challenges as it can; starts fail until some expire.
     #[error("store is full: {0}")]
     Full(&'static str),
+    /// The store was configured in a way it cannot work with.
+    #[error("invalid store configuration: {0}")]
+    Config(&'static str),
 }
 
 /// A new challenge, as handed to [`OtpStore::insert`].
@@ -74,6 +79,12 @@ pub struct ChallengeRecord {
     pub destination: PhoneNumber,
     /// The user it belongs to, if the caller said.
     pub subject: Option<String>,
+    /// The tenant its sends are charged to, if any.
+    pub tenant: Option<String>,
+    /// Whether it was started with a client IP (a resend must then name one).
+    pub client_ip_given: bool,
+    /// Whether its codes are bound to caller context bytes (a resend must then give them).
+    pub context_bound: bool,
 }
 
 impl ChallengeRecord {
@@ -94,6 +105,9 @@ impl ChallengeRecord {
             locale: pending.locale,
             destination: pending.destination.clone(),
             subject: pending.subject.clone(),
+            tenant: pending.tenant.clone(),
+            client_ip_given: pending.client_ip_given,
+            context_bound: pending.context_bound,
         }
     }
 }
@@ -125,6 +139,12 @@ pub struct PendingChallenge {
     pub purpose: Purpose,
     /// Its user.
     pub subject: Option<String>,
+    /// Its tenant.
+    pub tenant: Option<String>,
+    /// Whether it was started with a client IP.
+    pub client_ip_given: bool,
+    /// Whether its codes are bound to caller context bytes.
+    pub context_bound: bool,
     /// When it expires.
     pub expires_at: Timestamp,
 }
@@ -197,14 +217,10 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
     /// Deletes a challenge (a send failed: it must not stay usable).
     async fn remove(&self, id: &ChallengeId) -> Result<(), StoreError>;
 
-    /// One GCRA step for `key`: counts the event and allows it, or refuses it with the time
-    /// to wait.
-    async fn throttle(
-        &self,
-        key: &LimitKey,
-        quota: Quota,
-        now: Timestamp,
-    ) -> Result<Decision, StoreError>;
+    /// Decides every limit of one send (a GCRA step each) and, only if all allow it,
+    /// charges them all, in one atomic step. A refusal names the first refusing limit in
+    /// the order given and writes nothing.
+    async fn throttle(&self, limits: &[Limit], now: Timestamp) -> Result<Admission, StoreError>;
 }
 
 #[async_trait]
@@ -255,12 +271,7 @@ impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
         (**self).remove(id).await
     }
 
-    async fn throttle(
-        &self,
-        key: &LimitKey,
-        quota: Quota,
-        now: Timestamp,
-    ) -> Result<Decision, StoreError> {
-        (**self).throttle(key, quota, now).await
+    async fn throttle(&self, limits: &[Limit], now: Timestamp) -> Result<Admission, StoreError> {
+        (**self).throttle(limits, now).await
     }
 }

@@ -6,8 +6,12 @@
 //!   (expiry plus [`RETAIN_AFTER_EXPIRY`], so `Expired` and `AlreadyUsed` stay
 //!   distinguishable until then). The braces are a hash tag: each script touches one key,
 //!   so everything also runs on Redis Cluster.
-//! - `{prefix}l:{<limit key>}`: one integer per rate-limit key (the GCRA theoretical arrival
-//!   time, ms), with a TTL after which it no longer matters.
+//! - `{prefix}{<prefix>limits}:<limit key>`: one integer per rate-limit key (the GCRA
+//!   theoretical arrival time, ms), with a TTL after which it no longer matters. Every
+//!   limit key shares one hash tag, so one script can decide a send's limits together and
+//!   charge them only if all allow, on Redis Cluster too; the price is that a cluster
+//!   keeps all rate-limit state on one node. Limit keys name numbers by a keyed
+//!   fingerprint, never in clear.
 //!
 //! Times come from the service's [`Clock`](crate::Clock) as arguments, never from Redis'
 //! own clock, so a `ManualClock` drives Redis exactly as it drives memory.
@@ -26,7 +30,7 @@ use super::{
     StoreError,
 };
 use crate::clock::{Timestamp, duration_millis};
-use crate::limit::{Decision, LimitKey, Quota};
+use crate::limit::{Admission, Limit, LimitKey};
 use crate::message::{Channel, Locale, Purpose};
 use crate::otp::{ChallengeId, Digest, NotPending, VerifyOutcome};
 use crate::phone::PhoneNumber;
@@ -34,8 +38,9 @@ use crate::phone::PhoneNumber;
 const INSERT: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'st', 'p', 'exp', ARGV[1], 'att', ARGV[2], 'p', ARGV[3],
-  'ch', ARGV[4], 'lo', ARGV[5], 'dst', ARGV[6], 'd0', ARGV[7])
-if ARGV[9] == '1' then redis.call('HSET', KEYS[1], 'sub', ARGV[10]) end
+  'ch', ARGV[4], 'lo', ARGV[5], 'dst', ARGV[6], 'd0', ARGV[7], 'fl', ARGV[9])
+if ARGV[10] == '1' then redis.call('HSET', KEYS[1], 'sub', ARGV[11]) end
+if ARGV[12] == '1' then redis.call('HSET', KEYS[1], 'ten', ARGV[13]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 return 1
 "#;
@@ -76,9 +81,11 @@ return {5, redis.call('HINCRBY', KEYS[1], 'att', -1)}
 const PENDING: &str = r#"
 local s = state(KEYS[1], tonumber(ARGV[1]))
 if s >= 0 then return {s} end
-local h = redis.call('HMGET', KEYS[1], 'dst', 'ch', 'lo', 'p', 'exp', 'sub')
-if h[6] then return {-1, h[1], h[2], h[3], h[4], h[5], 1, h[6]} end
-return {-1, h[1], h[2], h[3], h[4], h[5], 0, ''}
+local h = redis.call('HMGET', KEYS[1], 'dst', 'ch', 'lo', 'p', 'exp', 'fl', 'sub', 'ten')
+local reply = {-1, h[1], h[2], h[3], h[4], h[5], h[6], 0, '', 0, ''}
+if h[7] then reply[8] = 1; reply[9] = h[7] end
+if h[8] then reply[10] = 1; reply[11] = h[8] end
+return reply
 "#;
 
 const ADD_CODE: &str = r#"
@@ -90,17 +97,24 @@ redis.call('HSET', KEYS[1], 'd1', h[1], 'd0', ARGV[2])
 return -1
 "#;
 
+/// KEYS: the limits of one send. ARGV: now, then interval and tolerance per key. Decides
+/// all, then charges all only if every one allows. Returns {0} or {refusing index, wait}.
 const THROTTLE: &str = r#"
 local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local tolerance = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
-if tat < now then tat = now end
-local allow_at = tat - tolerance
-if allow_at > now then return {0, allow_at - now} end
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
-return {1, 0}
+local tats = {}
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 * i])
+  local tolerance = tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or ARGV[1])
+  if tat < now then tat = now end
+  local allow_at = tat - tolerance
+  if allow_at > now then return {i, allow_at - now} end
+  tats[i] = tat + interval
+end
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], tats[i], 'PX', tats[i] - now)
+end
+return {0}
 "#;
 
 /// An [`OtpStore`] on Redis (standalone or cluster), for services with several instances.
@@ -136,8 +150,15 @@ impl RedisStore {
     /// `redis` crate), namespacing every key under `prefix` (e.g. `"otp:"` or a tenant).
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if the URL is invalid or Redis cannot be reached now.
+    /// [`StoreError::Unavailable`] if the URL is invalid or Redis cannot be reached now;
+    /// [`StoreError::Config`] for a prefix with a brace (braces make Redis Cluster hash tags).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        if prefix.contains(['{', '}']) {
+            // A brace would become (part of) the hash tag and scatter a script's keys.
+            return Err(StoreError::Config(
+                "a Redis key prefix may not contain '{' or '}'",
+            ));
+        }
         let client = redis::Client::open(url).map_err(unavailable)?;
         // Fail fast inside a login request rather than hang on a dead server; the manager
         // keeps reconnecting in the background.
@@ -165,7 +186,7 @@ impl RedisStore {
     }
 
     fn limit_key(&self, key: &LimitKey) -> String {
-        format!("{}l:{{{}}}", self.prefix, key.as_str())
+        format!("{p}{{{p}limits}}:{}", key.as_str(), p = self.prefix)
     }
 }
 
@@ -220,8 +241,13 @@ impl OtpStore for RedisStore {
             .as_millis()
             .saturating_sub(now.as_millis())
             .max(1);
-        let subject = challenge.subject.unwrap_or_default();
-        let has_subject = if subject.is_empty() { "0" } else { "1" };
+        let flags = u8::from(challenge.client_ip_given) | u8::from(challenge.context_bound) << 1;
+        let optional = |value: Option<String>| match value {
+            Some(value) => ("1", value),
+            None => ("0", String::new()),
+        };
+        let (has_subject, subject) = optional(challenge.subject);
+        let (has_tenant, tenant) = optional(challenge.tenant);
         let inserted: i64 = self
             .insert
             .key(self.challenge_key(&challenge.id))
@@ -233,8 +259,11 @@ impl OtpStore for RedisStore {
             .arg(challenge.destination.e164())
             .arg(encode_digest(&challenge.digest))
             .arg(ttl)
+            .arg(flags)
             .arg(has_subject)
             .arg(subject)
+            .arg(has_tenant)
+            .arg(tenant)
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(unavailable)?;
@@ -298,8 +327,16 @@ impl OtpStore for RedisStore {
             return Ok(Err(not_pending(code)?));
         }
         let field = |i: usize| reply.get(i).ok_or(StoreError::Corrupt("short reply"));
+        let optional = |flag: usize| -> Result<Option<String>, StoreError> {
+            Ok(if int(field(flag)?)? == 1 {
+                Some(text(field(flag + 1)?)?)
+            } else {
+                None
+            })
+        };
         let destination = PhoneNumber::parse(&text(field(1)?)?)
             .map_err(|_| StoreError::Corrupt("stored destination no longer parses"))?;
+        let flags = int(field(6)?)?;
         Ok(Ok(PendingChallenge {
             destination,
             channel: Channel::from_tag(tag(field(2)?)?).ok_or(StoreError::Corrupt("channel"))?,
@@ -308,11 +345,10 @@ impl OtpStore for RedisStore {
             expires_at: Timestamp::from_millis(
                 u64::try_from(int(field(5)?)?).map_err(|_| StoreError::Corrupt("expiry"))?,
             ),
-            subject: if int(field(6)?)? == 1 {
-                Some(text(field(7)?)?)
-            } else {
-                None
-            },
+            subject: optional(7)?,
+            tenant: optional(9)?,
+            client_ip_given: flags & 1 != 0,
+            context_bound: flags & 2 != 0,
         }))
     }
 
@@ -347,29 +383,37 @@ impl OtpStore for RedisStore {
         Ok(())
     }
 
-    async fn throttle(
-        &self,
-        key: &LimitKey,
-        quota: Quota,
-        now: Timestamp,
-    ) -> Result<Decision, StoreError> {
-        let interval = duration_millis(quota.refill_interval()).max(1);
-        let tolerance = duration_millis(quota.period()).saturating_sub(interval);
-        let (allowed, wait_ms): (i64, i64) = self
-            .throttle
-            .key(self.limit_key(key))
-            .arg(now.as_millis())
-            .arg(interval)
-            .arg(tolerance)
+    async fn throttle(&self, limits: &[Limit], now: Timestamp) -> Result<Admission, StoreError> {
+        if limits.is_empty() {
+            return Ok(Admission::Allowed);
+        }
+        let mut invocation = self.throttle.prepare_invoke();
+        invocation.arg(now.as_millis());
+        for limit in limits {
+            let interval = duration_millis(limit.quota.refill_interval()).max(1);
+            let tolerance = duration_millis(limit.quota.period()).saturating_sub(interval);
+            invocation
+                .key(self.limit_key(&limit.key))
+                .arg(interval)
+                .arg(tolerance);
+        }
+        let reply: Vec<i64> = invocation
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(unavailable)?;
-        Ok(if allowed == 1 {
-            Decision::Allowed
-        } else {
-            Decision::Limited {
-                retry_after: Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)),
+        match reply.as_slice() {
+            [0] => Ok(Admission::Allowed),
+            [index, wait_ms] => {
+                let refused = usize::try_from(*index - 1)
+                    .ok()
+                    .and_then(|at| limits.get(at))
+                    .ok_or(StoreError::Corrupt("limit index out of range"))?;
+                Ok(Admission::Limited {
+                    limit: refused.key.kind(),
+                    retry_after: Duration::from_millis(u64::try_from(*wait_ms).unwrap_or(0)),
+                })
             }
-        })
+            _ => Err(StoreError::Corrupt("unknown throttle reply")),
+        }
     }
 }

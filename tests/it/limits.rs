@@ -3,8 +3,8 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use phone_otp::{
-    Decision, LimitKey, LimitKind, Limits, MemoryStore, OtpStore, Purpose, Quota, StartError,
-    StartRequest,
+    Admission, Limit, LimitKey, LimitKind, Limits, MemoryStore, OtpStore, Purpose, Quota,
+    StartError, StartRequest,
 };
 
 use crate::support::{Harness, TestResult, jp_mobile, jp_mobile_n};
@@ -157,24 +157,24 @@ async fn throttle_refusals_do_not_count() -> TestResult {
     let store = MemoryStore::new();
     let clock = phone_otp::ManualClock::new();
     use phone_otp::Clock;
-    let key = LimitKey::global();
-    let quota = Quota::per_minute(n(1));
+    let limits = [Limit::new(LimitKey::global(), Quota::per_minute(n(1)))];
     assert_eq!(
-        store.throttle(&key, quota, clock.now()).await?,
-        Decision::Allowed
+        store.throttle(&limits, clock.now()).await?,
+        Admission::Allowed
     );
     for _ in 0..10 {
         assert_eq!(
-            store.throttle(&key, quota, clock.now()).await?,
-            Decision::Limited {
+            store.throttle(&limits, clock.now()).await?,
+            Admission::Limited {
+                limit: LimitKind::Global,
                 retry_after: Duration::from_secs(60)
             }
         );
     }
     clock.advance(Duration::from_secs(60));
     assert_eq!(
-        store.throttle(&key, quota, clock.now()).await?,
-        Decision::Allowed
+        store.throttle(&limits, clock.now()).await?,
+        Admission::Allowed
     );
     Ok(())
 }
@@ -227,5 +227,184 @@ async fn oversized_subject_or_tenant_is_refused_before_anything_is_spent() -> Te
         .subject(at_limit.clone())
         .tenant(at_limit);
     h.otp.start(request).await?;
+    Ok(())
+}
+
+/// An IP that is over its limit must not spend the victim number's cooldown or budget:
+/// all limits are decided before any is charged (issue: 58 of 58 victim starts refused).
+#[tokio::test]
+async fn a_refused_abuser_spends_no_one_elses_budget() -> TestResult {
+    let h = Harness::with(|b| {
+        b.limits(Limits {
+            per_client_ip: Some(Quota::per_hour(n(1))),
+            ..Limits::default()
+        })
+    });
+    let attacker: IpAddr = "198.51.100.66".parse()?;
+    let victim = jp_mobile_n(4040);
+    h.start_request(StartRequest::sms(jp_mobile_n(1), Purpose::SignIn).client_ip(attacker))
+        .await;
+    for _ in 0..58 {
+        let request = StartRequest::sms(victim.clone(), Purpose::SignIn).client_ip(attacker);
+        assert_eq!(refusal(&h, request).await.0, LimitKind::ClientIp);
+        h.clock.advance(Duration::from_secs(30));
+    }
+    assert_eq!(h.stub.attempts(), 1, "nothing went to the victim");
+    // The victim gets a code at once, and all five of the number's sends are left: no
+    // cooldown or per-number send was spent by the refused requests.
+    for last in 10..15 {
+        let victim_ip = IpAddr::from([192, 0, 2, last]);
+        h.start_request(StartRequest::sms(victim.clone(), Purpose::SignIn).client_ip(victim_ip))
+            .await;
+        h.clock.advance(Duration::from_secs(30));
+    }
+    Ok(())
+}
+
+/// A dual-stack listener reports IPv4 clients as `::ffff:a.b.c.d`: each must count as its
+/// own IPv4 address, not share one IPv6 /64 with every other IPv4 client.
+#[tokio::test]
+async fn ipv4_mapped_clients_are_counted_per_ipv4_address() -> TestResult {
+    let h = Harness::with(|b| {
+        b.limits(Limits {
+            per_client_ip: Some(Quota::per_hour(n(1))),
+            ..Limits::danger_none()
+        })
+    });
+    let mapped = |last: u8| -> IpAddr {
+        std::net::Ipv4Addr::new(203, 0, 113, last)
+            .to_ipv6_mapped()
+            .into()
+    };
+    h.start_request(StartRequest::sms(jp_mobile_n(1), Purpose::SignIn).client_ip(mapped(9)))
+        .await;
+    // Another IPv4 client behind the same listener is not affected...
+    h.start_request(StartRequest::sms(jp_mobile_n(2), Purpose::SignIn).client_ip(mapped(10)))
+        .await;
+    // ...and the same client, mapped or not, is one client.
+    let plain: IpAddr = "203.0.113.9".parse()?;
+    let request = StartRequest::sms(jp_mobile_n(3), Purpose::SignIn).client_ip(plain);
+    assert_eq!(refusal(&h, request).await.0, LimitKind::ClientIp);
+    Ok(())
+}
+
+#[tokio::test]
+async fn ipv6_clients_are_also_counted_per_48_block() -> TestResult {
+    let h = Harness::with(|b| {
+        b.limits(Limits {
+            per_client_ip: Some(Quota::per_hour(n(1))),
+            per_client_network: Some(Quota::per_hour(n(2))),
+            ..Limits::danger_none()
+        })
+    });
+    // Three /64s of one /48: each /64 is fresh, the /48 allows two.
+    for (i, ip) in ["2001:db8:7:1::1", "2001:db8:7:2::1"].iter().enumerate() {
+        let request =
+            StartRequest::sms(jp_mobile_n(i as u32), Purpose::SignIn).client_ip(ip.parse()?);
+        h.start_request(request).await;
+    }
+    let third =
+        StartRequest::sms(jp_mobile_n(9), Purpose::SignIn).client_ip("2001:db8:7:3::1".parse()?);
+    assert_eq!(
+        refusal(&h, third).await,
+        (LimitKind::ClientNetwork, Duration::from_secs(1800))
+    );
+    // Another /48 is unaffected.
+    h.start_request(
+        StartRequest::sms(jp_mobile_n(10), Purpose::SignIn).client_ip("2001:db8:8:1::1".parse()?),
+    )
+    .await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn subjects_are_counted_per_tenant() -> TestResult {
+    let h = Harness::with(|b| {
+        b.limits(Limits {
+            per_subject: Some(Quota::per_hour(n(1))),
+            ..Limits::danger_none()
+        })
+    });
+    let request = |tenant: &str, i| {
+        StartRequest::sms(jp_mobile_n(i), Purpose::SignIn)
+            .subject("user-1")
+            .tenant(tenant)
+    };
+    h.start_request(request("acme", 1)).await;
+    // The other tenant's user-1 is another user.
+    h.start_request(request("globex", 2)).await;
+    assert_eq!(refusal(&h, request("acme", 3)).await.0, LimitKind::Subject);
+    Ok(())
+}
+
+/// Refused requests write no limit state, so a flood from one IP leaves the table as the
+/// one allowed send left it (the issue saw 600,001 keys after 200,000 requests).
+#[tokio::test]
+async fn a_refused_flood_adds_no_limit_keys() -> TestResult {
+    let store = MemoryStore::new();
+    let h = Harness::with(|b| b.store(store.clone()));
+    let ip: IpAddr = "198.51.100.7".parse()?;
+    h.start_request(StartRequest::sms(jp_mobile_n(0), Purpose::SignIn).client_ip(ip))
+        .await;
+    let after_one = store.limit_keys();
+    for i in 1..20_000 {
+        let request = StartRequest::sms(jp_mobile_n(i), Purpose::SignIn).client_ip(ip);
+        if i > 29 {
+            assert_eq!(refusal(&h, request).await.0, LimitKind::ClientIp);
+        } else {
+            h.start_request(request).await;
+        }
+    }
+    // 29 more allowed sends to new numbers add their cooldown and destination keys; the
+    // 19,970 refused ones add nothing.
+    assert_eq!(store.limit_keys(), after_one + 29 * 2);
+    assert_eq!(h.stub.attempts(), 30);
+    Ok(())
+}
+
+/// The limit table is bounded: past its capacity a send that needs a new key fails with a
+/// store error (nothing sent), and works again once old state has expired.
+#[tokio::test]
+async fn the_limit_table_is_bounded_and_recovers_after_expiry() -> TestResult {
+    let capacity = 128;
+    let store = MemoryStore::new().limit_key_capacity(capacity);
+    let h = Harness::with(|b| {
+        b.store(store.clone()).limits(Limits {
+            per_client_ip: Some(Quota::per_minute(n(1))),
+            ..Limits::danger_none()
+        })
+    });
+    let ip = |i: u32| IpAddr::from((0xC633_6400u32 + i).to_be_bytes());
+    let mut sent = 0;
+    let mut full_at = None;
+    for i in 0..(capacity as u32 * 4) {
+        match h
+            .otp
+            .start(StartRequest::sms(jp_mobile_n(i), Purpose::SignIn).client_ip(ip(i)))
+            .await
+        {
+            Ok(_) => sent += 1,
+            Err(StartError::Store(phone_otp::StoreError::Full(_))) => {
+                full_at = Some(i);
+                break;
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert!(full_at.is_some(), "the table never filled");
+    assert!(
+        store.limit_keys() <= capacity,
+        "{} keys",
+        store.limit_keys()
+    );
+    assert_eq!(
+        h.stub.attempts(),
+        sent,
+        "nothing was sent for the refused start"
+    );
+    // A minute later every IP's state has expired and sends work again.
+    h.clock.advance(Duration::from_secs(60));
+    h.start_request(StartRequest::sms(jp_mobile_n(1), Purpose::SignIn).client_ip(ip(99_999)))
+        .await;
     Ok(())
 }

@@ -79,6 +79,22 @@ mod with_redis {
     }
 
     #[tokio::test]
+    async fn redis_pending_keeps_what_a_resend_needs() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        store_contract::pending_keeps_what_a_resend_needs(store).await
+    }
+
+    #[tokio::test]
+    async fn redis_throttle_charges_all_limits_or_none() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        store_contract::throttle_charges_all_limits_or_none(store).await
+    }
+
+    #[tokio::test]
     async fn redis_throttle_decisions_and_retry_after() -> TestResult {
         let Some(store) = store().await else {
             return Ok(());
@@ -157,6 +173,49 @@ mod with_redis {
             }
             other => panic!("expected the shared limit to refuse, got {other:?}"),
         }
+        Ok(())
+    }
+
+    /// Limit keys name numbers by a keyed fingerprint: a dump of Redis' keys holds no
+    /// phone number, and every limit key shares one hash tag (so one script can decide
+    /// them together on a cluster).
+    #[tokio::test]
+    async fn limit_keys_hold_no_phone_number_and_share_one_hash_tag() -> TestResult {
+        let Some(url) = std::env::var("REDIS_URL").ok() else {
+            skip_loudly("REDIS_URL is not set (./scripts/test.sh sets it)");
+            return Ok(());
+        };
+        let prefix = format!("nokeys:{}:", std::process::id());
+        let store: Arc<dyn OtpStore> = Arc::new(RedisStore::connect(&url, &prefix).await?);
+        let (stub, clock) = (StubProvider::new(), ManualClock::new());
+        let otp = service(store, &stub, &clock, Limits::default());
+        otp.start(
+            StartRequest::sms(jp_mobile(), Purpose::SignIn)
+                .subject("u-9")
+                .client_ip("2001:db8::1".parse()?),
+        )
+        .await?;
+        let client = redis::Client::open(url)?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut connection)
+            .await?;
+        let limit_keys: Vec<&String> = keys.iter().filter(|k| !k.contains("c:{")).collect();
+        // IP, IPv6 /48, subject, cooldown, number.
+        assert_eq!(limit_keys.len(), 5, "{keys:?}");
+        for key in &keys {
+            assert!(!key.contains("9012345678"), "a key holds the number: {key}");
+        }
+        let tag = format!("{prefix}{{{prefix}limits}}:");
+        assert!(
+            limit_keys.iter().all(|k| k.starts_with(&tag)),
+            "{limit_keys:?}"
+        );
+        assert!(matches!(
+            RedisStore::connect("redis://127.0.0.1:1/0", "bad{prefix}").await,
+            Err(phone_otp::StoreError::Config(_))
+        ));
         Ok(())
     }
 

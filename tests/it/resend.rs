@@ -136,3 +136,135 @@ async fn failed_delivery_withdraws_the_challenge() -> TestResult {
     assert!(h.stub.delivered().is_empty());
     Ok(())
 }
+
+fn quota(count: u32) -> Option<phone_otp::Quota> {
+    Some(phone_otp::Quota::per_hour(
+        std::num::NonZeroU32::new(count).unwrap(),
+    ))
+}
+
+/// A resend is charged to every limit a start is: the requesting client's IP and the
+/// challenge's tenant too (the issue saw 409 SMS from one IP against a quota of 30).
+#[tokio::test]
+async fn resends_are_charged_to_the_client_ip_and_tenant() -> TestResult {
+    use phone_otp::{Limits, ResendRequest};
+    let ip: std::net::IpAddr = "198.51.100.20".parse()?;
+    let h = Harness::with(|b| {
+        b.limits(Limits {
+            per_client_ip: quota(2),
+            ..Limits::danger_none()
+        })
+    });
+    let (id, _) = h
+        .start_request(StartRequest::sms(jp_mobile(), Purpose::SignIn).client_ip(ip))
+        .await;
+    h.otp
+        .resend_with(ResendRequest::new(id).client_ip(ip))
+        .await?;
+    match h
+        .otp
+        .resend_with(ResendRequest::new(id).client_ip(ip))
+        .await
+    {
+        Err(ResendError::Limited { limit, .. }) => assert_eq!(limit, LimitKind::ClientIp),
+        other => panic!("expected the IP limit, got {other:?}"),
+    }
+    // A resend from another IP is charged to that IP.
+    h.otp
+        .resend_with(ResendRequest::new(id).client_ip("192.0.2.1".parse()?))
+        .await?;
+    assert_eq!(h.stub.attempts(), 3);
+
+    let h = Harness::with(|b| {
+        b.limits(Limits {
+            per_tenant: quota(1),
+            ..Limits::danger_none()
+        })
+    });
+    let (id, _) = h
+        .start_request(StartRequest::sms(jp_mobile(), Purpose::SignIn).tenant("acme"))
+        .await;
+    match h.otp.resend(&id).await {
+        Err(ResendError::Limited { limit, .. }) => assert_eq!(limit, LimitKind::Tenant),
+        other => panic!("expected the tenant limit, got {other:?}"),
+    }
+    assert_eq!(h.stub.attempts(), 1);
+    Ok(())
+}
+
+/// A challenge started with a client IP cannot be resent without one: leaving it out
+/// would dodge the per-IP limit.
+#[tokio::test]
+async fn a_resend_without_the_client_ip_is_refused_before_anything_is_spent() -> TestResult {
+    use phone_otp::{Limits, ResendRequest};
+    let h = Harness::with(|b| {
+        b.limits(Limits {
+            per_client_ip: quota(2),
+            ..Limits::danger_none()
+        })
+    });
+    let ip: std::net::IpAddr = "198.51.100.21".parse()?;
+    let (id, _) = h
+        .start_request(StartRequest::sms(jp_mobile(), Purpose::SignIn).client_ip(ip))
+        .await;
+    let error = h.otp.resend(&id).await.expect_err("refused");
+    assert!(matches!(error, ResendError::InvalidRequest(_)), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "invalid resend request: the challenge was started with a client IP: resend needs the requesting client's IP"
+    );
+    assert_eq!(h.stub.attempts(), 1, "nothing was sent");
+    // Nothing was spent either: the IP's second send is still there.
+    h.otp
+        .resend_with(ResendRequest::new(id).client_ip(ip))
+        .await?;
+    Ok(())
+}
+
+/// Transaction binding does not depend on the caller picking the right method: a plain
+/// resend of a context-bound challenge is refused (it used to yield a code that verified
+/// with no context at all).
+#[tokio::test]
+async fn a_context_bound_challenge_cannot_be_resent_without_its_context() -> TestResult {
+    let h = Harness::with(|b| b.limits(phone_otp::Limits::danger_none()));
+    let payment = b"amount=120.00 EUR;payee=ACME".to_vec();
+    let (id, _) = h
+        .start_request(
+            StartRequest::sms(jp_mobile(), Purpose::TransactionApproval).context(payment.clone()),
+        )
+        .await;
+    for refused in [
+        h.otp.resend(&id).await,
+        h.otp.resend_via(&id, Channel::Voice).await,
+    ] {
+        match refused {
+            Err(ResendError::InvalidRequest(reason)) => assert_eq!(
+                reason,
+                "the challenge is bound to a context: resend with the same context"
+            ),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(h.stub.attempts(), 1, "nothing was sent");
+
+    h.otp.resend_with_context(&id, &payment).await?;
+    let code = last_code(&h.stub, &jp_mobile());
+    assert!(matches!(
+        h.otp.verify(&id, &code).await?,
+        VerifyOutcome::Mismatch { .. }
+    ));
+    assert!(
+        h.otp
+            .verify_with_context(&id, &code, &payment)
+            .await?
+            .is_verified()
+    );
+
+    // And a context cannot be slipped into a challenge that has none.
+    let (plain, _) = h.start(&jp_mobile()).await;
+    assert!(matches!(
+        h.otp.resend_with_context(&plain, b"x").await,
+        Err(ResendError::InvalidRequest(_))
+    ));
+    Ok(())
+}

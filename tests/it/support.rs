@@ -91,6 +91,9 @@ pub fn record(id: ChallengeId, digest_byte: u8, expires_at: Timestamp) -> Challe
         locale: Locale::En,
         destination: jp_mobile(),
         subject: None,
+        tenant: None,
+        client_ip_given: false,
+        context_bound: false,
     }
 }
 

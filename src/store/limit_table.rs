@@ -1,0 +1,151 @@
+//! Rate-limit state of the [`MemoryStore`](super::MemoryStore): one GCRA arrival time per
+//! key, in shards, bounded and swept.
+//!
+//! A send's limits are decided together and charged together: the shards its keys live in
+//! are locked in ascending order (so two sends never wait on each other in a cycle), every
+//! limit is decided, and only if all allow is any state written. A refused request writes
+//! nothing, so it cannot grow the table or spend anyone's budget.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Mutex, MutexGuard};
+
+use super::StoreError;
+use crate::clock::Timestamp;
+use crate::limit::{Admission, Decision, Limit, gcra};
+
+/// Default bound on rate-limit keys held at once (about 100 MB at worst). Past it, sends
+/// that need a new key fail with [`StoreError::Full`] until old state expires.
+pub const DEFAULT_LIMIT_KEY_CAPACITY: usize = 1 << 20;
+/// How often (in store time) a shard drops expired state when it is next written.
+const SWEEP_INTERVAL_MS: u64 = 10_000;
+const SHARDS: usize = 64;
+
+#[derive(Default)]
+struct LimitShard {
+    /// Theoretical arrival time (ms) per key; a key whose time has passed is "never seen".
+    tats: HashMap<Box<str>, u64>,
+    next_sweep: u64,
+}
+
+impl LimitShard {
+    fn sweep(&mut self, now: u64) {
+        self.tats.retain(|_, tat| *tat > now);
+        self.next_sweep = now.saturating_add(SWEEP_INTERVAL_MS);
+    }
+}
+
+pub(super) struct LimitTable {
+    shards: Box<[Mutex<LimitShard>]>,
+    hasher: RandomState,
+    capacity_per_shard: usize,
+}
+
+impl LimitTable {
+    pub(super) fn new(capacity: usize) -> Self {
+        Self {
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(LimitShard::default()))
+                .collect(),
+            hasher: RandomState::new(),
+            capacity_per_shard: capacity.div_ceil(SHARDS).max(1),
+        }
+    }
+
+    fn shard_of(&self, key: &str) -> usize {
+        (self.hasher.hash_one(key) as usize) % SHARDS
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.shards.iter().map(|shard| lock(shard).tats.len()).sum()
+    }
+
+    pub(super) fn sweep(&self, now: Timestamp) {
+        for shard in self.shards.iter() {
+            lock(shard).sweep(now.as_millis());
+        }
+    }
+
+    pub(super) fn throttle(
+        &self,
+        limits: &[Limit],
+        now: Timestamp,
+    ) -> Result<Admission, StoreError> {
+        let now_ms = now.as_millis();
+        let shard_of: Vec<usize> = limits
+            .iter()
+            .map(|limit| self.shard_of(limit.key.as_str()))
+            .collect();
+        let mut order = shard_of.clone();
+        order.sort_unstable();
+        order.dedup();
+        let mut guards: Vec<(usize, MutexGuard<'_, LimitShard>)> = order
+            .into_iter()
+            .map(|index| (index, lock(&self.shards[index])))
+            .collect();
+        for (_, shard) in &mut guards {
+            if now_ms >= shard.next_sweep {
+                shard.sweep(now_ms);
+            }
+        }
+        let guard_of = |shard: usize| guards.iter().position(|(index, _)| *index == shard);
+
+        // Decide every limit before writing any.
+        let mut new_tats = Vec::with_capacity(limits.len());
+        for (limit, &shard) in limits.iter().zip(&shard_of) {
+            let Some(at) = guard_of(shard) else {
+                return Err(StoreError::Corrupt("limit shard was not locked"));
+            };
+            let stored = guards[at].1.tats.get(limit.key.as_str()).copied();
+            let step = gcra(stored, limit.quota, now);
+            if let Decision::Limited { retry_after } = step.decision {
+                return Ok(Admission::Limited {
+                    limit: limit.key.kind(),
+                    retry_after,
+                });
+            }
+            new_tats.push((at, step.new_tat_millis));
+        }
+
+        // Room for the keys this send adds, or nothing is written.
+        for (at, shard) in guards.iter_mut().enumerate() {
+            let shard = &mut shard.1;
+            let added = |shard: &LimitShard| {
+                limits
+                    .iter()
+                    .zip(&new_tats)
+                    .filter(|(limit, (owner, _))| {
+                        *owner == at && !shard.tats.contains_key(limit.key.as_str())
+                    })
+                    .count()
+            };
+            if shard.tats.len() + added(shard) > self.capacity_per_shard {
+                shard.sweep(now_ms);
+                if shard.tats.len() + added(shard) > self.capacity_per_shard {
+                    return Err(StoreError::Full(
+                        "the memory store holds as many rate-limit keys as it may",
+                    ));
+                }
+            }
+        }
+
+        for (limit, (at, tat)) in limits.iter().zip(new_tats) {
+            let tats = &mut guards[at].1.tats;
+            match tats.get_mut(limit.key.as_str()) {
+                Some(stored) => *stored = tat,
+                None => {
+                    tats.insert(limit.key.as_str().into(), tat);
+                }
+            }
+        }
+        Ok(Admission::Allowed)
+    }
+}
+
+/// A poisoned lock only means another thread panicked mid-operation; the table is
+/// consistent between statements, so carry on with its data.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
