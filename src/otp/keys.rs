@@ -27,6 +27,7 @@ pub const MAX_KEYS: usize = 4;
 /// Domain separation: digests of this crate never collide with other uses of the key.
 const CODE_DOMAIN: &[u8] = b"phone-otp/v1/code\0";
 const DESTINATION_DOMAIN: &[u8] = b"phone-otp/v1/destination\0";
+const REFERENCE_DOMAIN: &[u8] = b"phone-otp/v1/provider-reference\0";
 
 /// A key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -116,6 +117,16 @@ impl HmacKey {
             key_id: self.id,
             bytes: mac.finalize().into_bytes().into(),
         }
+    }
+
+    fn reference(&self, challenge: &ChallengeId) -> [u8; 12] {
+        let mut mac = self.keyed.clone();
+        mac.update(REFERENCE_DOMAIN);
+        mac.update(challenge.as_bytes());
+        let full: [u8; 32] = mac.finalize().into_bytes().into();
+        let mut short = [0u8; 12];
+        short.copy_from_slice(&full[..12]);
+        short
     }
 
     fn fingerprint(&self, e164: &str) -> [u8; 8] {
@@ -225,9 +236,25 @@ impl KeyRing {
         candidates
     }
 
-    /// A keyed 8-byte fingerprint of a destination, carried in the challenge id.
-    pub(crate) fn destination_fingerprint(&self, e164: &str) -> [u8; 8] {
+    /// A keyed 8-byte fingerprint of a destination (E.164), carried in the challenge id
+    /// and naming the number in rate-limit keys, so stores never hold it in clear.
+    pub fn destination_fingerprint(&self, e164: &str) -> [u8; 8] {
         self.primary().fingerprint(e164)
+    }
+
+    /// What providers are told about a challenge: 24 hex characters derived one way from
+    /// its id under the primary key. Provider logs are read by many; the id's store key
+    /// must not reach them, or whoever reads them could forge ids that spend the
+    /// challenge's attempts.
+    pub(crate) fn provider_reference(&self, challenge: &ChallengeId) -> String {
+        use std::fmt::Write as _;
+        self.primary().reference(challenge).iter().fold(
+            String::with_capacity(24),
+            |mut hex, byte| {
+                let _ = write!(hex, "{byte:02x}");
+                hex
+            },
+        )
     }
 }
 

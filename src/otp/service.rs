@@ -513,7 +513,13 @@ impl OtpService {
             .with_code(code.expose_secret())
             .with_locale(pending.locale)
             .with_validity(remaining)
-            .with_reference(format!("{}-{}", id.store_key_hex(), now.as_millis()));
+            // Unique per send (providers such as NTT CPaaS deduplicate by it), shared by
+            // the sends of one challenge, and revealing nothing of its id.
+            .with_reference(format!(
+                "{}-{}",
+                self.keys().provider_reference(id),
+                now.as_millis()
+            ));
         match inner.provider.send(&message).await {
             Ok(receipt) => {
                 info!(

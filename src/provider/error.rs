@@ -207,11 +207,18 @@ impl ProviderError {
         self
     }
 
-    /// Keeps the provider's response body, truncated to [`MAX_BODY_CHARS`]. Callers must
-    /// pass bodies that hold no credentials (provider responses do not echo them).
+    /// Keeps a provider's error body, truncated to [`MAX_BODY_CHARS`], with every digit
+    /// replaced by `#`: error bodies repeat the number (Twilio 21211) and may echo the
+    /// message, so no code or whole number may survive in them. The provider's error code
+    /// is kept apart ([`ProviderError::code`]). Callers must pass bodies that hold no
+    /// credentials (provider responses do not echo them) and never a success body.
     pub fn with_body(mut self, body: &str) -> Self {
-        let mut kept: String = body.chars().take(MAX_BODY_CHARS).collect();
-        if kept.len() < body.len() {
+        let mut kept: String = body
+            .chars()
+            .take(MAX_BODY_CHARS)
+            .map(|ch| if ch.is_numeric() { '#' } else { ch })
+            .collect();
+        if body.chars().nth(MAX_BODY_CHARS).is_some() {
             kept.push('…');
         }
         self.inner.body = Some(kept);
@@ -249,7 +256,7 @@ impl ProviderError {
         self.inner.retry_after
     }
 
-    /// The provider's response body, truncated.
+    /// The provider's error body, truncated, digits masked (`#`).
     pub fn body(&self) -> Option<&str> {
         self.inner.body.as_deref()
     }

@@ -10,6 +10,10 @@ use thiserror::Error;
 
 use super::{ProviderError, ProviderErrorKind};
 
+/// The most of a provider response this crate reads: provider answers are a few hundred
+/// bytes, and a larger one is refused as `Protocol` before it can fill memory.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
 /// `phone-otp/<version>`, sent as the user agent.
 pub const USER_AGENT: &str = concat!("phone-otp/", env!("CARGO_PKG_VERSION"));
 
@@ -189,6 +193,64 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// A 2xx body that could not be read. Neither the body nor the parser's message is kept:
+/// a success body may echo the message text, and with it the code.
+pub(crate) fn unreadable(provider: &str, error: &serde_json::Error) -> ProviderError {
+    ProviderError::new(ProviderErrorKind::Protocol, provider).with_source(UnreadableBody {
+        category: match error.classify() {
+            serde_json::error::Category::Io => "io",
+            serde_json::error::Category::Syntax => "syntax",
+            serde_json::error::Category::Data => "data",
+            serde_json::error::Category::Eof => "eof",
+        },
+        line: error.line(),
+        column: error.column(),
+    })
+}
+
+/// Why a success body was unreadable, without any of its content.
+#[derive(Debug, Error)]
+#[error(
+    "response body is not the expected JSON ({category} error at line {line}, column {column})"
+)]
+pub struct UnreadableBody {
+    category: &'static str,
+    line: usize,
+    column: usize,
+}
+
+/// The response body was over [`MAX_RESPONSE_BYTES`].
+#[derive(Debug, Error)]
+#[error("response body is larger than {MAX_RESPONSE_BYTES} bytes")]
+pub struct OversizedBody;
+
+/// Reads at most [`MAX_RESPONSE_BYTES`] of a response body, chunk by chunk.
+async fn read_body(
+    provider: &str,
+    mut response: reqwest::Response,
+) -> Result<String, ProviderError> {
+    let oversized =
+        || ProviderError::new(ProviderErrorKind::Protocol, provider).with_source(OversizedBody);
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(oversized());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| transport_error(provider, error))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(oversized());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 /// Adds status, retry-after and the (truncated) body to an error.
 pub(crate) fn with_response(
     error: ProviderError,
@@ -219,10 +281,9 @@ pub(crate) async fn execute(
     })?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = response
-        .text()
+    let body = read_body(provider, response)
         .await
-        .map_err(|error| transport_error(provider, error))?;
+        .map_err(|error| error.with_status(status))?;
     log_request(
         provider,
         message.channel(),

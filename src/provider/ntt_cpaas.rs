@@ -245,28 +245,23 @@ pub fn kind_for_status(group: &str, id: i64) -> Option<ProviderErrorKind> {
 /// # Errors
 /// The kind of a rejected status, or `Protocol` for an unreadable body.
 pub fn parse_sent(body: &str, channel: Channel) -> Result<Receipt, ProviderError> {
-    let parsed: SendResponse = serde_json::from_str(body).map_err(|error| {
-        ProviderError::new(ProviderErrorKind::Protocol, NAME)
-            .with_body(body)
-            .with_source(error)
-    })?;
+    let parsed: SendResponse =
+        serde_json::from_str(body).map_err(|error| http::unreadable(NAME, &error))?;
     let first = parsed
         .messages
         .into_iter()
         .next()
-        .ok_or_else(|| ProviderError::new(ProviderErrorKind::Protocol, NAME).with_body(body))?;
+        .ok_or_else(|| ProviderError::new(ProviderErrorKind::Protocol, NAME))?;
     if let Some(kind) = kind_for_status(&first.status.group_name, first.status.id) {
         let code = first
             .status
             .name
             .unwrap_or_else(|| first.status.id.to_string());
-        return Err(ProviderError::new(kind, NAME)
-            .with_code(code)
-            .with_body(body));
+        return Err(ProviderError::new(kind, NAME).with_code(code));
     }
     let id = first
         .message_id
-        .ok_or_else(|| ProviderError::new(ProviderErrorKind::Protocol, NAME).with_body(body))?;
+        .ok_or_else(|| ProviderError::new(ProviderErrorKind::Protocol, NAME))?;
     Ok(Receipt::new(NAME, id, channel))
 }
 

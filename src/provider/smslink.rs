@@ -198,19 +198,14 @@ pub fn kind_for_result(code: &str) -> Option<ProviderErrorKind> {
 /// # Errors
 /// The kind of a rejected contact, or `Protocol` for an unreadable body.
 pub fn parse_delivery(body: &str) -> Result<Receipt, ProviderError> {
-    let parsed: DeliveryResponse = serde_json::from_str(body).map_err(|error| {
-        ProviderError::new(ProviderErrorKind::Protocol, NAME)
-            .with_body(body)
-            .with_source(error)
-    })?;
+    let parsed: DeliveryResponse =
+        serde_json::from_str(body).map_err(|error| http::unreadable(NAME, &error))?;
     let contact = parsed
         .contacts
         .first()
-        .ok_or_else(|| ProviderError::new(ProviderErrorKind::Protocol, NAME).with_body(body))?;
+        .ok_or_else(|| ProviderError::new(ProviderErrorKind::Protocol, NAME))?;
     if let Some(kind) = kind_for_result(&contact.result_code) {
-        return Err(ProviderError::new(kind, NAME)
-            .with_code(contact.result_code.clone())
-            .with_body(body));
+        return Err(ProviderError::new(kind, NAME).with_code(contact.result_code.clone()));
     }
     Ok(Receipt::new(NAME, parsed.delivery_id, Channel::Sms))
 }

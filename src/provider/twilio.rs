@@ -307,11 +307,8 @@ struct TwilioErrorBody {
 /// # Errors
 /// `Protocol` if the body is not a Twilio resource with a `sid`.
 pub fn parse_created(body: &str, channel: Channel) -> Result<Receipt, ProviderError> {
-    let created: Created = serde_json::from_str(body).map_err(|error| {
-        ProviderError::new(ProviderErrorKind::Protocol, NAME)
-            .with_body(body)
-            .with_source(error)
-    })?;
+    let created: Created =
+        serde_json::from_str(body).map_err(|error| http::unreadable(NAME, &error))?;
     Ok(Receipt::new(NAME, created.sid, channel))
 }
 

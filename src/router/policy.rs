@@ -24,8 +24,27 @@ pub enum PolicyRefusal {
     /// An allow list is set for this channel and the country is not on it.
     #[error("{channel} to region {region} is not in the allowed countries")]
     CountryNotAllowed {
-        /// The destination's region (`"001"` for non-geographic numbers).
+        /// The destination's region.
         region: String,
+        /// The channel.
+        channel: Channel,
+    },
+    /// The number belongs to no country (`+881` satellite phones, `+870` Inmarsat, other
+    /// international services): refused unless its calling code is allowed.
+    #[error(
+        "{channel} to numbers of calling code +{calling_code}, which belong to no country, is not allowed by policy"
+    )]
+    NoCountry {
+        /// The number's country calling code.
+        calling_code: u16,
+        /// The channel.
+        channel: Channel,
+    },
+    /// The number's calling code is on the deny list for this channel.
+    #[error("{channel} to calling code +{calling_code} is denied by policy")]
+    CallingCodeDenied {
+        /// The number's country calling code.
+        calling_code: u16,
         /// The channel.
         channel: Channel,
     },
@@ -44,6 +63,10 @@ struct ChannelRules {
     number_types: BTreeSet<NumberTypeKey>,
     allowed_countries: Option<BTreeSet<Region>>,
     denied_countries: BTreeSet<Region>,
+    /// Calling codes allowed beside the countries: the only way a number with no country
+    /// passes.
+    allowed_calling_codes: BTreeSet<u16>,
+    denied_calling_codes: BTreeSet<u16>,
 }
 
 /// `NumberType` ordered for a set.
@@ -59,8 +82,10 @@ impl From<NumberType> for NumberTypeKey {
 /// Where codes may go, checked before any quota is spent or any provider is called.
 ///
 /// The default blocks premium-rate, shared-cost, toll-free, VoIP and unknown numbers: SMS
-/// goes to mobile (and fixed-or-mobile) numbers, voice also to fixed lines. No country is
-/// denied until you say so.
+/// goes to mobile (and fixed-or-mobile) numbers, voice also to fixed lines. Numbers that
+/// belong to no country (`+881` Iridium, `+870` Inmarsat: costly, and a toll-fraud
+/// favourite) are refused unless their calling code is allowed. No country is denied until
+/// you say so.
 ///
 /// ```
 /// use phone_otp::{Channel, DestinationPolicy, NumberType, PhoneNumber};
@@ -148,6 +173,25 @@ impl DestinationPolicy {
         Ok(self)
     }
 
+    /// Allows `channel` to every number of a country calling code (e.g. `881` for Iridium),
+    /// including numbers that belong to no country. With an allow list of countries, the
+    /// calling code is allowed beside them.
+    pub fn allow_calling_code(mut self, channel: Channel, calling_code: u16) -> Self {
+        let rules = self.rules_mut(channel);
+        rules.allowed_calling_codes.insert(calling_code);
+        rules.denied_calling_codes.remove(&calling_code);
+        self
+    }
+
+    /// Refuses `channel` to every number of a country calling code (e.g. `1` covers the
+    /// whole North American numbering plan).
+    pub fn deny_calling_code(mut self, channel: Channel, calling_code: u16) -> Self {
+        let rules = self.rules_mut(channel);
+        rules.denied_calling_codes.insert(calling_code);
+        rules.allowed_calling_codes.remove(&calling_code);
+        self
+    }
+
     fn rules_mut(&mut self, channel: Channel) -> &mut ChannelRules {
         self.rules.entry(channel).or_default()
     }
@@ -163,25 +207,47 @@ impl DestinationPolicy {
                 channel,
             });
         };
-        let region_label = to
-            .region()
-            .map_or_else(|| "001".to_owned(), |r| r.to_string());
-        if let Some(region) = to.region()
-            && rules.denied_countries.contains(&region)
-        {
+        let calling_code = to.calling_code();
+        if rules.denied_calling_codes.contains(&calling_code) {
+            return Err(PolicyRefusal::CallingCodeDenied {
+                calling_code,
+                channel,
+            });
+        }
+        let code_allowed = rules.allowed_calling_codes.contains(&calling_code);
+        let Some(region) = to.region() else {
+            if code_allowed {
+                return self.check_number_type(rules, to, channel);
+            }
+            return Err(PolicyRefusal::NoCountry {
+                calling_code,
+                channel,
+            });
+        };
+        if rules.denied_countries.contains(&region) {
             return Err(PolicyRefusal::CountryDenied {
-                region: region_label,
+                region: region.to_string(),
                 channel,
             });
         }
         if let Some(allowed) = &rules.allowed_countries
-            && !to.region().is_some_and(|region| allowed.contains(&region))
+            && !allowed.contains(&region)
+            && !code_allowed
         {
             return Err(PolicyRefusal::CountryNotAllowed {
-                region: region_label,
+                region: region.to_string(),
                 channel,
             });
         }
+        self.check_number_type(rules, to, channel)
+    }
+
+    fn check_number_type(
+        &self,
+        rules: &ChannelRules,
+        to: &PhoneNumber,
+        channel: Channel,
+    ) -> Result<(), PolicyRefusal> {
         if !rules.number_types.contains(&to.number_type().into()) {
             return Err(PolicyRefusal::NumberType {
                 number_type: to.number_type(),

@@ -9,6 +9,7 @@ mod memory_store;
 #[cfg(feature = "ntt-cpaas")]
 mod ntt_cpaas;
 mod phone;
+mod provider_errors;
 mod redaction;
 mod redis;
 #[cfg(feature = "redis")]

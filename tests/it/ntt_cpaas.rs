@@ -27,7 +27,7 @@ fn config(base_url: &str) -> NttCpaasConfig {
     }
 }
 
-fn adapter(server: &MockServer) -> NttCpaasProvider {
+pub(crate) fn adapter(server: &MockServer) -> NttCpaasProvider {
     NttCpaasProvider::new(config("https://xyz.api.example.com"))
         .unwrap()
         .danger_base_url(&server.uri())

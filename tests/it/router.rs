@@ -615,6 +615,74 @@ async fn landlines_get_a_call_when_escalation_is_on_and_a_refusal_otherwise() ->
     Ok(())
 }
 
+/// Satellite numbers parse as mobiles with no country: the default refuses them on both
+/// channels, and only naming their calling code lets them through.
+#[tokio::test]
+async fn numbers_without_a_country_are_refused_unless_their_calling_code_is_allowed() -> TestResult
+{
+    let iridium = PhoneNumber::parse("+881612345678")?;
+    let inmarsat = PhoneNumber::parse("+870773111632")?;
+    assert_eq!(iridium.region(), None);
+    assert_eq!(iridium.number_type(), NumberType::Mobile);
+    let policy = DestinationPolicy::default();
+    for (to, code) in [(&iridium, 881), (&inmarsat, 870)] {
+        for channel in [Channel::Sms, Channel::Voice] {
+            let refusal = policy.check(to, channel).unwrap_err();
+            assert_eq!(
+                refusal,
+                PolicyRefusal::NoCountry {
+                    calling_code: code,
+                    channel
+                }
+            );
+        }
+    }
+    assert_eq!(
+        policy
+            .check(&iridium, Channel::Sms)
+            .unwrap_err()
+            .to_string(),
+        "sms to numbers of calling code +881, which belong to no country, is not allowed by policy"
+    );
+    // Through OtpService: refused before anything is spent or sent.
+    let stub = StubProvider::new();
+    let otp = OtpService::builder()
+        .key_ring(KeyRing::new(HmacKey::new(
+            1,
+            &SecretSlice::from(vec![3u8; 32]),
+        )?))
+        .provider(stub.clone())
+        .build()?;
+    assert!(matches!(
+        otp.start(StartRequest::sms(iridium.clone(), Purpose::SignIn))
+            .await,
+        Err(StartError::Refused(PolicyRefusal::NoCountry {
+            calling_code: 881,
+            ..
+        }))
+    ));
+    assert_eq!(stub.attempts(), 0);
+
+    // Allowing the calling code lets that one through, per channel, even beside an allow
+    // list of countries; denying a calling code refuses every number under it.
+    let policy = DestinationPolicy::default()
+        .allow_only_countries(Channel::Sms, &["JP"])?
+        .allow_calling_code(Channel::Sms, 881)
+        .deny_calling_code(Channel::Sms, 1);
+    assert_eq!(policy.check(&iridium, Channel::Sms), Ok(()));
+    assert!(policy.check(&iridium, Channel::Voice).is_err());
+    assert!(policy.check(&inmarsat, Channel::Sms).is_err());
+    assert_eq!(
+        policy.check(&us_number(), Channel::Sms),
+        Err(PolicyRefusal::CallingCodeDenied {
+            calling_code: 1,
+            channel: Channel::Sms
+        })
+    );
+    assert_eq!(policy.check(&jp_mobile(), Channel::Sms), Ok(()));
+    Ok(())
+}
+
 #[tokio::test]
 async fn policy_refusal_spends_no_quota() -> TestResult {
     let stub = StubProvider::new();

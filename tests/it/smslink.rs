@@ -24,7 +24,7 @@ fn config() -> SmslinkConfig {
     }
 }
 
-fn adapter(server: &MockServer) -> SmslinkProvider {
+pub(crate) fn adapter(server: &MockServer) -> SmslinkProvider {
     SmslinkProvider::new(config())
         .unwrap()
         .danger_base_url(&server.uri())

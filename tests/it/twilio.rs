@@ -13,7 +13,7 @@ use crate::support::{TestResult, jp_mobile};
 const MESSAGES: &str = "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json";
 const CALLS: &str = "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Calls.json";
 
-fn config() -> TwilioConfig {
+pub(crate) fn config() -> TwilioConfig {
     TwilioConfig {
         account_sid: "AC0123456789abcdef0123456789abcdef".into(),
         auth_token: Some(SecretString::from("token-secret-123")),
@@ -30,7 +30,7 @@ fn config() -> TwilioConfig {
     }
 }
 
-fn adapter(server: &MockServer, config: TwilioConfig) -> TwilioProvider {
+pub(crate) fn adapter(server: &MockServer, config: TwilioConfig) -> TwilioProvider {
     TwilioProvider::new(config)
         .unwrap()
         .danger_base_url(&server.uri())

@@ -331,3 +331,43 @@ fn key_ring_refuses_short_keys_duplicates_and_removing_the_primary() {
         KeyError::TooManyKeys
     );
 }
+
+/// Providers are told a reference derived one way from the id, never its store key: a
+/// reader of provider logs could otherwise forge ids that spend the challenge's attempts.
+#[tokio::test]
+async fn providers_never_see_the_challenge_store_key() -> TestResult {
+    let h = Harness::unlimited();
+    let (id, _) = h.start(&jp_mobile()).await;
+    let first = h
+        .stub
+        .last_message_to(&jp_mobile())
+        .unwrap()
+        .reference()
+        .to_owned();
+    h.clock.advance(std::time::Duration::from_secs(1));
+    h.otp.resend(&id).await?;
+    let second = h
+        .stub
+        .last_message_to(&jp_mobile())
+        .unwrap()
+        .reference()
+        .to_owned();
+    let key_hex = id.store_key_hex();
+    for reference in [&first, &second] {
+        // No 8-character window of the store key (32 bits) appears in it.
+        for window in key_hex.as_bytes().windows(8) {
+            let window = std::str::from_utf8(window)?;
+            assert!(
+                !reference.contains(window),
+                "{reference} shows {window} of {key_hex}"
+            );
+        }
+        assert!(!reference.contains(&id.to_string()));
+    }
+    // One challenge's sends share the derived part and differ per send.
+    let (stem, _) = first.split_once('-').unwrap();
+    assert_eq!(stem.len(), 24);
+    assert!(second.starts_with(stem));
+    assert_ne!(first, second);
+    Ok(())
+}
