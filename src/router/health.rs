@@ -1,4 +1,10 @@
-//! A circuit breaker per provider: skip a provider that keeps failing, probe it later.
+//! Circuit breakers: skip a provider that keeps failing, probe it later.
+//!
+//! A router keeps one breaker per provider for failures of the provider itself (outage,
+//! timeouts, bad credentials) and one per provider and destination country for refusals
+//! about where the message goes (geo permissions, a country's rate limit, a request the
+//! provider will not take for that destination). So a caller who sends to a blocked country
+//! cannot open the breaker for every other country.
 
 use std::time::Duration;
 
@@ -37,22 +43,41 @@ pub enum BreakerStatus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Closed { consecutive_failures: u32 },
-    Open { until: Timestamp },
-    HalfOpen { probe_in_flight: bool },
+    Closed {
+        consecutive_failures: u32,
+    },
+    Open {
+        until: Timestamp,
+    },
+    /// The cool-down ended and one probe was let through at `probe_since`.
+    HalfOpen {
+        probe_since: Timestamp,
+    },
+}
+
+/// What a failure says something about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The provider as a whole.
+    Provider,
+    /// The provider for this destination country.
+    Destination,
+}
+
+/// Which breaker a failure of `kind` counts against, if any. Failures about the recipient
+/// or our own routing show the provider answered properly.
+pub(crate) fn scope(kind: ProviderErrorKind) -> Option<Scope> {
+    use ProviderErrorKind as K;
+    match kind {
+        K::NotPermitted | K::BadRequest | K::RateLimited => Some(Scope::Destination),
+        K::Auth | K::Unavailable | K::Timeout | K::Network | K::Protocol => Some(Scope::Provider),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Breaker {
     state: State,
-}
-
-/// Whether a failure says something about the provider's health. Failures about the
-/// recipient or our routing show the provider answered properly.
-fn counts_against_provider(kind: ProviderErrorKind) -> bool {
-    use ProviderErrorKind as K;
-    !(kind.is_about_recipient()
-        || matches!(kind, K::ChannelUnsupported | K::NoRoute | K::PolicyRefused))
 }
 
 impl Breaker {
@@ -73,38 +98,47 @@ impl Breaker {
         }
     }
 
-    /// Whether a send may go to this provider now. After the cool-down exactly one caller
-    /// is admitted as the probe.
-    pub(crate) fn admit(&mut self, now: Timestamp) -> bool {
+    /// Whether [`Breaker::admit`] would let a send through now, without changing anything.
+    pub(crate) fn can_admit(&self, now: Timestamp, probe_deadline: Duration) -> bool {
         match self.state {
             State::Closed { .. } => true,
-            State::Open { until } if now >= until => {
-                self.state = State::HalfOpen {
-                    probe_in_flight: true,
-                };
-                true
-            }
-            State::Open { .. } => false,
-            State::HalfOpen { probe_in_flight } => {
-                if probe_in_flight {
-                    false
-                } else {
-                    self.state = State::HalfOpen {
-                        probe_in_flight: true,
-                    };
-                    true
-                }
-            }
+            State::Open { until } => now >= until,
+            // A probe that has not reported back by the deadline was abandoned.
+            State::HalfOpen { probe_since } => now >= probe_since.saturating_add(probe_deadline),
         }
     }
 
+    /// Lets a send through if it may go now. After the cool-down exactly one caller is
+    /// admitted as the probe; a probe that has not reported back within `probe_deadline`
+    /// (its caller gave up and dropped it) is replaced by a new one, so an abandoned probe
+    /// cannot shut the provider out for good.
+    pub(crate) fn admit(&mut self, now: Timestamp, probe_deadline: Duration) -> bool {
+        if !self.can_admit(now, probe_deadline) {
+            return false;
+        }
+        if !matches!(self.state, State::Closed { .. }) {
+            self.state = State::HalfOpen { probe_since: now };
+        }
+        true
+    }
+
+    /// Whether this breaker is closed with nothing counted: the same as a new one.
+    pub(crate) fn is_pristine(&self) -> bool {
+        self.state
+            == State::Closed {
+                consecutive_failures: 0,
+            }
+    }
+
+    /// Records how a send this breaker admitted ended: `failure` is a failure that counts
+    /// against this breaker, `None` a send that shows it healthy.
     pub(crate) fn record(
         &mut self,
         failure: Option<ProviderErrorKind>,
         now: Timestamp,
         config: &BreakerConfig,
     ) {
-        let failed = failure.is_some_and(counts_against_provider);
+        let failed = failure.is_some();
         self.state = match (self.state, failed) {
             (_, false) => State::Closed {
                 consecutive_failures: 0,

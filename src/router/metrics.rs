@@ -23,8 +23,11 @@ pub struct ProviderMetrics {
     pub mean_latency: Option<Duration>,
     /// Slowest successful send.
     pub max_latency: Duration,
-    /// Its circuit breaker now.
+    /// Its circuit breaker for failures of the provider itself, now.
     pub breaker: BreakerStatus,
+    /// Destination regions whose breaker for this provider is not closed (refusals about
+    /// those destinations, such as geo permissions, opened it).
+    pub destination_breakers: BTreeMap<String, BreakerStatus>,
 }
 
 impl ProviderMetrics {
@@ -79,7 +82,12 @@ pub(crate) struct ProviderCounters {
 }
 
 impl ProviderCounters {
-    pub(crate) fn snapshot(&self, provider: &str, breaker: BreakerStatus) -> ProviderMetrics {
+    pub(crate) fn snapshot(
+        &self,
+        provider: &str,
+        breaker: BreakerStatus,
+        destination_breakers: BTreeMap<String, BreakerStatus>,
+    ) -> ProviderMetrics {
         let mean_latency = u32::try_from(self.successes)
             .ok()
             .filter(|n| *n > 0)
@@ -93,6 +101,7 @@ impl ProviderCounters {
             mean_latency,
             max_latency: self.latency_max,
             breaker,
+            destination_breakers,
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::message::{Channel, Message, Receipt};
 use crate::phone::{PhoneNumber, Region};
 use crate::provider::{Attempt, AttemptOutcome, PhoneProvider, ProviderError, ProviderErrorKind};
-use health::Breaker;
+use health::{Breaker, Scope};
 use metrics::ProviderCounters;
 
 /// A router's rules were inconsistent.
@@ -55,7 +55,11 @@ struct Entry {
 }
 
 struct State {
+    /// Per provider: failures of the provider itself.
     breakers: Vec<Breaker>,
+    /// Per provider and destination region: refusals about the destination. Only
+    /// breakers that have counted something are kept.
+    destination_breakers: HashMap<(usize, String), Breaker>,
     counters: Vec<ProviderCounters>,
     countries: BTreeMap<String, CountryMetrics>,
 }
@@ -218,6 +222,7 @@ impl RouterBuilder {
                 clock: self.clock,
                 state: Mutex::new(State {
                     breakers: vec![Breaker::new(); count],
+                    destination_breakers: HashMap::new(),
                     counters: vec![ProviderCounters::default(); count],
                     countries: BTreeMap::new(),
                 }),
@@ -321,7 +326,18 @@ impl Router {
                 .iter()
                 .enumerate()
                 .map(|(i, entry)| {
-                    state.counters[i].snapshot(&entry.name, state.breakers[i].status(now))
+                    let destinations = state
+                        .destination_breakers
+                        .iter()
+                        .filter(|((provider, _), _)| *provider == i)
+                        .map(|((_, region), breaker)| (region.clone(), breaker.status(now)))
+                        .filter(|(_, status)| *status != BreakerStatus::Closed)
+                        .collect();
+                    state.counters[i].snapshot(
+                        &entry.name,
+                        state.breakers[i].status(now),
+                        destinations,
+                    )
                 })
                 .collect(),
             countries: state.countries.values().cloned().collect(),
@@ -410,8 +426,19 @@ impl PhoneProvider for Router {
             }
             let admitted = {
                 let mut state = self.state();
-                let admitted = state.breakers[index].admit(inner.clock.now());
-                if !admitted {
+                let (now, probe_deadline) = (inner.clock.now(), failover.attempt_timeout());
+                let destination = (index, region.clone());
+                let admitted = state.breakers[index].can_admit(now, probe_deadline)
+                    && state
+                        .destination_breakers
+                        .get(&destination)
+                        .is_none_or(|breaker| breaker.can_admit(now, probe_deadline));
+                if admitted {
+                    state.breakers[index].admit(now, probe_deadline);
+                    if let Some(breaker) = state.destination_breakers.get_mut(&destination) {
+                        breaker.admit(now, probe_deadline);
+                    }
+                } else {
                     state.counters[index].skipped_breaker_open += 1;
                 }
                 admitted
@@ -433,7 +460,27 @@ impl PhoneProvider for Router {
             let failure = outcome.as_ref().err().map(ProviderError::kind);
             {
                 let mut state = self.state();
-                state.breakers[index].record(failure, inner.clock.now(), &inner.breaker);
+                let now = inner.clock.now();
+                let scope = failure.and_then(health::scope);
+                let counted = |wanted| failure.filter(|_| scope == Some(wanted));
+                state.breakers[index].record(counted(Scope::Provider), now, &inner.breaker);
+                // An outage says nothing about the destination: that breaker keeps its state
+                // (an admitted probe then times out by its deadline).
+                let destination = (index, region.clone());
+                let destination_failure = counted(Scope::Destination);
+                if destination_failure.is_some()
+                    || (scope != Some(Scope::Provider)
+                        && state.destination_breakers.contains_key(&destination))
+                {
+                    let breaker = state
+                        .destination_breakers
+                        .entry(destination.clone())
+                        .or_insert_with(Breaker::new);
+                    breaker.record(destination_failure, now, &inner.breaker);
+                    if breaker.is_pristine() {
+                        state.destination_breakers.remove(&destination);
+                    }
+                }
                 let counters = &mut state.counters[index];
                 counters.attempts += 1;
                 match failure {

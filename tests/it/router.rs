@@ -704,3 +704,139 @@ async fn policy_refusal_spends_no_quota() -> TestResult {
     assert_eq!(stub.attempts(), 0);
     Ok(())
 }
+
+/// A provider whose account may not send to one region (a geo-permission refusal), or
+/// that hangs while `hang` is set; it delivers everything else.
+#[derive(Debug, Default)]
+struct Picky {
+    blocked_region: Option<&'static str>,
+    hang: std::sync::atomic::AtomicBool,
+    fail: std::sync::atomic::AtomicBool,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait]
+impl PhoneProvider for Picky {
+    fn name(&self) -> &str {
+        "picky"
+    }
+    fn supports(&self, _: Channel) -> bool {
+        true
+    }
+    async fn send(&self, message: &Message) -> Result<Receipt, ProviderError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.calls.fetch_add(1, SeqCst);
+        if self.hang.load(SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if self.fail.load(SeqCst) {
+            return Err(ProviderError::new(ProviderErrorKind::Unavailable, "picky"));
+        }
+        let region = message.to().region().map(|r| r.to_string());
+        if region.as_deref() == self.blocked_region {
+            return Err(
+                ProviderError::new(ProviderErrorKind::NotPermitted, "picky").with_code("21408")
+            );
+        }
+        Ok(Receipt::new("picky", "id", message.channel()))
+    }
+}
+
+fn picky_router(
+    picky: &std::sync::Arc<Picky>,
+    backup: &StubProvider,
+    clock: &ManualClock,
+) -> Router {
+    Router::builder()
+        .provider(std::sync::Arc::clone(picky))
+        .provider(backup.clone())
+        .default_chain(Channel::Sms, &["picky", "backup"])
+        .clock(clock.clone())
+        .breaker(BreakerConfig {
+            failure_threshold: 5,
+            cool_down: Duration::from_secs(30),
+        })
+        .build()
+        .unwrap()
+}
+
+/// Refusals about one destination (geo permissions) open that destination's breaker
+/// only: five sends to a blocked country must not take the provider away from Japan.
+#[tokio::test]
+async fn a_blocked_country_does_not_open_the_breaker_for_other_countries() -> TestResult {
+    use std::sync::atomic::Ordering::SeqCst;
+    let picky = std::sync::Arc::new(Picky {
+        blocked_region: Some("US"),
+        ..Picky::default()
+    });
+    let (backup, clock) = (StubProvider::named("backup"), ManualClock::new());
+    let router = picky_router(&picky, &backup, &clock);
+    for _ in 0..5 {
+        assert_eq!(router.send(&sms(&us_number())).await?.provider, "backup");
+    }
+    // Japan still goes to the first provider...
+    for _ in 0..3 {
+        assert_eq!(router.send(&sms(&jp_mobile())).await?.provider, "picky");
+    }
+    // ...while the US skips it now, and the metrics say where.
+    let error_free = router.send(&sms(&us_number())).await?;
+    assert_eq!(error_free.provider, "backup");
+    assert_eq!(
+        picky.calls.load(SeqCst),
+        8,
+        "the sixth US send skipped picky"
+    );
+    let metrics = router.metrics();
+    let picky_metrics = metrics.provider("picky").unwrap();
+    assert_eq!(picky_metrics.breaker, BreakerStatus::Closed);
+    assert_eq!(
+        picky_metrics.destination_breakers,
+        [("US".to_owned(), BreakerStatus::Open)]
+            .into_iter()
+            .collect()
+    );
+    // Provider-wide failures still open the provider's own breaker.
+    picky.fail.store(true, SeqCst);
+    for _ in 0..5 {
+        router.send(&sms(&jp_mobile())).await?;
+    }
+    assert_eq!(
+        router.metrics().provider("picky").unwrap().breaker,
+        BreakerStatus::Open
+    );
+    Ok(())
+}
+
+/// A half-open probe whose caller gave up (its future dropped) must not leave the
+/// provider skipped for ever: after the attempt timeout another probe is let through.
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_probe_is_replaced_after_the_attempt_timeout() -> TestResult {
+    use std::sync::atomic::Ordering::SeqCst;
+    let picky = std::sync::Arc::new(Picky::default());
+    let (backup, clock) = (StubProvider::named("backup"), ManualClock::new());
+    let router = picky_router(&picky, &backup, &clock);
+    picky.fail.store(true, SeqCst);
+    for _ in 0..5 {
+        router.send(&sms(&jp_mobile())).await?;
+    }
+    clock.advance(Duration::from_secs(30));
+    // The probe hangs and its caller gives up long before the router's own timeout.
+    picky.fail.store(false, SeqCst);
+    picky.hang.store(true, SeqCst);
+    let abandoned =
+        tokio::time::timeout(Duration::from_millis(10), router.send(&sms(&jp_mobile()))).await;
+    assert!(abandoned.is_err(), "the caller gave up");
+    assert_eq!(picky.calls.load(SeqCst), 6);
+    picky.hang.store(false, SeqCst);
+    // While the probe could still be running, nobody else is let through...
+    assert_eq!(router.send(&sms(&jp_mobile())).await?.provider, "backup");
+    assert_eq!(picky.calls.load(SeqCst), 6);
+    // ...and once it is overdue (the 1.5 s attempt timeout), a new probe goes and closes it.
+    clock.advance(Duration::from_millis(1500));
+    assert_eq!(router.send(&sms(&jp_mobile())).await?.provider, "picky");
+    assert_eq!(
+        router.metrics().provider("picky").unwrap().breaker,
+        BreakerStatus::Closed
+    );
+    Ok(())
+}
