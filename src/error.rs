@@ -55,6 +55,10 @@ pub enum StartError {
     /// The destination policy refused the number (before any quota was spent).
     #[error("destination refused by policy")]
     Refused(#[source] PolicyRefusal),
+    /// The account has had too many wrong codes in a row
+    /// ([`FailureCap`](crate::FailureCap)); nothing was spent or sent.
+    #[error("account locked after too many failed verifications")]
+    AccountLocked,
     /// A rate limit refused the send. Nothing was generated or sent.
     #[error("{limit} rate limit reached, retry after {}s", retry_after.as_secs_f64().ceil())]
     Limited {
@@ -91,6 +95,9 @@ pub enum ResendError {
     /// The challenge cannot take a new code.
     #[error("cannot resend: {0}")]
     NotPending(NotPending),
+    /// The challenge's account has had too many wrong codes in a row; nothing was sent.
+    #[error("account locked after too many failed verifications")]
+    AccountLocked,
     /// A rate limit (including the resend cooldown) refused the send.
     #[error("{limit} rate limit reached, retry after {}s", retry_after.as_secs_f64().ceil())]
     Limited {

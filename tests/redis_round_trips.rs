@@ -64,15 +64,23 @@ async fn one_round_trip_per_verify() -> TestResult {
             .collect()
     };
     let cases = [
+        // The script also counts the account's failure (get, incr, pexpire) or clears it
+        // (del) in the same step.
         (
             "wrong code",
             wrong(&code),
-            expected(&[("evalsha", 1), ("hincrby", 1), ("hmget", 2)]),
+            expected(&[
+                ("evalsha", 1),
+                ("hincrby", 1),
+                ("hmget", 3),
+                ("hset", 1),
+                ("pexpire", 1),
+            ]),
         ),
         (
             "right code",
             code.clone(),
-            expected(&[("evalsha", 1), ("hmget", 2), ("hset", 1)]),
+            expected(&[("del", 1), ("evalsha", 1), ("hmget", 3), ("hset", 1)]),
         ),
         (
             "already used",
@@ -89,7 +97,8 @@ async fn one_round_trip_per_verify() -> TestResult {
         assert_eq!(command_calls(&mut admin).await, want, "{label}");
     }
 
-    // A start (limits off) is one insert script and nothing else.
+    // A start (limits off) is a read of the account's failure count and one insert script:
+    // two round trips (with limits on, a third: one script for all of them).
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")
         .query_async(&mut admin)
@@ -99,7 +108,13 @@ async fn one_round_trip_per_verify() -> TestResult {
         .await?;
     assert_eq!(
         command_calls(&mut admin).await,
-        expected(&[("evalsha", 1), ("exists", 1), ("hset", 1), ("pexpire", 1)])
+        expected(&[
+            ("evalsha", 1),
+            ("exists", 1),
+            ("hmget", 1),
+            ("hset", 1),
+            ("pexpire", 1)
+        ])
     );
     assert!(
         h.stub
@@ -110,14 +125,16 @@ async fn one_round_trip_per_verify() -> TestResult {
             == 6
     );
 
-    // Every key is under the prefix, and a challenge's key carries its id as a hash tag.
+    // Every key is under the prefix; a challenge's key carries its account as the hash
+    // tag, then its store key.
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut admin).await?;
     assert_eq!(keys.len(), 2, "{keys:?}");
     for key in &keys {
-        let tag = key
+        let (tag, store_key) = key
             .strip_prefix("rt:c:{")
-            .and_then(|rest| rest.strip_suffix('}'));
-        assert!(tag.is_some_and(|hex| hex.len() == 32), "{key}");
+            .and_then(|rest| rest.split_once("}:"))
+            .expect("a challenge key");
+        assert_eq!((tag.len(), store_key.len()), (16, 32), "{key}");
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! atomic step ([`OtpStore::throttle`](crate::OtpStore::throttle)): a refused request
 //! writes nothing, so an abuser who is over one limit cannot spend anybody else's budget.
 
+mod failure_cap;
 mod gcra;
 mod quota;
 
@@ -13,6 +14,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+pub use failure_cap::FailureCap;
 pub use gcra::{Decision, GcraStep, gcra};
 pub use quota::Quota;
 

@@ -14,7 +14,8 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
-use super::challenge::ChallengeId;
+use super::account::Account;
+use super::challenge::{AccountId, ChallengeId};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -28,6 +29,7 @@ pub const MAX_KEYS: usize = 4;
 const CODE_DOMAIN: &[u8] = b"phone-otp/v1/code\0";
 const DESTINATION_DOMAIN: &[u8] = b"phone-otp/v1/destination\0";
 const REFERENCE_DOMAIN: &[u8] = b"phone-otp/v1/provider-reference\0";
+const ACCOUNT_DOMAIN: &[u8] = b"phone-otp/v1/account\0";
 
 /// A key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -126,6 +128,33 @@ impl HmacKey {
         let full: [u8; 32] = mac.finalize().into_bytes().into();
         let mut short = [0u8; 12];
         short.copy_from_slice(&full[..12]);
+        short
+    }
+
+    fn account(&self, account: &Account<'_>) -> [u8; 8] {
+        let mut mac = self.keyed.clone();
+        mac.update(ACCOUNT_DOMAIN);
+        match account {
+            Account::Subject { tenant, subject } => {
+                // Length-prefixed, so no tenant and subject pair reads as another.
+                let tenant = tenant.unwrap_or_default();
+                mac.update(b"s");
+                mac.update(
+                    &u32::try_from(tenant.len())
+                        .unwrap_or(u32::MAX)
+                        .to_be_bytes(),
+                );
+                mac.update(tenant.as_bytes());
+                mac.update(subject.as_bytes());
+            }
+            Account::Number(number) => {
+                mac.update(b"n");
+                mac.update(number.e164().as_bytes());
+            }
+        }
+        let full: [u8; 32] = mac.finalize().into_bytes().into();
+        let mut short = [0u8; 8];
+        short.copy_from_slice(&full[..8]);
         short
     }
 
@@ -240,6 +269,12 @@ impl KeyRing {
     /// and naming the number in rate-limit keys, so stores never hold it in clear.
     pub fn destination_fingerprint(&self, e164: &str) -> [u8; 8] {
         self.primary().fingerprint(e164)
+    }
+
+    /// The id under which stores count `account`'s consecutive failures. Derived from the
+    /// primary key: rotating it starts every account's count afresh.
+    pub fn account_id(&self, account: &Account<'_>) -> AccountId {
+        AccountId(self.primary().account(account))
     }
 
     /// What providers are told about a challenge: 24 hex characters derived one way from

@@ -1,5 +1,6 @@
 //! The OTP engine: codes, digests and keys, challenge ids, and [`OtpService`].
 
+mod account;
 mod challenge;
 mod code;
 mod keys;
@@ -7,7 +8,8 @@ mod outcome;
 mod request;
 mod service;
 
-pub use challenge::{ChallengeId, ParseChallengeIdError};
+pub use account::Account;
+pub use challenge::{AccountId, CHALLENGE_ID_BYTES, ChallengeId, ParseChallengeIdError};
 pub use code::{DEFAULT_CODE_LENGTH, MAX_CODE_LENGTH, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH};
 pub use keys::{
     Candidates, Digest, HmacKey, KeyError, KeyId, KeyRing, MAX_KEYS, MIN_KEY_BYTES, bench_floor,

@@ -29,6 +29,10 @@ pub enum VerifyOutcome {
     AlreadyUsed,
     /// No such challenge (never started, cancelled after a failed send, or long gone).
     NotFound,
+    /// The account (subject, or number without a subject) has had too many wrong codes in
+    /// a row across its challenges ([`FailureCap`](crate::FailureCap)). Nothing was
+    /// compared or counted; it stays locked until a reset or until the count is forgotten.
+    AccountLocked,
 }
 
 impl VerifyOutcome {
@@ -46,6 +50,7 @@ impl VerifyOutcome {
             Self::AttemptsExhausted => "attempts_exhausted",
             Self::AlreadyUsed => "already_used",
             Self::NotFound => "not_found",
+            Self::AccountLocked => "account_locked",
         }
     }
 }
@@ -67,6 +72,7 @@ impl fmt::Debug for VerifyOutcome {
                 Self::Expired => "Expired",
                 Self::AttemptsExhausted => "AttemptsExhausted",
                 Self::AlreadyUsed => "AlreadyUsed",
+                Self::AccountLocked => "AccountLocked",
                 _ => "NotFound",
             }),
         }

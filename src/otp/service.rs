@@ -7,7 +7,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use tracing::{debug, info, warn};
 
-use super::challenge::ChallengeId;
+use super::account::Account;
+use super::challenge::{AccountId, ChallengeId};
 use super::code::{
     self, DEFAULT_CODE_LENGTH, MAX_CODE_LENGTH, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH,
 };
@@ -16,7 +17,7 @@ use super::outcome::VerifyOutcome;
 use super::request::{ResendRequest, StartRequest};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::{BuildError, ResendError, StartError, VerifyError};
-use crate::limit::{Admission, Limit, LimitKind, Limits, SendKeys};
+use crate::limit::{Admission, FailureCap, Limit, LimitKind, Limits, SendKeys};
 use crate::message::{Channel, Message};
 use crate::phone::PhoneNumber;
 use crate::provider::{PhoneProvider, ProviderErrorKind};
@@ -61,6 +62,7 @@ pub struct OtpServiceBuilder {
     max_attempts: Option<u8>,
     policy: Option<DestinationPolicy>,
     escalate_to_voice: bool,
+    failure_cap: FailureCap,
 }
 
 impl OtpServiceBuilder {
@@ -147,6 +149,13 @@ impl OtpServiceBuilder {
         self
     }
 
+    /// The cap on consecutive wrong codes per account across its challenges (default 100,
+    /// forgotten 24 hours after the last failure: NIST SP 800-63B 5.2.2).
+    pub fn failure_cap(mut self, cap: FailureCap) -> Self {
+        self.failure_cap = cap;
+        self
+    }
+
     /// Checks the configuration and builds the service.
     ///
     /// # Errors
@@ -185,6 +194,7 @@ impl OtpServiceBuilder {
                 max_attempts: self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
                 policy: self.policy.unwrap_or_default(),
                 escalate_to_voice: self.escalate_to_voice,
+                failure_cap: self.failure_cap,
             }),
         })
     }
@@ -202,6 +212,7 @@ struct Inner {
     max_attempts: u8,
     policy: DestinationPolicy,
     escalate_to_voice: bool,
+    failure_cap: FailureCap,
 }
 
 /// Generates, hashes, rate-limits, delivers and verifies one-time codes.
@@ -273,6 +284,18 @@ impl OtpService {
         let now = inner.clock.now();
         let keys = self.keys();
         let fingerprint = keys.destination_fingerprint(request.to.e164());
+        let account = keys.account_id(&Account::of(
+            request.subject.as_deref(),
+            request.tenant.as_deref(),
+            &request.to,
+        ));
+        if self
+            .account_locked(account, now)
+            .await
+            .map_err(StartError::Store)?
+        {
+            return Err(StartError::AccountLocked);
+        }
         let limits = inner.limits.charges(&SendKeys {
             to: &request.to,
             destination_fingerprint: fingerprint,
@@ -295,7 +318,7 @@ impl OtpService {
             .store
             .reserve_key(random, now)
             .map_err(StartError::Store)?;
-        let id = ChallengeId::new(key, request.purpose, fingerprint);
+        let id = ChallengeId::new(key, request.purpose, fingerprint, account);
         let digest = keys.issue(&id, &request.context, code.expose_secret().as_bytes());
         let expires_at = now.saturating_add(inner.lifetime);
         let locale = request.locale.unwrap_or_default();
@@ -456,6 +479,13 @@ impl OtpService {
         if !inner.provider.supports(channel) {
             return Err(ResendError::ChannelUnsupported(channel));
         }
+        if self
+            .account_locked(id.account(), now)
+            .await
+            .map_err(ResendError::Store)?
+        {
+            return Err(ResendError::AccountLocked);
+        }
         let limits = inner.limits.charges(&SendKeys {
             to: &pending.destination,
             destination_fingerprint: self
@@ -581,16 +611,48 @@ impl OtpService {
             (candidates, self.inner.clock.now())
         };
         // An in-memory store answers at once, fetching the record while the HMAC runs.
-        let outcome = match self.inner.store.check_prepared(id, &mut prepare) {
+        let cap = self.inner.failure_cap;
+        let outcome = match self.inner.store.check_prepared(id, cap, &mut prepare) {
             Some(outcome) => outcome,
             None => {
                 let (candidates, now) = prepare();
-                self.inner.store.check(id, candidates.as_slice(), now).await
+                self.inner
+                    .store
+                    .check(id, candidates.as_slice(), cap, now)
+                    .await
             }
         }
         .map_err(VerifyError::Store)?;
         debug!(challenge = %id, outcome = outcome.as_str(), "one-time code checked");
         Ok(outcome)
+    }
+
+    /// The account's consecutive failed verifications now (across its challenges).
+    ///
+    /// # Errors
+    /// If the store failed.
+    pub async fn failures(&self, account: Account<'_>) -> Result<u32, StoreError> {
+        let id = self.keys().account_id(&account);
+        self.inner.store.failures(id, self.inner.clock.now()).await
+    }
+
+    /// Unlocks an account that reached the [`FailureCap`]: forgets its failures (e.g. after
+    /// support confirmed the user another way).
+    ///
+    /// # Errors
+    /// If the store failed.
+    pub async fn reset_failures(&self, account: Account<'_>) -> Result<(), StoreError> {
+        let id = self.keys().account_id(&account);
+        self.inner.store.reset_failures(id).await
+    }
+
+    async fn account_locked(&self, account: AccountId, now: Timestamp) -> Result<bool, StoreError> {
+        let failures = self.inner.store.failures(account, now).await?;
+        let locked = failures >= self.inner.failure_cap.max_consecutive.get();
+        if locked {
+            info!("one-time code refused: account locked after too many failed verifications");
+        }
+        Ok(locked)
     }
 
     async fn enforce(

@@ -20,15 +20,16 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use async_trait::async_trait;
 use subtle::ConstantTimeEq;
 
+use super::failure_table::FailureTable;
 use super::limit_table::{DEFAULT_LIMIT_KEY_CAPACITY, LimitTable};
 use super::{
     CODES_PER_CHALLENGE, ChallengeRecord, OtpStore, PendingChallenge, RETAIN_AFTER_EXPIRY,
     StoreError,
 };
 use crate::clock::{Timestamp, duration_millis};
-use crate::limit::{Admission, Limit};
+use crate::limit::{Admission, FailureCap, Limit};
 use crate::message::{Channel, Locale, Purpose};
-use crate::otp::{Candidates, ChallengeId, Digest, KeyId, NotPending, VerifyOutcome};
+use crate::otp::{AccountId, Candidates, ChallengeId, Digest, KeyId, NotPending, VerifyOutcome};
 use crate::phone::PhoneNumber;
 
 const DEFAULT_SHARDS: usize = 64;
@@ -44,8 +45,9 @@ const SWEEP_INTERVAL_MS: u64 = 10_000;
 const SLOT_BYTES: usize = 4;
 /// The key bytes a slot keeps: the first four are its own number.
 const KEY_TAIL: usize = 16 - SLOT_BYTES;
-/// Subjects up to this many bytes (a UUID, most provider user ids) live inside the slot.
-const INLINE_SUBJECT: usize = 38;
+/// Subjects up to this many bytes (a UUID without hyphens, most provider user ids) live
+/// inside the slot.
+const INLINE_SUBJECT: usize = 30;
 
 const STATE_FREE: u8 = 0;
 /// Handed out by `reserve_key`, not yet inserted. Swept like an expired record if no insert
@@ -108,6 +110,8 @@ struct Slot {
     subject: StoredSubject,
     newest: Digest,
     key_tail: [u8; KEY_TAIL],
+    /// The account whose failures its wrong codes count against (from its id).
+    account: [u8; 8],
     purpose: u8,
     attempts_left: u8,
     /// `state | channel << 2 | locale << 4 | client_ip_given << 6 | context_bound << 7`
@@ -124,6 +128,7 @@ impl Slot {
             subject: StoredSubject::None,
             newest: Digest::from_parts(KeyId(0), [0; 32]),
             key_tail: [0; KEY_TAIL],
+            account: [0; 8],
             purpose: 0,
             attempts_left: 0,
             flags: STATE_FREE,
@@ -402,6 +407,7 @@ impl Shard {
 pub struct MemoryStore {
     shards: Arc<[Shard]>,
     limits: Arc<LimitTable>,
+    failures: Arc<FailureTable>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -432,6 +438,7 @@ impl MemoryStore {
         Self {
             shards: (0..count).map(|_| Shard::new(MAX_CHUNKS / count)).collect(),
             limits: Arc::new(LimitTable::new(DEFAULT_LIMIT_KEY_CAPACITY)),
+            failures: Arc::new(FailureTable::new()),
         }
     }
 
@@ -465,6 +472,12 @@ impl MemoryStore {
             shard.sweep(&mut shard.lock(), now.as_millis());
         }
         self.limits.sweep(now);
+        self.failures.sweep(now);
+    }
+
+    /// Accounts with failed verifications on record.
+    pub fn accounts_with_failures(&self) -> usize {
+        self.failures.len()
     }
 
     #[inline]
@@ -487,8 +500,9 @@ impl MemoryStore {
 
     /// The slot `key` names, locked, if it holds a challenge under this key.
     #[inline]
-    fn find_challenge(&self, key: &[u8; 16]) -> Option<MutexGuard<'_, Slot>> {
-        challenge_in(self.cell(key), key)
+    fn find_challenge(&self, id: &ChallengeId) -> Option<MutexGuard<'_, Slot>> {
+        let key = id.store_key();
+        challenge_in(self.cell(&key), &key, id.account())
     }
 }
 
@@ -528,38 +542,59 @@ fn pending_from(slot: &Slot) -> Result<PendingChallenge, StoreError> {
     })
 }
 
-/// The whole of `check`, given the cell `key`'s slot number names.
+/// The whole of `check`, given the cell `id`'s slot number names.
 #[inline]
 fn check_cell(
     cell: Option<&SlotCell>,
-    key: &[u8; 16],
+    id: &ChallengeId,
     candidates: &[Digest],
+    failures: &FailureTable,
+    cap: FailureCap,
     now: Timestamp,
 ) -> Result<VerifyOutcome, StoreError> {
-    match challenge_in(cell, key) {
-        Some(mut slot) => check_slot(&mut slot, candidates, now.as_millis()),
+    let account = id.account();
+    match challenge_in(cell, &id.store_key(), account) {
+        Some(mut slot) => check_slot(&mut slot, account, candidates, failures, cap, now),
         None => Ok(VerifyOutcome::NotFound),
     }
 }
 
-/// `cell`'s slot, locked, if it holds a challenge (pending or used) under exactly `key`.
+/// `cell`'s slot, locked, if it holds a challenge (pending or used) under exactly `key`
+/// for `account` (an id whose account bytes were changed finds nothing).
 #[inline]
-fn challenge_in<'a>(cell: Option<&'a SlotCell>, key: &[u8; 16]) -> Option<MutexGuard<'a, Slot>> {
-    cell?.lock_keyed(key).filter(|slot| slot.holds_challenge())
+fn challenge_in<'a>(
+    cell: Option<&'a SlotCell>,
+    key: &[u8; 16],
+    account: AccountId,
+) -> Option<MutexGuard<'a, Slot>> {
+    cell?
+        .lock_keyed(key)
+        .filter(|slot| slot.holds_challenge() && slot.account == account.0)
 }
 
+/// Under the slot's lock, and the account's failure shard's inside it (always in this
+/// order): the account's cap, the compare, and the count of the outcome, in one step.
 #[inline]
 fn check_slot(
     slot: &mut Slot,
+    account: AccountId,
     candidates: &[Digest],
-    now: u64,
+    failures: &FailureTable,
+    cap: FailureCap,
+    now: Timestamp,
 ) -> Result<VerifyOutcome, StoreError> {
-    if let Some(reason) = slot.not_pending(now) {
+    if let Some(reason) = slot.not_pending(now.as_millis()) {
         return Ok(reason.into());
+    }
+    let mut account_failures = failures.lock(account);
+    if account_failures.count(account, now) >= cap.max_consecutive.get() {
+        return Ok(VerifyOutcome::AccountLocked);
     }
     let mut matched = Digest::any_match(std::slice::from_ref(&slot.newest), candidates);
     matched |= Digest::any_match(slot.older_codes(), candidates);
     if matched {
+        account_failures.clear(account);
+        drop(account_failures);
         slot.set_state(STATE_USED);
         let purpose = Purpose::from_tag(slot.purpose).ok_or(StoreError::Corrupt("purpose"))?;
         return Ok(VerifyOutcome::Verified {
@@ -567,6 +602,7 @@ fn check_slot(
             subject: slot.subject.to_owned_string()?,
         });
     }
+    account_failures.record_failure(account, cap, now);
     slot.attempts_left -= 1;
     Ok(VerifyOutcome::Mismatch {
         attempts_left: slot.attempts_left,
@@ -614,6 +650,7 @@ impl OtpStore for MemoryStore {
             subject: StoredSubject::new(challenge.subject),
             newest: challenge.digest,
             key_tail: slot.key_tail,
+            account: challenge.id.account().0,
             purpose: challenge.purpose.to_tag(),
             attempts_left: challenge.attempts_left,
             flags: STATE_PENDING
@@ -638,10 +675,11 @@ impl OtpStore for MemoryStore {
         &self,
         id: &ChallengeId,
         candidates: &[Digest],
+        cap: FailureCap,
         now: Timestamp,
     ) -> Result<VerifyOutcome, StoreError> {
-        let key = id.store_key();
-        check_cell(self.cell(&key), &key, candidates, now)
+        let cell = self.cell(&id.store_key());
+        check_cell(cell, id, candidates, &self.failures, cap, now)
     }
 
     /// Prefetches the slot, then runs `prepare` (the HMAC and the clock) while it loads. No
@@ -650,15 +688,22 @@ impl OtpStore for MemoryStore {
     fn check_prepared(
         &self,
         id: &ChallengeId,
+        cap: FailureCap,
         prepare: &mut dyn FnMut() -> (Candidates, Timestamp),
     ) -> Option<Result<VerifyOutcome, StoreError>> {
-        let key = id.store_key();
-        let cell = self.cell(&key);
+        let cell = self.cell(&id.store_key());
         if let Some(cell) = cell {
             cell.prefetch();
         }
         let (candidates, now) = prepare();
-        Some(check_cell(cell, &key, candidates.as_slice(), now))
+        Some(check_cell(
+            cell,
+            id,
+            candidates.as_slice(),
+            &self.failures,
+            cap,
+            now,
+        ))
     }
 
     async fn pending(
@@ -666,7 +711,7 @@ impl OtpStore for MemoryStore {
         id: &ChallengeId,
         now: Timestamp,
     ) -> Result<Result<PendingChallenge, NotPending>, StoreError> {
-        let Some(slot) = self.find_challenge(&id.store_key()) else {
+        let Some(slot) = self.find_challenge(id) else {
             return Ok(Err(NotPending::NotFound));
         };
         match slot.not_pending(now.as_millis()) {
@@ -681,7 +726,7 @@ impl OtpStore for MemoryStore {
         digest: Digest,
         now: Timestamp,
     ) -> Result<Result<(), NotPending>, StoreError> {
-        let Some(mut slot) = self.find_challenge(&id.store_key()) else {
+        let Some(mut slot) = self.find_challenge(id) else {
             return Ok(Err(NotPending::NotFound));
         };
         if let Some(reason) = slot.not_pending(now.as_millis()) {
@@ -705,6 +750,15 @@ impl OtpStore for MemoryStore {
 
     async fn throttle(&self, limits: &[Limit], now: Timestamp) -> Result<Admission, StoreError> {
         self.limits.throttle(limits, now)
+    }
+
+    async fn failures(&self, account: AccountId, now: Timestamp) -> Result<u32, StoreError> {
+        Ok(self.failures.lock(account).count(account, now))
+    }
+
+    async fn reset_failures(&self, account: AccountId) -> Result<(), StoreError> {
+        self.failures.lock(account).clear(account);
+        Ok(())
     }
 }
 

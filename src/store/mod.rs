@@ -3,6 +3,7 @@
 //! Every [`OtpStore`] method is one atomic domain step, never a read followed by a write
 //! from the caller: in memory one lock scope on one shard, in Redis one Lua script.
 
+mod failure_table;
 mod limit_table;
 mod memory;
 #[cfg(feature = "redis")]
@@ -20,9 +21,9 @@ pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
 use crate::clock::Timestamp;
-use crate::limit::{Admission, Limit};
+use crate::limit::{Admission, FailureCap, Limit};
 use crate::message::{Channel, Locale, Purpose};
-use crate::otp::{Candidates, ChallengeId, Digest, NotPending, VerifyOutcome};
+use crate::otp::{AccountId, Candidates, ChallengeId, Digest, NotPending, VerifyOutcome};
 use crate::phone::PhoneNumber;
 
 /// How many codes of one challenge stay valid: the newest three, so a late SMS does not lock
@@ -172,13 +173,17 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
     /// Stores a new challenge. `now` lets a store drop dead records as it goes.
     async fn insert(&self, challenge: ChallengeRecord, now: Timestamp) -> Result<(), StoreError>;
 
-    /// In one atomic step: finds the challenge, checks expiry and attempts, compares the
-    /// candidates with its live digests in constant time, and either consumes it
-    /// (`Verified`) or counts a wrong attempt. With no candidates it counts a wrong attempt.
+    /// In one atomic step: finds the challenge (under its store key and the id's account),
+    /// checks expiry, attempts and the account's consecutive failures against `cap`
+    /// (`AccountLocked` past it), compares the candidates with its live digests in
+    /// constant time, and either consumes it (`Verified`, clearing the account's failures)
+    /// or counts a wrong attempt on it and a failure on the account. With no candidates it
+    /// counts a wrong attempt.
     async fn check(
         &self,
         id: &ChallengeId,
         candidates: &[Digest],
+        cap: FailureCap,
         now: Timestamp,
     ) -> Result<VerifyOutcome, StoreError>;
 
@@ -192,9 +197,10 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
     fn check_prepared(
         &self,
         id: &ChallengeId,
+        cap: FailureCap,
         prepare: &mut dyn FnMut() -> (Candidates, Timestamp),
     ) -> Option<Result<VerifyOutcome, StoreError>> {
-        let _ = (id, prepare);
+        let _ = (id, cap, prepare);
         None
     }
 
@@ -221,6 +227,12 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
     /// charges them all, in one atomic step. A refusal names the first refusing limit in
     /// the order given and writes nothing.
     async fn throttle(&self, limits: &[Limit], now: Timestamp) -> Result<Admission, StoreError>;
+
+    /// The account's consecutive failed verifications now (0 once forgotten).
+    async fn failures(&self, account: AccountId, now: Timestamp) -> Result<u32, StoreError>;
+
+    /// Forgets the account's failures (an administrator unlocked it).
+    async fn reset_failures(&self, account: AccountId) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -237,17 +249,19 @@ impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
         &self,
         id: &ChallengeId,
         candidates: &[Digest],
+        cap: FailureCap,
         now: Timestamp,
     ) -> Result<VerifyOutcome, StoreError> {
-        (**self).check(id, candidates, now).await
+        (**self).check(id, candidates, cap, now).await
     }
 
     fn check_prepared(
         &self,
         id: &ChallengeId,
+        cap: FailureCap,
         prepare: &mut dyn FnMut() -> (Candidates, Timestamp),
     ) -> Option<Result<VerifyOutcome, StoreError>> {
-        (**self).check_prepared(id, prepare)
+        (**self).check_prepared(id, cap, prepare)
     }
 
     async fn pending(
@@ -273,5 +287,13 @@ impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
 
     async fn throttle(&self, limits: &[Limit], now: Timestamp) -> Result<Admission, StoreError> {
         (**self).throttle(limits, now).await
+    }
+
+    async fn failures(&self, account: AccountId, now: Timestamp) -> Result<u32, StoreError> {
+        (**self).failures(account, now).await
+    }
+
+    async fn reset_failures(&self, account: AccountId) -> Result<(), StoreError> {
+        (**self).reset_failures(account).await
     }
 }

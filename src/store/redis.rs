@@ -2,10 +2,14 @@
 //! round trip, atomic) per operation.
 //!
 //! Layout, under a configurable prefix:
-//! - `{prefix}c:{<32 hex>}`: a hash per challenge, `PEXPIRE`d when it can no longer matter
-//!   (expiry plus [`RETAIN_AFTER_EXPIRY`], so `Expired` and `AlreadyUsed` stay
-//!   distinguishable until then). The braces are a hash tag: each script touches one key,
-//!   so everything also runs on Redis Cluster.
+//! - `{prefix}c:{<account, 16 hex>}:<store key, 32 hex>`: a hash per challenge,
+//!   `PEXPIRE`d when it can no longer matter (expiry plus [`RETAIN_AFTER_EXPIRY`], so
+//!   `Expired` and `AlreadyUsed` stay distinguishable until then).
+//! - `{prefix}f:{<account, 16 hex>}`: the account's consecutive failed verifications and
+//!   when they are forgotten (`FailureCap::forget_after` after the last one). It shares its hash tag (the
+//!   account) with the account's challenges, so one script checks a code and counts the
+//!   failure atomically, on Redis Cluster too. An id whose account bytes were changed names
+//!   another key and finds nothing.
 //! - `{prefix}{<prefix>limits}:<limit key>`: one integer per rate-limit key (the GCRA
 //!   theoretical arrival time, ms), with a TTL after which it no longer matters. Every
 //!   limit key shares one hash tag, so one script can decide a send's limits together and
@@ -30,9 +34,9 @@ use super::{
     StoreError,
 };
 use crate::clock::{Timestamp, duration_millis};
-use crate::limit::{Admission, Limit, LimitKey};
+use crate::limit::{Admission, FailureCap, Limit, LimitKey};
 use crate::message::{Channel, Locale, Purpose};
-use crate::otp::{ChallengeId, Digest, NotPending, VerifyOutcome};
+use crate::otp::{AccountId, ChallengeId, Digest, NotPending, VerifyOutcome};
 use crate::phone::PhoneNumber;
 
 const INSERT: &str = r#"
@@ -58,23 +62,34 @@ local function state(key, now)
 end
 "#;
 
+/// KEYS: challenge, account failures. ARGV: now, cap, forget-after ms, candidates...
+/// The failure count is a hash (`n`, and `u`: when it is forgotten, on the service's
+/// clock); the key's own TTL only tidies up.
 const CHECK: &str = r#"
-local s = state(KEYS[1], tonumber(ARGV[1]))
+local now = tonumber(ARGV[1])
+local s = state(KEYS[1], now)
 if s >= 0 then return {s} end
+local f = redis.call('HMGET', KEYS[2], 'n', 'u')
+local failures = 0
+if f[1] and tonumber(f[2]) > now then failures = tonumber(f[1]) end
+if failures >= tonumber(ARGV[2]) then return {6} end
 local h = redis.call('HMGET', KEYS[1], 'd0', 'd1', 'd2', 'p', 'sub')
 local matched = false
 for i = 1, 3 do
   if h[i] then
-    for j = 2, #ARGV do
+    for j = 4, #ARGV do
       if h[i] == ARGV[j] then matched = true end
     end
   end
 end
 if matched then
   redis.call('HSET', KEYS[1], 'st', 'u')
+  redis.call('DEL', KEYS[2])
   if h[5] then return {4, h[4], 1, h[5]} end
   return {4, h[4], 0, ''}
 end
+redis.call('HSET', KEYS[2], 'n', failures + 1, 'u', now + tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return {5, redis.call('HINCRBY', KEYS[1], 'att', -1)}
 "#;
 
@@ -182,7 +197,16 @@ impl RedisStore {
     }
 
     fn challenge_key(&self, id: &ChallengeId) -> String {
-        format!("{}c:{{{}}}", self.prefix, id.store_key_hex())
+        format!(
+            "{}c:{{{}}}:{}",
+            self.prefix,
+            id.account().to_hex(),
+            id.store_key_hex()
+        )
+    }
+
+    fn failures_key(&self, account: AccountId) -> String {
+        format!("{}f:{{{}}}", self.prefix, account.to_hex())
     }
 
     fn limit_key(&self, key: &LimitKey) -> String {
@@ -278,10 +302,15 @@ impl OtpStore for RedisStore {
         &self,
         id: &ChallengeId,
         candidates: &[Digest],
+        cap: FailureCap,
         now: Timestamp,
     ) -> Result<VerifyOutcome, StoreError> {
         let mut invocation = self.check.key(self.challenge_key(id));
-        invocation.arg(now.as_millis());
+        invocation
+            .key(self.failures_key(id.account()))
+            .arg(now.as_millis())
+            .arg(cap.max_consecutive.get())
+            .arg(duration_millis(cap.forget_after).max(1));
         for candidate in candidates {
             invocation.arg(encode_digest(candidate));
         }
@@ -306,6 +335,7 @@ impl OtpStore for RedisStore {
             5 => VerifyOutcome::Mismatch {
                 attempts_left: u8::try_from(int(field(1)?)?.max(0)).unwrap_or(0),
             },
+            6 => VerifyOutcome::AccountLocked,
             _ => return Err(StoreError::Corrupt("unknown check reply")),
         })
     }
@@ -415,5 +445,30 @@ impl OtpStore for RedisStore {
             }
             _ => Err(StoreError::Corrupt("unknown throttle reply")),
         }
+    }
+
+    async fn failures(&self, account: AccountId, now: Timestamp) -> Result<u32, StoreError> {
+        let (count, forget_at): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
+            .arg(self.failures_key(account))
+            .arg("n")
+            .arg("u")
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(match (count, forget_at) {
+            (Some(count), Some(forget_at)) if forget_at > now.as_millis() => {
+                u32::try_from(count).unwrap_or(u32::MAX)
+            }
+            _ => 0,
+        })
+    }
+
+    async fn reset_failures(&self, account: AccountId) -> Result<(), StoreError> {
+        let _: i64 = redis::cmd("DEL")
+            .arg(self.failures_key(account))
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 }

@@ -148,10 +148,10 @@ async fn lifetime_setting_controls_expiry() -> TestResult {
 #[test]
 fn challenge_ids_round_trip_through_text() {
     use phone_otp::ChallengeId;
-    let id = ChallengeId::from_bytes([9u8; 25]);
+    let id = ChallengeId::from_bytes([9u8; 33]);
     let text = id.to_string();
-    assert_eq!(text.len(), 34);
+    assert_eq!(text.len(), 44);
     assert_eq!(text.parse::<ChallengeId>(), Ok(id));
     assert!("not-an-id".parse::<ChallengeId>().is_err());
-    assert!("!".repeat(34).parse::<ChallengeId>().is_err());
+    assert!("!".repeat(44).parse::<ChallengeId>().is_err());
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use phone_otp::store::ChallengeRecord;
 use phone_otp::{
-    ChallengeId, Clock, Digest, KeyId, ManualClock, MemoryStore, OtpStore, Purpose, StartRequest,
-    StoreError, Timestamp, VerifyOutcome,
+    ChallengeId, Clock, Digest, FailureCap, KeyId, ManualClock, MemoryStore, OtpStore, Purpose,
+    StartRequest, StoreError, Timestamp, VerifyOutcome,
 };
 
 use crate::support::{Harness, TestResult, jp_mobile, jp_mobile_n, record};
@@ -19,7 +19,7 @@ fn single_shard() -> (MemoryStore, Harness) {
 }
 
 fn with_key_byte(id: &ChallengeId, index: usize, value: u8) -> ChallengeId {
-    let mut bytes: [u8; 25] = id.as_bytes().try_into().expect("25 bytes");
+    let mut bytes: [u8; 33] = id.as_bytes().try_into().expect("33 bytes");
     bytes[index] = value;
     ChallengeId::from_bytes(bytes)
 }
@@ -27,7 +27,7 @@ fn with_key_byte(id: &ChallengeId, index: usize, value: u8) -> ChallengeId {
 /// A record keyed `key`, expiring `expires_in` after `now`, whose digest is `[4; 32]`
 /// under key 1.
 fn keyed_record(key: [u8; 16], expires_in: Duration, now: Timestamp) -> ChallengeRecord {
-    let mut bytes = [0u8; 25];
+    let mut bytes = [0u8; 33];
     bytes[..16].copy_from_slice(&key);
     bytes[16] = 1;
     record(
@@ -144,22 +144,33 @@ async fn check_with_ready_candidates_counts_attempts_and_consumes() -> TestResul
     let right = Digest::from_parts(KeyId(1), [4; 32]);
     let other_key = Digest::from_parts(KeyId(2), [4; 32]);
     assert_eq!(
-        store.check(&id, &[wrong], now).await?,
+        store
+            .check(&id, &[wrong], FailureCap::default(), now)
+            .await?,
         VerifyOutcome::Mismatch { attempts_left: 4 }
     );
     assert_eq!(
-        store.check(&id, &[other_key], now).await?,
+        store
+            .check(&id, &[other_key], FailureCap::default(), now)
+            .await?,
         VerifyOutcome::Mismatch { attempts_left: 3 },
         "same bytes under another key id do not match"
     );
     assert_eq!(
-        store.check(&id, &[], now).await?,
+        store.check(&id, &[], FailureCap::default(), now).await?,
         VerifyOutcome::Mismatch { attempts_left: 2 },
         "no candidates is a wrong attempt"
     );
-    assert!(store.check(&id, &[wrong, right], now).await?.is_verified());
+    assert!(
+        store
+            .check(&id, &[wrong, right], FailureCap::default(), now)
+            .await?
+            .is_verified()
+    );
     assert_eq!(
-        store.check(&id, &[right], now).await?,
+        store
+            .check(&id, &[right], FailureCap::default(), now)
+            .await?,
         VerifyOutcome::AlreadyUsed
     );
     Ok(())

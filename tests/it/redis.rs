@@ -41,8 +41,8 @@ mod with_redis {
         ))
     }
 
-    fn rand_bytes() -> [u8; 25] {
-        let mut bytes = [0u8; 25];
+    fn rand_bytes() -> [u8; 33] {
+        let mut bytes = [0u8; 33];
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -84,6 +84,30 @@ mod with_redis {
             return Ok(());
         };
         store_contract::pending_keeps_what_a_resend_needs(store).await
+    }
+
+    #[tokio::test]
+    async fn redis_failures_are_capped_per_account() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        store_contract::failures_are_capped_per_account(store).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_failure_cap_holds_under_concurrent_wrong_codes() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        store_contract::failure_cap_holds_under_concurrent_wrong_codes(store).await
+    }
+
+    #[tokio::test]
+    async fn redis_an_id_with_another_account_finds_nothing() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        store_contract::an_id_with_another_account_finds_nothing(store).await
     }
 
     #[tokio::test]

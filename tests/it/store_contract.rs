@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use phone_otp::{
-    Admission, ChallengeId, Clock, Limit, LimitKey, LimitKind, ManualClock, MemoryStore,
-    NotPending, OtpStore, Purpose, Quota, ResendRequest, StartRequest, VerifyOutcome,
+    Account, Admission, CHALLENGE_ID_BYTES, ChallengeId, Clock, FailureCap, Limit, LimitKey,
+    LimitKind, Limits, ManualClock, MemoryStore, NotPending, OtpStore, Purpose, Quota, ResendError,
+    ResendRequest, StartError, StartRequest, VerifyOutcome,
 };
 
 use crate::support::{Harness, TestResult, jp_mobile, jp_mobile_n, verify_from_64_tasks, wrong};
@@ -45,7 +46,7 @@ pub async fn every_verify_outcome<S: OtpStore + Clone + 'static>(store: S) -> Te
         VerifyOutcome::Expired
     );
 
-    let unknown = ChallengeId::from_bytes([0x5A; 25]);
+    let unknown = ChallengeId::from_bytes([0x5A; 33]);
     assert_eq!(
         h.otp.verify(&unknown, "123456").await?,
         VerifyOutcome::NotFound
@@ -138,6 +139,176 @@ pub async fn pending_keeps_what_a_resend_needs<S: OtpStore + Clone + 'static>(
             "case {i}"
         );
     }
+    Ok(())
+}
+
+fn cap(max: u32) -> FailureCap {
+    FailureCap::new(NonZeroU32::new(max).unwrap(), Duration::from_secs(86_400))
+}
+
+/// Consecutive wrong codes are counted per account across its challenges: new challenges
+/// bring no fresh guesses past the cap, a verified code clears the count, and a reset
+/// unlocks (NIST SP 800-63B 5.2.2).
+pub async fn failures_are_capped_per_account<S: OtpStore + Clone + 'static>(
+    store: S,
+) -> TestResult {
+    let h = Harness::with(|b| {
+        b.store(store.clone())
+            .limits(Limits::danger_none())
+            .failure_cap(cap(12))
+    });
+    let user = |i| StartRequest::sms(jp_mobile_n(i), Purpose::SignIn).subject("capped-user");
+    let account = Account::Subject {
+        tenant: None,
+        subject: "capped-user",
+    };
+    // A verified code clears what came before.
+    let (id, code) = h.start_request(user(0)).await;
+    h.otp.verify(&id, &wrong(&code)).await?;
+    assert_eq!(h.otp.failures(account).await?, 1);
+    assert!(h.otp.verify(&id, &code).await?.is_verified());
+    assert_eq!(h.otp.failures(account).await?, 0);
+
+    // Twelve wrong codes over three challenges lock the account...
+    let mut last = None;
+    for i in 1..=3 {
+        let (id, code) = h.start_request(user(i)).await;
+        for _ in 0..4 {
+            assert!(matches!(
+                h.otp.verify(&id, &wrong(&code)).await?,
+                VerifyOutcome::Mismatch { .. }
+            ));
+        }
+        last = Some((id, code));
+    }
+    assert_eq!(h.otp.failures(account).await?, 12);
+    let (id, code) = last.unwrap();
+    // ...so even the right code is refused, without using up an attempt...
+    assert_eq!(
+        h.otp.verify(&id, &code).await?,
+        VerifyOutcome::AccountLocked
+    );
+    assert_eq!(
+        h.otp.verify(&id, &code).await?,
+        VerifyOutcome::AccountLocked
+    );
+    // ...and no new code is sent for it.
+    let sent = h.stub.attempts();
+    assert!(matches!(
+        h.otp.start(user(9)).await,
+        Err(StartError::AccountLocked)
+    ));
+    assert!(matches!(
+        h.otp.resend(&id).await,
+        Err(ResendError::AccountLocked)
+    ));
+    assert_eq!(h.stub.attempts(), sent, "nothing was sent");
+    // Another user, and the same user in another tenant, are other accounts.
+    let (other, other_code) = h
+        .start_request(
+            StartRequest::sms(jp_mobile_n(20), Purpose::SignIn)
+                .subject("capped-user")
+                .tenant("t2"),
+        )
+        .await;
+    assert!(h.otp.verify(&other, &other_code).await?.is_verified());
+
+    // An administrator's reset unlocks; the challenge's last attempt is still there.
+    h.otp.reset_failures(account).await?;
+    assert!(h.otp.verify(&id, &code).await?.is_verified());
+
+    // Without a subject, the number is the account; counts are forgotten a window after
+    // the last failure.
+    let (id, code) = h.start(&jp_mobile_n(30)).await;
+    h.otp.verify(&id, &wrong(&code)).await?;
+    let number = jp_mobile_n(30);
+    assert_eq!(h.otp.failures(Account::Number(&number)).await?, 1);
+    h.clock.advance(Duration::from_secs(86_400));
+    assert_eq!(h.otp.failures(Account::Number(&number)).await?, 0);
+    Ok(())
+}
+
+/// The cap holds under a race: 64 concurrent wrong codes over 13 challenges of one
+/// account with a cap of 10 count exactly 10 failures.
+pub async fn failure_cap_holds_under_concurrent_wrong_codes<S: OtpStore + Clone + 'static>(
+    store: S,
+) -> TestResult {
+    let h = Harness::with(|b| {
+        b.store(store.clone())
+            .limits(Limits::danger_none())
+            .failure_cap(cap(10))
+    });
+    let mut challenges = Vec::new();
+    for i in 0..13 {
+        challenges.push(
+            h.start_request(StartRequest::sms(jp_mobile_n(i), Purpose::SignIn).subject("racer"))
+                .await,
+        );
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(64));
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let (otp, barrier) = (h.otp.clone(), Arc::clone(&barrier));
+            let (id, code) = challenges[i % challenges.len()].clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                otp.verify(&id, &wrong(&code)).await
+            })
+        })
+        .collect();
+    let mut mismatches = 0;
+    for task in tasks {
+        match task.await?? {
+            VerifyOutcome::Mismatch { .. } => mismatches += 1,
+            VerifyOutcome::AccountLocked | VerifyOutcome::AttemptsExhausted => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(mismatches, 10);
+    let account = Account::Subject {
+        tenant: None,
+        subject: "racer",
+    };
+    assert_eq!(h.otp.failures(account).await?, 10);
+    Ok(())
+}
+
+/// An id whose account bytes were changed finds nothing: it can neither spend the
+/// challenge's attempts nor charge failures to another account.
+pub async fn an_id_with_another_account_finds_nothing<S: OtpStore + Clone + 'static>(
+    store: S,
+) -> TestResult {
+    let h = Harness::with_store(store.clone());
+    let (victim, _) = h
+        .start_request(StartRequest::sms(jp_mobile_n(1), Purpose::SignIn).subject("victim"))
+        .await;
+    let (own, own_code) = h
+        .start_request(StartRequest::sms(jp_mobile_n(2), Purpose::SignIn).subject("attacker"))
+        .await;
+    let mut forged = <[u8; CHALLENGE_ID_BYTES]>::try_from(own.as_bytes())?;
+    forged[CHALLENGE_ID_BYTES - 8..].copy_from_slice(&victim.as_bytes()[CHALLENGE_ID_BYTES - 8..]);
+    let forged = ChallengeId::from_bytes(forged);
+    assert_eq!(forged.account(), victim.account());
+    for _ in 0..3 {
+        assert_eq!(
+            h.otp.verify(&forged, &wrong(&own_code)).await?,
+            VerifyOutcome::NotFound
+        );
+    }
+    let victim_account = Account::Subject {
+        tenant: None,
+        subject: "victim",
+    };
+    assert_eq!(h.otp.failures(victim_account).await?, 0);
+    assert!(matches!(
+        store.pending(&forged, h.clock.now()).await?,
+        Err(NotPending::NotFound)
+    ));
+    // The genuine id kept all its attempts.
+    assert_eq!(
+        h.otp.verify(&own, &wrong(&own_code)).await?,
+        VerifyOutcome::Mismatch { attempts_left: 4 }
+    );
     Ok(())
 }
 
@@ -260,6 +431,21 @@ async fn memory_throttle_decisions_and_retry_after() -> TestResult {
 #[tokio::test]
 async fn memory_pending_keeps_what_a_resend_needs() -> TestResult {
     pending_keeps_what_a_resend_needs(memory()).await
+}
+
+#[tokio::test]
+async fn memory_failures_are_capped_per_account() -> TestResult {
+    failures_are_capped_per_account(memory()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_failure_cap_holds_under_concurrent_wrong_codes() -> TestResult {
+    failure_cap_holds_under_concurrent_wrong_codes(memory()).await
+}
+
+#[tokio::test]
+async fn memory_an_id_with_another_account_finds_nothing() -> TestResult {
+    an_id_with_another_account_finds_nothing(memory()).await
 }
 
 #[tokio::test]

@@ -91,7 +91,7 @@ async fn code_is_valid_until_the_last_millisecond() -> TestResult {
 #[tokio::test]
 async fn unknown_challenge_is_not_found() -> TestResult {
     let h = Harness::new();
-    let made_up = ChallengeId::from_bytes([3u8; 25]);
+    let made_up = ChallengeId::from_bytes([3u8; 33]);
     assert_eq!(
         h.otp.verify(&made_up, "123456").await?,
         VerifyOutcome::NotFound
@@ -203,7 +203,7 @@ async fn the_same_code_for_another_purpose_or_destination_fails() -> TestResult 
     let h = Harness::new();
     let (id, code) = h.start(&jp_mobile()).await;
     // The purpose byte sits after the 16 random bytes, the destination fingerprint after it.
-    let mut other_purpose = <[u8; 25]>::try_from(id.as_bytes())?;
+    let mut other_purpose = <[u8; 33]>::try_from(id.as_bytes())?;
     other_purpose[16] = 4; // password reset instead of sign-in
     let tampered = ChallengeId::from_bytes(other_purpose);
     assert_eq!(tampered.purpose(), Some(Purpose::PasswordReset));
@@ -212,7 +212,7 @@ async fn the_same_code_for_another_purpose_or_destination_fails() -> TestResult 
         VerifyOutcome::Mismatch { attempts_left: 4 }
     );
 
-    let mut other_destination = <[u8; 25]>::try_from(id.as_bytes())?;
+    let mut other_destination = <[u8; 33]>::try_from(id.as_bytes())?;
     other_destination[24] ^= 1;
     let tampered = ChallengeId::from_bytes(other_destination);
     assert_eq!(
