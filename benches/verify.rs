@@ -20,15 +20,15 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::num::NonZeroU8;
+use std::num::{NonZeroU8, NonZeroU32};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use phone_otp::{
-    ChallengeId, HmacKey, KeyRing, Limits, MemoryStore, OtpService, PhoneNumber, Purpose,
-    StartRequest, StubProvider, bench_floor,
+    ChallengeId, FailureCap, HmacKey, KeyRing, Limits, MemoryStore, OtpService, PhoneNumber,
+    Purpose, StartRequest, StubProvider, bench_floor,
 };
 use secrecy::{ExposeSecret, SecretSlice};
 use tokio::runtime::Runtime;
@@ -99,8 +99,13 @@ impl Fixture {
             .provider(stub.clone())
             .store(store.clone())
             .limits(Limits::danger_none())
-            // Enough attempts that the wrong-code bench never exhausts a challenge.
+            // Enough attempts that the wrong-code bench never exhausts a challenge, and a
+            // failure cap no account reaches: every wrong code takes the counting path.
             .max_attempts(NonZeroU8::MAX)
+            .failure_cap(FailureCap::new(
+                NonZeroU32::MAX,
+                Duration::from_secs(86_400),
+            ))
             .build()
             .unwrap();
         let mut pending = Vec::with_capacity(PENDING as usize);

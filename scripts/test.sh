@@ -1,33 +1,81 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine. It installs redis-server from the distribution's
-# packages if missing, starts it on a free loopback port with persistence off, exports
-# REDIS_URL, runs every test with all features, and stops the server it started.
+# packages if missing, starts one server and a three-primary Redis Cluster on free loopback
+# ports with persistence off, exports REDIS_URL and REDIS_CLUSTER_NODES, runs every test
+# with all features, and stops the servers it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
   echo "== installing redis-server"
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 workdir=$(mktemp -d)
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-  --daemonize yes --pidfile "$workdir/redis.pid" --logfile "$workdir/redis.log" --dir "$workdir"
 cleanup() {
-  if [ -f "$workdir/redis.pid" ]; then kill "$(cat "$workdir/redis.pid")" 2>/dev/null || true; fi
+  for pidfile in "$workdir"/*.pid; do
+    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  done
   rm -rf "$workdir"
 }
 trap cleanup EXIT
 
-for _ in $(seq 1 100); do
-  if [ "$(redis-cli -p "$port" ping 2>/dev/null)" = "PONG" ]; then break; fi
-  sleep 0.05
-done
-[ "$(redis-cli -p "$port" ping)" = "PONG" ] || { echo "redis-server did not start"; cat "$workdir/redis.log"; exit 1; }
+# A free loopback port whose cluster bus port (+10000) is free too.
+free_port() {
+  python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    port = random.randint(20000, 45000)
+    try:
+        for p in (port, port + 10000):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); s.close()
+    except OSError:
+        continue
+    print(port); break
+PY
+}
 
+wait_for() { # port
+  for _ in $(seq 1 100); do
+    if [ "$(redis-cli -p "$1" ping 2>/dev/null)" = "PONG" ]; then return 0; fi
+    sleep 0.05
+  done
+  echo "redis-server on port $1 did not start"; cat "$workdir"/*.log; exit 1
+}
+
+start_server() { # port, extra args...
+  local port=$1; shift
+  mkdir -p "$workdir/$port"
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    --daemonize yes --pidfile "$workdir/$port.pid" --logfile "$workdir/$port.log" \
+    --dir "$workdir/$port" "$@"
+  wait_for "$port"
+}
+
+port=$(free_port)
+start_server "$port"
 export REDIS_URL="redis://127.0.0.1:$port/0"
 echo "== Redis on $REDIS_URL"
+
+nodes=()
+for _ in 1 2 3; do
+  node=$(free_port)
+  start_server "$node" --cluster-enabled yes --cluster-config-file "nodes-$node.conf" \
+    --cluster-node-timeout 5000
+  nodes+=("127.0.0.1:$node")
+done
+redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$workdir/cluster-create.log" 2>&1 \
+  || { cat "$workdir/cluster-create.log"; exit 1; }
+first=${nodes[0]##*:}
+for _ in $(seq 1 200); do
+  if redis-cli -p "$first" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then break; fi
+  sleep 0.05
+done
+redis-cli -p "$first" cluster info | grep -q 'cluster_state:ok' || { echo "Redis Cluster did not form"; exit 1; }
+REDIS_CLUSTER_NODES=$(printf 'redis://%s,' "${nodes[@]}")
+export REDIS_CLUSTER_NODES=${REDIS_CLUSTER_NODES%,}
+echo "== Redis Cluster on $REDIS_CLUSTER_NODES"
+
 cargo test --all-features

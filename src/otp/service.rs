@@ -583,7 +583,8 @@ impl OtpService {
     }
 
     /// Checks `code` against the challenge. A code works once; wrong or malformed input
-    /// counts as an attempt.
+    /// counts as an attempt. Full-width digits and spaces or hyphens between digits, as
+    /// users type and paste codes, are accepted.
     ///
     /// # Errors
     /// [`VerifyError::Store`] if the store failed: never treat that as verified.
@@ -603,8 +604,13 @@ impl OtpService {
         context: &[u8],
     ) -> Result<VerifyOutcome, VerifyError> {
         let mut prepare = || {
+            // Six ASCII digits, the usual input, go straight to the HMAC; anything else
+            // is folded first (full-width digits, spaces, hyphens), so a pasted code does
+            // not cost an attempt.
             let candidates = if code::is_well_formed(code) {
                 self.keys().candidates(id, context, code.as_bytes())
+            } else if let Some(typed) = code::normalize(code) {
+                self.keys().candidates(id, context, typed.as_bytes())
             } else {
                 Candidates::none()
             };

@@ -1,10 +1,12 @@
 //! Consecutive failed verifications per account in the [`MemoryStore`](super::MemoryStore).
 //!
-//! Only accounts with failures have an entry, and each failure needs a challenge someone
-//! paid to start, so the table stays small; a shard drops forgotten entries as it is
-//! written, every few seconds of store time.
+//! Every verify reads its account's count, so the table is built for that: account ids are
+//! already uniform keyed hashes, so they index an open-addressing array directly (linear
+//! probing, no hashing, no tombstones), and verify can prefetch the account's cell while
+//! the code's HMAC runs, as it does the challenge's slot. Only accounts with failures have
+//! a cell; forgotten ones are swept as the table is written, and it grows only when a
+//! sweep leaves it over seven eighths full.
 
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::clock::{Timestamp, duration_millis};
@@ -12,50 +14,171 @@ use crate::limit::FailureCap;
 use crate::otp::AccountId;
 
 const SHARDS: usize = 64;
+const INITIAL_CELLS: usize = 64;
 const SWEEP_INTERVAL_MS: u64 = 10_000;
 
-#[derive(Clone, Copy)]
-struct Failures {
-    count: u32,
+/// One account's failures. `account == 0` marks an empty cell.
+#[derive(Clone, Copy, Default)]
+struct Cell {
+    account: u64,
     forget_at: u64,
+    count: u32,
+}
+
+/// The key of an account in the table: its id as a number, never 0 (the empty mark).
+fn key_of(account: AccountId) -> u64 {
+    u64::from_le_bytes(account.0).max(1)
 }
 
 /// One shard of the table, locked.
-#[derive(Default)]
 pub(super) struct AccountShard {
-    counts: HashMap<[u8; 8], Failures>,
+    cells: Box<[Cell]>,
+    len: usize,
     next_sweep: u64,
 }
 
 impl AccountShard {
+    fn new() -> Self {
+        Self {
+            cells: vec![Cell::default(); INITIAL_CELLS].into_boxed_slice(),
+            len: 0,
+            next_sweep: 0,
+        }
+    }
+
+    fn mask(&self) -> usize {
+        self.cells.len() - 1
+    }
+
+    /// Where `key` is, or the empty cell that ends its probe run.
+    fn position(&self, key: u64) -> usize {
+        // The shard was picked by the low byte; the high bits pick the cell.
+        let mut at = (key >> 8) as usize & self.mask();
+        loop {
+            let cell = &self.cells[at];
+            if cell.account == key || cell.account == 0 {
+                return at;
+            }
+            at = (at + 1) & self.mask();
+        }
+    }
+
     /// `account`'s live count.
+    #[inline]
     pub(super) fn count(&self, account: AccountId, now: Timestamp) -> u32 {
-        self.counts
-            .get(&account.0)
-            .filter(|failures| failures.forget_at > now.as_millis())
-            .map_or(0, |failures| failures.count)
+        let cell = &self.cells[self.position(key_of(account))];
+        if cell.account != 0 && cell.forget_at > now.as_millis() {
+            cell.count
+        } else {
+            0
+        }
+    }
+
+    /// Starts loading `account`'s cell into the cache.
+    #[inline]
+    fn prefetch(&self, account: AccountId) {
+        #[cfg(all(
+            any(target_arch = "x86", target_arch = "x86_64"),
+            target_feature = "sse"
+        ))]
+        safe_arch::prefetch_t0(&self.cells[(key_of(account) >> 8) as usize & self.mask()]);
+        #[cfg(not(all(
+            any(target_arch = "x86", target_arch = "x86_64"),
+            target_feature = "sse"
+        )))]
+        let _ = account;
     }
 
     /// Counts one more failure; it is forgotten `cap.forget_after` from now.
     pub(super) fn record_failure(&mut self, account: AccountId, cap: FailureCap, now: Timestamp) {
         let now_ms = now.as_millis();
-        if now_ms >= self.next_sweep {
-            self.sweep(now_ms);
-        }
         let count = self.count(account, now).saturating_add(1);
         let forget_at = now_ms.saturating_add(duration_millis(cap.forget_after));
-        self.counts.insert(account.0, Failures { count, forget_at });
+        let key = key_of(account);
+        let mut at = self.position(key);
+        if self.cells[at].account == 0 {
+            if (self.len + 1) * 8 > self.cells.len() * 7 {
+                self.make_room(now_ms);
+                at = self.position(key);
+            }
+            self.len += 1;
+        }
+        self.cells[at] = Cell {
+            account: key,
+            forget_at,
+            count,
+        };
     }
 
     /// Forgets `account`'s failures (a code verified, or a reset).
+    #[inline]
     pub(super) fn clear(&mut self, account: AccountId) {
-        self.counts.remove(&account.0);
+        let at = self.position(key_of(account));
+        if self.cells[at].account != 0 {
+            self.remove_at(at);
+        }
+    }
+
+    /// Empties cell `at` and shifts the rest of its probe run back, so every key stays
+    /// reachable without tombstones.
+    fn remove_at(&mut self, mut hole: usize) {
+        self.cells[hole] = Cell::default();
+        self.len -= 1;
+        let mut at = (hole + 1) & self.mask();
+        while self.cells[at].account != 0 {
+            let home = (self.cells[at].account >> 8) as usize & self.mask();
+            // Move the cell into the hole if the hole lies between its home and it.
+            let distance_to_hole = hole.wrapping_sub(home) & self.mask();
+            let distance_to_cell = at.wrapping_sub(home) & self.mask();
+            if distance_to_hole < distance_to_cell {
+                self.cells[hole] = self.cells[at];
+                self.cells[at] = Cell::default();
+                hole = at;
+            }
+            at = (at + 1) & self.mask();
+        }
+    }
+
+    /// Drops forgotten accounts, and doubles the table if it is still crowded.
+    fn make_room(&mut self, now_ms: u64) {
+        self.sweep(now_ms);
+        if (self.len + 1) * 8 > self.cells.len() * 7 {
+            self.rebuild(self.cells.len() * 2, now_ms);
+        }
     }
 
     fn sweep(&mut self, now_ms: u64) {
-        self.counts
-            .retain(|_, failures| failures.forget_at > now_ms);
         self.next_sweep = now_ms.saturating_add(SWEEP_INTERVAL_MS);
+        if self
+            .cells
+            .iter()
+            .any(|cell| cell.account != 0 && cell.forget_at <= now_ms)
+        {
+            self.rebuild(self.cells.len(), now_ms);
+        }
+    }
+
+    /// Reinserts every live cell into a table of `size` cells.
+    fn rebuild(&mut self, size: usize, now_ms: u64) {
+        let old = std::mem::replace(
+            &mut self.cells,
+            vec![Cell::default(); size].into_boxed_slice(),
+        );
+        self.len = 0;
+        for cell in old
+            .iter()
+            .filter(|c| c.account != 0 && c.forget_at > now_ms)
+        {
+            let at = self.position(cell.account);
+            self.cells[at] = *cell;
+            self.len += 1;
+        }
+    }
+
+    fn sweep_if_due(&mut self, now_ms: u64) {
+        if now_ms >= self.next_sweep {
+            self.sweep(now_ms);
+        }
     }
 }
 
@@ -67,15 +190,29 @@ impl FailureTable {
     pub(super) fn new() -> Self {
         Self {
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(AccountShard::default()))
+                .map(|_| Mutex::new(AccountShard::new()))
                 .collect(),
         }
     }
 
-    /// The shard holding `account`, locked. Account ids are keyed hashes, so any byte
-    /// spreads them evenly.
-    pub(super) fn lock(&self, account: AccountId) -> MutexGuard<'_, AccountShard> {
-        lock(&self.shards[usize::from(account.0[0]) % SHARDS])
+    /// The shard holding `account`, locked.
+    #[inline]
+    pub(super) fn shard(&self, account: AccountId) -> MutexGuard<'_, AccountShard> {
+        lock(&self.shards[key_of(account) as usize % SHARDS])
+    }
+
+    /// The shard holding `account`, locked, swept if due.
+    #[inline]
+    pub(super) fn lock(&self, account: AccountId, now: Timestamp) -> MutexGuard<'_, AccountShard> {
+        let mut shard = self.shard(account);
+        shard.sweep_if_due(now.as_millis());
+        shard
+    }
+
+    /// Starts loading `account`'s cell, so the count is in cache when verify reads it.
+    #[inline]
+    pub(super) fn prefetch(&self, account: AccountId) {
+        self.shard(account).prefetch(account);
     }
 
     pub(super) fn sweep(&self, now: Timestamp) {
@@ -85,10 +222,7 @@ impl FailureTable {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|shard| lock(shard).counts.len())
-            .sum()
+        self.shards.iter().map(|shard| lock(shard).len).sum()
     }
 }
 
@@ -96,4 +230,46 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    fn cap() -> FailureCap {
+        FailureCap::new(NonZeroU32::MIN, Duration::from_secs(60))
+    }
+
+    /// Many accounts in one shard (same low byte), so probe runs are long and removals
+    /// shift cells back: every account must keep its own count throughout.
+    #[test]
+    fn counts_survive_collisions_removals_growth_and_sweeps() {
+        let mut shard = AccountShard::new();
+        let now = Timestamp::from_millis(1_000);
+        let account = |i: u64| AccountId(((i << 8) | 7).to_le_bytes());
+        // Low byte 0x47 picks the same shard as 7 (71 % 64) but never equals an `account`.
+        let colliding = |i: u64| AccountId((((i % 4) << 8) | ((i / 4) << 40) | 0x47).to_le_bytes());
+        for i in 0..500 {
+            for _ in 0..=(i % 3) {
+                shard.record_failure(account(i), cap(), now);
+            }
+            shard.record_failure(colliding(i), cap(), now);
+        }
+        for i in (0..500).step_by(2) {
+            shard.clear(account(i));
+        }
+        for i in 0..500 {
+            let expected = if i % 2 == 0 { 0 } else { (i % 3 + 1) as u32 };
+            assert_eq!(shard.count(account(i), now), expected, "account {i}");
+            assert_eq!(shard.count(colliding(i), now), 1, "colliding {i}");
+        }
+        assert_eq!(shard.len, 750);
+        // A minute later all are forgotten, and a sweep empties the table.
+        let later = Timestamp::from_millis(61_000);
+        assert_eq!(shard.count(account(1), later), 0);
+        shard.sweep(later.as_millis());
+        assert_eq!(shard.len, 0);
+    }
 }

@@ -586,7 +586,7 @@ fn check_slot(
     if let Some(reason) = slot.not_pending(now.as_millis()) {
         return Ok(reason.into());
     }
-    let mut account_failures = failures.lock(account);
+    let mut account_failures = failures.lock(account, now);
     if account_failures.count(account, now) >= cap.max_consecutive.get() {
         return Ok(VerifyOutcome::AccountLocked);
     }
@@ -694,6 +694,7 @@ impl OtpStore for MemoryStore {
         let cell = self.cell(&id.store_key());
         if let Some(cell) = cell {
             cell.prefetch();
+            self.failures.prefetch(id.account());
         }
         let (candidates, now) = prepare();
         Some(check_cell(
@@ -753,11 +754,11 @@ impl OtpStore for MemoryStore {
     }
 
     async fn failures(&self, account: AccountId, now: Timestamp) -> Result<u32, StoreError> {
-        Ok(self.failures.lock(account).count(account, now))
+        Ok(self.failures.lock(account, now).count(account, now))
     }
 
     async fn reset_failures(&self, account: AccountId) -> Result<(), StoreError> {
-        self.failures.lock(account).clear(account);
+        self.failures.shard(account).clear(account);
         Ok(())
     }
 }

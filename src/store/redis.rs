@@ -26,7 +26,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
 use super::{
@@ -132,14 +132,58 @@ end
 return {0}
 "#;
 
+/// A connection to one Redis server, or to a Redis Cluster (feature `redis-cluster`).
+/// Both are multiplexed, connect lazily and reconnect by themselves.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    #[cfg(feature = "redis-cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            Self::Single(connection) => connection.req_packed_command(cmd),
+            #[cfg(feature = "redis-cluster")]
+            Self::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
+            #[cfg(feature = "redis-cluster")]
+            Self::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(connection) => connection.get_db(),
+            #[cfg(feature = "redis-cluster")]
+            Self::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// Fail fast inside a login request rather than hang on a dead server.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// An [`OtpStore`] on Redis (standalone or cluster), for services with several instances.
 ///
-/// The connection is a multiplexed [`ConnectionManager`] that reconnects by itself: with
-/// Redis down every operation fails with [`StoreError::Unavailable`] (never a verified
-/// outcome), and the same store works again once Redis is back.
+/// The connection is multiplexed, made on first use and remade by itself: with Redis down
+/// (at start or later) every operation fails with [`StoreError::Unavailable`] (never a
+/// verified outcome), and the same store works once Redis is back.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: String,
     insert: Script,
     check: Script,
@@ -160,32 +204,70 @@ fn unavailable(error: redis::RedisError) -> StoreError {
     StoreError::Unavailable(Box::new(error))
 }
 
+/// A brace in the prefix would become (part of) the hash tag and scatter a script's keys
+/// over cluster slots.
+fn check_prefix(prefix: &str) -> Result<(), StoreError> {
+    if prefix.contains(['{', '}']) {
+        return Err(StoreError::Config(
+            "a Redis key prefix may not contain '{' or '}'",
+        ));
+    }
+    Ok(())
+}
+
 impl RedisStore {
-    /// Connects to `url` (`redis://127.0.0.1:6379/0`, `rediss://…` needs TLS support in the
-    /// `redis` crate), namespacing every key under `prefix` (e.g. `"otp:"` or a tenant).
+    /// A store on the Redis at `url` (`redis://127.0.0.1:6379/0`, `rediss://…` needs TLS
+    /// support in the `redis` crate), namespacing every key under `prefix` (e.g. `"otp:"`
+    /// or a tenant). It connects on first use, so a service starts even while Redis is
+    /// down; its operations fail until Redis is up.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if the URL is invalid or Redis cannot be reached now;
-    /// [`StoreError::Config`] for a prefix with a brace (braces make Redis Cluster hash tags).
+    /// [`StoreError::Unavailable`] if the URL is invalid; [`StoreError::Config`] for a
+    /// prefix with a brace (braces make Redis Cluster hash tags).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        if prefix.contains(['{', '}']) {
-            // A brace would become (part of) the hash tag and scatter a script's keys.
-            return Err(StoreError::Config(
-                "a Redis key prefix may not contain '{' or '}'",
-            ));
-        }
+        check_prefix(prefix)?;
         let client = redis::Client::open(url).map_err(unavailable)?;
-        // Fail fast inside a login request rather than hang on a dead server; the manager
-        // keeps reconnecting in the background.
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
+        let connection =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
+        Ok(Self::with_connection(
+            Connection::Single(connection),
+            prefix,
+        ))
+    }
+
+    /// Connects to a Redis Cluster through any of its `nodes` (`redis://127.0.0.1:7000`,
+    /// ...), namespacing every key under `prefix`. Each operation touches keys of one hash
+    /// slot: a challenge and its account's failure count share the account's tag, and all
+    /// rate-limit keys share one tag (so one node holds every limit).
+    ///
+    /// # Errors
+    /// As [`RedisStore::connect`].
+    #[cfg(feature = "redis-cluster")]
+    pub async fn connect_cluster(nodes: &[&str], prefix: &str) -> Result<Self, StoreError> {
+        check_prefix(prefix)?;
+        let client = redis::cluster::ClusterClient::builder(nodes.iter().copied())
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+            .retries(1)
+            .build()
             .map_err(unavailable)?;
-        Ok(Self {
+        let config = redis::cluster::ClusterConfig::new()
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_response_timeout(RESPONSE_TIMEOUT);
+        let connection = client.get_pending_async_connection_with_config(config);
+        Ok(Self::with_connection(
+            Connection::Cluster(connection),
+            prefix,
+        ))
+    }
+
+    fn with_connection(connection: Connection, prefix: &str) -> Self {
+        Self {
             connection,
             prefix: prefix.to_owned(),
             insert: Script::new(INSERT),
@@ -193,7 +275,7 @@ impl RedisStore {
             pending: Script::new(&format!("{STATE}{PENDING}")),
             add_code: Script::new(&format!("{STATE}{ADD_CODE}")),
             throttle: Script::new(THROTTLE),
-        })
+        }
     }
 
     fn challenge_key(&self, id: &ChallengeId) -> String {

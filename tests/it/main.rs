@@ -12,6 +12,7 @@ mod phone;
 mod provider_errors;
 mod redaction;
 mod redis;
+mod redis_cluster;
 #[cfg(feature = "redis")]
 mod redis_server;
 mod resend;

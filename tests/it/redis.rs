@@ -243,6 +243,46 @@ mod with_redis {
         Ok(())
     }
 
+    /// A service starts while Redis is down: the store connects on first use, fails each
+    /// operation (nothing sent) until Redis is up, then works without a restart.
+    #[tokio::test]
+    async fn a_store_made_while_redis_is_down_works_once_it_is_up() -> TestResult {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let url = format!("redis://127.0.0.1:{port}/0");
+        let store: Arc<dyn OtpStore> = Arc::new(RedisStore::connect(&url, "lazy:").await?);
+        let (stub, clock) = (StubProvider::new(), ManualClock::new());
+        let otp = service(store, &stub, &clock, Limits::danger_none());
+        assert!(matches!(
+            otp.start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
+                .await,
+            Err(StartError::Store(_))
+        ));
+        assert_eq!(stub.attempts(), 0);
+        let Some(_server) = RedisServer::start_on(port) else {
+            return Ok(());
+        };
+        let mut started = None;
+        for _ in 0..20 {
+            if let Ok(ok) = otp
+                .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
+                .await
+            {
+                started = Some(ok);
+                break;
+            }
+        }
+        let started = started.expect("the store connects once Redis is up");
+        let code = last_code(&stub, &jp_mobile());
+        assert!(
+            otp.verify(&started.challenge_id, &code)
+                .await?
+                .is_verified()
+        );
+        Ok(())
+    }
+
     #[tokio::test]
     async fn redis_down_is_a_store_error_and_recovery_needs_no_restart() -> TestResult {
         let Some(mut server) = RedisServer::start() else {

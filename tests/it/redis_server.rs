@@ -14,6 +14,15 @@ impl RedisServer {
     /// A running server, or `None` (reported loudly; a failure under CI) when
     /// `redis-server` is not installed.
     pub fn start() -> Option<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_on(port)
+    }
+
+    /// A running server on `port`, as [`RedisServer::start`].
+    pub fn start_on(port: u16) -> Option<Self> {
         if Command::new("redis-server")
             .arg("--version")
             .output()
@@ -24,10 +33,6 @@ impl RedisServer {
             );
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
         let mut server = Self { port, child: None };
         server.restart();
         Some(server)

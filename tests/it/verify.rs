@@ -116,17 +116,15 @@ async fn expired_records_are_eventually_forgotten() -> TestResult {
 async fn malformed_input_is_a_mismatch_that_counts() -> TestResult {
     let h = Harness::new();
     let (id, code) = h.start(&jp_mobile()).await;
-    let full_width: String = code
-        .chars()
-        .map(|c| char::from_u32(c as u32 - '0' as u32 + 0xFF10).unwrap())
-        .collect();
+    // Spaces, hyphens and full-width digits around the right code are not malformed (see
+    // typed_and_pasted_forms_of_the_code_verify); these are, or are simply wrong.
     let malformed = [
         "abcdef".to_owned(),
-        format!(" {code}"),
-        format!("{code}\n"),
+        format!("{code}x"),
+        format!("{code}\u{200B}"),
         code[..5].to_owned(),
         format!("{code}0"),
-        full_width,
+        "12".to_owned(),
         "9".repeat(10_000),
         String::new(),
     ];
@@ -369,5 +367,41 @@ async fn providers_never_see_the_challenge_store_key() -> TestResult {
     assert_eq!(stem.len(), 24);
     assert!(second.starts_with(stem));
     assert_ne!(first, second);
+    Ok(())
+}
+
+/// Users paste codes with spaces or hyphens and Japanese input methods type full-width
+/// digits: those verify, where they used to cost an attempt.
+#[tokio::test]
+async fn typed_and_pasted_forms_of_the_code_verify() -> TestResult {
+    let h = Harness::unlimited();
+    fn full_width(code: &str) -> String {
+        code.chars()
+            .map(|c| char::from_u32(u32::from(c) - u32::from('0') + 0xFF10).unwrap())
+            .collect()
+    }
+    let forms: [fn(&str) -> String; 4] = [
+        |code| format!("{} {}", &code[..3], &code[3..]),
+        |code| format!("{}-{}\n", &code[..3], &code[3..]),
+        full_width,
+        |code| format!(" {}\u{3000}{} ", full_width(&code[..3]), &code[3..]),
+    ];
+    for form in forms {
+        let (id, code) = h.start(&jp_mobile()).await;
+        let typed = form(&code);
+        assert!(h.otp.verify(&id, &typed).await?.is_verified(), "{typed:?}");
+    }
+    // A wrong code in any of those forms is still wrong, and a letter makes it malformed.
+    let (id, code) = h.start(&jp_mobile()).await;
+    let wrong_spaced = format!("{} {}", &wrong(&code)[..3], &wrong(&code)[3..]);
+    assert_eq!(
+        h.otp.verify(&id, &wrong_spaced).await?,
+        VerifyOutcome::Mismatch { attempts_left: 4 }
+    );
+    assert_eq!(
+        h.otp.verify(&id, &format!("{}x", &code[..5])).await?,
+        VerifyOutcome::Mismatch { attempts_left: 3 }
+    );
+    assert!(h.otp.verify(&id, &code).await?.is_verified());
     Ok(())
 }

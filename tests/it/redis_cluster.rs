@@ -1,0 +1,103 @@
+//! The store contract on a real three-primary Redis Cluster, through a cluster connection:
+//! proves that every script's keys share one hash slot (a script whose keys spanned slots
+//! would fail with CROSSSLOT) and that scripts load on whichever primary owns a key.
+//!
+//! `./scripts/test.sh` starts the cluster and sets `REDIS_CLUSTER_NODES`. Without it these
+//! tests say loudly that they skipped; with `CI` set a missing cluster fails the run.
+
+#[cfg(not(feature = "redis-cluster"))]
+#[test]
+fn redis_cluster_tests_need_the_redis_cluster_feature() {
+    crate::support::skip_loudly(
+        "built without --features redis-cluster (./scripts/test.sh builds with it and starts a cluster)",
+    );
+}
+
+#[cfg(feature = "redis-cluster")]
+mod with_cluster {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use phone_otp::{OtpStore, RedisStore};
+
+    use crate::store_contract;
+    use crate::support::{TestResult, skip_loudly};
+
+    /// A store on the suite's cluster under a fresh prefix.
+    async fn store() -> Option<Arc<dyn OtpStore>> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let Some(nodes) = std::env::var("REDIS_CLUSTER_NODES").ok() else {
+            skip_loudly("REDIS_CLUSTER_NODES is not set (./scripts/test.sh starts a cluster)");
+            return None;
+        };
+        let nodes: Vec<&str> = nodes.split(',').collect();
+        let prefix = format!(
+            "cluster:{}:{}:",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        Some(Arc::new(
+            RedisStore::connect_cluster(&nodes, &prefix)
+                .await
+                .expect("a cluster at REDIS_CLUSTER_NODES"),
+        ))
+    }
+
+    macro_rules! contract {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() -> TestResult {
+                let Some(store) = store().await else {
+                    return Ok(());
+                };
+                store_contract::$name(store).await
+            }
+        )*};
+    }
+
+    contract!(
+        every_verify_outcome,
+        single_use_under_64_concurrent_checks,
+        resend_codes_and_pending_state,
+        pending_keeps_what_a_resend_needs,
+        failures_are_capped_per_account,
+        failure_cap_holds_under_concurrent_wrong_codes,
+        an_id_with_another_account_finds_nothing,
+        throttle_decisions_and_retry_after,
+        throttle_charges_all_limits_or_none,
+    );
+
+    /// The cluster really spreads challenges: accounts land on more than one primary.
+    #[tokio::test]
+    async fn challenges_of_different_accounts_spread_over_primaries() -> TestResult {
+        let Some(nodes) = std::env::var("REDIS_CLUSTER_NODES").ok() else {
+            skip_loudly("REDIS_CLUSTER_NODES is not set (./scripts/test.sh starts a cluster)");
+            return Ok(());
+        };
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        let h = crate::support::Harness::with_store(store);
+        for i in 0..30 {
+            h.start_request(
+                phone_otp::StartRequest::sms(
+                    crate::support::jp_mobile_n(i),
+                    phone_otp::Purpose::SignIn,
+                )
+                .subject(format!("spread-{i}")),
+            )
+            .await;
+        }
+        let mut primaries_with_keys = 0;
+        for node in nodes.split(',') {
+            let client = redis::Client::open(node)?;
+            let mut connection = client.get_multiplexed_async_connection().await?;
+            let size: i64 = redis::cmd("DBSIZE").query_async(&mut connection).await?;
+            if size > 0 {
+                primaries_with_keys += 1;
+            }
+        }
+        assert!(primaries_with_keys >= 2, "all keys on one node");
+        Ok(())
+    }
+}
