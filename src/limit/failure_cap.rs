@@ -16,7 +16,8 @@ use std::time::Duration;
 pub struct FailureCap {
     /// Wrong codes in a row that lock the account.
     pub max_consecutive: NonZeroU32,
-    /// How long after its last failure an account's count is dropped.
+    /// How long after its last failure an account's count is dropped (at the first whole
+    /// second after that).
     pub forget_after: Duration,
 }
 

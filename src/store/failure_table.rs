@@ -1,11 +1,11 @@
 //! Consecutive failed verifications per account in the [`MemoryStore`](super::MemoryStore).
 //!
-//! Every verify reads its account's count, so the table is built for that: account ids are
-//! already uniform keyed hashes, so they index an open-addressing array directly (linear
-//! probing, no hashing, no tombstones), and verify can prefetch the account's cell while
-//! the code's HMAC runs, as it does the challenge's slot. Only accounts with failures have
-//! a cell; forgotten ones are swept as the table is written, and it grows only when a
-//! sweep leaves it over seven eighths full.
+//! Every verify reads its account's count, and most find none, so the table is built for
+//! that: account ids are already uniform keyed hashes, so they index an open-addressing
+//! array of 16-byte cells directly (linear probing, no hashing, no tombstones), kept at
+//! most half full so a miss ends within a probe or two. Only accounts with failures have a
+//! cell; forgotten ones are swept as the table is written, and it grows only when a sweep
+//! leaves it over half full.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -21,8 +21,20 @@ const SWEEP_INTERVAL_MS: u64 = 10_000;
 #[derive(Clone, Copy, Default)]
 struct Cell {
     account: u64,
-    forget_at: u64,
     count: u32,
+    /// Unix seconds (rounded up) when the count is forgotten: fits a `u32` until 2106.
+    forget_at: u32,
+}
+
+impl Cell {
+    fn live(&self, now_ms: u64) -> bool {
+        self.account != 0 && u64::from(self.forget_at) * 1000 > now_ms
+    }
+}
+
+/// Whether a table of `cells` cells holding `len` accounts needs room for one more.
+fn crowded(len: usize, cells: usize) -> bool {
+    (len + 1) * 2 > cells
 }
 
 /// The key of an account in the table: its id as a number, never 0 (the empty mark).
@@ -63,41 +75,43 @@ impl AccountShard {
         }
     }
 
+    /// Starts loading the cell where `account`'s probe run starts.
+    #[inline]
+    fn prefetch(&self, account: AccountId) {
+        let home = &self.cells[(key_of(account) >> 8) as usize & self.mask()];
+        #[cfg(all(
+            any(target_arch = "x86", target_arch = "x86_64"),
+            target_feature = "sse"
+        ))]
+        safe_arch::prefetch_t0(home);
+        #[cfg(not(all(
+            any(target_arch = "x86", target_arch = "x86_64"),
+            target_feature = "sse"
+        )))]
+        let _ = home;
+    }
+
     /// `account`'s live count.
     #[inline]
     pub(super) fn count(&self, account: AccountId, now: Timestamp) -> u32 {
         let cell = &self.cells[self.position(key_of(account))];
-        if cell.account != 0 && cell.forget_at > now.as_millis() {
+        if cell.live(now.as_millis()) {
             cell.count
         } else {
             0
         }
     }
 
-    /// Starts loading `account`'s cell into the cache.
-    #[inline]
-    fn prefetch(&self, account: AccountId) {
-        #[cfg(all(
-            any(target_arch = "x86", target_arch = "x86_64"),
-            target_feature = "sse"
-        ))]
-        safe_arch::prefetch_t0(&self.cells[(key_of(account) >> 8) as usize & self.mask()]);
-        #[cfg(not(all(
-            any(target_arch = "x86", target_arch = "x86_64"),
-            target_feature = "sse"
-        )))]
-        let _ = account;
-    }
-
     /// Counts one more failure; it is forgotten `cap.forget_after` from now.
     pub(super) fn record_failure(&mut self, account: AccountId, cap: FailureCap, now: Timestamp) {
         let now_ms = now.as_millis();
         let count = self.count(account, now).saturating_add(1);
-        let forget_at = now_ms.saturating_add(duration_millis(cap.forget_after));
+        let forget_at_ms = now_ms.saturating_add(duration_millis(cap.forget_after));
+        let forget_at = u32::try_from(forget_at_ms.div_ceil(1000)).unwrap_or(u32::MAX);
         let key = key_of(account);
         let mut at = self.position(key);
         if self.cells[at].account == 0 {
-            if (self.len + 1) * 8 > self.cells.len() * 7 {
+            if crowded(self.len, self.cells.len()) {
                 self.make_room(now_ms);
                 at = self.position(key);
             }
@@ -105,8 +119,8 @@ impl AccountShard {
         }
         self.cells[at] = Cell {
             account: key,
-            forget_at,
             count,
+            forget_at,
         };
     }
 
@@ -142,7 +156,7 @@ impl AccountShard {
     /// Drops forgotten accounts, and doubles the table if it is still crowded.
     fn make_room(&mut self, now_ms: u64) {
         self.sweep(now_ms);
-        if (self.len + 1) * 8 > self.cells.len() * 7 {
+        if crowded(self.len, self.cells.len()) {
             self.rebuild(self.cells.len() * 2, now_ms);
         }
     }
@@ -152,7 +166,7 @@ impl AccountShard {
         if self
             .cells
             .iter()
-            .any(|cell| cell.account != 0 && cell.forget_at <= now_ms)
+            .any(|cell| cell.account != 0 && !cell.live(now_ms))
         {
             self.rebuild(self.cells.len(), now_ms);
         }
@@ -165,10 +179,7 @@ impl AccountShard {
             vec![Cell::default(); size].into_boxed_slice(),
         );
         self.len = 0;
-        for cell in old
-            .iter()
-            .filter(|c| c.account != 0 && c.forget_at > now_ms)
-        {
+        for cell in old.iter().filter(|cell| cell.live(now_ms)) {
             let at = self.position(cell.account);
             self.cells[at] = *cell;
             self.len += 1;
@@ -182,15 +193,20 @@ impl AccountShard {
     }
 }
 
+/// A shard's lock and the table's header (where its cells are) on a cache line of their
+/// own, so two threads on different shards never share one.
+#[repr(align(64))]
+struct PaddedShard(Mutex<AccountShard>);
+
 pub(super) struct FailureTable {
-    shards: Box<[Mutex<AccountShard>]>,
+    shards: Box<[PaddedShard]>,
 }
 
 impl FailureTable {
     pub(super) fn new() -> Self {
         Self {
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(AccountShard::new()))
+                .map(|_| PaddedShard(Mutex::new(AccountShard::new())))
                 .collect(),
         }
     }
@@ -198,7 +214,7 @@ impl FailureTable {
     /// The shard holding `account`, locked.
     #[inline]
     pub(super) fn shard(&self, account: AccountId) -> MutexGuard<'_, AccountShard> {
-        lock(&self.shards[key_of(account) as usize % SHARDS])
+        lock(&self.shards[key_of(account) as usize % SHARDS].0)
     }
 
     /// The shard holding `account`, locked, swept if due.
@@ -209,7 +225,8 @@ impl FailureTable {
         shard
     }
 
-    /// Starts loading `account`'s cell, so the count is in cache when verify reads it.
+    /// Starts loading `account`'s cell, so verify finds its count in cache after the code's
+    /// HMAC. Takes the shard lock only for the moment it takes to find the cell's address.
     #[inline]
     pub(super) fn prefetch(&self, account: AccountId) {
         self.shard(account).prefetch(account);
@@ -217,12 +234,12 @@ impl FailureTable {
 
     pub(super) fn sweep(&self, now: Timestamp) {
         for shard in self.shards.iter() {
-            lock(shard).sweep(now.as_millis());
+            lock(&shard.0).sweep(now.as_millis());
         }
     }
 
     pub(super) fn len(&self) -> usize {
-        self.shards.iter().map(|shard| lock(shard).len).sum()
+        self.shards.iter().map(|shard| lock(&shard.0).len).sum()
     }
 }
 

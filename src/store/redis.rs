@@ -88,7 +88,9 @@ if matched then
   if h[5] then return {4, h[4], 1, h[5]} end
   return {4, h[4], 0, ''}
 end
-redis.call('HSET', KEYS[2], 'n', failures + 1, 'u', now + tonumber(ARGV[3]))
+-- Forgotten at the first whole second after now + forget-after, as in memory.
+local forget_at = math.ceil((now + tonumber(ARGV[3])) / 1000) * 1000
+redis.call('HSET', KEYS[2], 'n', failures + 1, 'u', forget_at)
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return {5, redis.call('HINCRBY', KEYS[1], 'att', -1)}
 "#;
