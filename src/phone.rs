@@ -224,7 +224,14 @@ impl PhoneNumber {
         if !international && default_region.is_none() {
             return Err(ParsePhoneError::MissingRegion);
         }
-        let country = default_region.and_then(Region::to_id);
+        // An international number names its own country: the default region must not
+        // colour how it is read (with one, the parser applied that region's trunk prefix
+        // to `+708773111632` and dropped a digit, found by fuzzing).
+        let country = if international {
+            None
+        } else {
+            default_region.and_then(Region::to_id)
+        };
         // The parser is third-party code over untrusted input: a panic inside it must not
         // take a login request down, so it becomes an ordinary refusal.
         let parsed = catch_unwind(AssertUnwindSafe(|| {

@@ -123,3 +123,18 @@ fn never_panics_on_arbitrary_input() {
         let _ = PhoneNumber::parse_with_region(&input, "US");
     }
 }
+
+/// Found by fuzzing: with a default region, the parser read `+708773111632` (an invalid
+/// Russian number) as `+78773111632`, dropping a digit. An international number must read
+/// the same whatever the default region, and normalising must be idempotent.
+#[test]
+fn international_input_ignores_the_default_region() {
+    for region in ["JP", "US", "RU"] {
+        assert!(
+            PhoneNumber::parse_with_region("+708773111632", region).is_err(),
+            "{region}"
+        );
+        let number = PhoneNumber::parse_with_region("+81 90-1234-5678", region).unwrap();
+        assert_eq!(number.e164(), "+819012345678");
+    }
+}
