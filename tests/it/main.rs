@@ -9,6 +9,7 @@ mod memory_store;
 #[cfg(feature = "ntt-cpaas")]
 mod ntt_cpaas;
 mod phone;
+mod properties;
 mod provider_errors;
 mod redaction;
 mod redis;
@@ -20,6 +21,7 @@ mod router;
 #[cfg(feature = "smslink")]
 mod smslink;
 mod store_contract;
+mod store_model;
 mod support;
 mod templates;
 #[cfg(feature = "twilio")]
