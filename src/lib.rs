@@ -102,7 +102,8 @@ pub use otp::{
     DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, Digest, HmacKey, KeyError, KeyId, KeyRing,
     MAX_CODE_LENGTH, MAX_KEYS, MAX_LABEL_BYTES, MAX_SAFE_LIFETIME, MIN_CODE_LENGTH,
     MIN_DANGER_CODE_LENGTH, MIN_KEY_BYTES, NotPending, OtpService, OtpServiceBuilder,
-    ParseChallengeIdError, ResendRequest, StartRequest, Started, VerifyOutcome, bench_floor,
+    ParseChallengeIdError, ResendRequest, SealedDestination, StartRequest, Started, VerifyOutcome,
+    bench_floor,
 };
 pub use phone::{NumberType, ParsePhoneError, PhoneNumber, Region};
 #[cfg(feature = "_http")]

@@ -16,6 +16,8 @@ use thiserror::Error;
 
 use super::account::Account;
 use super::challenge::{AccountId, ChallengeId};
+use super::seal::{self, SealedDestination, Sealer};
+use crate::phone::PhoneNumber;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -30,6 +32,7 @@ const CODE_DOMAIN: &[u8] = b"phone-otp/v1/code\0";
 const DESTINATION_DOMAIN: &[u8] = b"phone-otp/v1/destination\0";
 const REFERENCE_DOMAIN: &[u8] = b"phone-otp/v1/provider-reference\0";
 const ACCOUNT_DOMAIN: &[u8] = b"phone-otp/v1/account\0";
+const SEAL_DOMAIN: &[u8] = b"phone-otp/v1/seal-key\0";
 
 /// A key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -61,6 +64,8 @@ pub struct KeyId(pub u8);
 pub struct HmacKey {
     id: KeyId,
     keyed: HmacSha256,
+    /// Seals destinations in store records, under a key derived one way from this one.
+    sealer: Sealer,
 }
 
 impl HmacKey {
@@ -79,9 +84,13 @@ impl HmacKey {
         let keyed = HmacSha256::new_from_slice(bytes).map_err(|_| KeyError::TooShort {
             length: bytes.len(),
         })?;
+        let mut mac = keyed.clone();
+        mac.update(SEAL_DOMAIN);
+        let seal_key = zeroize::Zeroizing::new(<[u8; 32]>::from(mac.finalize().into_bytes()));
         Ok(Self {
             id: KeyId(id),
             keyed,
+            sealer: Sealer::new(&seal_key),
         })
     }
 
@@ -269,6 +278,28 @@ impl KeyRing {
     /// and naming the number in rate-limit keys, so stores never hold it in clear.
     pub fn destination_fingerprint(&self, e164: &str) -> [u8; 8] {
         self.primary().fingerprint(e164)
+    }
+
+    /// `to`, sealed for `challenge` under the primary key (see [`SealedDestination`]).
+    pub(crate) fn seal_destination(
+        &self,
+        challenge: &ChallengeId,
+        to: &PhoneNumber,
+    ) -> Option<SealedDestination> {
+        let primary = self.primary();
+        primary.sealer.seal(primary.id, challenge, to)
+    }
+
+    /// The number `sealed` holds, if a key of the ring sealed it for `challenge` and it is
+    /// intact.
+    pub(crate) fn open_destination(
+        &self,
+        challenge: &ChallengeId,
+        sealed: &SealedDestination,
+    ) -> Option<PhoneNumber> {
+        let key_id = seal::sealing_key(sealed)?;
+        let key = self.keys.iter().find(|key| key.id == key_id)?;
+        key.sealer.open(challenge, sealed)
     }
 
     /// The id under which stores count `account`'s consecutive failures. Derived from the

@@ -6,6 +6,7 @@ mod code;
 mod keys;
 mod outcome;
 mod request;
+mod seal;
 mod service;
 
 pub use account::Account;
@@ -16,6 +17,7 @@ pub use keys::{
 };
 pub use outcome::{NotPending, VerifyOutcome};
 pub use request::{MAX_LABEL_BYTES, ResendRequest, StartRequest};
+pub use seal::SealedDestination;
 pub use service::{
     DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, MAX_SAFE_LIFETIME, OtpService, OtpServiceBuilder,
     Started,

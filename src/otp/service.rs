@@ -22,7 +22,9 @@ use crate::message::{Channel, Message};
 use crate::phone::PhoneNumber;
 use crate::provider::{PhoneProvider, ProviderErrorKind};
 use crate::router::{DestinationPolicy, PolicyRefusal};
-use crate::store::{ChallengeRecord, MemoryStore, OtpStore, PendingChallenge, StoreError};
+use crate::store::{
+    ChallengeRecord, MemoryStore, OtpStore, PendingChallenge, StoreError, StoredDestination,
+};
 use crate::template::Templates;
 
 /// Default code lifetime: 5 minutes.
@@ -333,7 +335,12 @@ impl OtpService {
             context_bound: !request.context.is_empty(),
             expires_at,
         };
-        let record = ChallengeRecord::new(id, digest, inner.max_attempts, &pending);
+        let sealed = keys
+            .seal_destination(&id, &pending.destination)
+            .ok_or(StartError::Store(StoreError::Corrupt(
+                "could not seal the destination",
+            )))?;
+        let record = ChallengeRecord::new(id, digest, inner.max_attempts, &pending, sealed);
         inner
             .store
             .insert(record, now)
@@ -451,12 +458,23 @@ impl OtpService {
         let inner = &self.inner;
         let id = &request.challenge_id;
         let now = inner.clock.now();
-        let pending = inner
+        let record = inner
             .store
             .pending(id, now)
             .await
             .map_err(ResendError::Store)?
             .map_err(ResendError::NotPending)?;
+        let destination = match &record.destination {
+            StoredDestination::Number(number) => number.clone(),
+            StoredDestination::Sealed(sealed) => {
+                self.keys()
+                    .open_destination(id, sealed)
+                    .ok_or(ResendError::Store(StoreError::Corrupt(
+                        "the stored destination does not open under this key ring",
+                    )))?
+            }
+        };
+        let pending = record.with_destination(destination);
         if pending.context_bound && request.context.is_empty() {
             return Err(ResendError::InvalidRequest(
                 "the challenge is bound to a context: resend with the same context",

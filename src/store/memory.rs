@@ -23,8 +23,8 @@ use subtle::ConstantTimeEq;
 use super::failure_table::FailureTable;
 use super::limit_table::{DEFAULT_LIMIT_KEY_CAPACITY, LimitTable};
 use super::{
-    CODES_PER_CHALLENGE, ChallengeRecord, OtpStore, PendingChallenge, RETAIN_AFTER_EXPIRY,
-    StoreError,
+    CODES_PER_CHALLENGE, ChallengeRecord, OtpStore, PendingRecord, RETAIN_AFTER_EXPIRY, StoreError,
+    StoredDestination,
 };
 use crate::clock::{Timestamp, duration_millis};
 use crate::limit::{Admission, FailureCap, Limit};
@@ -522,11 +522,11 @@ fn destination_to_int(destination: &PhoneNumber) -> Result<u64, StoreError> {
         .map_err(|_| StoreError::Corrupt("destination is not numeric"))
 }
 
-fn pending_from(slot: &Slot) -> Result<PendingChallenge, StoreError> {
+fn pending_from(slot: &Slot) -> Result<PendingRecord, StoreError> {
     let destination = PhoneNumber::parse(&format!("+{}", slot.destination))
         .map_err(|_| StoreError::Corrupt("stored destination no longer parses"))?;
-    Ok(PendingChallenge {
-        destination,
+    Ok(PendingRecord {
+        destination: StoredDestination::Number(destination),
         channel: slot.channel().ok_or(StoreError::Corrupt("channel"))?,
         locale: slot.locale().ok_or(StoreError::Corrupt("locale"))?,
         purpose: Purpose::from_tag(slot.purpose).ok_or(StoreError::Corrupt("purpose"))?,
@@ -711,7 +711,7 @@ impl OtpStore for MemoryStore {
         &self,
         id: &ChallengeId,
         now: Timestamp,
-    ) -> Result<Result<PendingChallenge, NotPending>, StoreError> {
+    ) -> Result<Result<PendingRecord, NotPending>, StoreError> {
         let Some(slot) = self.find_challenge(id) else {
             return Ok(Err(NotPending::NotFound));
         };

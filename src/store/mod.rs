@@ -23,7 +23,9 @@ pub use redis::RedisStore;
 use crate::clock::Timestamp;
 use crate::limit::{Admission, FailureCap, Limit};
 use crate::message::{Channel, Locale, Purpose};
-use crate::otp::{AccountId, Candidates, ChallengeId, Digest, NotPending, VerifyOutcome};
+use crate::otp::{
+    AccountId, Candidates, ChallengeId, Digest, NotPending, SealedDestination, VerifyOutcome,
+};
 use crate::phone::PhoneNumber;
 
 /// How many codes of one challenge stay valid: the newest three, so a late SMS does not lock
@@ -76,8 +78,11 @@ pub struct ChallengeRecord {
     pub channel: Channel,
     /// The language of its messages.
     pub locale: Locale,
-    /// Where the codes go.
+    /// Where the codes go, for a store in this process's memory.
     pub destination: PhoneNumber,
+    /// Where the codes go, sealed, for a store shared over the network: a dump of it must
+    /// reveal no numbers.
+    pub sealed_destination: SealedDestination,
     /// The user it belongs to, if the caller said.
     pub subject: Option<String>,
     /// The tenant its sends are charged to, if any.
@@ -95,6 +100,7 @@ impl ChallengeRecord {
         digest: Digest,
         attempts_left: u8,
         pending: &PendingChallenge,
+        sealed_destination: SealedDestination,
     ) -> Self {
         Self {
             id,
@@ -105,6 +111,7 @@ impl ChallengeRecord {
             channel: pending.channel,
             locale: pending.locale,
             destination: pending.destination.clone(),
+            sealed_destination,
             subject: pending.subject.clone(),
             tenant: pending.tenant.clone(),
             client_ip_given: pending.client_ip_given,
@@ -124,6 +131,57 @@ impl fmt::Debug for ChallengeRecord {
             .field("channel", &self.channel)
             .field("destination", &self.destination)
             .finish_non_exhaustive()
+    }
+}
+
+/// Where a challenge's codes go, as a store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredDestination {
+    /// In clear: a store in this process's memory.
+    Number(PhoneNumber),
+    /// Sealed ([`ChallengeRecord::sealed_destination`]): a store shared over the network.
+    /// The service opens it with its key ring.
+    Sealed(SealedDestination),
+}
+
+/// What a store knows of a live challenge, for a resend: [`PendingChallenge`] with the
+/// destination as the store keeps it.
+#[derive(Debug, Clone)]
+pub struct PendingRecord {
+    /// Where its codes go.
+    pub destination: StoredDestination,
+    /// The channel it was started on.
+    pub channel: Channel,
+    /// Its language.
+    pub locale: Locale,
+    /// What it is for.
+    pub purpose: Purpose,
+    /// Its user.
+    pub subject: Option<String>,
+    /// Its tenant.
+    pub tenant: Option<String>,
+    /// Whether it was started with a client IP.
+    pub client_ip_given: bool,
+    /// Whether its codes are bound to caller context bytes.
+    pub context_bound: bool,
+    /// When it expires.
+    pub expires_at: Timestamp,
+}
+
+impl PendingRecord {
+    /// The challenge with its destination in clear, given the number.
+    pub fn with_destination(self, destination: PhoneNumber) -> PendingChallenge {
+        PendingChallenge {
+            destination,
+            channel: self.channel,
+            locale: self.locale,
+            purpose: self.purpose,
+            subject: self.subject,
+            tenant: self.tenant,
+            client_ip_given: self.client_ip_given,
+            context_bound: self.context_bound,
+            expires_at: self.expires_at,
+        }
     }
 }
 
@@ -209,7 +267,7 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
         &self,
         id: &ChallengeId,
         now: Timestamp,
-    ) -> Result<Result<PendingChallenge, NotPending>, StoreError>;
+    ) -> Result<Result<PendingRecord, NotPending>, StoreError>;
 
     /// Adds the digest of a resent code if the challenge is still live, keeping the newest
     /// [`CODES_PER_CHALLENGE`] digests.
@@ -268,7 +326,7 @@ impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
         &self,
         id: &ChallengeId,
         now: Timestamp,
-    ) -> Result<Result<PendingChallenge, NotPending>, StoreError> {
+    ) -> Result<Result<PendingRecord, NotPending>, StoreError> {
         (**self).pending(id, now).await
     }
 

@@ -17,6 +17,9 @@
 //!   keeps all rate-limit state on one node. Limit keys name numbers by a keyed
 //!   fingerprint, never in clear.
 //!
+//! Records keep the destination sealed (`ChallengeRecord::sealed_destination`), never the
+//! number in clear, so a dump of the store reveals no phone numbers.
+//!
 //! Times come from the service's [`Clock`](crate::Clock) as arguments, never from Redis'
 //! own clock, so a `ManualClock` drives Redis exactly as it drives memory.
 //!
@@ -30,14 +33,13 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
 use super::{
-    CODES_PER_CHALLENGE, ChallengeRecord, OtpStore, PendingChallenge, RETAIN_AFTER_EXPIRY,
-    StoreError,
+    CODES_PER_CHALLENGE, ChallengeRecord, OtpStore, PendingRecord, RETAIN_AFTER_EXPIRY, StoreError,
+    StoredDestination,
 };
 use crate::clock::{Timestamp, duration_millis};
 use crate::limit::{Admission, FailureCap, Limit, LimitKey};
 use crate::message::{Channel, Locale, Purpose};
-use crate::otp::{AccountId, ChallengeId, Digest, NotPending, VerifyOutcome};
-use crate::phone::PhoneNumber;
+use crate::otp::{AccountId, ChallengeId, Digest, NotPending, SealedDestination, VerifyOutcome};
 
 const INSERT: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -364,7 +366,7 @@ impl OtpStore for RedisStore {
             .arg(challenge.purpose.to_tag())
             .arg(challenge.channel.to_tag())
             .arg(challenge.locale.to_tag())
-            .arg(challenge.destination.e164())
+            .arg(challenge.sealed_destination.as_bytes())
             .arg(encode_digest(&challenge.digest))
             .arg(ttl)
             .arg(flags)
@@ -428,7 +430,7 @@ impl OtpStore for RedisStore {
         &self,
         id: &ChallengeId,
         now: Timestamp,
-    ) -> Result<Result<PendingChallenge, NotPending>, StoreError> {
+    ) -> Result<Result<PendingRecord, NotPending>, StoreError> {
         let reply: Vec<Value> = self
             .pending
             .key(self.challenge_key(id))
@@ -448,11 +450,13 @@ impl OtpStore for RedisStore {
                 None
             })
         };
-        let destination = PhoneNumber::parse(&text(field(1)?)?)
-            .map_err(|_| StoreError::Corrupt("stored destination no longer parses"))?;
+        let destination = match field(1)? {
+            Value::BulkString(bytes) => SealedDestination::from_bytes(bytes.clone()),
+            _ => return Err(StoreError::Corrupt("expected a sealed destination")),
+        };
         let flags = int(field(6)?)?;
-        Ok(Ok(PendingChallenge {
-            destination,
+        Ok(Ok(PendingRecord {
+            destination: StoredDestination::Sealed(destination),
             channel: Channel::from_tag(tag(field(2)?)?).ok_or(StoreError::Corrupt("channel"))?,
             locale: Locale::from_tag(tag(field(3)?)?).ok_or(StoreError::Corrupt("locale"))?,
             purpose: Purpose::from_tag(tag(field(4)?)?).ok_or(StoreError::Corrupt("purpose"))?,

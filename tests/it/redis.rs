@@ -200,11 +200,11 @@ mod with_redis {
         Ok(())
     }
 
-    /// Limit keys name numbers by a keyed fingerprint: a dump of Redis' keys holds no
-    /// phone number, and every limit key shares one hash tag (so one script can decide
+    /// Limit keys name numbers by a keyed fingerprint and records keep them sealed: a dump
+    /// of Redis holds no phone number, and every limit key shares one hash tag (so one script can decide
     /// them together on a cluster).
     #[tokio::test]
-    async fn limit_keys_hold_no_phone_number_and_share_one_hash_tag() -> TestResult {
+    async fn a_dump_holds_no_phone_number_and_limit_keys_share_one_hash_tag() -> TestResult {
         let Some(url) = std::env::var("REDIS_URL").ok() else {
             skip_loudly("REDIS_URL is not set (./scripts/test.sh sets it)");
             return Ok(());
@@ -230,6 +230,23 @@ mod with_redis {
         assert_eq!(limit_keys.len(), 5, "{keys:?}");
         for key in &keys {
             assert!(!key.contains("9012345678"), "a key holds the number: {key}");
+        }
+        // Nor does any record: the challenge keeps its destination sealed.
+        let challenge = keys
+            .iter()
+            .find(|k| k.contains("c:{"))
+            .expect("a challenge");
+        let fields: Vec<Vec<u8>> = redis::cmd("HGETALL")
+            .arg(challenge)
+            .query_async(&mut connection)
+            .await?;
+        assert!(fields.len() >= 20, "{} fields", fields.len());
+        for field in &fields {
+            let text = String::from_utf8_lossy(field);
+            assert!(
+                !text.contains("9012345678"),
+                "a record holds the number: {text}"
+            );
         }
         let tag = format!("{prefix}{{{prefix}limits}}:");
         assert!(
@@ -280,6 +297,56 @@ mod with_redis {
                 .await?
                 .is_verified()
         );
+        Ok(())
+    }
+
+    /// A sealed destination opens under any key of the ring that sealed it, so a resend
+    /// works across a key rotation; without that key it fails as a store error, with
+    /// nothing sent.
+    #[tokio::test]
+    async fn sealed_destinations_survive_key_rotation() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        let (stub, clock) = (StubProvider::new(), ManualClock::new());
+        let key = |id: u8, fill: u8| HmacKey::new(id, &SecretSlice::from(vec![fill; 32])).unwrap();
+        let with_ring = |ring: KeyRing| {
+            OtpService::builder()
+                .key_ring(ring)
+                .provider(stub.clone())
+                .store(Arc::clone(&store))
+                .clock(clock.clone())
+                .limits(Limits::danger_none())
+                .build()
+                .unwrap()
+        };
+        let old = with_ring(KeyRing::new(key(1, 5)));
+        let started = old
+            .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
+            .await?;
+        let rotated = with_ring(KeyRing::new(key(2, 6)).with_previous(key(1, 5))?);
+        let resent = rotated.resend(&started.challenge_id).await?;
+        assert_eq!(resent.masked_destination, "+8190****5678");
+        let code = last_code(&stub, &jp_mobile());
+        assert!(
+            rotated
+                .verify(&started.challenge_id, &code)
+                .await?
+                .is_verified()
+        );
+
+        let started = old
+            .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
+            .await?;
+        let sent = stub.attempts();
+        let stranger = with_ring(KeyRing::new(key(3, 7)));
+        assert!(matches!(
+            stranger.resend(&started.challenge_id).await,
+            Err(phone_otp::ResendError::Store(
+                phone_otp::StoreError::Corrupt(_)
+            ))
+        ));
+        assert_eq!(stub.attempts(), sent, "nothing was sent");
         Ok(())
     }
 

@@ -90,6 +90,7 @@ pub fn record(id: ChallengeId, digest_byte: u8, expires_at: Timestamp) -> Challe
         channel: Channel::Sms,
         locale: Locale::En,
         destination: jp_mobile(),
+        sealed_destination: phone_otp::SealedDestination::from_bytes(vec![0xA5; 29]),
         subject: None,
         tenant: None,
         client_ip_given: false,
