@@ -15,6 +15,8 @@ use thiserror::Error;
 const MAX_INPUT_CHARS: usize = 64;
 /// E.164 allows at most 15 digits; national formats may add a trunk or IDD prefix.
 const MAX_DIGITS: usize = 17;
+/// The most digits an E.164 number has (ITU-T E.164, section 6).
+const E164_MAX_DIGITS: usize = 15;
 /// No valid number anywhere has fewer digits than this.
 const MIN_DIGITS: usize = 3;
 
@@ -258,6 +260,12 @@ impl PhoneNumber {
             return Err(ParsePhoneError::InvalidForRegion { region: label });
         }
         let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+        // E.164 allows 15 digits. The metadata accepts some longer national numbers (a
+        // Japanese 0800 number with 15 digits after the trunk prefix), which then fail to
+        // parse back from their own E.164 form: found by fuzzing.
+        if e164.len() > E164_MAX_DIGITS + 1 {
+            return Err(ParsePhoneError::TooLong);
+        }
         let number_type =
             NumberType::from_metadata(parsed.number_type(&phonenumber::metadata::DATABASE));
         Ok(Self {

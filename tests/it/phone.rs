@@ -138,3 +138,13 @@ fn international_input_ignores_the_default_region() {
         assert_eq!(number.e164(), "+819012345678");
     }
 }
+
+/// Found by fuzzing: `0800000000000069` read in Japan was accepted as a 17-digit "E.164"
+/// number that did not parse back. E.164 numbers have at most 15 digits.
+#[test]
+fn numbers_over_fifteen_digits_are_refused() {
+    assert_eq!(
+        PhoneNumber::parse_with_region("0800000000000069", "JP"),
+        Err(ParsePhoneError::TooLong)
+    );
+}
