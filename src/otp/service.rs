@@ -271,7 +271,7 @@ impl OtpService {
     /// Validates, rate-limits, stores a new challenge and delivers its code.
     ///
     /// # Errors
-    /// [`StartError::InvalidRequest`] for a subject or tenant over [`MAX_LABEL_BYTES`];
+    /// [`StartError::InvalidRequest`] for a subject or tenant over [`MAX_LABEL_BYTES`](crate::MAX_LABEL_BYTES);
     /// [`StartError::Limited`] with the limit and `retry_after`; a store, delivery or
     /// randomness failure. If delivery fails the challenge is removed.
     pub async fn start(&self, mut request: StartRequest) -> Result<Started, StartError> {
