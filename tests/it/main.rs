@@ -10,6 +10,7 @@ mod memory_store;
 mod ntt_cpaas;
 mod phone;
 mod properties;
+#[cfg(all(feature = "twilio", feature = "ntt-cpaas", feature = "smslink"))]
 mod provider_errors;
 mod redaction;
 mod redis;

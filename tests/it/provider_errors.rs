@@ -78,16 +78,13 @@ async fn every_error_path_is_clean(name: &str, provider: &dyn PhoneProvider, ser
 #[tokio::test]
 async fn no_adapter_error_shows_a_code_or_a_whole_number() -> TestResult {
     let server = MockServer::start().await;
-    #[cfg(feature = "twilio")]
     every_error_path_is_clean(
         "twilio",
         &crate::twilio::adapter(&server, crate::twilio::config()),
         &server,
     )
     .await;
-    #[cfg(feature = "ntt-cpaas")]
     every_error_path_is_clean("ntt-cpaas", &crate::ntt_cpaas::adapter(&server), &server).await;
-    #[cfg(feature = "smslink")]
     every_error_path_is_clean("smslink", &crate::smslink::adapter(&server), &server).await;
     Ok(())
 }
@@ -123,7 +120,6 @@ fn chunked_server(total: usize) -> std::io::Result<u16> {
 }
 
 /// A response over 64 KiB is refused as `Protocol`, whether its size is announced or not.
-#[cfg(feature = "twilio")]
 #[tokio::test]
 async fn responses_over_64_kib_are_refused() -> TestResult {
     use phone_otp::TwilioProvider;
