@@ -71,8 +71,15 @@
 //! - **Once**: the store's `check` compares and consumes in one atomic step, so of many
 //!   concurrent correct checks exactly one is `Verified`.
 //! - **Limits**: 5 wrong attempts per challenge; 5 sends per number per 10 minutes; 10 per
-//!   subject per hour; 30 per client IP per hour; 30 s resend cooldown. All checked before a
-//!   code is generated.
+//!   subject per hour; 30 per client IP (IPv6 per /64) and 100 per IPv6 /48 per hour; 30 s
+//!   resend cooldown. All decided before a code is generated, and charged only if all
+//!   allow, in one atomic store step; resends are charged like starts.
+//! - **Failures per account**: at most 100 wrong codes in a row per account across its
+//!   challenges ([`FailureCap`], NIST SP 800-63B 5.2.2), checked with the compare in one
+//!   atomic step.
+//! - **Shared stores** hold no phone numbers: limit keys use keyed fingerprints and
+//!   records keep the destination sealed. Providers see a reference derived from the
+//!   challenge id, never its store key.
 //! - **Logs**: numbers are masked (`+8190****5678`), codes, texts and keys never appear in
 //!   `Debug` output or `tracing` events.
 //! - **Unsafe settings** are named `danger_…`.
