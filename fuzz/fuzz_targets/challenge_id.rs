@@ -7,6 +7,9 @@ use phone_otp::ChallengeId;
 fuzz_target!(|input: &str| {
     if let Ok(id) = input.parse::<ChallengeId>() {
         assert_eq!(id.to_string(), input);
-        assert_eq!(ChallengeId::from_bytes(id.as_bytes().try_into().expect("33 bytes")), id);
+        assert_eq!(
+            ChallengeId::from_bytes(id.as_bytes().try_into().expect("33 bytes")),
+            id
+        );
     }
 });

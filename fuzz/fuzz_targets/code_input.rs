@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use phone_otp::{
-    HmacKey, KeyRing, Limits, ManualClock, OtpService, PhoneNumber, Purpose, StartRequest, StubProvider,
-    VerifyOutcome,
+    HmacKey, KeyRing, Limits, ManualClock, OtpService, PhoneNumber, Purpose, StartRequest,
+    StubProvider, VerifyOutcome,
 };
 use secrecy::{ExposeSecret, SecretSlice};
 
@@ -34,7 +34,9 @@ fn fixture() -> &'static Fixture {
             .build()
             .expect("service");
         Fixture {
-            runtime: tokio::runtime::Builder::new_current_thread().build().expect("runtime"),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime"),
             otp,
             stub,
             clock,
@@ -64,7 +66,11 @@ fuzz_target!(|typed: &str| {
                 _ => None,
             })
             .collect();
-        let outcome = f.otp.verify(&started.challenge_id, typed).await.expect("verify");
+        let outcome = f
+            .otp
+            .verify(&started.challenge_id, typed)
+            .await
+            .expect("verify");
         match outcome {
             VerifyOutcome::Verified { .. } => {
                 assert_eq!(typed_digits, code.expose_secret(), "a wrong code verified")

@@ -13,7 +13,8 @@ fuzz_target!(|input: &str| {
     ] {
         match parsed {
             Ok(number) => {
-                let again = PhoneNumber::parse(number.e164()).expect("E.164 of a valid number parses");
+                let again =
+                    PhoneNumber::parse(number.e164()).expect("E.164 of a valid number parses");
                 assert_eq!(again, number, "normalisation is idempotent");
                 let digits = number.e164_digits();
                 assert!(!number.to_string().contains(digits));
@@ -23,7 +24,10 @@ fuzz_target!(|input: &str| {
                 let shown = format!("{error} {error:?}");
                 let digits: String = input.chars().filter(char::is_ascii_digit).collect();
                 if digits.len() >= 6 {
-                    assert!(!shown.contains(&digits), "the error repeats the input: {shown}");
+                    assert!(
+                        !shown.contains(&digits),
+                        "the error repeats the input: {shown}"
+                    );
                 }
             }
         }

@@ -13,14 +13,21 @@ fuzz_target!(|data: &[u8]| {
     let input = String::from_utf8_lossy(data);
     let mut parts = input.splitn(3, '\0');
     let (text, app) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let seconds: u16 = parts.next().and_then(|s| s.trim().parse().ok()).unwrap_or(300);
+    let seconds: u16 = parts
+        .next()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(300);
     let Ok(template) = Template::new(text) else {
         return;
     };
     for channel in [Channel::Sms, Channel::Voice] {
         for locale in [Locale::En, Locale::Ja] {
-            let templates =
-                Templates::new(app).with_template(channel, Purpose::SignIn, locale, template.clone());
+            let templates = Templates::new(app).with_template(
+                channel,
+                Purpose::SignIn,
+                locale,
+                template.clone(),
+            );
             let rendered = templates.render(
                 channel,
                 Purpose::SignIn,
@@ -31,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
             let rendered = rendered.expose_secret();
             match channel {
                 Channel::Sms => assert!(rendered.contains("123456"), "{rendered}"),
-                _ => assert!(rendered.contains('1') && rendered.contains('6'), "{rendered}"),
+                _ => assert!(
+                    rendered.contains('1') && rendered.contains('6'),
+                    "{rendered}"
+                ),
             }
         }
     }

@@ -144,12 +144,16 @@ pub enum StoredDestination {
     Sealed(SealedDestination),
 }
 
-/// What a store knows of a live challenge, for a resend: [`PendingChallenge`] with the
-/// destination as the store keeps it.
+/// What a store knows of a live challenge, for a resend: the destination as the store
+/// keeps it, in clear or sealed.
+pub type PendingRecord = PendingChallenge<StoredDestination>;
+
+/// What a resend needs to know about a live challenge. `D` is how its destination is
+/// known: a [`PhoneNumber`] to the service, a [`StoredDestination`] to a store.
 #[derive(Debug, Clone)]
-pub struct PendingRecord {
+pub struct PendingChallenge<D = PhoneNumber> {
     /// Where its codes go.
-    pub destination: StoredDestination,
+    pub destination: D,
     /// The channel it was started on.
     pub channel: Channel,
     /// Its language.
@@ -168,9 +172,9 @@ pub struct PendingRecord {
     pub expires_at: Timestamp,
 }
 
-impl PendingRecord {
-    /// The challenge with its destination in clear, given the number.
-    pub fn with_destination(self, destination: PhoneNumber) -> PendingChallenge {
+impl<D> PendingChallenge<D> {
+    /// The same challenge with its destination known as `destination` (e.g. opened).
+    pub fn with_destination<E>(self, destination: E) -> PendingChallenge<E> {
         PendingChallenge {
             destination,
             channel: self.channel,
@@ -183,29 +187,6 @@ impl PendingRecord {
             expires_at: self.expires_at,
         }
     }
-}
-
-/// What a resend needs to know about a live challenge.
-#[derive(Debug, Clone)]
-pub struct PendingChallenge {
-    /// Where its codes go.
-    pub destination: PhoneNumber,
-    /// The channel it was started on.
-    pub channel: Channel,
-    /// Its language.
-    pub locale: Locale,
-    /// What it is for.
-    pub purpose: Purpose,
-    /// Its user.
-    pub subject: Option<String>,
-    /// Its tenant.
-    pub tenant: Option<String>,
-    /// Whether it was started with a client IP.
-    pub client_ip_given: bool,
-    /// Whether its codes are bound to caller context bytes.
-    pub context_bound: bool,
-    /// When it expires.
-    pub expires_at: Timestamp,
 }
 
 /// Storage for challenges and rate-limit state.

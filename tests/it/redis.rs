@@ -54,77 +54,7 @@ mod with_redis {
         bytes
     }
 
-    #[tokio::test]
-    async fn redis_every_verify_outcome() -> TestResult {
-        let Some(store) = store().await else {
-            return Ok(());
-        };
-        store_contract::every_verify_outcome(store).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn redis_single_use_under_64_concurrent_checks() -> TestResult {
-        let Some(store) = store().await else {
-            return Ok(());
-        };
-        store_contract::single_use_under_64_concurrent_checks(store).await
-    }
-
-    #[tokio::test]
-    async fn redis_resend_codes_and_pending_state() -> TestResult {
-        let Some(store) = store().await else {
-            return Ok(());
-        };
-        store_contract::resend_codes_and_pending_state(store).await
-    }
-
-    #[tokio::test]
-    async fn redis_pending_keeps_what_a_resend_needs() -> TestResult {
-        let Some(store) = store().await else {
-            return Ok(());
-        };
-        store_contract::pending_keeps_what_a_resend_needs(store).await
-    }
-
-    #[tokio::test]
-    async fn redis_failures_are_capped_per_account() -> TestResult {
-        let Some(store) = store().await else {
-            return Ok(());
-        };
-        store_contract::failures_are_capped_per_account(store).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn redis_failure_cap_holds_under_concurrent_wrong_codes() -> TestResult {
-        let Some(store) = store().await else {
-            return Ok(());
-        };
-        store_contract::failure_cap_holds_under_concurrent_wrong_codes(store).await
-    }
-
-    #[tokio::test]
-    async fn redis_an_id_with_another_account_finds_nothing() -> TestResult {
-        let Some(store) = store().await else {
-            return Ok(());
-        };
-        store_contract::an_id_with_another_account_finds_nothing(store).await
-    }
-
-    #[tokio::test]
-    async fn redis_throttle_charges_all_limits_or_none() -> TestResult {
-        let Some(store) = store().await else {
-            return Ok(());
-        };
-        store_contract::throttle_charges_all_limits_or_none(store).await
-    }
-
-    #[tokio::test]
-    async fn redis_throttle_decisions_and_retry_after() -> TestResult {
-        let Some(store) = store().await else {
-            return Ok(());
-        };
-        store_contract::throttle_decisions_and_retry_after(store).await
-    }
+    store_contract::contract_tests!(store);
 
     fn service(
         store: Arc<dyn OtpStore>,

@@ -43,29 +43,7 @@ mod with_cluster {
         ))
     }
 
-    macro_rules! contract {
-        ($($name:ident),* $(,)?) => {$(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() -> TestResult {
-                let Some(store) = store().await else {
-                    return Ok(());
-                };
-                store_contract::$name(store).await
-            }
-        )*};
-    }
-
-    contract!(
-        every_verify_outcome,
-        single_use_under_64_concurrent_checks,
-        resend_codes_and_pending_state,
-        pending_keeps_what_a_resend_needs,
-        failures_are_capped_per_account,
-        failure_cap_holds_under_concurrent_wrong_codes,
-        an_id_with_another_account_finds_nothing,
-        throttle_decisions_and_retry_after,
-        throttle_charges_all_limits_or_none,
-    );
+    store_contract::contract_tests!(store);
 
     /// The cluster really spreads challenges: accounts land on more than one primary.
     #[tokio::test]

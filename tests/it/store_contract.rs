@@ -418,53 +418,44 @@ pub async fn throttle_charges_all_limits_or_none(store: Arc<dyn OtpStore>) -> Te
     Ok(())
 }
 
+/// One test per contract check for a backend: `store` is an async fn giving a fresh
+/// store, or `None` when the backend is not available (it then says so loudly).
+macro_rules! contract_tests {
+    ($store:path) => {
+        $crate::store_contract::contract_tests!(@each $store;
+            every_verify_outcome,
+            single_use_under_64_concurrent_checks,
+            resend_codes_and_pending_state,
+            pending_keeps_what_a_resend_needs,
+            failures_are_capped_per_account,
+            failure_cap_holds_under_concurrent_wrong_codes,
+            an_id_with_another_account_finds_nothing,
+            throttle_decisions_and_retry_after,
+            throttle_charges_all_limits_or_none,
+        );
+    };
+    (@each $store:path; $($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $check() -> $crate::support::TestResult {
+            let Some(store) = $store().await else {
+                return Ok(());
+            };
+            $crate::store_contract::$check(store).await
+        }
+    )*};
+}
+pub(crate) use contract_tests;
+
 fn memory() -> Arc<dyn OtpStore> {
     Arc::new(MemoryStore::new())
 }
 
-#[tokio::test]
-async fn memory_every_verify_outcome() -> TestResult {
-    every_verify_outcome(memory()).await
+async fn memory_store() -> Option<Arc<dyn OtpStore>> {
+    Some(memory())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn memory_single_use_under_64_concurrent_checks() -> TestResult {
-    single_use_under_64_concurrent_checks(memory()).await
-}
-
-#[tokio::test]
-async fn memory_resend_codes_and_pending_state() -> TestResult {
-    resend_codes_and_pending_state(memory()).await
-}
-
-#[tokio::test]
-async fn memory_throttle_decisions_and_retry_after() -> TestResult {
-    throttle_decisions_and_retry_after(memory()).await
-}
-
-#[tokio::test]
-async fn memory_pending_keeps_what_a_resend_needs() -> TestResult {
-    pending_keeps_what_a_resend_needs(memory()).await
-}
-
-#[tokio::test]
-async fn memory_failures_are_capped_per_account() -> TestResult {
-    failures_are_capped_per_account(memory()).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn memory_failure_cap_holds_under_concurrent_wrong_codes() -> TestResult {
-    failure_cap_holds_under_concurrent_wrong_codes(memory()).await
-}
-
-#[tokio::test]
-async fn memory_an_id_with_another_account_finds_nothing() -> TestResult {
-    an_id_with_another_account_finds_nothing(memory()).await
-}
-
-#[tokio::test]
-async fn memory_throttle_charges_all_limits_or_none() -> TestResult {
-    throttle_charges_all_limits_or_none(memory()).await
+mod memory {
+    super::contract_tests!(super::memory_store);
 }
 
 #[tokio::test]
