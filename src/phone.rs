@@ -221,6 +221,22 @@ impl PhoneNumber {
     }
 
     fn parse_inner(input: &str, default_region: Option<Region>) -> Result<Self, ParsePhoneError> {
+        let number = Self::parse_once(input, default_region)?;
+        // The canonical form must read back as the same number: the metadata accepts some
+        // inputs (national numbers with extra leading zeros, found by fuzzing) whose E.164
+        // form it then calls invalid. Such a number is refused rather than stored, keyed
+        // and sent in a form that does not name it.
+        if number.e164 != input
+            && Self::parse_once(&number.e164, None).ok().as_ref() != Some(&number)
+        {
+            return Err(ParsePhoneError::InvalidForRegion {
+                region: region_label(number.region.or(default_region)),
+            });
+        }
+        Ok(number)
+    }
+
+    fn parse_once(input: &str, default_region: Option<Region>) -> Result<Self, ParsePhoneError> {
         let normalized = normalize_input(input)?;
         let international = normalized.starts_with('+');
         if !international && default_region.is_none() {

@@ -148,3 +148,21 @@ fn numbers_over_fifteen_digits_are_refused() {
         Err(ParsePhoneError::TooLong)
     );
 }
+
+/// Found by fuzzing: `000037000037` read in Japan was accepted as `+810037000037`, which
+/// the parser then calls invalid. Every accepted number reads back from its E.164 form.
+#[test]
+fn accepted_numbers_read_back_from_their_e164_form() {
+    assert!(matches!(
+        PhoneNumber::parse_with_region("000037000037", "JP"),
+        Err(ParsePhoneError::InvalidForRegion { .. })
+    ));
+    for (input, region) in [
+        ("090-1234-5678", "JP"),
+        ("(415) 555-0123", "US"),
+        ("+44 7911 123456", "JP"),
+    ] {
+        let number = PhoneNumber::parse_with_region(input, region).unwrap();
+        assert_eq!(PhoneNumber::parse(number.e164()).unwrap(), number);
+    }
+}
