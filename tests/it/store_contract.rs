@@ -326,6 +326,55 @@ pub async fn an_id_with_another_account_finds_nothing<S: OtpStore + Clone + 'sta
     Ok(())
 }
 
+/// Limits hold under a race: 64 concurrent starts from one client IP, each to its own
+/// number, with an IP quota of 10: exactly 10 are sent, and the refused ones spent no
+/// number's budget (each number can still be sent to at once).
+pub async fn limits_hold_under_concurrent_starts(store: Arc<dyn OtpStore>) -> TestResult {
+    let h = Harness::with(|b| {
+        b.store(Arc::clone(&store)).limits(Limits {
+            per_client_ip: Some(Quota::per_hour(NonZeroU32::new(10).unwrap())),
+            per_destination: Some(Quota::per_hour(NonZeroU32::MIN)),
+            ..Limits::danger_none()
+        })
+    });
+    let ip: std::net::IpAddr = "198.51.100.99".parse()?;
+    let barrier = Arc::new(tokio::sync::Barrier::new(64));
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let (otp, barrier) = (h.otp.clone(), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                otp.start(StartRequest::sms(jp_mobile_n(500 + i), Purpose::SignIn).client_ip(ip))
+                    .await
+            })
+        })
+        .collect();
+    let mut refused_numbers = Vec::new();
+    let mut sent = 0;
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await? {
+            Ok(_) => sent += 1,
+            Err(StartError::Limited {
+                limit: LimitKind::ClientIp,
+                ..
+            }) => refused_numbers.push(500 + i as u32),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(sent, 10);
+    for number in refused_numbers {
+        h.otp
+            .start(
+                StartRequest::sms(jp_mobile_n(number), Purpose::SignIn)
+                    .client_ip("192.0.2.99".parse()?),
+            )
+            .await
+            .map_err(|e| format!("number {number}: {e}"))?;
+        h.clock.advance(Duration::from_secs(400));
+    }
+    Ok(())
+}
+
 pub async fn throttle_decisions_and_retry_after(store: Arc<dyn OtpStore>) -> TestResult {
     let clock = ManualClock::new();
     let quota = Quota::per_period(NonZeroU32::new(3).unwrap(), Duration::from_secs(90));
@@ -432,6 +481,7 @@ macro_rules! contract_tests {
             an_id_with_another_account_finds_nothing,
             throttle_decisions_and_retry_after,
             throttle_charges_all_limits_or_none,
+            limits_hold_under_concurrent_starts,
         );
     };
     (@each $store:path; $($check:ident),* $(,)?) => {$(
