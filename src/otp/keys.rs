@@ -134,10 +134,7 @@ impl HmacKey {
         let mut mac = self.keyed.clone();
         mac.update(REFERENCE_DOMAIN);
         mac.update(challenge.as_bytes());
-        let full: [u8; 32] = mac.finalize().into_bytes().into();
-        let mut short = [0u8; 12];
-        short.copy_from_slice(&full[..12]);
-        short
+        truncated(mac)
     }
 
     fn account(&self, account: &Account<'_>) -> [u8; 8] {
@@ -161,21 +158,23 @@ impl HmacKey {
                 mac.update(number.e164().as_bytes());
             }
         }
-        let full: [u8; 32] = mac.finalize().into_bytes().into();
-        let mut short = [0u8; 8];
-        short.copy_from_slice(&full[..8]);
-        short
+        truncated(mac)
     }
 
     fn fingerprint(&self, e164: &str) -> [u8; 8] {
         let mut mac = self.keyed.clone();
         mac.update(DESTINATION_DOMAIN);
         mac.update(e164.as_bytes());
-        let full: [u8; 32] = mac.finalize().into_bytes().into();
-        let mut short = [0u8; 8];
-        short.copy_from_slice(&full[..8]);
-        short
+        truncated(mac)
     }
+}
+
+/// The first `N` bytes of a MAC: keyed fingerprints and references need no more.
+fn truncated<const N: usize>(mac: HmacSha256) -> [u8; N] {
+    let full: [u8; 32] = mac.finalize().into_bytes().into();
+    let mut short = [0u8; N];
+    short.copy_from_slice(&full[..N]);
+    short
 }
 
 impl fmt::Debug for HmacKey {

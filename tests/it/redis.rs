@@ -56,6 +56,32 @@ mod with_redis {
 
     store_contract::contract_tests!(store);
 
+    /// Starts a challenge (retrying while the connection is remade) and verifies it: the
+    /// store works end to end once Redis is up, without a new service.
+    async fn start_and_verify_once_redis_answers(
+        otp: &OtpService,
+        stub: &StubProvider,
+    ) -> TestResult {
+        let mut started = None;
+        for _ in 0..20 {
+            if let Ok(ok) = otp
+                .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
+                .await
+            {
+                started = Some(ok);
+                break;
+            }
+        }
+        let started = started.expect("the store connects once Redis is up");
+        let code = last_code(stub, &jp_mobile());
+        assert!(
+            otp.verify(&started.challenge_id, &code)
+                .await?
+                .is_verified()
+        );
+        Ok(())
+    }
+
     fn service(
         store: Arc<dyn OtpStore>,
         stub: &StubProvider,
@@ -210,24 +236,7 @@ mod with_redis {
         let Some(_server) = RedisServer::start_on(port) else {
             return Ok(());
         };
-        let mut started = None;
-        for _ in 0..20 {
-            if let Ok(ok) = otp
-                .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
-                .await
-            {
-                started = Some(ok);
-                break;
-            }
-        }
-        let started = started.expect("the store connects once Redis is up");
-        let code = last_code(&stub, &jp_mobile());
-        assert!(
-            otp.verify(&started.challenge_id, &code)
-                .await?
-                .is_verified()
-        );
-        Ok(())
+        start_and_verify_once_redis_answers(&otp, &stub).await
     }
 
     /// A sealed destination opens under any key of the ring that sealed it, so a resend
@@ -314,23 +323,6 @@ mod with_redis {
         // Same process, same service: works again once Redis is back (data was in memory
         // only, so the old challenge is gone; a new one works end to end).
         server.restart();
-        let mut recovered = None;
-        for _ in 0..20 {
-            if let Ok(started) = otp
-                .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
-                .await
-            {
-                recovered = Some(started);
-                break;
-            }
-        }
-        let started = recovered.expect("the store reconnects without a restart");
-        let code = last_code(&stub, &jp_mobile());
-        assert!(
-            otp.verify(&started.challenge_id, &code)
-                .await?
-                .is_verified()
-        );
-        Ok(())
+        start_and_verify_once_redis_answers(&otp, &stub).await
     }
 }
