@@ -13,7 +13,7 @@ fn redis_tests_need_the_redis_feature() {
 }
 
 #[cfg(feature = "redis")]
-mod with_redis {
+pub(crate) mod with_redis {
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -28,7 +28,7 @@ mod with_redis {
     use crate::support::{TestResult, jp_mobile, last_code, skip_loudly, verify_from_64_tasks};
 
     /// A store on the suite's Redis under a fresh prefix, so tests never share keys.
-    async fn store() -> Option<Arc<dyn OtpStore>> {
+    pub(crate) async fn store() -> Option<Arc<dyn OtpStore>> {
         let Some(url) = std::env::var("REDIS_URL").ok() else {
             skip_loudly("REDIS_URL is not set (./scripts/test.sh sets it)");
             return None;

@@ -14,7 +14,7 @@ fn redis_cluster_tests_need_the_redis_cluster_feature() {
 }
 
 #[cfg(feature = "redis-cluster")]
-mod with_cluster {
+pub(crate) mod with_cluster {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -24,7 +24,7 @@ mod with_cluster {
     use crate::support::{TestResult, skip_loudly};
 
     /// A store on the suite's cluster under a fresh prefix.
-    async fn store() -> Option<Arc<dyn OtpStore>> {
+    pub(crate) async fn store() -> Option<Arc<dyn OtpStore>> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let Some(nodes) = std::env::var("REDIS_CLUSTER_NODES").ok() else {
             skip_loudly("REDIS_CLUSTER_NODES is not set (./scripts/test.sh starts a cluster)");

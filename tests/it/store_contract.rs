@@ -508,6 +508,24 @@ mod memory {
     super::contract_tests!(super::memory_store);
 }
 
+/// Failure counts are kept only for accounts with failures, and swept once forgotten.
+#[tokio::test]
+async fn memory_store_sweeps_forgotten_failure_counts() -> TestResult {
+    let store = MemoryStore::new();
+    let h = Harness::with_store(Arc::new(store.clone()));
+    for i in 0..5 {
+        let (id, code) = h.start(&jp_mobile_n(i)).await;
+        h.otp.verify(&id, &wrong(&code)).await?;
+    }
+    let (id, code) = h.start(&jp_mobile_n(9)).await;
+    h.otp.verify(&id, &code).await?;
+    assert_eq!(store.accounts_with_failures(), 5);
+    h.clock.advance(Duration::from_secs(86_400));
+    store.sweep(h.clock.now());
+    assert_eq!(store.accounts_with_failures(), 0);
+    Ok(())
+}
+
 #[tokio::test]
 async fn memory_store_sweeps_dead_records_and_limits() -> TestResult {
     let store = MemoryStore::new();

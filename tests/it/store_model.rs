@@ -324,23 +324,26 @@ proptest! {
     }
 }
 
+/// Runs `ops` on the store `store` gives, if that backend is available (it says loudly
+/// when it is not).
+fn run_on<F: std::future::Future<Output = Option<Arc<dyn OtpStore>>>>(
+    store: impl FnOnce() -> F,
+    ops: Vec<Op>,
+) {
+    runtime().block_on(async {
+        if let Some(store) = store().await {
+            run(store, None, ops).await;
+        }
+    });
+}
+
 #[cfg(feature = "redis")]
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
     fn redis_store_matches_the_model(ops in ops()) {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let Some(url) = std::env::var("REDIS_URL").ok() else {
-            crate::support::skip_loudly("REDIS_URL is not set (./scripts/test.sh sets it)");
-            return Ok(());
-        };
-        let prefix = format!("model:{}:{}:", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
-        runtime().block_on(async {
-            let store = phone_otp::RedisStore::connect(&url, &prefix).await.unwrap();
-            run(Arc::new(store), None, ops).await;
-        });
+        run_on(crate::redis::with_redis::store, ops);
     }
 }
 
@@ -350,17 +353,6 @@ proptest! {
 
     #[test]
     fn redis_cluster_store_matches_the_model(ops in ops()) {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let Some(nodes) = std::env::var("REDIS_CLUSTER_NODES").ok() else {
-            crate::support::skip_loudly("REDIS_CLUSTER_NODES is not set (./scripts/test.sh sets it)");
-            return Ok(());
-        };
-        let prefix = format!("model-c:{}:{}:", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
-        runtime().block_on(async {
-            let nodes: Vec<&str> = nodes.split(',').collect();
-            let store = phone_otp::RedisStore::connect_cluster(&nodes, &prefix).await.unwrap();
-            run(Arc::new(store), None, ops).await;
-        });
+        run_on(crate::redis_cluster::with_cluster::store, ops);
     }
 }
