@@ -120,6 +120,43 @@ pub enum ResendError {
     Random(#[source] RandomError),
 }
 
+/// [`OtpService::relay`](crate::OtpService::relay) did not deliver the code.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// A field of the request is unusable (code, text, subject, tenant or request key).
+    /// Nothing was spent or sent.
+    #[error("invalid relay request: {0}")]
+    InvalidRequest(&'static str),
+    /// The code had already expired; nothing was spent or sent.
+    #[error("code already expired")]
+    Expired,
+    /// The destination policy refused the number (before any quota was spent).
+    #[error("destination refused by policy")]
+    Refused(#[source] PolicyRefusal),
+    /// A rate limit refused the send, or ([`LimitKind::Duplicate`]) the request key was
+    /// already relayed. Nothing was charged or sent.
+    #[error("{limit} rate limit reached, retry after {}s", retry_after.as_secs_f64().ceil())]
+    Limited {
+        /// Which limit.
+        limit: LimitKind,
+        /// How long until it would allow a send.
+        retry_after: Duration,
+    },
+    /// The configured provider cannot deliver on this channel.
+    #[error("provider cannot deliver on the {0} channel")]
+    ChannelUnsupported(Channel),
+    /// The store failed; nothing was sent.
+    #[error("store failed")]
+    Store(#[source] StoreError),
+    /// No provider accepted the message in time.
+    #[error("delivery failed")]
+    Delivery(#[source] ProviderError),
+    /// The OS random source failed.
+    #[error("could not generate a message reference")]
+    Random(#[source] RandomError),
+}
+
 /// [`OtpService::verify`](crate::OtpService::verify) could not reach a verdict. This is
 /// never a verified outcome: treat it as a failure to authenticate.
 #[derive(Debug, Error)]

@@ -99,7 +99,7 @@ pub mod store;
 mod template;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use error::{BuildError, ResendError, StartError, VerifyError};
+pub use error::{BuildError, RelayError, ResendError, StartError, VerifyError};
 pub use limit::{
     Admission, Decision, FailureCap, GcraStep, Limit, LimitKey, LimitKind, Limits, Quota, gcra,
 };
@@ -107,10 +107,10 @@ pub use message::{Channel, Locale, Message, Purpose, Receipt};
 pub use otp::{
     Account, AccountId, CHALLENGE_ID_BYTES, Candidates, ChallengeId, DEFAULT_CODE_LENGTH,
     DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, Digest, HmacKey, KeyError, KeyId, KeyRing,
-    MAX_CODE_LENGTH, MAX_KEYS, MAX_LABEL_BYTES, MAX_SAFE_LIFETIME, MIN_CODE_LENGTH,
-    MIN_DANGER_CODE_LENGTH, MIN_KEY_BYTES, NotPending, OtpService, OtpServiceBuilder,
-    ParseChallengeIdError, ResendRequest, SealedDestination, StartRequest, Started, VerifyOutcome,
-    bench_floor,
+    MAX_CODE_LENGTH, MAX_KEYS, MAX_LABEL_BYTES, MAX_RELAY_TEXT_CHARS, MAX_REQUEST_KEY_BYTES,
+    MAX_SAFE_LIFETIME, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH, MIN_KEY_BYTES, NotPending,
+    OtpService, OtpServiceBuilder, ParseChallengeIdError, RelayRequest, Relayed, ResendRequest,
+    SealedDestination, StartRequest, Started, VerifyOutcome, bench_floor,
 };
 pub use phone::{NumberType, ParsePhoneError, PhoneNumber, Region};
 #[cfg(feature = "_http")]

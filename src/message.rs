@@ -7,6 +7,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::phone::PhoneNumber;
+use crate::provider::Attempt;
 
 /// How a code reaches the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -287,6 +288,9 @@ pub struct Receipt {
     pub message_id: String,
     /// The channel it went out on.
     pub channel: Channel,
+    /// What a [`Router`](crate::Router) tried before this provider accepted: the
+    /// providers that failed or were skipped, in order (empty when the first accepted).
+    pub attempts: Vec<Attempt>,
 }
 
 impl Receipt {
@@ -300,6 +304,7 @@ impl Receipt {
             provider: provider.into(),
             message_id: message_id.into(),
             channel,
+            attempts: Vec::new(),
         }
     }
 }

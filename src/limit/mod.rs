@@ -24,6 +24,9 @@ use crate::phone::PhoneNumber;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LimitKind {
+    /// The same relayed request (e.g. Okta's `eventId`) was already sent: one message per
+    /// request key while its code lives.
+    Duplicate,
     /// Too soon after the last send to this number.
     ResendCooldown,
     /// Too many sends to this number.
@@ -46,6 +49,7 @@ impl LimitKind {
     /// A short lowercase name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Duplicate => "duplicate",
             Self::ResendCooldown => "resend_cooldown",
             Self::Destination => "destination",
             Self::Subject => "subject",
@@ -81,6 +85,15 @@ impl LimitKey {
         Self::new(
             LimitKind::ResendCooldown,
             format!("cd:{}", hex(&destination_fingerprint)),
+        )
+    }
+
+    /// One relayed request, named by its keyed fingerprint: a quota of one per code
+    /// lifetime makes a repeat of the request a refusal instead of a second message.
+    pub fn request(request_fingerprint: [u8; 16]) -> Self {
+        Self::new(
+            LimitKind::Duplicate,
+            format!("req:{}", hex(&request_fingerprint)),
         )
     }
 

@@ -33,6 +33,7 @@ const DESTINATION_DOMAIN: &[u8] = b"phone-otp/v1/destination\0";
 const REFERENCE_DOMAIN: &[u8] = b"phone-otp/v1/provider-reference\0";
 const ACCOUNT_DOMAIN: &[u8] = b"phone-otp/v1/account\0";
 const SEAL_DOMAIN: &[u8] = b"phone-otp/v1/seal-key\0";
+const REQUEST_DOMAIN: &[u8] = b"phone-otp/v1/relay-request\0";
 
 /// A key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -158,6 +159,20 @@ impl HmacKey {
                 mac.update(number.e164().as_bytes());
             }
         }
+        truncated(mac)
+    }
+
+    fn request(&self, tenant: Option<&str>, key: &[u8]) -> [u8; 16] {
+        let mut mac = self.keyed.clone();
+        mac.update(REQUEST_DOMAIN);
+        let tenant = tenant.unwrap_or_default();
+        mac.update(
+            &u32::try_from(tenant.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
+        mac.update(tenant.as_bytes());
+        mac.update(key);
         truncated(mac)
     }
 
@@ -305,6 +320,12 @@ impl KeyRing {
     /// primary key: rotating it starts every account's count afresh.
     pub fn account_id(&self, account: &Account<'_>) -> AccountId {
         AccountId(self.primary().account(account))
+    }
+
+    /// The key under which a relayed request is remembered (e.g. Okta's `eventId`, per
+    /// tenant), so a repeat is recognised without storing the caller's id.
+    pub(crate) fn request_fingerprint(&self, tenant: Option<&str>, key: &[u8]) -> [u8; 16] {
+        self.primary().request(tenant, key)
     }
 
     /// What providers are told about a challenge: 24 hex characters derived one way from

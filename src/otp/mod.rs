@@ -5,6 +5,7 @@ mod challenge;
 mod code;
 mod keys;
 mod outcome;
+mod relay;
 mod request;
 mod seal;
 mod service;
@@ -16,6 +17,7 @@ pub use keys::{
     Candidates, Digest, HmacKey, KeyError, KeyId, KeyRing, MAX_KEYS, MIN_KEY_BYTES, bench_floor,
 };
 pub use outcome::{NotPending, VerifyOutcome};
+pub use relay::{MAX_RELAY_TEXT_CHARS, MAX_REQUEST_KEY_BYTES, RelayRequest, Relayed};
 pub use request::{MAX_LABEL_BYTES, ResendRequest, StartRequest};
 pub use seal::SealedDestination;
 pub use service::{

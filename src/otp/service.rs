@@ -202,19 +202,19 @@ impl OtpServiceBuilder {
     }
 }
 
-struct Inner {
-    keys: KeyRing,
-    provider: Arc<dyn PhoneProvider>,
-    store: Arc<dyn OtpStore>,
-    clock: Arc<dyn Clock>,
-    templates: Templates,
-    limits: Limits,
-    code_length: usize,
-    lifetime: Duration,
-    max_attempts: u8,
-    policy: DestinationPolicy,
-    escalate_to_voice: bool,
-    failure_cap: FailureCap,
+pub(super) struct Inner {
+    pub(super) keys: KeyRing,
+    pub(super) provider: Arc<dyn PhoneProvider>,
+    pub(super) store: Arc<dyn OtpStore>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) templates: Templates,
+    pub(super) limits: Limits,
+    pub(super) code_length: usize,
+    pub(super) lifetime: Duration,
+    pub(super) max_attempts: u8,
+    pub(super) policy: DestinationPolicy,
+    pub(super) escalate_to_voice: bool,
+    pub(super) failure_cap: FailureCap,
 }
 
 /// Generates, hashes, rate-limits, delivers and verifies one-time codes.
@@ -222,7 +222,7 @@ struct Inner {
 /// Cheap to clone (one `Arc`); share one per process.
 #[derive(Clone)]
 pub struct OtpService {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 impl fmt::Debug for OtpService {
@@ -241,12 +241,12 @@ impl fmt::Debug for OtpService {
 }
 
 /// A refusal by one of the limits, before anything was generated or sent.
-struct Refusal {
-    limit: LimitKind,
-    retry_after: Duration,
+pub(super) struct Refusal {
+    pub(super) limit: LimitKind,
+    pub(super) retry_after: Duration,
 }
 
-enum LimitFailure {
+pub(super) enum LimitFailure {
     Refused(Refusal),
     Store(StoreError),
 }
@@ -259,7 +259,7 @@ impl OtpService {
 
     /// The key ring. It is fixed for the service's life (no lock or reference count on the
     /// verify path); rotate by building a new service with the new ring over the same store.
-    fn keys(&self) -> &KeyRing {
+    pub(super) fn keys(&self) -> &KeyRing {
         &self.inner.keys
     }
 
@@ -372,7 +372,7 @@ impl OtpService {
 
     /// The channel to use for `to`: the requested one if policy allows it, voice instead
     /// when escalation is on and only voice is allowed for this number type.
-    fn allowed_channel(
+    pub(super) fn allowed_channel(
         &self,
         to: &PhoneNumber,
         channel: Channel,
@@ -679,7 +679,7 @@ impl OtpService {
         Ok(locked)
     }
 
-    async fn enforce(
+    pub(super) async fn enforce(
         &self,
         limits: &[Limit],
         to: &PhoneNumber,

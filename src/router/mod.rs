@@ -493,7 +493,10 @@ impl PhoneProvider for Router {
                 }
             }
             match outcome {
-                Ok(receipt) => {
+                Ok(mut receipt) => {
+                    // This router's earlier tries, then those of a nested router.
+                    attempts.append(&mut receipt.attempts);
+                    receipt.attempts = attempts;
                     info!(
                         router = %inner.name,
                         provider = %entry.name,

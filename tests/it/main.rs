@@ -17,6 +17,7 @@ mod redis;
 mod redis_cluster;
 #[cfg(feature = "redis")]
 mod redis_server;
+mod relay;
 mod resend;
 mod router;
 #[cfg(feature = "smslink")]

@@ -56,6 +56,14 @@ pub(crate) mod with_redis {
 
     store_contract::contract_tests!(store);
 
+    #[tokio::test]
+    async fn relayed_request_keys_hold_across_instances() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        crate::relay::duplicates_across_instances(store).await
+    }
+
     /// Starts a challenge (retrying while the connection is remade) and verifies it: the
     /// store works end to end once Redis is up, without a new service.
     async fn start_and_verify_once_redis_answers(

@@ -326,6 +326,7 @@ proptest! {
 
 /// Runs `ops` on the store `store` gives, if that backend is available (it says loudly
 /// when it is not).
+#[cfg(feature = "redis")]
 fn run_on<F: std::future::Future<Output = Option<Arc<dyn OtpStore>>>>(
     store: impl FnOnce() -> F,
     ops: Vec<Op>,

@@ -1,0 +1,363 @@
+//! Relaying a code generated elsewhere (Okta, Auth0, an internal system): the same
+//! policy, limits, templates and routing as [`OtpService::start`], minus code and digest.
+//!
+//! An identity platform that owns the code only needs it delivered, but the number still
+//! deserves the toll-fraud policy and the send limits, or the hook becomes the cheapest way
+//! to pump SMS. [`OtpService::relay`] runs policy -> limits -> template -> provider exactly
+//! as a start does; nothing is stored except the limit counters (and, with
+//! [`RelayRequest::once`], the memory of the request key).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use tracing::{info, warn};
+
+use super::service::{LimitFailure, OtpService, Refusal};
+use crate::clock::Timestamp;
+use crate::error::RelayError;
+use crate::limit::{Limit, LimitKey, Quota, SendKeys};
+use crate::message::{Channel, Locale, Message, Purpose};
+use crate::phone::PhoneNumber;
+use crate::provider::{Attempt, ProviderError, ProviderErrorKind};
+use crate::template::{SmsSegments, count_sms_segments};
+
+/// The longest caller-rendered text a relay sends, in characters (ten UCS-2 SMS parts).
+pub const MAX_RELAY_TEXT_CHARS: usize = 670;
+
+/// The longest request key ([`RelayRequest::once`]) in bytes.
+pub const MAX_REQUEST_KEY_BYTES: usize = 256;
+
+/// A code generated elsewhere, to deliver under this service's policy and limits.
+///
+/// ```
+/// use phone_otp::{PhoneNumber, Purpose, RelayRequest};
+///
+/// let to = PhoneNumber::parse("+14155550123")?;
+/// let request = RelayRequest::sms(to, "48213", Purpose::SignIn)
+///     .text("(Acme) Your code is 48213")
+///     .subject("00uyxxSknGtK8022w0g3")
+///     .client_ip("203.0.113.7".parse().unwrap())
+///     .once("uS5871kJThSsU8qlA1LTcg");
+/// # Ok::<(), phone_otp::ParsePhoneError>(())
+/// ```
+#[derive(Clone)]
+pub struct RelayRequest {
+    /// The destination.
+    pub to: PhoneNumber,
+    /// SMS or voice.
+    pub channel: Channel,
+    /// The code to deliver (4 to 12 ASCII letters or digits).
+    pub code: SecretString,
+    /// What the code is for (picks the template when no text is given).
+    pub purpose: Purpose,
+    /// The caller's own text, which must contain the code; the service's template otherwise.
+    pub text: Option<SecretString>,
+    /// The message language (default English).
+    pub locale: Option<Locale>,
+    /// The user it is for (rate-limited per subject).
+    pub subject: Option<String>,
+    /// The end user's IP (rate-limited per IP).
+    pub client_ip: Option<IpAddr>,
+    /// The tenant or calling system (rate-limited per tenant).
+    pub tenant: Option<String>,
+    /// When the code stops working: an expired code is never sent, and providers are told
+    /// to drop the message after it. Default: now plus the service's lifetime.
+    pub expires_at: Option<Timestamp>,
+    /// A key naming this request (e.g. Okta's `eventId`): a repeat within the code's
+    /// lifetime is refused as [`LimitKind::Duplicate`](crate::LimitKind::Duplicate) instead of sending a second message.
+    pub request_key: Option<String>,
+    /// The longest the provider may take, across failovers (e.g. 2.5 s under Okta's 3 s).
+    pub deadline: Option<Duration>,
+}
+
+impl RelayRequest {
+    /// `code` by SMS.
+    pub fn sms(to: PhoneNumber, code: impl Into<String>, purpose: Purpose) -> Self {
+        Self::new(to, Channel::Sms, code, purpose)
+    }
+
+    /// `code` by voice call.
+    pub fn voice(to: PhoneNumber, code: impl Into<String>, purpose: Purpose) -> Self {
+        Self::new(to, Channel::Voice, code, purpose)
+    }
+
+    /// `code` on `channel`.
+    pub fn new(
+        to: PhoneNumber,
+        channel: Channel,
+        code: impl Into<String>,
+        purpose: Purpose,
+    ) -> Self {
+        Self {
+            to,
+            channel,
+            code: SecretString::from(code.into()),
+            purpose,
+            text: None,
+            locale: None,
+            subject: None,
+            client_ip: None,
+            tenant: None,
+            expires_at: None,
+            request_key: None,
+            deadline: None,
+        }
+    }
+
+    /// Sends `text` (which must contain the code) instead of the service's template.
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(SecretString::from(text.into()));
+        self
+    }
+
+    /// Sets the language.
+    pub fn locale(mut self, locale: Locale) -> Self {
+        self.locale = Some(locale);
+        self
+    }
+
+    /// Sets the subject (user id).
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Sets the end user's IP.
+    pub fn client_ip(mut self, ip: IpAddr) -> Self {
+        self.client_ip = Some(ip);
+        self
+    }
+
+    /// Sets the tenant or calling system.
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// Sets when the code expires.
+    pub fn expires_at(mut self, at: Timestamp) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// Sends at most one message for `key` while the code lives.
+    pub fn once(mut self, key: impl Into<String>) -> Self {
+        self.request_key = Some(key.into());
+        self
+    }
+
+    /// Bounds the provider's time, failovers included.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    fn check(&self) -> Result<(), RelayError> {
+        let code = self.code.expose_secret();
+        if !(4..=12).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(RelayError::InvalidRequest(
+                "code must be 4 to 12 ASCII letters or digits",
+            ));
+        }
+        if let Some(text) = &self.text {
+            let text = text.expose_secret();
+            if text.chars().count() > MAX_RELAY_TEXT_CHARS {
+                return Err(RelayError::InvalidRequest(
+                    "text is longer than 670 characters",
+                ));
+            }
+            // A text without the code would make this a general-purpose message relay.
+            if !text.contains(code) {
+                return Err(RelayError::InvalidRequest("text does not contain the code"));
+            }
+        }
+        let too_long =
+            |label: &Option<String>, max: usize| label.as_ref().is_some_and(|l| l.len() > max);
+        if too_long(&self.subject, crate::MAX_LABEL_BYTES) {
+            return Err(RelayError::InvalidRequest(
+                "subject is longer than 256 bytes",
+            ));
+        }
+        if too_long(&self.tenant, crate::MAX_LABEL_BYTES) {
+            return Err(RelayError::InvalidRequest(
+                "tenant is longer than 256 bytes",
+            ));
+        }
+        if too_long(&self.request_key, MAX_REQUEST_KEY_BYTES) {
+            return Err(RelayError::InvalidRequest(
+                "request key is longer than 256 bytes",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RelayRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelayRequest")
+            .field("to", &self.to)
+            .field("channel", &self.channel)
+            .field("code", &"[REDACTED]")
+            .field("purpose", &self.purpose)
+            .field("text", &self.text.as_ref().map(|_| "[REDACTED]"))
+            .field("locale", &self.locale)
+            .field("subject", &self.subject)
+            .field("client_ip", &self.client_ip)
+            .field("tenant", &self.tenant)
+            .field("expires_at", &self.expires_at)
+            .field("request_key", &self.request_key.as_ref().map(|_| "[SET]"))
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+/// A relayed code is on its way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relayed {
+    /// The provider that accepted it.
+    pub provider: String,
+    /// The provider's message or call id.
+    pub message_id: String,
+    /// The channel it went out on.
+    pub channel: Channel,
+    /// The destination, masked (`+1415****0123`).
+    pub masked_destination: String,
+    /// The SMS encoding and parts it is billed as (`None` for a call).
+    pub segments: Option<SmsSegments>,
+    /// Providers that failed or were skipped before one accepted.
+    pub attempts: Vec<Attempt>,
+    /// How long delivery took, failovers included.
+    pub elapsed: Duration,
+}
+
+impl OtpService {
+    /// Delivers a code generated elsewhere under this service's destination policy and
+    /// send limits, through its templates and provider. Nothing is stored but the limit
+    /// counters; the code is not verifiable here (its owner verifies it).
+    ///
+    /// # Errors
+    /// [`RelayError::InvalidRequest`] or [`RelayError::Expired`] before anything is
+    /// spent; [`RelayError::Refused`] by policy; [`RelayError::Limited`] (including
+    /// [`LimitKind::Duplicate`](crate::LimitKind::Duplicate) for a repeated request key) with nothing charged;
+    /// [`RelayError::Delivery`] when no provider accepted in time.
+    pub async fn relay(&self, mut request: RelayRequest) -> Result<Relayed, RelayError> {
+        let inner = &self.inner;
+        request.check()?;
+        let now = inner.clock.now();
+        let expires_at = request
+            .expires_at
+            .unwrap_or_else(|| now.saturating_add(inner.lifetime));
+        let remaining = expires_at.saturating_duration_since(now);
+        if remaining.is_zero() {
+            info!(to = %request.to, "relayed code refused: already expired");
+            return Err(RelayError::Expired);
+        }
+        request.channel = self
+            .allowed_channel(&request.to, request.channel)
+            .map_err(RelayError::Refused)?;
+        if !inner.provider.supports(request.channel) {
+            return Err(RelayError::ChannelUnsupported(request.channel));
+        }
+
+        let keys = self.keys();
+        let mut limits = Vec::with_capacity(10);
+        if let Some(key) = &request.request_key {
+            let fingerprint = keys.request_fingerprint(request.tenant.as_deref(), key.as_bytes());
+            // One per lifetime (at least a second, so a repeat in the same instant counts).
+            let window = remaining.max(Duration::from_secs(1));
+            limits.push(Limit::new(
+                LimitKey::request(fingerprint),
+                Quota::one_every(window),
+            ));
+        }
+        limits.extend(inner.limits.charges(&SendKeys {
+            to: &request.to,
+            destination_fingerprint: keys.destination_fingerprint(request.to.e164()),
+            subject: request.subject.as_deref(),
+            tenant: request.tenant.as_deref(),
+            client_ip: request.client_ip,
+        }));
+        if let Err(failure) = self.enforce(&limits, &request.to, now).await {
+            return Err(match failure {
+                LimitFailure::Refused(Refusal { limit, retry_after }) => {
+                    RelayError::Limited { limit, retry_after }
+                }
+                LimitFailure::Store(error) => RelayError::Store(error),
+            });
+        }
+
+        let locale = request.locale.unwrap_or_default();
+        let code = request.code.expose_secret();
+        let text = match (&request.text, request.channel) {
+            (Some(text), _) => text.clone(),
+            (None, channel) => {
+                inner
+                    .templates
+                    .render(channel, request.purpose, locale, code, remaining)
+            }
+        };
+        let segments =
+            (request.channel == Channel::Sms).then(|| count_sms_segments(text.expose_secret()));
+        let base = match request.channel {
+            Channel::Voice => Message::voice(request.to.clone(), text.expose_secret()),
+            _ => Message::sms(request.to.clone(), text.expose_secret()),
+        };
+        let mut reference = [0u8; 12];
+        crate::random::fill(&mut reference).map_err(RelayError::Random)?;
+        let message = base
+            .with_code(code)
+            .with_locale(locale)
+            .with_validity(remaining)
+            .with_reference(format!("r{}-{}", hex(&reference), now.as_millis()));
+
+        let started = tokio::time::Instant::now();
+        let sent = match request.deadline {
+            Some(deadline) => tokio::time::timeout(deadline, inner.provider.send(&message))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ProviderError::new(
+                        ProviderErrorKind::Timeout,
+                        inner.provider.name(),
+                    ))
+                }),
+            None => inner.provider.send(&message).await,
+        };
+        let elapsed = started.elapsed();
+        match sent {
+            Ok(receipt) => {
+                info!(
+                    to = %request.to,
+                    channel = %receipt.channel,
+                    purpose = %request.purpose,
+                    provider = %receipt.provider,
+                    "relayed code sent"
+                );
+                Ok(Relayed {
+                    provider: receipt.provider,
+                    message_id: receipt.message_id,
+                    channel: receipt.channel,
+                    masked_destination: request.to.masked(),
+                    segments,
+                    attempts: receipt.attempts,
+                    elapsed,
+                })
+            }
+            Err(error) => {
+                warn!(to = %request.to, channel = %request.channel, error = %error, "relayed code delivery failed");
+                Err(RelayError::Delivery(error))
+            }
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
+}
