@@ -2,15 +2,23 @@
 # The whole test suite on a fresh machine. It installs redis-server from the distribution's
 # packages if missing, starts one server and a three-primary Redis Cluster on free loopback
 # ports with persistence off, exports REDIS_URL and REDIS_CLUSTER_NODES, runs every test
-# with all features, and stops the servers it started.
+# with all features across the workspace (the library and the gateway), and stops the
+# servers it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
-  echo "== installing redis-server"
+# Redis for the stores; Python's jsonschema and yaml validate the gateway's answers against
+# Okta's published schema; Node runs the shipped Auth0 Actions.
+packages=()
+command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 \
+  || packages+=(redis-server redis-tools)
+python3 -c 'import jsonschema, yaml' >/dev/null 2>&1 || packages+=(python3-jsonschema python3-yaml)
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "== installing ${packages[*]}"
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 
 workdir=$(mktemp -d)
@@ -78,4 +86,4 @@ REDIS_CLUSTER_NODES=$(printf 'redis://%s,' "${nodes[@]}")
 export REDIS_CLUSTER_NODES=${REDIS_CLUSTER_NODES%,}
 echo "== Redis Cluster on $REDIS_CLUSTER_NODES"
 
-cargo test --all-features
+cargo test --workspace --all-features

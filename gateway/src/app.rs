@@ -1,0 +1,204 @@
+//! The gateway's state and its axum router: which endpoints exist, and the layers every
+//! request passes (body limit, timeout, request id, trace span).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, StatusCode};
+use axum::routing::{get, post};
+use phone_otp::{OtpService, Router as ProviderRouter};
+use secrecy::SecretString;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+
+use crate::auth::SharedSecret;
+use crate::metrics::GatewayMetrics;
+use crate::routes;
+use crate::telemetry;
+
+/// Okta's default hook timeout is 3 s; answering later makes Okta send a second code.
+pub const DEFAULT_OKTA_DEADLINE: Duration = Duration::from_millis(2500);
+/// Request bodies over this are refused with 413 (every contract here is far smaller).
+pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
+/// Requests still running after this are answered 408.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The Okta telephony inline hook: how Okta authenticates, and how long delivery may take.
+#[derive(Debug, Clone)]
+pub struct OktaHook {
+    pub(crate) header: HeaderName,
+    pub(crate) secret: SharedSecret,
+    pub(crate) deadline: Duration,
+    pub(crate) tenant: String,
+}
+
+impl OktaHook {
+    /// Okta sends `secret` in header `header` (the hook's `authScheme` key and value; with
+    /// `Authorization`, the value includes the scheme, e.g. `Basic dXNlcjpwYXNz`).
+    ///
+    /// An invalid header name is replaced by `authorization` at build time; see
+    /// [`GatewayBuilder::build`].
+    pub fn new(header: &str, secret: SecretString) -> Self {
+        Self {
+            header: HeaderName::try_from(header.to_ascii_lowercase())
+                .unwrap_or(axum::http::header::AUTHORIZATION),
+            secret: SharedSecret::new(secret),
+            deadline: DEFAULT_OKTA_DEADLINE,
+            tenant: "okta".to_owned(),
+        }
+    }
+
+    /// The longest delivery may take, failovers included (default 2.5 s, under Okta's 3 s).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The tenant Okta's sends are counted under (default `okta`).
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = tenant.into();
+        self
+    }
+}
+
+/// A configuration the gateway cannot run with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The default region is not an ISO 3166 code the phone parser knows.
+    #[error("unknown default region {0:?}")]
+    UnknownRegion(String),
+    /// A hook secret is empty or shorter than 16 characters.
+    #[error("the {0} secret is shorter than 16 characters")]
+    WeakSecret(&'static str),
+}
+
+/// Builds a [`Gateway`] around an [`OtpService`].
+#[derive(Debug)]
+pub struct GatewayBuilder {
+    otp: OtpService,
+    router: Option<ProviderRouter>,
+    okta: Option<OktaHook>,
+    default_region: Option<String>,
+    body_limit: usize,
+    request_timeout: Duration,
+}
+
+impl GatewayBuilder {
+    /// The provider router the service sends through, for its metrics.
+    pub fn provider_router(mut self, router: ProviderRouter) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    /// Serves Okta's telephony inline hook at `POST /hooks/okta/telephony`.
+    pub fn okta(mut self, hook: OktaHook) -> Self {
+        self.okta = Some(hook);
+        self
+    }
+
+    /// The region of numbers given without `+` (Okta's samples send `9876543210`).
+    pub fn default_region(mut self, region: &str) -> Self {
+        self.default_region = Some(region.to_ascii_uppercase());
+        self
+    }
+
+    /// Request bodies over `bytes` are refused with 413 (default 16 KiB).
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Requests running longer are answered 408 (default 10 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    /// An unknown default region or a weak hook secret.
+    pub fn build(self) -> Result<Gateway, BuildError> {
+        if let Some(region) = &self.default_region
+            && phone_otp::PhoneNumber::parse_with_region("+1 202 555 0123", region).is_err()
+        {
+            return Err(BuildError::UnknownRegion(region.clone()));
+        }
+        if let Some(okta) = &self.okta
+            && okta.secret.len() < 16
+        {
+            return Err(BuildError::WeakSecret("okta hook"));
+        }
+        Ok(Gateway {
+            state: Arc::new(State {
+                otp: self.otp,
+                router: self.router,
+                okta: self.okta,
+                default_region: self.default_region,
+                metrics: GatewayMetrics::default(),
+            }),
+            body_limit: self.body_limit,
+            request_timeout: self.request_timeout,
+        })
+    }
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) otp: OtpService,
+    pub(crate) router: Option<ProviderRouter>,
+    pub(crate) okta: Option<OktaHook>,
+    pub(crate) default_region: Option<String>,
+    pub(crate) metrics: GatewayMetrics,
+}
+
+pub(crate) type AppState = Arc<State>;
+
+/// The gateway: an [`OtpService`] and the hooks it answers. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    state: AppState,
+    body_limit: usize,
+    request_timeout: Duration,
+}
+
+impl Gateway {
+    /// A builder around `otp` (its provider is usually a [`phone_otp::Router`]).
+    pub fn builder(otp: OtpService) -> GatewayBuilder {
+        GatewayBuilder {
+            otp,
+            router: None,
+            okta: None,
+            default_region: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+
+    /// The gateway's own counters (requests by endpoint and outcome, durations).
+    pub fn metrics(&self) -> &GatewayMetrics {
+        &self.state.metrics
+    }
+
+    /// The endpoints, with their layers, as an axum router to serve or merge.
+    pub fn router(&self) -> axum::Router {
+        let request_id = HeaderName::from_static("x-request-id");
+        let mut app = axum::Router::new().route("/healthz", get(routes::ops::healthz));
+        if self.state.okta.is_some() {
+            app = app.route("/hooks/okta/telephony", post(routes::okta::telephony));
+        }
+        app.fallback(routes::ops::not_found)
+            .with_state(Arc::clone(&self.state))
+            .layer(DefaultBodyLimit::max(self.body_limit))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                self.request_timeout,
+            ))
+            .layer(PropagateRequestIdLayer::new(request_id.clone()))
+            .layer(telemetry::trace_layer())
+            .layer(SetRequestIdLayer::new(request_id, telemetry::RequestIds))
+    }
+}

@@ -1,0 +1,618 @@
+//! The binary's TOML configuration, and how it becomes a running [`Gateway`].
+//!
+//! Secrets never sit in the file: it names the environment variables that hold them
+//! (`secret_env`, `hmac_key_env`), and provider adapters read their own variables
+//! (`TWILIO_*`, `NTT_CPAAS_*`, `SMSLINK_*`). See `examples/gateway.toml`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use phone_otp::{
+    Channel, DestinationPolicy, Failover, HmacKey, KeyRing, Limits, OtpService, PhoneProvider,
+    Quota, Router, StubProvider,
+};
+use secrecy::{SecretSlice, SecretString};
+use serde::Deserialize;
+use tracing::warn;
+
+use crate::app::{Gateway, OktaHook};
+use crate::telemetry::LogFormat;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (default `127.0.0.1:8080`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Log output (`text` or `json`).
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Region of numbers given without `+` (ISO 3166, e.g. `US`).
+    pub default_region: Option<String>,
+    /// Environment variable holding the HMAC key (base64, 32 bytes or more). Required
+    /// with a Redis store, so every instance fingerprints numbers alike.
+    #[serde(default = "default_hmac_env")]
+    pub hmac_key_env: String,
+    /// HTTP limits.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Where challenges, limits and hook dedupe live.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Providers, by kind; none means the stub (nothing is delivered).
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+    /// Provider chains per country, prefix and channel.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// Destination policy beyond the defaults (premium-rate, VoIP and no-country numbers
+    /// are always refused).
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Send limits (`"5/10m"`, `"30s"`, `"off"`); unset ones keep the library defaults.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Okta's telephony inline hook.
+    pub okta: Option<OktaConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_hmac_env() -> String {
+    "PHONE_OTP_HMAC_KEY".to_owned()
+}
+
+/// HTTP limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Largest request body (default 16 KiB).
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+    /// Longest a request may run (default 10 s).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: default_body_limit(),
+            request_timeout_ms: default_request_timeout(),
+        }
+    }
+}
+
+fn default_body_limit() -> usize {
+    crate::app::DEFAULT_BODY_LIMIT
+}
+
+fn default_request_timeout() -> u64 {
+    10_000
+}
+
+/// The store.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `memory` (one instance) or `redis` (many).
+    #[serde(default)]
+    pub kind: StoreKind,
+    /// Environment variable holding the Redis URL (default `REDIS_URL`).
+    pub url_env: Option<String>,
+    /// Key prefix in Redis (default `potp:`).
+    pub prefix: Option<String>,
+}
+
+/// Which store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// In this process.
+    #[default]
+    Memory,
+    /// Shared through Redis.
+    Redis,
+}
+
+/// One provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// `twilio`, `ntt-cpaas`, `smslink` or `stub`.
+    pub kind: String,
+    /// Overrides the provider's API base URL (tests, regional endpoints). Requests go
+    /// there with the provider's credentials, hence the name.
+    pub danger_base_url: Option<String>,
+}
+
+/// Chains: provider kinds in the order to try.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chains {
+    /// For SMS.
+    #[serde(default)]
+    pub sms: Vec<String>,
+    /// For voice calls.
+    #[serde(default)]
+    pub voice: Vec<String>,
+}
+
+/// Routing rules.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Chains for any destination (default: every provider in file order).
+    pub default: Option<Chains>,
+    /// Chains per ISO region (`JP`).
+    #[serde(default)]
+    pub countries: BTreeMap<String, Chains>,
+    /// Chains per E.164 prefix (`+8170`), checked before countries.
+    #[serde(default)]
+    pub prefixes: BTreeMap<String, Chains>,
+    /// Per provider call (default 1500 ms).
+    pub attempt_timeout_ms: Option<u64>,
+    /// Per send, failovers included (default 2500 ms).
+    pub deadline_ms: Option<u64>,
+    /// Providers called per send at most (default 3).
+    pub max_attempts: Option<usize>,
+}
+
+/// Destination policy additions.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Regions refused on every channel.
+    #[serde(default)]
+    pub deny_countries: Vec<String>,
+    /// If set, only these regions are served.
+    pub allow_only_countries: Option<Vec<String>>,
+}
+
+/// Send limits, each `"<count>/<period>"` (`"5/10m"`), a duration for the cooldown
+/// (`"30s"`), or `"off"`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct LimitsConfig {
+    pub resend_cooldown: Option<String>,
+    pub per_destination: Option<String>,
+    pub per_subject: Option<String>,
+    pub per_client_ip: Option<String>,
+    pub per_client_network: Option<String>,
+    pub per_tenant: Option<String>,
+    pub per_country: Option<String>,
+    pub global: Option<String>,
+}
+
+/// Okta's hook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaConfig {
+    /// The `authScheme` key: the header Okta sends the secret in.
+    #[serde(default = "default_okta_header")]
+    pub header: String,
+    /// Environment variable holding the header's value (with `Authorization`, include
+    /// the scheme: `Basic dXNlcjpwYXNz`).
+    pub secret_env: String,
+    /// Delivery deadline (default 2500 ms, under Okta's 3 s).
+    pub deadline_ms: Option<u64>,
+    /// Tenant its sends are counted under (default `okta`).
+    pub tenant: Option<String>,
+}
+
+fn default_okta_header() -> String {
+    "authorization".to_owned()
+}
+
+/// Why the configuration cannot run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config file: {0}")]
+    Parse(String),
+    /// Environment variables the configuration needs are not set (all of them listed).
+    #[error("environment variables not set: {}", .0.join(", "))]
+    MissingEnv(Vec<String>),
+    /// A value is malformed.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// Which setting.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store could not be reached.
+    #[error("store unavailable")]
+    Store(#[source] phone_otp::StoreError),
+    /// The gateway refused the settings.
+    #[error("invalid gateway settings")]
+    Gateway(#[source] crate::app::BuildError),
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// What the binary runs.
+#[derive(Debug)]
+pub struct Built {
+    /// The gateway.
+    pub gateway: Gateway,
+    /// Whether it delivers through the stub only (nothing reaches a phone).
+    pub stub_only: bool,
+}
+
+impl Config {
+    /// Parses a TOML document.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] with the line and field.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
+    }
+
+    /// Builds the gateway, reading secrets through `env` (the process environment in
+    /// the binary). Every missing variable is reported at once.
+    ///
+    /// # Errors
+    /// Missing variables, malformed values, an unreachable store.
+    pub async fn build(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Built, ConfigError> {
+        let mut missing = Vec::new();
+        let mut need = |name: &str| {
+            let value = env(name).filter(|v| !v.is_empty());
+            if value.is_none() {
+                missing.push(name.to_owned());
+            }
+            value
+        };
+        let okta_secret = self.okta.as_ref().and_then(|okta| need(&okta.secret_env));
+        let redis_url = match self.store.kind {
+            StoreKind::Redis => need(self.store.url_env.as_deref().unwrap_or("REDIS_URL")),
+            StoreKind::Memory => None,
+        };
+        let hmac = env(&self.hmac_key_env).filter(|v| !v.is_empty());
+        if hmac.is_none() && self.store.kind == StoreKind::Redis {
+            missing.push(self.hmac_key_env.clone());
+        }
+        if !missing.is_empty() {
+            return Err(ConfigError::MissingEnv(missing));
+        }
+
+        let key = match hmac {
+            Some(encoded) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded.trim())
+                    .map_err(|_| invalid(&self.hmac_key_env, "not base64"))?;
+                HmacKey::new(1, &SecretSlice::from(bytes))
+                    .map_err(|e| invalid(&self.hmac_key_env, e.to_string()))?
+            }
+            None => {
+                warn!(
+                    variable = %self.hmac_key_env,
+                    "no HMAC key configured: using a random one (fine for one instance with the memory store)"
+                );
+                HmacKey::generate(1).map_err(|e| invalid(&self.hmac_key_env, e.to_string()))?
+            }
+        };
+
+        let (router, stub_only) = self.router()?;
+        let mut otp = OtpService::builder()
+            .key_ring(KeyRing::new(key))
+            .provider(router.clone())
+            .limits(self.limits.to_limits()?)
+            .destination_policy(self.policy()?);
+        if let Some(url) = redis_url {
+            otp = otp.store(self.redis(&url).await?);
+        }
+        let otp = otp.build().map_err(|e| invalid("service", e.to_string()))?;
+
+        let mut gateway = Gateway::builder(otp)
+            .provider_router(router)
+            .body_limit(self.server.body_limit_bytes)
+            .request_timeout(Duration::from_millis(self.server.request_timeout_ms));
+        if let Some(region) = &self.default_region {
+            gateway = gateway.default_region(region);
+        }
+        if let (Some(okta), Some(secret)) = (&self.okta, okta_secret) {
+            let mut hook = OktaHook::new(&okta.header, SecretString::from(secret));
+            if let Some(ms) = okta.deadline_ms {
+                hook = hook.deadline(Duration::from_millis(ms));
+            }
+            if let Some(tenant) = &okta.tenant {
+                hook = hook.tenant(tenant.clone());
+            }
+            gateway = gateway.okta(hook);
+        }
+        Ok(Built {
+            gateway: gateway.build().map_err(ConfigError::Gateway)?,
+            stub_only,
+        })
+    }
+
+    #[cfg(feature = "redis")]
+    async fn redis(&self, url: &str) -> Result<phone_otp::RedisStore, ConfigError> {
+        let prefix = self.store.prefix.as_deref().unwrap_or("potp:");
+        phone_otp::RedisStore::connect(url, prefix)
+            .await
+            .map_err(ConfigError::Store)
+    }
+
+    #[cfg(not(feature = "redis"))]
+    async fn redis(&self, _: &str) -> Result<phone_otp::MemoryStore, ConfigError> {
+        Err(invalid(
+            "store.kind",
+            "this build has no Redis support (feature `redis`)",
+        ))
+    }
+
+    fn router(&self) -> Result<(Router, bool), ConfigError> {
+        let mut builder = Router::builder().name("gateway");
+        let mut names = Vec::new();
+        let stub_only = self.providers.iter().all(|p| p.kind == "stub");
+        if self.providers.is_empty() {
+            builder = builder.provider(StubProvider::new());
+            names.push("stub".to_owned());
+        }
+        let mut errors = Vec::new();
+        for provider in &self.providers {
+            match provider_from_env(provider) {
+                Ok(built) => {
+                    names.push(built.name().to_owned());
+                    builder = builder.provider(built);
+                }
+                Err(error) => errors.push(error),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(merge(errors));
+        }
+        let routing = &self.routing;
+        let all: Vec<&str> = names.iter().map(String::as_str).collect();
+        match &routing.default {
+            Some(chains) => {
+                builder = builder
+                    .default_chain(Channel::Sms, &chain(&chains.sms))
+                    .default_chain(Channel::Voice, &chain(&chains.voice));
+            }
+            None => {
+                builder = builder
+                    .default_chain(Channel::Sms, &all)
+                    .default_chain(Channel::Voice, &all);
+            }
+        }
+        for (region, chains) in &routing.countries {
+            builder = builder
+                .country(region, Channel::Sms, &chain(&chains.sms))
+                .country(region, Channel::Voice, &chain(&chains.voice));
+        }
+        for (prefix, chains) in &routing.prefixes {
+            builder = builder
+                .prefix(prefix, Channel::Sms, &chain(&chains.sms))
+                .prefix(prefix, Channel::Voice, &chain(&chains.voice));
+        }
+        let mut failover = Failover::default()
+            .deadline(Duration::from_millis(routing.deadline_ms.unwrap_or(2500)));
+        if let Some(ms) = routing.attempt_timeout_ms {
+            failover = failover.per_attempt_timeout(Duration::from_millis(ms));
+        }
+        if let Some(n) = routing.max_attempts {
+            failover = failover.max_attempts(n);
+        }
+        let router = builder
+            .failover(failover)
+            .policy(self.policy()?)
+            .build()
+            .map_err(|e| invalid("routing", e.to_string()))?;
+        Ok((router, stub_only || self.providers.is_empty()))
+    }
+
+    fn policy(&self) -> Result<DestinationPolicy, ConfigError> {
+        let mut policy = DestinationPolicy::default();
+        for channel in [Channel::Sms, Channel::Voice] {
+            for region in &self.policy.deny_countries {
+                policy = policy
+                    .deny_country(channel, region)
+                    .map_err(|e| invalid("policy.deny_countries", e.to_string()))?;
+            }
+            if let Some(only) = &self.policy.allow_only_countries {
+                let only: Vec<&str> = only.iter().map(String::as_str).collect();
+                policy = policy
+                    .allow_only_countries(channel, &only)
+                    .map_err(|e| invalid("policy.allow_only_countries", e.to_string()))?;
+            }
+        }
+        Ok(policy)
+    }
+}
+
+fn chain(list: &[String]) -> Vec<&str> {
+    list.iter().map(String::as_str).collect()
+}
+
+fn merge(errors: Vec<ConfigError>) -> ConfigError {
+    let mut missing = Vec::new();
+    let mut other = None;
+    for error in errors {
+        match error {
+            ConfigError::MissingEnv(names) => missing.extend(names),
+            error => other = other.or(Some(error)),
+        }
+    }
+    match other {
+        Some(error) => error,
+        None => ConfigError::MissingEnv(missing),
+    }
+}
+
+fn provider_from_env(config: &ProviderConfig) -> Result<Arc<dyn PhoneProvider>, ConfigError> {
+    let adapter = |e: phone_otp::ConfigError| match e {
+        phone_otp::ConfigError::MissingEnv(name) => ConfigError::MissingEnv(vec![name.to_owned()]),
+        other => invalid(format!("providers.{}", config.kind), other.to_string()),
+    };
+    let base = config.danger_base_url.as_deref();
+    let provider: Arc<dyn PhoneProvider> = match config.kind.as_str() {
+        "stub" => Arc::new(StubProvider::new()),
+        "twilio" => {
+            let p = phone_otp::TwilioProvider::from_env().map_err(adapter)?;
+            Arc::new(match base {
+                Some(url) => p.danger_base_url(url).map_err(adapter)?,
+                None => p,
+            })
+        }
+        "ntt-cpaas" => {
+            let p = phone_otp::NttCpaasProvider::from_env().map_err(adapter)?;
+            Arc::new(match base {
+                Some(url) => p.danger_base_url(url).map_err(adapter)?,
+                None => p,
+            })
+        }
+        "smslink" => {
+            let p = phone_otp::SmslinkProvider::from_env().map_err(adapter)?;
+            Arc::new(match base {
+                Some(url) => p.danger_base_url(url).map_err(adapter)?,
+                None => p,
+            })
+        }
+        other => {
+            return Err(invalid(
+                "providers.kind",
+                format!("unknown provider {other:?} (twilio, ntt-cpaas, smslink, stub)"),
+            ));
+        }
+    };
+    Ok(provider)
+}
+
+impl LimitsConfig {
+    /// The library's [`Limits`], with each set field replacing its default.
+    ///
+    /// # Errors
+    /// A malformed rate or duration, naming the field.
+    pub fn to_limits(&self) -> Result<Limits, ConfigError> {
+        let mut limits = Limits::default();
+        let quota = |field: &str, value: &Option<String>, current: Option<Quota>| match value {
+            None => Ok(current),
+            Some(text) => {
+                parse_quota(text).map_err(|reason| invalid(format!("limits.{field}"), reason))
+            }
+        };
+        if let Some(text) = &self.resend_cooldown {
+            limits.resend_cooldown = match text.trim() {
+                "off" => None,
+                other => Some(parse_duration(other).ok_or_else(|| {
+                    invalid("limits.resend_cooldown", "expected e.g. \"30s\" or \"off\"")
+                })?),
+            };
+        }
+        limits.per_destination = quota(
+            "per_destination",
+            &self.per_destination,
+            limits.per_destination,
+        )?;
+        limits.per_subject = quota("per_subject", &self.per_subject, limits.per_subject)?;
+        limits.per_client_ip = quota("per_client_ip", &self.per_client_ip, limits.per_client_ip)?;
+        limits.per_client_network = quota(
+            "per_client_network",
+            &self.per_client_network,
+            limits.per_client_network,
+        )?;
+        limits.per_tenant = quota("per_tenant", &self.per_tenant, limits.per_tenant)?;
+        limits.per_country = quota("per_country", &self.per_country, limits.per_country)?;
+        limits.global = quota("global", &self.global, limits.global)?;
+        Ok(limits)
+    }
+}
+
+/// `"5/10m"` -> 5 per 10 minutes; `"off"` -> none.
+fn parse_quota(text: &str) -> Result<Option<Quota>, String> {
+    let text = text.trim();
+    if text == "off" {
+        return Ok(None);
+    }
+    let (count, period) = text.split_once('/').ok_or_else(|| {
+        format!("{text:?}: expected \"<count>/<period>\" such as \"5/10m\", or \"off\"")
+    })?;
+    let count: NonZeroU32 = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: the count must be a positive integer"))?;
+    let period = parse_duration(period.trim())
+        .ok_or_else(|| format!("{text:?}: the period must be like 30s, 10m, 1h or 1d"))?;
+    Ok(Some(Quota::per_period(count, period)))
+}
+
+/// `"30s"`, `"10m"`, `"1h"`, `"1d"`, `"1m"` (a bare unit means one).
+fn parse_duration(text: &str) -> Option<Duration> {
+    let unit_at = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(unit_at);
+    let n: u64 = if number.is_empty() {
+        1
+    } else {
+        number.parse().ok()?
+    };
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    (n > 0).then(|| Duration::from_secs(n.saturating_mul(seconds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_and_durations() {
+        assert_eq!(
+            parse_quota("5/10m"),
+            Ok(Some(Quota::per_period(
+                NonZeroU32::MIN.saturating_add(4),
+                Duration::from_secs(600)
+            )))
+        );
+        assert_eq!(parse_quota("off"), Ok(None));
+        assert!(parse_quota("0/1h").is_err());
+        assert!(parse_quota("5 per hour").is_err());
+        assert!(parse_quota("5/1w").is_err());
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("30"), None);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name() {
+        let error = Config::from_toml("listen = \"127.0.0.1:1\"\nlisten_port = 3\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("listen_port"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn every_missing_variable_is_named_at_once() {
+        let config =
+            Config::from_toml("[store]\nkind = \"redis\"\n[okta]\nsecret_env = \"OKTA_SECRET\"\n")
+                .unwrap_or_else(|e| panic!("{e}"));
+        let error = config.build(&|_| None).await.err().map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("environment variables not set: OKTA_SECRET, REDIS_URL, PHONE_OTP_HMAC_KEY")
+        );
+    }
+}

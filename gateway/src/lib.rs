@@ -1,0 +1,51 @@
+//! # phone-otp-gateway
+//!
+//! The HTTP face of [`phone_otp`]: endpoints that identity platforms and backends in any
+//! language call to deliver codes, mountable in any axum app or run as the
+//! `phone-otp-gateway` binary.
+//!
+//! | endpoint | caller | what |
+//! |---|---|---|
+//! | `POST /hooks/okta/telephony` | Okta's telephony inline hook | delivers Okta's code, answers Okta's command |
+//! | `GET /healthz` | load balancers | the process is up |
+//!
+//! Every hook path calls [`OtpService::relay`](phone_otp::OtpService::relay): the same
+//! destination policy, send limits, templates and routing as the library's own `start`.
+//! The gateway adds only what is HTTP: parsing each caller's contract, authenticating it,
+//! and answering in its shape.
+//!
+//! ```no_run
+//! use phone_otp::{HmacKey, KeyRing, OtpService, StubProvider};
+//! use phone_otp_gateway::{Gateway, OktaHook};
+//! use secrecy::{SecretSlice, SecretString};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = HmacKey::new(1, &SecretSlice::from(vec![42u8; 32]))?;
+//! let otp = OtpService::builder()
+//!     .key_ring(KeyRing::new(key))
+//!     .provider(StubProvider::new())
+//!     .build()?;
+//! let gateway = Gateway::builder(otp)
+//!     .okta(OktaHook::new("authorization", SecretString::from("Basic c2VjcmV0")))
+//!     .default_region("US")
+//!     .build()?;
+//! // Merge into your own app, or serve it alone.
+//! let app = axum::Router::new().merge(gateway.router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod app;
+mod auth;
+pub mod config;
+mod metrics;
+mod problem;
+mod routes;
+pub mod telemetry;
+
+pub use app::{BuildError, Gateway, GatewayBuilder, OktaHook};
+pub use metrics::GatewayMetrics;

@@ -1,0 +1,440 @@
+//! `POST /hooks/okta/telephony`: Okta's telephony inline hook.
+//!
+//! Okta generates the code and asks us to deliver it within 3 seconds. The contract
+//! (INTEGRATIONS.md section 1, from Okta's spec and reference page):
+//! - auth: one static header (`authScheme` key and value), compared in constant time; a
+//!   missing or wrong one is 401 and nothing is sent;
+//! - success: 200 with a `com.okta.telephony.action` command;
+//! - failure to deliver: 200 with Okta's error object, so Okta falls back to its own
+//!   providers ("don't use the HTTP status code to return information");
+//! - HTTP error statuses only when the request cannot be read (bad JSON, wrong content
+//!   type, oversized body), still with the error object as body.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use phone_otp::{
+    AttemptOutcome, Channel, LimitKind, Locale, PhoneNumber, Purpose, RelayError, RelayRequest,
+    Relayed, Timestamp,
+};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use super::fields::{FieldError, Fields};
+use crate::app::{AppState, OktaHook};
+
+const ENDPOINT: &str = "okta_telephony";
+const COMMAND: &str = "com.okta.telephony.action";
+
+/// The handler.
+pub(crate) async fn telephony(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let (outcome, response) = answer(&state, &headers, body).await;
+    state.metrics.record(ENDPOINT, outcome, started.elapsed());
+    response
+}
+
+async fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> (&'static str, Response) {
+    let Some(hook) = &state.okta else {
+        return ("not_found", StatusCode::NOT_FOUND.into_response());
+    };
+    let authorized = headers
+        .get(&hook.header)
+        .is_some_and(|value| hook.secret.matches(value.as_bytes()));
+    if !authorized {
+        warn!("okta hook: missing or wrong auth header");
+        return (
+            "unauthorized",
+            error_response(StatusCode::UNAUTHORIZED, "Unauthorized", &[]),
+        );
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let status = rejection.status();
+            return (
+                "unreadable",
+                error_response(status, "Could not read the request body", &[]),
+            );
+        }
+    };
+    if !super::is_json(headers) {
+        return (
+            "unreadable",
+            error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type must be application/json",
+                &[],
+            ),
+        );
+    }
+    let Ok(value) = serde_json::from_slice::<Value>(&body) else {
+        return (
+            "unreadable",
+            error_response(
+                StatusCode::BAD_REQUEST,
+                "The request is not valid JSON",
+                &[],
+            ),
+        );
+    };
+    let request = match read_request(&value, hook, state.default_region.as_deref()) {
+        Ok(request) => request,
+        Err(cause) => {
+            info!(field = cause.location, reason = %cause.reason, "okta hook: unusable request");
+            return (
+                "invalid",
+                error_response(
+                    StatusCode::OK,
+                    "Failed to deliver OTP: the hook request is unusable",
+                    &[cause.into_json("Invalid request")],
+                ),
+            );
+        }
+    };
+    let channel = request.channel;
+    match state.otp.relay(request).await {
+        Ok(relayed) => ("delivered", success("SUCCESSFUL", &relayed)),
+        Err(RelayError::Limited {
+            limit: LimitKind::Duplicate,
+            ..
+        }) => {
+            // Okta asked again for an eventId we already sent: no second message, and no
+            // error either (that would make Okta send one through its own provider).
+            ("duplicate", pending_duplicate())
+        }
+        Err(error) => {
+            let (outcome, summary, reason) = describe(&error);
+            let summary = format!("Failed to deliver {} OTP: {summary}", channel_name(channel));
+            (
+                outcome,
+                error_response(
+                    StatusCode::OK,
+                    &summary,
+                    &[json!({"errorSummary": summary, "reason": reason})],
+                ),
+            )
+        }
+    }
+}
+
+/// What Okta asked for, as a relay request.
+fn read_request(
+    value: &Value,
+    hook: &OktaHook,
+    default_region: Option<&str>,
+) -> Result<RelayRequest, FieldError> {
+    let fields = Fields::new(value);
+    let profile = "data.messageProfile";
+    let to = phone_number(
+        &fields.scalar(&format!("{profile}.phoneNumber"))?,
+        default_region,
+    )
+    .map_err(|reason| FieldError::new("data.messageProfile.phoneNumber", reason))?;
+    let channel_text = fields.string(&format!("{profile}.deliveryChannel"))?;
+    let channel = delivery_channel(&channel_text).ok_or_else(|| {
+        FieldError::new(
+            "data.messageProfile.deliveryChannel",
+            "unknown delivery channel (expected SMS, CALL or voice call)",
+        )
+    })?;
+    let code = fields.scalar(&format!("{profile}.otpCode"))?;
+    let purpose = fields
+        .optional_string("requestType")?
+        .map_or(Purpose::SignIn, |t| purpose(&t));
+    let mut request = RelayRequest::new(to, channel, code, purpose)
+        .deadline(hook.deadline)
+        .tenant(hook.tenant.clone());
+    if let Some(locale) = fields.optional_string(&format!("{profile}.locale"))? {
+        request = request.locale(self::locale(&locale));
+    }
+    if let Some(expires) = fields.optional_string(&format!("{profile}.otpExpires"))? {
+        let at = timestamp(&expires).ok_or_else(|| {
+            FieldError::new("data.messageProfile.otpExpires", "not an RFC 3339 time")
+        })?;
+        request = request.expires_at(at);
+    }
+    // "Not applicable for voice call": a call speaks our own voice template.
+    if channel == Channel::Sms
+        && let Some(text) = fields.optional_string(&format!("{profile}.msgTemplate"))?
+        && !text.is_empty()
+    {
+        request = request.text(text);
+    }
+    if let Some(user) = fields.optional_string("data.userProfile.userId")? {
+        request = request.subject(user);
+    }
+    if let Some(ip) = fields.optional_string("data.context.request.ipAddress")? {
+        match ip.parse::<IpAddr>() {
+            Ok(ip) => request = request.client_ip(ip),
+            Err(_) => warn!("okta hook: ipAddress is not an IP address; per-IP limit skipped"),
+        }
+    }
+    if let Some(event) = fields.optional_string("eventId")? {
+        request = request.once(event);
+    }
+    Ok(request)
+}
+
+/// A number with `+`, or without (Okta's samples send `9876543210`): in the default region
+/// first, then as international digits.
+fn phone_number(raw: &str, default_region: Option<&str>) -> Result<PhoneNumber, &'static str> {
+    let raw = raw.trim();
+    if raw.starts_with('+') {
+        return PhoneNumber::parse(raw).map_err(|_| "not a valid phone number");
+    }
+    if let Some(region) = default_region
+        && let Ok(number) = PhoneNumber::parse_with_region(raw, region)
+    {
+        return Ok(number);
+    }
+    PhoneNumber::parse(&format!("+{raw}")).map_err(|_| {
+        if default_region.is_some() {
+            "not a valid phone number in the default region or with a country code"
+        } else {
+            "not a valid international phone number (no default region is configured)"
+        }
+    })
+}
+
+/// `SMS`/`sms` is SMS; anything naming a voice call (`CALL`, `voice call`, `Voice`) is
+/// voice; the sources disagree on the spelling (INTEGRATIONS.md 1.4).
+fn delivery_channel(raw: &str) -> Option<Channel> {
+    let lower = raw.trim().to_ascii_lowercase();
+    if lower == "sms" {
+        Some(Channel::Sms)
+    } else if lower.contains("voice") || lower.contains("call") {
+        Some(Channel::Voice)
+    } else {
+        None
+    }
+}
+
+fn purpose(request_type: &str) -> Purpose {
+    match request_type {
+        "com.okta.user.telephony.pre-enrollment" => Purpose::SignUp,
+        "com.okta.user.telephony.account-unlock" => Purpose::AccountUnlock,
+        "com.okta.user.telephony.password-reset" => Purpose::PasswordReset,
+        // `mfa-verification`, and anything newer: a sign-in code.
+        _ => Purpose::SignIn,
+    }
+}
+
+/// `EN-US`, `en`, `ja-JP`, `ja_JP`: Japanese for `ja`, English otherwise.
+pub(crate) fn locale(raw: &str) -> Locale {
+    if raw.len() >= 2 && raw[..2].eq_ignore_ascii_case("ja") {
+        Locale::Ja
+    } else {
+        Locale::En
+    }
+}
+
+/// An RFC 3339 time (`2022-01-28T21:48:34.321Z`) as a [`Timestamp`].
+pub(crate) fn timestamp(raw: &str) -> Option<Timestamp> {
+    let parsed =
+        time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).ok()?;
+    let millis = parsed.unix_timestamp_nanos() / 1_000_000;
+    u64::try_from(millis).ok().map(Timestamp::from_millis)
+}
+
+fn channel_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Voice => "voice",
+        _ => "SMS",
+    }
+}
+
+/// The outcome label, Okta's summary and the reason for a relay that sent nothing.
+fn describe(error: &RelayError) -> (&'static str, String, String) {
+    match error {
+        RelayError::Expired => (
+            "expired",
+            "the code has expired".into(),
+            "otpExpires is in the past; an expired code is never delivered".into(),
+        ),
+        RelayError::Refused(refusal) => (
+            "refused",
+            "the destination is refused by policy".into(),
+            refusal.to_string(),
+        ),
+        RelayError::Limited { limit, retry_after } => (
+            "limited",
+            format!("the {limit} send limit is reached"),
+            format!(
+                "{limit} rate limit reached, retry after {}s",
+                crate::problem::whole_seconds(*retry_after)
+            ),
+        ),
+        RelayError::InvalidRequest(reason) => (
+            "invalid",
+            "the request is unusable".into(),
+            (*reason).into(),
+        ),
+        RelayError::ChannelUnsupported(channel) => (
+            "unsupported",
+            "no provider for this channel".into(),
+            format!("no configured provider delivers {channel}"),
+        ),
+        RelayError::Delivery(failure) => (
+            "failed",
+            "no provider could deliver".into(),
+            attempts_text(failure.attempts(), Some(failure.kind().as_str())),
+        ),
+        RelayError::Store(_) | RelayError::Random(_) => (
+            "error",
+            "internal error".into(),
+            "the gateway could not check its limits".into(),
+        ),
+        _ => (
+            "error",
+            "internal error".into(),
+            "unexpected failure".into(),
+        ),
+    }
+}
+
+/// `first:unavailable, second:timeout` for the providers tried.
+fn attempts_text(attempts: &[phone_otp::Attempt], last: Option<&str>) -> String {
+    let tried: Vec<String> = attempts
+        .iter()
+        .map(|attempt| {
+            let outcome = match attempt.outcome {
+                AttemptOutcome::Failed(kind) => kind.as_str(),
+                AttemptOutcome::SkippedBreakerOpen => "breaker_open",
+                AttemptOutcome::SkippedBudgetExhausted => "budget_exhausted",
+                AttemptOutcome::SkippedChannelUnsupported => "channel_unsupported",
+                _ => "skipped",
+            };
+            format!("{}:{outcome}", attempt.provider)
+        })
+        .collect();
+    match (tried.is_empty(), last) {
+        (true, Some(kind)) => format!("provider failed: {kind}"),
+        _ => format!("providers tried: {}", tried.join(", ")),
+    }
+}
+
+fn success(status: &str, relayed: &Relayed) -> Response {
+    let mut metadata = format!(
+        "Duration={}ms; Attempts={}",
+        relayed.elapsed.as_millis(),
+        relayed.attempts.len() + 1
+    );
+    if !relayed.attempts.is_empty() {
+        metadata.push_str("; Failover=");
+        metadata.push_str(&attempts_text(&relayed.attempts, None).replace("providers tried: ", ""));
+    }
+    command(json!({
+        "status": status,
+        "provider": relayed.provider,
+        "transactionId": relayed.message_id,
+        "transactionMetadata": metadata,
+    }))
+}
+
+fn pending_duplicate() -> Response {
+    command(json!({
+        "status": "PENDING",
+        "transactionMetadata": "Duplicate eventId: the first request's message stands",
+    }))
+}
+
+fn command(value: Value) -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(json!({"commands": [{"type": COMMAND, "value": [value]}]})),
+    )
+        .into_response()
+}
+
+/// Okta's inline-hook error object.
+fn error_response(status: StatusCode, summary: &str, causes: &[Value]) -> Response {
+    let mut error = json!({"errorSummary": summary});
+    if !causes.is_empty() {
+        error["errorCauses"] = Value::Array(causes.to_vec());
+    }
+    (status, axum::Json(json!({ "error": error }))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_channel_spelling() {
+        for sms in ["SMS", "sms", " Sms "] {
+            assert_eq!(delivery_channel(sms), Some(Channel::Sms), "{sms}");
+        }
+        for voice in ["CALL", "voice call", "Voice call", "Voice", "call"] {
+            assert_eq!(delivery_channel(voice), Some(Channel::Voice), "{voice}");
+        }
+        for unknown in ["", "email", "push", "smss"] {
+            assert_eq!(delivery_channel(unknown), None, "{unknown}");
+        }
+    }
+
+    #[test]
+    fn okta_times_and_locales() {
+        assert_eq!(
+            timestamp("2022-01-28T21:48:34.321Z"),
+            Some(Timestamp::from_millis(1_643_406_514_321))
+        );
+        assert_eq!(
+            timestamp("2022-01-28T22:48:34.321+01:00"),
+            Some(Timestamp::from_millis(1_643_406_514_321))
+        );
+        assert_eq!(timestamp("yesterday"), None);
+        assert_eq!(locale("EN-US"), Locale::En);
+        assert_eq!(locale("ja_JP"), Locale::Ja);
+        assert_eq!(locale("JA"), Locale::Ja);
+        assert_eq!(locale("e"), Locale::En);
+    }
+
+    #[test]
+    fn numbers_with_and_without_plus() {
+        let us = |raw| phone_number(raw, Some("US")).map(|n| n.e164().to_owned());
+        assert_eq!(us("+14155550123").as_deref(), Ok("+14155550123"));
+        assert_eq!(us("4155550123").as_deref(), Ok("+14155550123"));
+        // Not a US number, but valid with its country code.
+        assert_eq!(us("819012345678").as_deref(), Ok("+819012345678"));
+        assert!(us("12").is_err());
+        assert!(phone_number("4155550123", None).is_err());
+    }
+
+    #[test]
+    fn request_types_map_to_purposes() {
+        assert_eq!(
+            purpose("com.okta.user.telephony.pre-enrollment"),
+            Purpose::SignUp
+        );
+        assert_eq!(
+            purpose("com.okta.user.telephony.mfa-verification"),
+            Purpose::SignIn
+        );
+        assert_eq!(
+            purpose("com.okta.user.telephony.account-unlock"),
+            Purpose::AccountUnlock
+        );
+        assert_eq!(
+            purpose("com.okta.user.telephony.password-reset"),
+            Purpose::PasswordReset
+        );
+        assert_eq!(
+            purpose("com.okta.user.telephony.new-thing"),
+            Purpose::SignIn
+        );
+    }
+}

@@ -1,0 +1,6 @@
+//! HTTP tests: the real gateway on 127.0.0.1:0, a real client (reqwest).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod okta;
+mod support;

@@ -1,0 +1,187 @@
+//! Spawning the gateway on loopback, Okta's fixtures, and external validators.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use phone_otp::{
+    Channel, HmacKey, KeyRing, Limits, ManualClock, OtpService, Router, StubProvider, Timestamp,
+};
+use phone_otp_gateway::{Gateway, GatewayBuilder, OktaHook};
+use secrecy::{SecretSlice, SecretString};
+use serde_json::Value;
+
+pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// The header value Okta is configured to send in these tests.
+pub const OKTA_SECRET: &str = "Basic b2t0YTpzM2NyZXQtZm9yLXRlc3Rz";
+
+/// Serves `gateway` on 127.0.0.1 with an OS-chosen port and returns its base URL.
+pub async fn spawn_gateway(gateway: &Gateway) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = gateway.router();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    format!("http://{address}")
+}
+
+/// A gateway over two stub providers (`primary`, then `secondary`) behind a router, a
+/// manual clock and the default limits.
+pub struct TestGateway {
+    pub url: String,
+    pub gateway: Gateway,
+    pub primary: StubProvider,
+    pub secondary: StubProvider,
+    pub clock: ManualClock,
+    pub client: reqwest::Client,
+}
+
+pub struct Setup {
+    pub limits: Limits,
+    pub clock_at: Timestamp,
+    pub primary: Arc<dyn phone_otp::PhoneProvider>,
+    pub configure: Box<dyn FnOnce(GatewayBuilder) -> GatewayBuilder + Send>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            // Okta's sample request was sent at this time (its `eventTime`).
+            clock_at: Timestamp::from_millis(1_643_406_220_000),
+            primary: Arc::new(StubProvider::named("primary")),
+            configure: Box::new(|builder| builder),
+        }
+    }
+}
+
+impl TestGateway {
+    pub async fn start() -> Self {
+        Self::with(Setup::default()).await
+    }
+
+    pub async fn with(setup: Setup) -> Self {
+        let primary = StubProvider::named("primary");
+        let secondary = StubProvider::named("secondary");
+        let clock = ManualClock::starting_at(setup.clock_at);
+        let first: Arc<dyn phone_otp::PhoneProvider> = if setup.primary.name() == "primary" {
+            Arc::new(primary.clone())
+        } else {
+            setup.primary
+        };
+        let first_name = first.name().to_owned();
+        let router = Router::builder()
+            .provider(first)
+            .provider(secondary.clone())
+            .default_chain(Channel::Sms, &[&first_name, "secondary"])
+            .default_chain(Channel::Voice, &[&first_name, "secondary"])
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let key = HmacKey::new(1, &SecretSlice::from(vec![9u8; 32])).unwrap();
+        let otp = OtpService::builder()
+            .key_ring(KeyRing::new(key))
+            .provider(router.clone())
+            .clock(clock.clone())
+            .limits(setup.limits)
+            .build()
+            .unwrap();
+        let builder = Gateway::builder(otp)
+            .provider_router(router)
+            .okta(OktaHook::new(
+                "Authorization",
+                SecretString::from(OKTA_SECRET),
+            ))
+            // Okta's sample number `9876543210` is an Indian mobile number.
+            .default_region("IN");
+        let gateway = (setup.configure)(builder).build().unwrap();
+        let url = spawn_gateway(&gateway).await;
+        Self {
+            url,
+            gateway,
+            primary,
+            secondary,
+            clock,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Everything both stubs delivered.
+    pub fn delivered(&self) -> Vec<phone_otp::Message> {
+        let mut all = self.primary.delivered();
+        all.extend(self.secondary.delivered());
+        all
+    }
+
+    pub async fn okta(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/hooks/okta/telephony", self.url))
+            .header("authorization", OKTA_SECRET)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// `../shared/fixtures` beside the repository, or `None` (said loudly; a failure under CI).
+pub fn fixtures_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    skip_loudly("../shared/fixtures is not beside the repository");
+    None
+}
+
+/// Reads a fixture as JSON.
+pub fn fixture(name: &str) -> Option<Value> {
+    let path = fixtures_dir()?.join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Some(serde_json::from_str(&text).unwrap())
+}
+
+/// Reports a skipped check on stderr (not captured); under CI a skip is a failure.
+pub fn skip_loudly(reason: &str) {
+    use std::io::Write as _;
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run this test: {reason}"
+    );
+    let _ = std::io::stderr().write_all(format!("\n*** SKIPPED: {reason} ***\n").as_bytes());
+}
+
+/// Validates `document` against schema `schema` of Okta's spec excerpt with Python's
+/// `jsonschema` (a real validator, installed by ./scripts/test.sh). Returns `false` when
+/// the validator or the fixtures are unavailable (said loudly).
+pub fn validates_against_okta_schema(document: &Value, schema: &str) -> bool {
+    let Some(dir) = fixtures_dir() else {
+        return false;
+    };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/api/validate_okta.py");
+    let output = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(dir.join("okta-telephony-schema.yaml"))
+        .arg(schema)
+        .arg(document.to_string())
+        .output();
+    match output {
+        Ok(out) if out.status.code() == Some(0) => true,
+        Ok(out) if out.status.code() == Some(3) => {
+            skip_loudly(&format!(
+                "python3 jsonschema/yaml missing: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+            false
+        }
+        Ok(out) => panic!(
+            "{document} does not validate against {schema}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => {
+            skip_loudly(&format!("python3 not runnable: {e}"));
+            false
+        }
+    }
+}
