@@ -8,11 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Redis for the stores; Python's jsonschema and yaml validate the gateway's answers against
-# Okta's published schema; Node runs the shipped Auth0 Actions.
+# Okta's published schema and prometheus_client parses its /metrics; Node runs the shipped
+# Auth0 Actions.
+python_modules='import jsonschema, yaml, prometheus_client'
 packages=()
 command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 \
   || packages+=(redis-server redis-tools)
-python3 -c 'import jsonschema, yaml' >/dev/null 2>&1 || packages+=(python3-jsonschema python3-yaml)
+python3 -c "$python_modules" >/dev/null 2>&1 || /usr/bin/python3 -c "$python_modules" >/dev/null 2>&1 \
+  || packages+=(python3 python3-jsonschema python3-yaml python3-prometheus-client)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "== installing ${packages[*]}"
@@ -20,6 +23,9 @@ if [ ${#packages[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
+# The interpreter that has the modules (a pyenv python3 may shadow the system one).
+if python3 -c "$python_modules" >/dev/null 2>&1; then PYTHON=python3; else PYTHON=/usr/bin/python3; fi
+export PYTHON
 
 workdir=$(mktemp -d)
 cleanup() {

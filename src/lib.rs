@@ -126,8 +126,8 @@ pub use provider::{
 };
 pub use random::RandomError;
 pub use router::{
-    BreakerConfig, BreakerStatus, CountryMetrics, DestinationPolicy, Failover, PolicyRefusal,
-    ProviderMetrics, Router, RouterBuildError, RouterBuilder, RouterMetrics,
+    BreakerConfig, BreakerStatus, CountryMetrics, DestinationPolicy, Failover, LATENCY_BUCKETS,
+    PolicyRefusal, ProviderMetrics, Router, RouterBuildError, RouterBuilder, RouterMetrics,
 };
 #[cfg(feature = "redis")]
 pub use store::RedisStore;

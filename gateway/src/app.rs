@@ -186,7 +186,10 @@ impl Gateway {
     /// The endpoints, with their layers, as an axum router to serve or merge.
     pub fn router(&self) -> axum::Router {
         let request_id = HeaderName::from_static("x-request-id");
-        let mut app = axum::Router::new().route("/healthz", get(routes::ops::healthz));
+        let mut app = axum::Router::new()
+            .route("/healthz", get(routes::ops::healthz))
+            .route("/readyz", get(routes::ops::readyz))
+            .route("/metrics", get(routes::ops::metrics));
         if self.state.okta.is_some() {
             app = app.route("/hooks/okta/telephony", post(routes::okta::telephony));
         }

@@ -1,9 +1,18 @@
 //! The gateway's own counters: requests by endpoint and outcome, and their durations.
-//! Rendered with the provider router's metrics at `GET /metrics` (Prometheus text).
+//! Rendered with the provider router's metrics at `GET /metrics` (Prometheus text format
+//! 0.0.4).
+//!
+//! Okta's own hook metrics map onto these: total = the sum of
+//! `phone_otp_gateway_requests_total{endpoint="okta_telephony"}`, success = its
+//! `outcome="delivered"` series, failure = the rest, mean duration =
+//! `..._request_duration_seconds_sum / _count`.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use phone_otp::{LATENCY_BUCKETS as PROVIDER_BUCKETS, RouterMetrics};
 
 /// Upper bounds of the latency histogram buckets, in seconds.
 pub(crate) const LATENCY_BUCKETS: [f64; 10] =
@@ -57,6 +66,51 @@ impl GatewayMetrics {
             .observe(elapsed);
     }
 
+    /// The Prometheus text of these counters and, if given, a router's.
+    pub fn render(&self, router: Option<&RouterMetrics>) -> String {
+        let mut out = String::with_capacity(4096);
+        {
+            let counters = self
+                .inner
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            header(
+                &mut out,
+                "phone_otp_gateway_requests_total",
+                "counter",
+                "Requests by endpoint and outcome.",
+            );
+            for ((endpoint, outcome), n) in &counters.requests {
+                let _ = writeln!(
+                    out,
+                    "phone_otp_gateway_requests_total{{endpoint=\"{endpoint}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+            header(
+                &mut out,
+                "phone_otp_gateway_request_duration_seconds",
+                "histogram",
+                "Time to answer, by endpoint.",
+            );
+            for (endpoint, histogram) in &counters.durations {
+                let labels = format!("endpoint=\"{endpoint}\"");
+                let bounds = LATENCY_BUCKETS.iter().map(|b| b.to_string());
+                histogram_lines(
+                    &mut out,
+                    "phone_otp_gateway_request_duration_seconds",
+                    &labels,
+                    bounds.zip(histogram.buckets),
+                    histogram.sum,
+                    histogram.count,
+                );
+            }
+        }
+        if let Some(router) = router {
+            render_router(&mut out, router);
+        }
+        out
+    }
+
     /// Requests to `endpoint` that ended as `outcome` so far.
     pub fn requests(&self, endpoint: &str, outcome: &str) -> u64 {
         let counters = self
@@ -69,5 +123,131 @@ impl GatewayMetrics {
             .filter(|((e, o), _)| *e == endpoint && *o == outcome)
             .map(|(_, n)| *n)
             .sum()
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn histogram_lines(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    buckets: impl Iterator<Item = (String, u64)>,
+    sum: f64,
+    count: u64,
+) {
+    for (bound, n) in buckets {
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+    let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn render_router(out: &mut String, router: &RouterMetrics) {
+    header(
+        out,
+        "phone_otp_provider_attempts_total",
+        "counter",
+        "Sends handed to each provider.",
+    );
+    for p in &router.providers {
+        let _ = writeln!(
+            out,
+            "phone_otp_provider_attempts_total{{provider=\"{}\"}} {}",
+            label(&p.provider),
+            p.attempts
+        );
+    }
+    header(
+        out,
+        "phone_otp_provider_successes_total",
+        "counter",
+        "Sends each provider accepted.",
+    );
+    for p in &router.providers {
+        let _ = writeln!(
+            out,
+            "phone_otp_provider_successes_total{{provider=\"{}\"}} {}",
+            label(&p.provider),
+            p.successes
+        );
+    }
+    header(
+        out,
+        "phone_otp_provider_failures_total",
+        "counter",
+        "Failed sends by provider and kind.",
+    );
+    for p in &router.providers {
+        for (kind, n) in &p.failures {
+            let _ = writeln!(
+                out,
+                "phone_otp_provider_failures_total{{provider=\"{}\",kind=\"{kind}\"}} {n}",
+                label(&p.provider)
+            );
+        }
+    }
+    header(
+        out,
+        "phone_otp_provider_skipped_total",
+        "counter",
+        "Sends that skipped a provider whose breaker was open.",
+    );
+    for p in &router.providers {
+        let _ = writeln!(
+            out,
+            "phone_otp_provider_skipped_total{{provider=\"{}\"}} {}",
+            label(&p.provider),
+            p.skipped_breaker_open
+        );
+    }
+    header(
+        out,
+        "phone_otp_provider_latency_seconds",
+        "histogram",
+        "Provider call latency.",
+    );
+    for p in &router.providers {
+        let labels = format!("provider=\"{}\"", label(&p.provider));
+        let bounds = PROVIDER_BUCKETS.iter().map(|b| b.as_secs_f64().to_string());
+        histogram_lines(
+            out,
+            "phone_otp_provider_latency_seconds",
+            &labels,
+            bounds.zip(p.latency_buckets),
+            p.latency_sum.as_secs_f64(),
+            p.attempts,
+        );
+    }
+    header(
+        out,
+        "phone_otp_country_sends_total",
+        "counter",
+        "Sends by destination country and result.",
+    );
+    for c in &router.countries {
+        let region = label(&c.region);
+        let _ = writeln!(
+            out,
+            "phone_otp_country_sends_total{{country=\"{region}\",result=\"accepted\"}} {}",
+            c.delivered
+        );
+        let _ = writeln!(
+            out,
+            "phone_otp_country_sends_total{{country=\"{region}\",result=\"failed\"}} {}",
+            c.failed
+        );
     }
 }

@@ -670,6 +670,14 @@ impl OtpService {
         self.inner.store.reset_failures(id).await
     }
 
+    /// Whether the store answers now (for readiness probes).
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn ping_store(&self) -> Result<(), StoreError> {
+        self.inner.store.ping().await
+    }
+
     async fn account_locked(&self, account: AccountId, now: Timestamp) -> Result<bool, StoreError> {
         let failures = self.inner.store.failures(account, now).await?;
         let locked = failures >= self.inner.failure_cap.max_consecutive.get();

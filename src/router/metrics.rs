@@ -6,6 +6,20 @@ use std::time::Duration;
 use super::health::BreakerStatus;
 use crate::provider::ProviderErrorKind;
 
+/// Upper bounds of the provider latency histogram (Prometheus-style, cumulative).
+pub const LATENCY_BUCKETS: [Duration; 10] = [
+    Duration::from_millis(25),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(300),
+    Duration::from_millis(500),
+    Duration::from_millis(750),
+    Duration::from_millis(1000),
+    Duration::from_millis(1500),
+    Duration::from_millis(3000),
+];
+
 /// One provider's counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderMetrics {
@@ -23,6 +37,11 @@ pub struct ProviderMetrics {
     pub mean_latency: Option<Duration>,
     /// Slowest successful send.
     pub max_latency: Duration,
+    /// Calls (successful or not) that took at most each of [`LATENCY_BUCKETS`]:
+    /// cumulative, as a Prometheus histogram's buckets.
+    pub latency_buckets: [u64; LATENCY_BUCKETS.len()],
+    /// Total time of all calls (the histogram's sum; `attempts` is its count).
+    pub latency_sum: Duration,
     /// Its circuit breaker for failures of the provider itself, now.
     pub breaker: BreakerStatus,
     /// Destination regions whose breaker for this provider is not closed (refusals about
@@ -79,9 +98,21 @@ pub(crate) struct ProviderCounters {
     pub(crate) skipped_breaker_open: u64,
     pub(crate) latency_total: Duration,
     pub(crate) latency_max: Duration,
+    pub(crate) latency_buckets: [u64; LATENCY_BUCKETS.len()],
+    pub(crate) latency_sum: Duration,
 }
 
 impl ProviderCounters {
+    /// Adds one call's latency to the histogram.
+    pub(crate) fn observe(&mut self, latency: Duration) {
+        for (count, bound) in self.latency_buckets.iter_mut().zip(LATENCY_BUCKETS) {
+            if latency <= bound {
+                *count += 1;
+            }
+        }
+        self.latency_sum += latency;
+    }
+
     pub(crate) fn snapshot(
         &self,
         provider: &str,
@@ -100,8 +131,26 @@ impl ProviderCounters {
             skipped_breaker_open: self.skipped_breaker_open,
             mean_latency,
             max_latency: self.latency_max,
+            latency_buckets: self.latency_buckets,
+            latency_sum: self.latency_sum,
             breaker,
             destination_breakers,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_histogram_is_cumulative() {
+        let mut counters = ProviderCounters::default();
+        counters.observe(Duration::from_millis(120));
+        counters.observe(Duration::from_millis(25));
+        counters.observe(Duration::from_secs(10));
+        // <=25ms, <=50, <=100: one; <=200 and up to 3 s: two; the 10 s call only in +Inf.
+        assert_eq!(counters.latency_buckets, [1, 1, 1, 2, 2, 2, 2, 2, 2, 2]);
+        assert_eq!(counters.latency_sum, Duration::from_millis(10_145));
     }
 }

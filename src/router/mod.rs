@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 pub use failover::Failover;
 pub use health::{BreakerConfig, BreakerStatus};
-pub use metrics::{CountryMetrics, ProviderMetrics, RouterMetrics};
+pub use metrics::{CountryMetrics, LATENCY_BUCKETS, ProviderMetrics, RouterMetrics};
 pub use policy::{DestinationPolicy, PolicyRefusal};
 
 use crate::clock::{Clock, SystemClock};
@@ -483,6 +483,7 @@ impl PhoneProvider for Router {
                 }
                 let counters = &mut state.counters[index];
                 counters.attempts += 1;
+                counters.observe(latency);
                 match failure {
                     None => {
                         counters.successes += 1;

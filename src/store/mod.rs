@@ -272,6 +272,12 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
 
     /// Forgets the account's failures (an administrator unlocked it).
     async fn reset_failures(&self, account: AccountId) -> Result<(), StoreError>;
+
+    /// Checks the store can serve requests now (a readiness probe). An in-process store
+    /// always can.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -334,5 +340,9 @@ impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
 
     async fn reset_failures(&self, account: AccountId) -> Result<(), StoreError> {
         (**self).reset_failures(account).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        (**self).ping().await
     }
 }

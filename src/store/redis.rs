@@ -559,4 +559,12 @@ impl OtpStore for RedisStore {
             .map_err(unavailable)?;
         Ok(())
     }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
 }

@@ -152,6 +152,50 @@ pub fn skip_loudly(reason: &str) {
     let _ = std::io::stderr().write_all(format!("\n*** SKIPPED: {reason} ***\n").as_bytes());
 }
 
+/// The Python interpreter with jsonschema, yaml and prometheus_client (`PYTHON`, set by
+/// ./scripts/test.sh), or `python3`.
+pub fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// Parses Prometheus text with the reference Python client's parser and returns every
+/// sample as `(name, labels, value)`; `None` when the parser is unavailable (said loudly).
+pub fn parse_prometheus(
+    text: &str,
+) -> Option<Vec<(String, std::collections::BTreeMap<String, String>, f64)>> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/api/parse_metrics.py");
+    let mut child = std::process::Command::new(python())
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    {
+        use std::io::Write as _;
+        child.stdin.take()?.write_all(text.as_bytes()).ok()?;
+    }
+    let out = child.wait_with_output().ok()?;
+    match out.status.code() {
+        Some(0) => {
+            let samples: Vec<(String, std::collections::BTreeMap<String, String>, f64)> =
+                serde_json::from_slice(&out.stdout).unwrap();
+            Some(samples)
+        }
+        Some(3) => {
+            skip_loudly(&format!(
+                "prometheus_client missing: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+            None
+        }
+        _ => panic!(
+            "/metrics does not parse: {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
 /// Validates `document` against schema `schema` of Okta's spec excerpt with Python's
 /// `jsonschema` (a real validator, installed by ./scripts/test.sh). Returns `false` when
 /// the validator or the fixtures are unavailable (said loudly).
@@ -160,7 +204,7 @@ pub fn validates_against_okta_schema(document: &Value, schema: &str) -> bool {
         return false;
     };
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/api/validate_okta.py");
-    let output = std::process::Command::new("python3")
+    let output = std::process::Command::new(python())
         .arg(&script)
         .arg(dir.join("okta-telephony-schema.yaml"))
         .arg(schema)

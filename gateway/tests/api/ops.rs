@@ -1,0 +1,186 @@
+//! `/metrics`, `/healthz`, `/readyz`, and what every endpoint shares (request ids, 404s).
+
+use std::collections::BTreeMap;
+
+use phone_otp::ProviderErrorKind;
+use serde_json::{Value, json};
+
+use crate::support::{TestGateway, TestResult, fixture, parse_prometheus};
+
+type Samples = Vec<(String, BTreeMap<String, String>, f64)>;
+
+/// The value of the sample `name` whose labels include all of `labels`.
+fn value(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, _, v)| *v)
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_count_requests_outcomes_providers_and_countries() -> TestResult {
+    let Some(request) = fixture("okta-telephony-request.json") else {
+        return Ok(());
+    };
+    let gw = TestGateway::start().await;
+    // delivered by primary
+    gw.okta(&request).await;
+    // failover: primary fails, secondary delivers (another number and event)
+    gw.primary.fail_next(ProviderErrorKind::Unavailable);
+    let mut second = request.clone();
+    second["eventId"] = json!("second");
+    second["data"]["userProfile"]["userId"] = json!("00u2");
+    second["data"]["messageProfile"]["phoneNumber"] = json!("9876543201");
+    gw.okta(&second).await;
+    // unauthorized
+    gw.client
+        .post(format!("{}/hooks/okta/telephony", gw.url))
+        .json(&request)
+        .send()
+        .await?;
+
+    let response = gw.client.get(format!("{}/metrics", gw.url)).send().await?;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text().await?;
+    let Some(samples) = parse_prometheus(&text) else {
+        return Ok(());
+    };
+    let okta = [("endpoint", "okta_telephony")];
+    let requests = "phone_otp_gateway_requests_total";
+    assert_eq!(
+        value(&samples, requests, &[okta[0], ("outcome", "delivered")]),
+        2.0
+    );
+    assert_eq!(
+        value(&samples, requests, &[okta[0], ("outcome", "unauthorized")]),
+        1.0
+    );
+    // Okta's "total" and "mean duration": the histogram's count and sum.
+    let duration = "phone_otp_gateway_request_duration_seconds";
+    assert_eq!(value(&samples, &format!("{duration}_count"), &okta), 3.0);
+    assert!(value(&samples, &format!("{duration}_sum"), &okta) > 0.0);
+    assert_eq!(
+        value(
+            &samples,
+            &format!("{duration}_bucket"),
+            &[okta[0], ("le", "+Inf")]
+        ),
+        3.0
+    );
+
+    let primary = [("provider", "primary")];
+    let secondary = [("provider", "secondary")];
+    assert_eq!(
+        value(&samples, "phone_otp_provider_attempts_total", &primary),
+        2.0
+    );
+    assert_eq!(
+        value(&samples, "phone_otp_provider_successes_total", &primary),
+        1.0
+    );
+    assert_eq!(
+        value(&samples, "phone_otp_provider_successes_total", &secondary),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "phone_otp_provider_failures_total",
+            &[primary[0], ("kind", "unavailable")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "phone_otp_provider_latency_seconds_count",
+            &primary
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "phone_otp_provider_latency_seconds_bucket",
+            &[primary[0], ("le", "+Inf")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "phone_otp_country_sends_total",
+            &[("country", "IN"), ("result", "accepted")]
+        ),
+        2.0
+    );
+    // No number, code or text in the metrics.
+    assert!(!text.contains("9876543"));
+    assert!(!text.contains("11111"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn health_and_readiness() -> TestResult {
+    let gw = TestGateway::start().await;
+    let health = gw.client.get(format!("{}/healthz", gw.url)).send().await?;
+    assert_eq!(health.status(), 200);
+    let ready = gw.client.get(format!("{}/readyz", gw.url)).send().await?;
+    assert_eq!(ready.status(), 200);
+    Ok(())
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn not_ready_while_redis_is_down() -> TestResult {
+    // Nothing listens on port 1: the store is configured but unreachable.
+    let store = match phone_otp::RedisStore::connect("redis://127.0.0.1:1/0", "t:").await {
+        Ok(store) => store,
+        // Refused at connect time is just as unready; nothing to serve then.
+        Err(_) => return Ok(()),
+    };
+    let key = phone_otp::HmacKey::new(1, &secrecy::SecretSlice::from(vec![3u8; 32]))?;
+    let otp = phone_otp::OtpService::builder()
+        .key_ring(phone_otp::KeyRing::new(key))
+        .provider(phone_otp::StubProvider::new())
+        .store(store)
+        .build()?;
+    let gateway = phone_otp_gateway::Gateway::builder(otp).build()?;
+    let url = crate::support::spawn_gateway(&gateway).await;
+    let ready = reqwest::get(format!("{url}/readyz")).await?;
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await?;
+    assert_eq!(body["error"]["code"], "store_unavailable");
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_paths_are_json_404s_and_every_answer_has_a_request_id() -> TestResult {
+    let gw = TestGateway::start().await;
+    let response = gw.client.get(format!("{}/nope", gw.url)).send().await?;
+    assert_eq!(response.status(), 404);
+    let id = response.headers()["x-request-id"].to_str()?.to_owned();
+    assert!(!id.is_empty());
+    let body: Value = response.json().await?;
+    assert_eq!(body["error"]["code"], "not_found");
+    // A caller's own request id is kept.
+    let response = gw
+        .client
+        .get(format!("{}/healthz", gw.url))
+        .header("x-request-id", "caller-123")
+        .send()
+        .await?;
+    assert_eq!(response.headers()["x-request-id"], "caller-123");
+    Ok(())
+}
