@@ -62,6 +62,25 @@ impl OktaHook {
     }
 }
 
+/// A bearer token callers send (`Authorization: Bearer <token>`), and the tenant their
+/// sends are counted under. Used by Auth0 Actions and by the `/v1` API; the governance
+/// work replaces it with a key per calling system.
+#[derive(Debug, Clone)]
+pub struct BearerAccess {
+    pub(crate) secret: SharedSecret,
+    pub(crate) tenant: String,
+}
+
+impl BearerAccess {
+    /// Callers must send `token`; their sends count under `tenant`.
+    pub fn new(token: SecretString, tenant: impl Into<String>) -> Self {
+        Self {
+            secret: SharedSecret::new(token),
+            tenant: tenant.into(),
+        }
+    }
+}
+
 /// A configuration the gateway cannot run with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -69,7 +88,7 @@ pub enum BuildError {
     /// The default region is not an ISO 3166 code the phone parser knows.
     #[error("unknown default region {0:?}")]
     UnknownRegion(String),
-    /// A hook secret is empty or shorter than 16 characters.
+    /// A hook secret or bearer token is shorter than 16 characters.
     #[error("the {0} secret is shorter than 16 characters")]
     WeakSecret(&'static str),
 }
@@ -80,6 +99,8 @@ pub struct GatewayBuilder {
     otp: OtpService,
     router: Option<ProviderRouter>,
     okta: Option<OktaHook>,
+    auth0: Option<BearerAccess>,
+    api: Option<BearerAccess>,
     default_region: Option<String>,
     body_limit: usize,
     request_timeout: Duration,
@@ -95,6 +116,18 @@ impl GatewayBuilder {
     /// Serves Okta's telephony inline hook at `POST /hooks/okta/telephony`.
     pub fn okta(mut self, hook: OktaHook) -> Self {
         self.okta = Some(hook);
+        self
+    }
+
+    /// Serves Auth0 Actions at `POST /hooks/auth0/phone-message`.
+    pub fn auth0(mut self, access: BearerAccess) -> Self {
+        self.auth0 = Some(access);
+        self
+    }
+
+    /// Serves `POST /v1/messages` and the `/v1/challenges` endpoints.
+    pub fn api(mut self, access: BearerAccess) -> Self {
+        self.api = Some(access);
         self
     }
 
@@ -131,11 +164,18 @@ impl GatewayBuilder {
         {
             return Err(BuildError::WeakSecret("okta hook"));
         }
+        for (name, access) in [("auth0", &self.auth0), ("api", &self.api)] {
+            if access.as_ref().is_some_and(|a| a.secret.len() < 16) {
+                return Err(BuildError::WeakSecret(name));
+            }
+        }
         Ok(Gateway {
             state: Arc::new(State {
                 otp: self.otp,
                 router: self.router,
                 okta: self.okta,
+                auth0: self.auth0,
+                api: self.api,
                 default_region: self.default_region,
                 metrics: GatewayMetrics::default(),
             }),
@@ -151,6 +191,8 @@ pub(crate) struct State {
     pub(crate) otp: OtpService,
     pub(crate) router: Option<ProviderRouter>,
     pub(crate) okta: Option<OktaHook>,
+    pub(crate) auth0: Option<BearerAccess>,
+    pub(crate) api: Option<BearerAccess>,
     pub(crate) default_region: Option<String>,
     pub(crate) metrics: GatewayMetrics,
 }
@@ -172,6 +214,8 @@ impl Gateway {
             otp,
             router: None,
             okta: None,
+            auth0: None,
+            api: None,
             default_region: None,
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -192,6 +236,25 @@ impl Gateway {
             .route("/metrics", get(routes::ops::metrics));
         if self.state.okta.is_some() {
             app = app.route("/hooks/okta/telephony", post(routes::okta::telephony));
+        }
+        if self.state.auth0.is_some() {
+            app = app.route(
+                "/hooks/auth0/phone-message",
+                post(routes::auth0::phone_message),
+            );
+        }
+        if self.state.api.is_some() {
+            app = app
+                .route("/v1/messages", post(routes::messages::send))
+                .route("/v1/challenges", post(routes::challenges::start))
+                .route(
+                    "/v1/challenges/{id}/resend",
+                    post(routes::challenges::resend),
+                )
+                .route(
+                    "/v1/challenges/{id}/verify",
+                    post(routes::challenges::verify),
+                );
         }
         app.fallback(routes::ops::not_found)
             .with_state(Arc::clone(&self.state))

@@ -19,7 +19,7 @@ use secrecy::{SecretSlice, SecretString};
 use serde::Deserialize;
 use tracing::warn;
 
-use crate::app::{Gateway, OktaHook};
+use crate::app::{BearerAccess, Gateway, OktaHook};
 use crate::telemetry::LogFormat;
 
 /// The whole file.
@@ -59,6 +59,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Okta's telephony inline hook.
     pub okta: Option<OktaConfig>,
+    /// Auth0 Actions (`POST /hooks/auth0/phone-message`).
+    pub auth0: Option<BearerConfig>,
+    /// The `/v1` API: messages and challenges.
+    pub api: Option<BearerConfig>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -208,6 +212,16 @@ pub struct OktaConfig {
     pub tenant: Option<String>,
 }
 
+/// A bearer-token surface (Auth0 Actions, the `/v1` API).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BearerConfig {
+    /// Environment variable holding the token callers send (16 characters or more).
+    pub token_env: String,
+    /// Tenant their sends are counted under (default `auth0`, or `api`).
+    pub tenant: Option<String>,
+}
+
 fn default_okta_header() -> String {
     "authorization".to_owned()
 }
@@ -278,6 +292,8 @@ impl Config {
             value
         };
         let okta_secret = self.okta.as_ref().and_then(|okta| need(&okta.secret_env));
+        let auth0_token = self.auth0.as_ref().and_then(|c| need(&c.token_env));
+        let api_token = self.api.as_ref().and_then(|c| need(&c.token_env));
         let redis_url = match self.store.kind {
             StoreKind::Redis => need(self.store.url_env.as_deref().unwrap_or("REDIS_URL")),
             StoreKind::Memory => None,
@@ -334,6 +350,14 @@ impl Config {
                 hook = hook.tenant(tenant.clone());
             }
             gateway = gateway.okta(hook);
+        }
+        if let (Some(config), Some(token)) = (&self.auth0, auth0_token) {
+            let tenant = config.tenant.clone().unwrap_or_else(|| "auth0".to_owned());
+            gateway = gateway.auth0(BearerAccess::new(SecretString::from(token), tenant));
+        }
+        if let (Some(config), Some(token)) = (&self.api, api_token) {
+            let tenant = config.tenant.clone().unwrap_or_else(|| "api".to_owned());
+            gateway = gateway.api(BearerAccess::new(SecretString::from(token), tenant));
         }
         Ok(Built {
             gateway: gateway.build().map_err(ConfigError::Gateway)?,
@@ -573,6 +597,7 @@ fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)]
 mod tests {
     use super::*;
 

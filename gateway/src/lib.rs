@@ -7,7 +7,10 @@
 //! | endpoint | caller | what |
 //! |---|---|---|
 //! | `POST /hooks/okta/telephony` | Okta's telephony inline hook | delivers Okta's code, answers Okta's command |
-//! | `GET /healthz` | load balancers | the process is up |
+//! | `POST /hooks/auth0/phone-message` | an Auth0 Action | delivers Auth0's code |
+//! | `POST /v1/messages` | internal systems | delivers their code |
+//! | `POST /v1/challenges`, `/{id}/resend`, `/{id}/verify` | backends in any language | the library's own start, resend and verify |
+//! | `GET /metrics`, `/healthz`, `/readyz` | operations | Prometheus text, liveness, store readiness |
 //!
 //! Every hook path calls [`OtpService::relay`](phone_otp::OtpService::relay): the same
 //! destination policy, send limits, templates and routing as the library's own `start`.
@@ -47,5 +50,5 @@ mod problem;
 mod routes;
 pub mod telemetry;
 
-pub use app::{BuildError, Gateway, GatewayBuilder, OktaHook};
+pub use app::{BearerAccess, BuildError, Gateway, GatewayBuilder, OktaHook};
 pub use metrics::GatewayMetrics;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use phone_otp::{LimitKind, ProviderErrorKind, RelayError};
 use serde_json::json;
 
 /// One error answer.
@@ -53,4 +54,83 @@ impl IntoResponse for Problem {
 /// retry that is still refused.
 pub(crate) fn whole_seconds(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+/// The answer for a relay that sent nothing. 4xx when retrying cannot help (bad input, a
+/// refused destination, a recipient that cannot receive), 429 or 5xx when it can (limits,
+/// provider outages): Auth0 Actions retry on exactly those.
+pub(crate) fn relay_problem(error: &RelayError) -> Problem {
+    match error {
+        RelayError::InvalidRequest(reason) => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", *reason)
+        }
+        RelayError::Expired => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "code_expired",
+            "the code has already expired",
+        ),
+        RelayError::Refused(refusal) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "destination_refused",
+            format!("destination refused by policy: {refusal}"),
+        ),
+        RelayError::Limited {
+            limit: LimitKind::Duplicate,
+            ..
+        } => Problem::new(
+            StatusCode::CONFLICT,
+            "duplicate_request",
+            "this request_id was already sent",
+        ),
+        RelayError::Limited { limit, retry_after } => Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("{limit} rate limit reached"),
+        )
+        .retry_after(*retry_after),
+        RelayError::ChannelUnsupported(channel) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "channel_unsupported",
+            format!("no configured provider delivers {channel}"),
+        ),
+        RelayError::Delivery(failure) => delivery_problem(failure.kind(), failure.retry_after()),
+        RelayError::Store(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "limits could not be checked; nothing was sent",
+        ),
+        _ => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        ),
+    }
+}
+
+/// A provider failure: about the recipient (permanent) or the provider (transient).
+pub(crate) fn delivery_problem(kind: ProviderErrorKind, retry_after: Option<Duration>) -> Problem {
+    if kind.is_about_recipient()
+        || matches!(
+            kind,
+            ProviderErrorKind::PolicyRefused | ProviderErrorKind::NoRoute
+        )
+    {
+        return Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "recipient_unreachable",
+            format!(
+                "the recipient cannot receive this message ({})",
+                kind.as_str()
+            ),
+        );
+    }
+    let problem = Problem::new(
+        StatusCode::BAD_GATEWAY,
+        "delivery_failed",
+        format!("no provider could deliver ({})", kind.as_str()),
+    );
+    match retry_after {
+        Some(wait) => problem.retry_after(wait),
+        None => problem,
+    }
 }

@@ -52,7 +52,8 @@ pub struct RelayRequest {
     pub code: SecretString,
     /// What the code is for (picks the template when no text is given).
     pub purpose: Purpose,
-    /// The caller's own text, which must contain the code; the service's template otherwise.
+    /// The caller's own text, which must contain the code (separators between its
+    /// characters allowed); the service's template otherwise.
     pub text: Option<SecretString>,
     /// The message language (default English).
     pub locale: Option<Locale>,
@@ -169,7 +170,10 @@ impl RelayRequest {
                 ));
             }
             // A text without the code would make this a general-purpose message relay.
-            if !text.contains(code) {
+            // Separators between the code's characters are fine: a voice text spells it
+            // out ("1. 2. 3. 4. 5. 6.").
+            let compact: String = text.chars().filter(char::is_ascii_alphanumeric).collect();
+            if !compact.contains(code) {
                 return Err(RelayError::InvalidRequest("text does not contain the code"));
             }
         }

@@ -51,6 +51,14 @@ async fn the_callers_text_is_sent_as_is_and_must_hold_the_code() -> TestResult {
         "(HOOK)Your code is 11111"
     );
 
+    // A voice text may spell the code out.
+    h.otp
+        .relay(
+            RelayRequest::voice(jp_mobile_n(3), "123456", Purpose::SignIn)
+                .text("Your code is 1. 2. 3. 4. 5. 6."),
+        )
+        .await?;
+
     let other = jp_mobile_n(2);
     let refused = h
         .otp
@@ -73,7 +81,7 @@ async fn the_callers_text_is_sent_as_is_and_must_hold_the_code() -> TestResult {
         );
     }
     // Refused requests spent nothing: the number's cooldown is still free.
-    assert_eq!(h.stub.delivered().len(), 1);
+    assert_eq!(h.stub.delivered().len(), 2);
     h.otp.relay(relay(other, "22222")).await?;
     Ok(())
 }

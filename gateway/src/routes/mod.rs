@@ -1,10 +1,40 @@
 //! One file per endpoint group.
 
+pub(crate) mod auth0;
+pub(crate) mod challenges;
 pub(crate) mod fields;
+pub(crate) mod json;
+pub(crate) mod messages;
 pub(crate) mod okta;
 pub(crate) mod ops;
+pub(crate) mod wire;
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
+
+use crate::app::AppState;
+use crate::auth::bearer;
+use crate::problem::Problem;
+
+/// The tenant of an API caller whose bearer token matches, or 401 (404 when the API is
+/// not enabled).
+pub(crate) fn api_tenant(state: &AppState, headers: &HeaderMap) -> Result<String, Problem> {
+    let Some(access) = &state.api else {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint",
+        ));
+    };
+    if bearer(headers).is_some_and(|token| access.secret.matches(token)) {
+        Ok(access.tenant.clone())
+    } else {
+        Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        ))
+    }
+}
 
 /// Whether the request says its body is JSON (`application/json`, any parameters).
 pub(crate) fn is_json(headers: &HeaderMap) -> bool {
@@ -13,4 +43,16 @@ pub(crate) fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A timestamp as RFC 3339 UTC with milliseconds (`2022-01-28T21:48:34.321Z`).
+pub(crate) fn rfc3339(at: phone_otp::Timestamp) -> String {
+    let nanos = i128::from(at.as_millis()) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }

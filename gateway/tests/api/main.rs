@@ -2,6 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod auth0;
+mod challenges;
+mod messages;
 mod okta;
 mod ops;
 mod support;

@@ -1,13 +1,9 @@
 //! `/metrics`, `/healthz`, `/readyz`, and what every endpoint shares (request ids, 404s).
 
-use std::collections::BTreeMap;
-
 use phone_otp::ProviderErrorKind;
 use serde_json::{Value, json};
 
-use crate::support::{TestGateway, TestResult, fixture, parse_prometheus};
-
-type Samples = Vec<(String, BTreeMap<String, String>, f64)>;
+use crate::support::{Samples, TestGateway, TestResult, fixture, parse_prometheus};
 
 /// The value of the sample `name` whose labels include all of `labels`.
 fn value(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -65,6 +61,10 @@ async fn metrics_count_requests_outcomes_providers_and_countries() -> TestResult
     assert_eq!(
         value(&samples, requests, &[okta[0], ("outcome", "unauthorized")]),
         1.0
+    );
+    assert_eq!(
+        gw.gateway.metrics().requests("okta_telephony", "delivered"),
+        2
     );
     // Okta's "total" and "mean duration": the histogram's count and sum.
     let duration = "phone_otp_gateway_request_duration_seconds";

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use phone_otp::{
     Channel, HmacKey, KeyRing, Limits, ManualClock, OtpService, Router, StubProvider, Timestamp,
 };
-use phone_otp_gateway::{Gateway, GatewayBuilder, OktaHook};
+use phone_otp_gateway::{BearerAccess, Gateway, GatewayBuilder, OktaHook};
 use secrecy::{SecretSlice, SecretString};
 use serde_json::Value;
 
@@ -14,6 +14,10 @@ pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// The header value Okta is configured to send in these tests.
 pub const OKTA_SECRET: &str = "Basic b2t0YTpzM2NyZXQtZm9yLXRlc3Rz";
+/// The bearer token of Auth0 Actions in these tests.
+pub const AUTH0_TOKEN: &str = "auth0-action-token-for-tests";
+/// The bearer token of `/v1` callers in these tests.
+pub const API_TOKEN: &str = "internal-api-token-for-tests";
 
 /// Serves `gateway` on 127.0.0.1 with an OS-chosen port and returns its base URL.
 pub async fn spawn_gateway(gateway: &Gateway) -> String {
@@ -93,6 +97,8 @@ impl TestGateway {
                 "Authorization",
                 SecretString::from(OKTA_SECRET),
             ))
+            .auth0(BearerAccess::new(SecretString::from(AUTH0_TOKEN), "auth0"))
+            .api(BearerAccess::new(SecretString::from(API_TOKEN), "internal"))
             // Okta's sample number `9876543210` is an Indian mobile number.
             .default_region("IN");
         let gateway = (setup.configure)(builder).build().unwrap();
@@ -112,6 +118,17 @@ impl TestGateway {
         let mut all = self.primary.delivered();
         all.extend(self.secondary.delivered());
         all
+    }
+
+    /// POSTs `body` as JSON to `path` with a bearer `token`.
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn okta(&self, body: &Value) -> reqwest::Response {
@@ -142,6 +159,15 @@ pub fn fixture(name: &str) -> Option<Value> {
     Some(serde_json::from_str(&text).unwrap())
 }
 
+/// A fresh path under the system temp dir for one test's file.
+pub fn temp_file(name: &str, contents: &str) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("potp-gw-{}-{n}-{name}", std::process::id()));
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
 /// Reports a skipped check on stderr (not captured); under CI a skip is a failure.
 pub fn skip_loudly(reason: &str) {
     use std::io::Write as _;
@@ -152,6 +178,9 @@ pub fn skip_loudly(reason: &str) {
     let _ = std::io::stderr().write_all(format!("\n*** SKIPPED: {reason} ***\n").as_bytes());
 }
 
+/// Prometheus samples: name, labels, value.
+pub type Samples = Vec<(String, std::collections::BTreeMap<String, String>, f64)>;
+
 /// The Python interpreter with jsonschema, yaml and prometheus_client (`PYTHON`, set by
 /// ./scripts/test.sh), or `python3`.
 pub fn python() -> String {
@@ -160,9 +189,7 @@ pub fn python() -> String {
 
 /// Parses Prometheus text with the reference Python client's parser and returns every
 /// sample as `(name, labels, value)`; `None` when the parser is unavailable (said loudly).
-pub fn parse_prometheus(
-    text: &str,
-) -> Option<Vec<(String, std::collections::BTreeMap<String, String>, f64)>> {
+pub fn parse_prometheus(text: &str) -> Option<Samples> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/api/parse_metrics.py");
     let mut child = std::process::Command::new(python())
         .arg(&script)
@@ -177,11 +204,7 @@ pub fn parse_prometheus(
     }
     let out = child.wait_with_output().ok()?;
     match out.status.code() {
-        Some(0) => {
-            let samples: Vec<(String, std::collections::BTreeMap<String, String>, f64)> =
-                serde_json::from_slice(&out.stdout).unwrap();
-            Some(samples)
-        }
+        Some(0) => Some(serde_json::from_slice(&out.stdout).unwrap()),
         Some(3) => {
             skip_loudly(&format!(
                 "prometheus_client missing: {}",

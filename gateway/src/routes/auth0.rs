@@ -1,0 +1,195 @@
+//! `POST /hooks/auth0/phone-message`: what an Auth0 Action posts to have Auth0's code
+//! delivered.
+//!
+//! Auth0 defines only the Action's `event`; the HTTP body is ours. Two shapes are read:
+//! - ours, sent by the Actions in `examples/auth0/`: `recipient`, `delivery_method`
+//!   (`text`/`voice`), `message_type` (`otp_verify`, `otp_enroll`), `code`, `as_text`,
+//!   `as_voice`, `locale`, `user_id`, `client_ip`, and an optional `request_id`;
+//! - Auth0's documented sample Action's (INTEGRATIONS.md 2.3): `recipient`,
+//!   `message_type` (`text`/`voice`), `action`, `text`, `code`, `language`, `from`.
+//!
+//! Answers: 200 when a provider accepted; 4xx when retrying cannot help (the Action calls
+//! `api.notification.drop()`); 429 or 5xx when it can (`api.notification.retry()`).
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use phone_otp::{Channel, PhoneNumber, Purpose, RelayRequest};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::json::read_value;
+use super::messages::sent_body;
+use crate::app::AppState;
+use crate::auth::bearer;
+use crate::problem::{Problem, relay_problem};
+
+const ENDPOINT: &str = "auth0_phone_message";
+
+/// The body our shipped Actions send.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Notification {
+    recipient: String,
+    delivery_method: String,
+    message_type: String,
+    code: Option<String>,
+    as_text: Option<String>,
+    as_voice: Option<String>,
+    locale: Option<String>,
+    user_id: Option<String>,
+    client_ip: Option<String>,
+    request_id: Option<String>,
+    #[allow(dead_code)]
+    from: Option<String>,
+}
+
+/// The body of Auth0's documented sample custom-phone-provider Action.
+#[derive(Debug, Deserialize)]
+struct SampleBody {
+    recipient: String,
+    /// `text` or `voice` (sic: the sample puts the delivery method here).
+    message_type: String,
+    /// `second-factor-authenticator` (sic) or `enrollment`.
+    action: Option<String>,
+    text: Option<String>,
+    code: Option<String>,
+    language: Option<String>,
+}
+
+/// The handler.
+pub(crate) async fn phone_message(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let (outcome, response) = match answer(&state, &headers, body).await {
+        Ok(response) => ("delivered", response),
+        Err(problem) => (problem.code, problem.into_response()),
+    };
+    state.metrics.record(ENDPOINT, outcome, started.elapsed());
+    response
+}
+
+async fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let Some(access) = &state.auth0 else {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint",
+        ));
+    };
+    if !bearer(headers).is_some_and(|token| access.secret.matches(token)) {
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        ));
+    }
+    let value = read_value(headers, body)?;
+    let request = if value.get("delivery_method").is_some() {
+        from_notification(parse(value)?, state.default_region.as_deref())?
+    } else {
+        from_sample(parse(value)?, state.default_region.as_deref())?
+    };
+    let request = request.tenant(access.tenant.clone());
+    match state.otp.relay(request).await {
+        Ok(relayed) => Ok((StatusCode::OK, axum::Json(sent_body(&relayed))).into_response()),
+        Err(error) => Err(relay_problem(&error)),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Problem> {
+    serde_json::from_value(value).map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            e.to_string(),
+        )
+    })
+}
+
+fn from_notification(n: Notification, region: Option<&str>) -> Result<RelayRequest, Problem> {
+    let channel = match n.delivery_method.as_str() {
+        "text" | "sms" => Channel::Sms,
+        "voice" => Channel::Voice,
+        _ => return Err(invalid("delivery_method must be text or voice")),
+    };
+    let purpose = match n.message_type.as_str() {
+        "otp_enroll" => Purpose::SignUp,
+        "otp_verify" => Purpose::SignIn,
+        // blocked_account, change_password, password_breach carry no code: this gateway
+        // delivers one-time codes only, never free text.
+        _ => {
+            return Err(invalid(
+                "message_type must be otp_verify or otp_enroll (only one-time codes are delivered)",
+            ));
+        }
+    };
+    let code = n.code.ok_or_else(|| invalid("code is required"))?;
+    let to = recipient(&n.recipient, region)?;
+    let text = match channel {
+        Channel::Voice => n.as_voice,
+        _ => n.as_text,
+    };
+    let mut request = RelayRequest::new(to, channel, code, purpose);
+    if let Some(text) = text.filter(|t| !t.is_empty()) {
+        request = request.text(text);
+    }
+    if let Some(locale) = n.locale {
+        request = request.locale(super::okta::locale(&locale));
+    }
+    if let Some(user) = n.user_id {
+        request = request.subject(user);
+    }
+    if let Some(ip) = n.client_ip {
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| invalid("client_ip is not an IP address"))?;
+        request = request.client_ip(ip);
+    }
+    if let Some(id) = n.request_id {
+        request = request.once(id);
+    }
+    Ok(request)
+}
+
+fn from_sample(s: SampleBody, region: Option<&str>) -> Result<RelayRequest, Problem> {
+    let channel = match s.message_type.as_str() {
+        "text" | "sms" => Channel::Sms,
+        "voice" => Channel::Voice,
+        _ => return Err(invalid("message_type must be text or voice")),
+    };
+    let purpose = match s.action.as_deref() {
+        Some("enrollment") => Purpose::SignUp,
+        _ => Purpose::SignIn,
+    };
+    let code = s.code.ok_or_else(|| invalid("code is required"))?;
+    let mut request = RelayRequest::new(recipient(&s.recipient, region)?, channel, code, purpose);
+    if let Some(text) = s.text.filter(|t| !t.is_empty()) {
+        request = request.text(text);
+    }
+    if let Some(language) = s.language {
+        request = request.locale(super::okta::locale(&language));
+    }
+    Ok(request)
+}
+
+/// Auth0 says E.164, but its own Twilio sample strips spaces first: accept both.
+fn recipient(raw: &str, region: Option<&str>) -> Result<PhoneNumber, Problem> {
+    super::wire::parse_number(raw, region)
+}
+
+fn invalid(message: &'static str) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+}

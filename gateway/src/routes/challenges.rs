@@ -1,0 +1,322 @@
+//! The library's own flow for backends in other languages: start a challenge, resend,
+//! verify. The gateway generates and checks the code; the caller keeps the challenge id.
+//!
+//! - `POST /v1/challenges` -> 201 `{challenge_id, expires_at, channel, to, provider}`
+//! - `POST /v1/challenges/{id}/resend` -> 200, same shape
+//! - `POST /v1/challenges/{id}/verify` `{code}` -> 200 `{"outcome":"verified"}`, or the
+//!   typed refusal with a fitting status (422 mismatch with `attempts_left`, 410 expired,
+//!   409 already used, 429 attempts exhausted, 423 account locked, 404 not found).
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use phone_otp::{
+    ChallengeId, NotPending, ResendError, ResendRequest, StartError, StartRequest, Started,
+    VerifyOutcome,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::json::read_json;
+use super::wire::{WireChannel, WirePurpose, parse_number};
+use crate::app::AppState;
+use crate::problem::{Problem, delivery_problem};
+
+/// `POST /v1/challenges`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Start {
+    to: String,
+    #[serde(default)]
+    channel: WireChannel,
+    #[serde(default)]
+    purpose: WirePurpose,
+    subject: Option<String>,
+    locale: Option<String>,
+    /// The end user's IP: without it the per-IP limits cannot apply.
+    client_ip: Option<IpAddr>,
+    /// Base64 bytes bound into the code (e.g. a payment's amount and payee).
+    context: Option<String>,
+}
+
+/// `POST /v1/challenges/{id}/resend`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Resend {
+    channel: Option<WireChannel>,
+    client_ip: Option<IpAddr>,
+    context: Option<String>,
+}
+
+/// `POST /v1/challenges/{id}/verify`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Verify {
+    code: String,
+    context: Option<String>,
+}
+
+/// Starts a challenge.
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let result = async {
+        let tenant = super::api_tenant(&state, &headers)?;
+        let start: Start = read_json(&headers, body)?;
+        let to = parse_number(&start.to, state.default_region.as_deref())?;
+        let mut request =
+            StartRequest::new(to, start.channel.into(), start.purpose.into()).tenant(tenant);
+        if let Some(subject) = start.subject {
+            request = request.subject(subject);
+        }
+        if let Some(locale) = start.locale {
+            request = request.locale(super::okta::locale(&locale));
+        }
+        if let Some(ip) = start.client_ip {
+            request = request.client_ip(ip);
+        }
+        if let Some(context) = start.context {
+            request = request.context(decode_context(&context)?);
+        }
+        match state.otp.start(request).await {
+            Ok(started) => {
+                Ok((StatusCode::CREATED, axum::Json(started_body(&started))).into_response())
+            }
+            Err(error) => Err(start_problem(&error)),
+        }
+    }
+    .await;
+    finish(&state, "challenges_start", started, result)
+}
+
+/// Sends a new code for a live challenge.
+pub(crate) async fn resend(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let result = async {
+        super::api_tenant(&state, &headers)?;
+        let id = challenge_id(&id)?;
+        let resend: Resend = if body.as_ref().is_ok_and(Bytes::is_empty) {
+            Resend::default()
+        } else {
+            read_json(&headers, body)?
+        };
+        let mut request = ResendRequest::new(id);
+        if let Some(channel) = resend.channel {
+            request = request.channel(channel.into());
+        }
+        if let Some(ip) = resend.client_ip {
+            request = request.client_ip(ip);
+        }
+        if let Some(context) = resend.context {
+            request = request.context(decode_context(&context)?);
+        }
+        match state.otp.resend_with(request).await {
+            Ok(started) => Ok((StatusCode::OK, axum::Json(started_body(&started))).into_response()),
+            Err(error) => Err(resend_problem(&error)),
+        }
+    }
+    .await;
+    finish(&state, "challenges_resend", started, result)
+}
+
+/// Checks a code.
+pub(crate) async fn verify(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let result = async {
+        super::api_tenant(&state, &headers)?;
+        let id = challenge_id(&id)?;
+        let verify: Verify = read_json(&headers, body)?;
+        let context = match verify.context {
+            Some(context) => decode_context(&context)?,
+            None => Vec::new(),
+        };
+        let outcome = state
+            .otp
+            .verify_with_context(&id, &verify.code, &context)
+            .await
+            .map_err(|_| {
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the code could not be checked; treat as not verified",
+                )
+            })?;
+        Ok(verdict(&outcome))
+    }
+    .await;
+    finish(&state, "challenges_verify", started, result)
+}
+
+fn finish(
+    state: &AppState,
+    endpoint: &'static str,
+    started: Instant,
+    result: Result<Response, Problem>,
+) -> Response {
+    let (outcome, response) = match result {
+        Ok(response) => ("ok", response),
+        Err(problem) => (problem.code, problem.into_response()),
+    };
+    state.metrics.record(endpoint, outcome, started.elapsed());
+    response
+}
+
+fn challenge_id(raw: &str) -> Result<ChallengeId, Problem> {
+    raw.parse()
+        .map_err(|_| Problem::new(StatusCode::NOT_FOUND, "not_found", "no such challenge"))
+}
+
+fn decode_context(raw: &str) -> Result<Vec<u8>, Problem> {
+    base64::engine::general_purpose::STANDARD
+        .decode(raw)
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                "context must be base64",
+            )
+        })
+}
+
+fn started_body(started: &Started) -> Value {
+    json!({
+        "challenge_id": started.challenge_id.to_string(),
+        "expires_at": super::rfc3339(started.expires_at),
+        "channel": started.channel.as_str(),
+        "to": started.masked_destination,
+        "provider": started.provider,
+    })
+}
+
+/// A verification outcome as status and body.
+fn verdict(outcome: &VerifyOutcome) -> Response {
+    let name = outcome.as_str();
+    let (status, body) = match outcome {
+        VerifyOutcome::Verified { purpose, subject } => (
+            StatusCode::OK,
+            json!({"outcome": name, "purpose": purpose.as_str(), "subject": subject}),
+        ),
+        VerifyOutcome::Mismatch { attempts_left } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"outcome": name, "attempts_left": attempts_left}),
+        ),
+        VerifyOutcome::Expired => (StatusCode::GONE, json!({"outcome": name})),
+        VerifyOutcome::AlreadyUsed => (StatusCode::CONFLICT, json!({"outcome": name})),
+        VerifyOutcome::AttemptsExhausted => {
+            (StatusCode::TOO_MANY_REQUESTS, json!({"outcome": name}))
+        }
+        VerifyOutcome::AccountLocked => (StatusCode::LOCKED, json!({"outcome": name})),
+        _ => (StatusCode::NOT_FOUND, json!({"outcome": "not_found"})),
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+fn start_problem(error: &StartError) -> Problem {
+    match error {
+        StartError::InvalidRequest(reason) => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", *reason)
+        }
+        StartError::Refused(refusal) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "destination_refused",
+            format!("destination refused by policy: {refusal}"),
+        ),
+        StartError::AccountLocked => Problem::new(
+            StatusCode::LOCKED,
+            "account_locked",
+            "too many failed verifications",
+        ),
+        StartError::Limited { limit, retry_after } => Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("{limit} rate limit reached"),
+        )
+        .retry_after(*retry_after),
+        StartError::ChannelUnsupported(channel) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "channel_unsupported",
+            format!("no configured provider delivers {channel}"),
+        ),
+        StartError::Store(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the store is unavailable; nothing was sent",
+        ),
+        StartError::Delivery(failure) => delivery_problem(failure.kind(), failure.retry_after()),
+        _ => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        ),
+    }
+}
+
+fn resend_problem(error: &ResendError) -> Problem {
+    match error {
+        ResendError::InvalidRequest(reason) => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", *reason)
+        }
+        ResendError::Refused(refusal) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "destination_refused",
+            format!("destination refused by policy: {refusal}"),
+        ),
+        ResendError::NotPending(state) => {
+            let (status, code) = match state {
+                NotPending::Expired => (StatusCode::GONE, "expired"),
+                NotPending::AlreadyUsed => (StatusCode::CONFLICT, "already_used"),
+                NotPending::AttemptsExhausted => {
+                    (StatusCode::TOO_MANY_REQUESTS, "attempts_exhausted")
+                }
+                _ => (StatusCode::NOT_FOUND, "not_found"),
+            };
+            Problem::new(status, code, state.to_string())
+        }
+        ResendError::AccountLocked => Problem::new(
+            StatusCode::LOCKED,
+            "account_locked",
+            "too many failed verifications",
+        ),
+        ResendError::Limited { limit, retry_after } => Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("{limit} rate limit reached"),
+        )
+        .retry_after(*retry_after),
+        ResendError::ChannelUnsupported(channel) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "channel_unsupported",
+            format!("no configured provider delivers {channel}"),
+        ),
+        ResendError::Store(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the store is unavailable; nothing was sent",
+        ),
+        ResendError::Delivery(failure) => delivery_problem(failure.kind(), failure.retry_after()),
+        _ => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        ),
+    }
+}

@@ -1,0 +1,103 @@
+//! `POST /v1/messages`: deliver a code an internal system generated ("code, number,
+//! subject"), through the templates and the provider router, under policy and limits.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use phone_otp::{RelayRequest, Relayed};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::json::read_json;
+use super::wire::{WireChannel, WirePurpose, parse_number};
+use crate::app::AppState;
+use crate::problem::{Problem, relay_problem};
+
+const ENDPOINT: &str = "messages";
+
+/// The request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendMessage {
+    to: String,
+    code: String,
+    #[serde(default)]
+    channel: WireChannel,
+    #[serde(default)]
+    purpose: WirePurpose,
+    locale: Option<String>,
+    subject: Option<String>,
+    /// The end user's IP, for the per-IP limit.
+    client_ip: Option<IpAddr>,
+    /// Sends at most one message per id while the code lives.
+    request_id: Option<String>,
+}
+
+/// The handler.
+pub(crate) async fn send(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let (outcome, response) = match answer(&state, &headers, body).await {
+        Ok(response) => ("delivered", response),
+        Err(problem) => (problem.code, problem.into_response()),
+    };
+    state.metrics.record(ENDPOINT, outcome, started.elapsed());
+    response
+}
+
+async fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let tenant = super::api_tenant(state, headers)?;
+    let message: SendMessage = read_json(headers, body)?;
+    let to = parse_number(&message.to, state.default_region.as_deref())?;
+    let mut request = RelayRequest::new(
+        to,
+        message.channel.into(),
+        message.code,
+        message.purpose.into(),
+    )
+    .tenant(tenant);
+    if let Some(locale) = message.locale {
+        request = request.locale(super::okta::locale(&locale));
+    }
+    if let Some(subject) = message.subject {
+        request = request.subject(subject);
+    }
+    if let Some(ip) = message.client_ip {
+        request = request.client_ip(ip);
+    }
+    if let Some(id) = message.request_id {
+        request = request.once(id);
+    }
+    match state.otp.relay(request).await {
+        Ok(relayed) => Ok((StatusCode::OK, axum::Json(sent_body(&relayed))).into_response()),
+        Err(error) => Err(relay_problem(&error)),
+    }
+}
+
+/// What a relay answers: provider, message id, channel, masked number, SMS parts.
+pub(crate) fn sent_body(relayed: &Relayed) -> Value {
+    json!({
+        "provider": relayed.provider,
+        "message_id": relayed.message_id,
+        "channel": relayed.channel.as_str(),
+        "to": relayed.masked_destination,
+        "segments": relayed.segments.map(|s| s.segments),
+        "encoding": relayed.segments.map(|s| match s.encoding {
+            phone_otp::SmsEncoding::Gsm7 => "gsm7",
+            _ => "ucs2",
+        }),
+        "attempts": relayed.attempts.len() + 1,
+    })
+}

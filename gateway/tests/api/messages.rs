@@ -1,0 +1,153 @@
+//! `POST /v1/messages`: a code an internal system generated, delivered end to end.
+
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use crate::support::{API_TOKEN, TestGateway, TestResult};
+
+const PATH: &str = "/v1/messages";
+
+fn message(to: &str) -> Value {
+    json!({"to": to, "code": "482913", "channel": "sms", "purpose": "sign_in", "locale": "ja-JP", "subject": "emp-7"})
+}
+
+#[tokio::test]
+async fn delivers_through_the_template_and_answers_what_was_sent() -> TestResult {
+    let gw = TestGateway::start().await;
+    let response = gw.post(PATH, API_TOKEN, &message("+819012345678")).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await?;
+    assert_eq!(body["provider"], "primary");
+    assert_eq!(body["message_id"], "primary-1");
+    assert_eq!(body["channel"], "sms");
+    assert_eq!(body["to"], "+8190****5678");
+    assert_eq!(body["encoding"], "ucs2", "the Japanese template");
+    assert!(body["segments"].as_u64() >= Some(1));
+    let sent = gw.primary.delivered();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].text().expose_secret().contains("482913"));
+
+    // Voice, national number in the default region (IN here).
+    let voice = json!({"to": "9876543210", "code": "482913", "channel": "voice"});
+    let body: Value = gw.post(PATH, API_TOKEN, &voice).await.json().await?;
+    assert_eq!(body["channel"], "voice");
+    assert_eq!(body["segments"], Value::Null);
+    assert_eq!(gw.primary.delivered()[1].to().e164(), "+919876543210");
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_sends_nothing() -> TestResult {
+    let gw = TestGateway::start().await;
+    let url = format!("{}{PATH}", gw.url);
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!({"to": "+819012345678"}), 422, "invalid_field"),
+        (
+            json!({"to": "+819012345678", "code": "482913", "channel": "fax"}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"to": "+819012345678", "code": 482913}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"to": "+819012345678", "code": "482913", "extra": 1}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"to": "not a number", "code": "482913"}),
+            422,
+            "invalid_number",
+        ),
+        (
+            json!({"to": "+819012345678", "code": "48"}),
+            422,
+            "invalid_request",
+        ),
+        (
+            json!({"to": "+81990123456", "code": "482913"}),
+            422,
+            "destination_refused",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let response = gw.post(PATH, API_TOKEN, &body).await;
+        assert_eq!(response.status(), status, "{body}");
+        let answer: Value = response.json().await?;
+        assert_eq!(answer["error"]["code"], code, "{body}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    let raw = |body: &'static [u8], content_type: &'static str| {
+        gw.client
+            .post(&url)
+            .bearer_auth(API_TOKEN)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    assert_eq!(raw(b"{\"to\":", "application/json").await?.status(), 400);
+    assert_eq!(raw(b"{}", "text/plain").await?.status(), 415);
+    let huge = gw
+        .client
+        .post(&url)
+        .bearer_auth(API_TOKEN)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 20_000])
+        .send()
+        .await?;
+    assert_eq!(huge.status(), 413);
+    let answer: Value = huge.json().await?;
+    assert_eq!(answer["error"]["code"], "body_too_large");
+    assert_eq!(
+        gw.post(PATH, "not-the-token-at-all", &message("+819012345678"))
+            .await
+            .status(),
+        401
+    );
+    assert!(gw.delivered().is_empty());
+    // Nothing was spent on the number.
+    assert_eq!(
+        gw.post(PATH, API_TOKEN, &message("+819012345678"))
+            .await
+            .status(),
+        200
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn limits_answer_429_with_retry_after_and_request_ids_send_once() -> TestResult {
+    let gw = TestGateway::start().await;
+    assert_eq!(
+        gw.post(PATH, API_TOKEN, &message("+819012345678"))
+            .await
+            .status(),
+        200
+    );
+    let response = gw.post(PATH, API_TOKEN, &message("+819012345678")).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "30");
+    let body: Value = response.json().await?;
+    assert_eq!(body["error"]["retry_after"], 30);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("resend_cooldown")
+    );
+
+    let mut once = message("+819012345679");
+    once["request_id"] = json!("job-17");
+    assert_eq!(gw.post(PATH, API_TOKEN, &once).await.status(), 200);
+    let again = gw.post(PATH, API_TOKEN, &once).await;
+    assert_eq!(again.status(), 409);
+    assert_eq!(gw.delivered().len(), 2);
+    Ok(())
+}
