@@ -81,6 +81,33 @@ impl BearerAccess {
     }
 }
 
+/// Twilio status callbacks: the public URL Twilio calls (behind a proxy it differs from
+/// what the gateway sees, and the signature covers it) and the Auth Token that signs.
+#[derive(Clone)]
+pub struct TwilioCallbacks {
+    pub(crate) public_url: String,
+    pub(crate) auth_token: SecretString,
+}
+
+impl TwilioCallbacks {
+    /// Callbacks to `public_url` (e.g. `https://otp.example.com/callbacks/twilio/status`),
+    /// signed with `auth_token`.
+    pub fn new(public_url: impl Into<String>, auth_token: SecretString) -> Self {
+        Self {
+            public_url: public_url.into(),
+            auth_token,
+        }
+    }
+}
+
+impl std::fmt::Debug for TwilioCallbacks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioCallbacks")
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A configuration the gateway cannot run with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -101,6 +128,8 @@ pub struct GatewayBuilder {
     okta: Option<OktaHook>,
     auth0: Option<BearerAccess>,
     api: Option<BearerAccess>,
+    twilio_callbacks: Option<TwilioCallbacks>,
+    ntt_cpaas_callbacks: Option<SharedSecret>,
     default_region: Option<String>,
     body_limit: usize,
     request_timeout: Duration,
@@ -128,6 +157,19 @@ impl GatewayBuilder {
     /// Serves `POST /v1/messages` and the `/v1/challenges` endpoints.
     pub fn api(mut self, access: BearerAccess) -> Self {
         self.api = Some(access);
+        self
+    }
+
+    /// Counts Twilio's status callbacks at `POST /callbacks/twilio/status`.
+    pub fn twilio_callbacks(mut self, callbacks: TwilioCallbacks) -> Self {
+        self.twilio_callbacks = Some(callbacks);
+        self
+    }
+
+    /// Counts NTT CPaaS delivery reports at `POST /callbacks/ntt-cpaas/delivery`; they
+    /// must carry `token` (header `X-Callback-Token` or query `?token=`).
+    pub fn ntt_cpaas_callbacks(mut self, token: SecretString) -> Self {
+        self.ntt_cpaas_callbacks = Some(SharedSecret::new(token));
         self
     }
 
@@ -169,6 +211,13 @@ impl GatewayBuilder {
                 return Err(BuildError::WeakSecret(name));
             }
         }
+        if self
+            .ntt_cpaas_callbacks
+            .as_ref()
+            .is_some_and(|s| s.len() < 16)
+        {
+            return Err(BuildError::WeakSecret("ntt-cpaas callback"));
+        }
         Ok(Gateway {
             state: Arc::new(State {
                 otp: self.otp,
@@ -176,6 +225,8 @@ impl GatewayBuilder {
                 okta: self.okta,
                 auth0: self.auth0,
                 api: self.api,
+                twilio_callbacks: self.twilio_callbacks,
+                ntt_cpaas_callbacks: self.ntt_cpaas_callbacks,
                 default_region: self.default_region,
                 metrics: GatewayMetrics::default(),
             }),
@@ -193,6 +244,8 @@ pub(crate) struct State {
     pub(crate) okta: Option<OktaHook>,
     pub(crate) auth0: Option<BearerAccess>,
     pub(crate) api: Option<BearerAccess>,
+    pub(crate) twilio_callbacks: Option<TwilioCallbacks>,
+    pub(crate) ntt_cpaas_callbacks: Option<SharedSecret>,
     pub(crate) default_region: Option<String>,
     pub(crate) metrics: GatewayMetrics,
 }
@@ -216,6 +269,8 @@ impl Gateway {
             okta: None,
             auth0: None,
             api: None,
+            twilio_callbacks: None,
+            ntt_cpaas_callbacks: None,
             default_region: None,
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -241,6 +296,18 @@ impl Gateway {
             app = app.route(
                 "/hooks/auth0/phone-message",
                 post(routes::auth0::phone_message),
+            );
+        }
+        if self.state.twilio_callbacks.is_some() {
+            app = app.route(
+                "/callbacks/twilio/status",
+                post(routes::callbacks::twilio_status),
+            );
+        }
+        if self.state.ntt_cpaas_callbacks.is_some() {
+            app = app.route(
+                "/callbacks/ntt-cpaas/delivery",
+                post(routes::callbacks::ntt_cpaas_delivery),
             );
         }
         if self.state.api.is_some() {

@@ -19,7 +19,7 @@ use secrecy::{SecretSlice, SecretString};
 use serde::Deserialize;
 use tracing::warn;
 
-use crate::app::{BearerAccess, Gateway, OktaHook};
+use crate::app::{BearerAccess, Gateway, OktaHook, TwilioCallbacks};
 use crate::telemetry::LogFormat;
 
 /// The whole file.
@@ -63,6 +63,37 @@ pub struct Config {
     pub auth0: Option<BearerConfig>,
     /// The `/v1` API: messages and challenges.
     pub api: Option<BearerConfig>,
+    /// Delivery-receipt callbacks from providers.
+    #[serde(default)]
+    pub callbacks: CallbacksConfig,
+}
+
+/// Delivery-receipt callbacks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbacksConfig {
+    /// Twilio status callbacks.
+    pub twilio: Option<TwilioCallbacksConfig>,
+    /// NTT CPaaS delivery reports.
+    pub ntt_cpaas: Option<TokenConfig>,
+}
+
+/// Twilio status callbacks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioCallbacksConfig {
+    /// The URL Twilio calls, as configured in Twilio (the signature covers it).
+    pub public_url: String,
+    /// Environment variable holding the Auth Token (default `TWILIO_AUTH_TOKEN`).
+    pub auth_token_env: Option<String>,
+}
+
+/// A callback that carries a shared token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Environment variable holding the token (16 characters or more).
+    pub token_env: String,
 }
 
 fn default_listen() -> SocketAddr {
@@ -294,6 +325,16 @@ impl Config {
         let okta_secret = self.okta.as_ref().and_then(|okta| need(&okta.secret_env));
         let auth0_token = self.auth0.as_ref().and_then(|c| need(&c.token_env));
         let api_token = self.api.as_ref().and_then(|c| need(&c.token_env));
+        let twilio_token = self
+            .callbacks
+            .twilio
+            .as_ref()
+            .and_then(|c| need(c.auth_token_env.as_deref().unwrap_or("TWILIO_AUTH_TOKEN")));
+        let ntt_token = self
+            .callbacks
+            .ntt_cpaas
+            .as_ref()
+            .and_then(|c| need(&c.token_env));
         let redis_url = match self.store.kind {
             StoreKind::Redis => need(self.store.url_env.as_deref().unwrap_or("REDIS_URL")),
             StoreKind::Memory => None,
@@ -354,6 +395,15 @@ impl Config {
         if let (Some(config), Some(token)) = (&self.auth0, auth0_token) {
             let tenant = config.tenant.clone().unwrap_or_else(|| "auth0".to_owned());
             gateway = gateway.auth0(BearerAccess::new(SecretString::from(token), tenant));
+        }
+        if let (Some(config), Some(token)) = (&self.callbacks.twilio, twilio_token) {
+            gateway = gateway.twilio_callbacks(TwilioCallbacks::new(
+                config.public_url.clone(),
+                SecretString::from(token),
+            ));
+        }
+        if let Some(token) = ntt_token {
+            gateway = gateway.ntt_cpaas_callbacks(SecretString::from(token));
         }
         if let (Some(config), Some(token)) = (&self.api, api_token) {
             let tenant = config.tenant.clone().unwrap_or_else(|| "api".to_owned());

@@ -10,6 +10,7 @@
 //! | `POST /hooks/auth0/phone-message` | an Auth0 Action | delivers Auth0's code |
 //! | `POST /v1/messages` | internal systems | delivers their code |
 //! | `POST /v1/challenges`, `/{id}/resend`, `/{id}/verify` | backends in any language | the library's own start, resend and verify |
+//! | `POST /callbacks/twilio/status`, `/callbacks/ntt-cpaas/delivery` | providers | delivery receipts, counted per provider and country |
 //! | `GET /metrics`, `/healthz`, `/readyz` | operations | Prometheus text, liveness, store readiness |
 //!
 //! Every hook path calls [`OtpService::relay`](phone_otp::OtpService::relay): the same
@@ -50,5 +51,5 @@ mod problem;
 mod routes;
 pub mod telemetry;
 
-pub use app::{BearerAccess, BuildError, Gateway, GatewayBuilder, OktaHook};
+pub use app::{BearerAccess, BuildError, Gateway, GatewayBuilder, OktaHook, TwilioCallbacks};
 pub use metrics::GatewayMetrics;

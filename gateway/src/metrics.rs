@@ -28,6 +28,10 @@ pub struct GatewayMetrics {
 struct Counters {
     requests: BTreeMap<(&'static str, &'static str), u64>,
     durations: BTreeMap<&'static str, Histogram>,
+    /// Delivery receipts by (provider, country, delivered).
+    receipts: BTreeMap<(&'static str, String, bool), u64>,
+    /// Receipt callbacks refused (bad signature or token), by provider.
+    receipts_refused: BTreeMap<&'static str, u64>,
 }
 
 /// A Prometheus histogram: cumulative bucket counts, sum and count.
@@ -66,6 +70,26 @@ impl GatewayMetrics {
             .observe(elapsed);
     }
 
+    /// Counts one delivery receipt.
+    pub(crate) fn record_receipt(&self, provider: &'static str, country: &str, delivered: bool) {
+        let mut counters = self.lock();
+        *counters
+            .receipts
+            .entry((provider, country.to_owned(), delivered))
+            .or_default() += 1;
+    }
+
+    /// Counts a receipt callback refused for its signature or token.
+    pub(crate) fn record_receipt_refused(&self, provider: &'static str) {
+        *self.lock().receipts_refused.entry(provider).or_default() += 1;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The Prometheus text of these counters and, if given, a router's.
     pub fn render(&self, router: Option<&RouterMetrics>) -> String {
         let mut out = String::with_capacity(4096);
@@ -102,6 +126,36 @@ impl GatewayMetrics {
                     bounds.zip(histogram.buckets),
                     histogram.sum,
                     histogram.count,
+                );
+            }
+            header(
+                &mut out,
+                "phone_otp_delivery_reports_total",
+                "counter",
+                "Delivery receipts by provider, country and result.",
+            );
+            for ((provider, country, delivered), n) in &counters.receipts {
+                let result = if *delivered {
+                    "delivered"
+                } else {
+                    "undelivered"
+                };
+                let _ = writeln!(
+                    out,
+                    "phone_otp_delivery_reports_total{{provider=\"{provider}\",country=\"{}\",result=\"{result}\"}} {n}",
+                    label(country)
+                );
+            }
+            header(
+                &mut out,
+                "phone_otp_delivery_reports_refused_total",
+                "counter",
+                "Receipt callbacks refused for a bad signature or token.",
+            );
+            for (provider, n) in &counters.receipts_refused {
+                let _ = writeln!(
+                    out,
+                    "phone_otp_delivery_reports_refused_total{{provider=\"{provider}\"}} {n}"
                 );
             }
         }

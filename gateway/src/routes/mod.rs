@@ -1,6 +1,7 @@
 //! One file per endpoint group.
 
 pub(crate) mod auth0;
+pub(crate) mod callbacks;
 pub(crate) mod challenges;
 pub(crate) mod fields;
 pub(crate) mod json;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use phone_otp::{
     Channel, HmacKey, KeyRing, Limits, ManualClock, OtpService, Router, StubProvider, Timestamp,
 };
-use phone_otp_gateway::{BearerAccess, Gateway, GatewayBuilder, OktaHook};
+use phone_otp_gateway::{BearerAccess, Gateway, GatewayBuilder, OktaHook, TwilioCallbacks};
 use secrecy::{SecretSlice, SecretString};
 use serde_json::Value;
 
@@ -16,6 +16,11 @@ pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 pub const OKTA_SECRET: &str = "Basic b2t0YTpzM2NyZXQtZm9yLXRlc3Rz";
 /// The bearer token of Auth0 Actions in these tests.
 pub const AUTH0_TOKEN: &str = "auth0-action-token-for-tests";
+/// The Twilio Auth Token and public callback URL of PROVIDERS.md's signature test vector.
+pub const TWILIO_TOKEN: &str = "12345";
+pub const TWILIO_CALLBACK_URL: &str = "https://mycompany.com/myapp.php";
+/// The token NTT CPaaS delivery reports carry in these tests.
+pub const NTT_CALLBACK_TOKEN: &str = "ntt-callback-token-for-tests";
 /// The bearer token of `/v1` callers in these tests.
 pub const API_TOKEN: &str = "internal-api-token-for-tests";
 
@@ -99,6 +104,11 @@ impl TestGateway {
             ))
             .auth0(BearerAccess::new(SecretString::from(AUTH0_TOKEN), "auth0"))
             .api(BearerAccess::new(SecretString::from(API_TOKEN), "internal"))
+            .twilio_callbacks(TwilioCallbacks::new(
+                TWILIO_CALLBACK_URL,
+                SecretString::from(TWILIO_TOKEN),
+            ))
+            .ntt_cpaas_callbacks(SecretString::from(NTT_CALLBACK_TOKEN))
             // Okta's sample number `9876543210` is an Indian mobile number.
             .default_region("IN");
         let gateway = (setup.configure)(builder).build().unwrap();

@@ -1,0 +1,196 @@
+//! Delivery receipts: providers tell us, after the send, whether the message reached the
+//! handset. Counted per provider and country as delivered or undelivered (`/metrics`).
+//!
+//! - `POST /callbacks/twilio/status`: Twilio's status callback (form POST), checked with
+//!   `X-Twilio-Signature` against the configured public URL; unsigned or wrong is 403.
+//! - `POST /callbacks/ntt-cpaas/delivery`: the NTT CPaaS (Infobip API) delivery-report
+//!   webhook (JSON `results[]`), which cannot be signed: it must carry the configured
+//!   token, in `X-Callback-Token` or as `?token=` in the URL registered with NTT CPaaS.
+//!
+//! Only final states count (Twilio `delivered`, `undelivered`, `failed`; NTT `DELIVERED`,
+//! `UNDELIVERABLE`, `EXPIRED`, `REJECTED`). A provider that repeats a callback is counted
+//! twice: the counts are for rates and alerts, not billing.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use phone_otp::PhoneNumber;
+use serde::Deserialize;
+use tracing::{debug, warn};
+
+use super::json::read_value;
+use crate::app::AppState;
+use crate::problem::Problem;
+
+/// Twilio's status callback.
+pub(crate) async fn twilio_status(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(config) = &state.twilio_callbacks else {
+        return Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+            .into_response();
+    };
+    let Ok(body) = body else {
+        return Problem::new(
+            StatusCode::BAD_REQUEST,
+            "unreadable_body",
+            "unreadable body",
+        )
+        .into_response();
+    };
+    let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    // Twilio signs the URL it called: the public one, with this request's query string.
+    let url = match uri.query() {
+        Some(query) => format!("{}?{query}", config.public_url),
+        None => config.public_url.clone(),
+    };
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if signature.is_empty()
+        || !phone_otp::provider::twilio::validate_signature(
+            &config.auth_token,
+            &url,
+            &params,
+            signature,
+        )
+    {
+        warn!("twilio status callback: missing or wrong signature");
+        state.metrics.record_receipt_refused("twilio");
+        return Problem::new(
+            StatusCode::FORBIDDEN,
+            "bad_signature",
+            "the signature does not match",
+        )
+        .into_response();
+    }
+    let field = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let status = field("MessageStatus")
+        .or_else(|| field("SmsStatus"))
+        .or_else(|| field("CallStatus"));
+    let delivered = match status {
+        Some("delivered" | "read" | "completed") => Some(true),
+        Some("undelivered" | "failed" | "busy" | "no-answer" | "canceled") => Some(false),
+        _ => None,
+    };
+    if let Some(delivered) = delivered {
+        let country = field("To").map_or_else(|| "unknown".to_owned(), country_of);
+        state.metrics.record_receipt("twilio", &country, delivered);
+    } else {
+        debug!(
+            status = status.unwrap_or(""),
+            "twilio status callback: not a final state"
+        );
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// One report of an NTT CPaaS delivery-report webhook.
+#[derive(Debug, Deserialize)]
+struct NttReport {
+    to: Option<String>,
+    status: Option<NttStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NttStatus {
+    group_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NttReports {
+    results: Vec<NttReport>,
+}
+
+/// The NTT CPaaS delivery-report webhook.
+pub(crate) async fn ntt_cpaas_delivery(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(secret) = &state.ntt_cpaas_callbacks else {
+        return Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+            .into_response();
+    };
+    let from_header = headers
+        .get("x-callback-token")
+        .map(|v| v.as_bytes().to_vec());
+    let from_query = uri.query().and_then(|query| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned().into_bytes())
+    });
+    if !from_header
+        .or(from_query)
+        .is_some_and(|token| secret.matches(&token))
+    {
+        warn!("ntt-cpaas delivery report: missing or wrong token");
+        state.metrics.record_receipt_refused("ntt-cpaas");
+        return Problem::new(
+            StatusCode::FORBIDDEN,
+            "bad_token",
+            "the callback token does not match",
+        )
+        .into_response();
+    }
+    let reports: NttReports = match read_value(&headers, body).and_then(|value| {
+        serde_json::from_value(value).map_err(|e| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                e.to_string(),
+            )
+        })
+    }) {
+        Ok(reports) => reports,
+        Err(problem) => return problem.into_response(),
+    };
+    for report in reports.results {
+        let group = report.status.and_then(|s| s.group_name).unwrap_or_default();
+        let delivered = match group.as_str() {
+            "DELIVERED" => Some(true),
+            "UNDELIVERABLE" | "EXPIRED" | "REJECTED" => Some(false),
+            _ => None,
+        };
+        if let Some(delivered) = delivered {
+            let country = report
+                .to
+                .as_deref()
+                .map_or_else(|| "unknown".to_owned(), country_of);
+            state
+                .metrics
+                .record_receipt("ntt-cpaas", &country, delivered);
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// The ISO region of a number with or without `+`, `001` for non-geographic numbers, or
+/// `unknown`. Never the number itself.
+fn country_of(raw: &str) -> String {
+    let digits = raw.trim();
+    let with_plus = if digits.starts_with('+') {
+        digits.to_owned()
+    } else {
+        format!("+{digits}")
+    };
+    match PhoneNumber::parse(&with_plus) {
+        Ok(number) => number
+            .region()
+            .map_or_else(|| "001".to_owned(), |r| r.to_string()),
+        Err(_) => "unknown".to_owned(),
+    }
+}
