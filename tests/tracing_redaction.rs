@@ -99,8 +99,11 @@ async fn tracing_events_mask_numbers_and_never_carry_codes() -> TestResult {
         events.iter().any(|e| e.contains("delivery failed")),
         "{events:?}"
     );
+    let id_text = id.to_string();
     for event in &events {
         assert_clean(event, &code);
+        // Whoever holds an id can spend its attempts: logs name challenges by reference.
+        assert!(!event.contains(&id_text), "challenge id leaked: {event}");
         assert!(!event.contains("00000005"), "second number leaked: {event}");
     }
     Ok(())

@@ -352,7 +352,7 @@ impl OtpService {
         if let Err(error) = &delivered
             && self.should_escalate(&pending.destination, request.channel, error.kind())
         {
-            info!(challenge = %id, to = %pending.destination, "SMS cannot reach the number; calling instead");
+            info!(challenge = %self.log_ref(&id), to = %pending.destination, "SMS cannot reach the number; calling instead");
             delivered = self
                 .deliver(&id, &pending, Channel::Voice, &code, now)
                 .await;
@@ -363,7 +363,7 @@ impl OtpService {
                 // Nobody can know a code that was not delivered, but a half-made challenge
                 // must not linger as something verifiable.
                 if let Err(store_error) = inner.store.remove(&id).await {
-                    warn!(challenge = %id, error = %store_error, "could not withdraw undelivered challenge");
+                    warn!(challenge = %self.log_ref(&id), error = %store_error, "could not withdraw undelivered challenge");
                 }
                 Err(StartError::Delivery(error))
             }
@@ -571,7 +571,7 @@ impl OtpService {
         match inner.provider.send(&message).await {
             Ok(receipt) => {
                 info!(
-                    challenge = %id,
+                    challenge = %self.log_ref(id),
                     to = %pending.destination,
                     channel = %channel,
                     purpose = %pending.purpose,
@@ -589,7 +589,7 @@ impl OtpService {
             }
             Err(error) => {
                 warn!(
-                    challenge = %id,
+                    challenge = %self.log_ref(id),
                     to = %pending.destination,
                     channel = %channel,
                     error = %error,
@@ -647,7 +647,7 @@ impl OtpService {
             }
         }
         .map_err(VerifyError::Store)?;
-        debug!(challenge = %id, outcome = outcome.as_str(), "one-time code checked");
+        debug!(challenge = %self.log_ref(id), outcome = outcome.as_str(), "one-time code checked");
         Ok(outcome)
     }
 
@@ -668,6 +668,12 @@ impl OtpService {
     pub async fn reset_failures(&self, account: Account<'_>) -> Result<(), StoreError> {
         let id = self.keys().account_id(&account);
         self.inner.store.reset_failures(id).await
+    }
+
+    /// How logs name a challenge: the keyed reference providers also see, never the id
+    /// (whoever holds an id can spend its attempts).
+    fn log_ref(&self, id: &ChallengeId) -> String {
+        self.keys().provider_reference(id)
     }
 
     /// Whether the store answers now (for readiness probes).
