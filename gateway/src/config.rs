@@ -343,6 +343,9 @@ impl Config {
         if hmac.is_none() && self.store.kind == StoreKind::Redis {
             missing.push(self.hmac_key_env.clone());
         }
+        for provider in &self.providers {
+            missing.extend(missing_provider_env(&provider.kind, env));
+        }
         if !missing.is_empty() {
             return Err(ConfigError::MissingEnv(missing));
         }
@@ -530,6 +533,34 @@ fn merge(errors: Vec<ConfigError>) -> ConfigError {
     }
 }
 
+/// The variables an adapter's `from_env` needs that `env` lacks, all of them (the adapter
+/// itself stops at the first).
+fn missing_provider_env(kind: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    let set = |name: &str| env(name).is_some_and(|v| !v.is_empty());
+    let mut required: Vec<&str> = match kind {
+        "twilio" => vec!["TWILIO_ACCOUNT_SID"],
+        "ntt-cpaas" => vec![
+            "NTT_CPAAS_BASE_URL",
+            "NTT_CPAAS_API_KEY",
+            "NTT_CPAAS_SENDER",
+        ],
+        "smslink" => vec!["SMSLINK_API_TOKEN"],
+        _ => Vec::new(),
+    };
+    if kind == "twilio" {
+        required.push(if set("TWILIO_API_KEY_SID") {
+            "TWILIO_API_KEY_SECRET"
+        } else {
+            "TWILIO_AUTH_TOKEN"
+        });
+    }
+    required
+        .into_iter()
+        .filter(|name| !set(name))
+        .map(str::to_owned)
+        .collect()
+}
+
 fn provider_from_env(config: &ProviderConfig) -> Result<Arc<dyn PhoneProvider>, ConfigError> {
     let adapter = |e: phone_otp::ConfigError| match e {
         phone_otp::ConfigError::MissingEnv(name) => ConfigError::MissingEnv(vec![name.to_owned()]),
@@ -688,6 +719,19 @@ mod tests {
         assert_eq!(
             error.as_deref(),
             Some("environment variables not set: OKTA_SECRET, REDIS_URL, PHONE_OTP_HMAC_KEY")
+        );
+        let config = Config::from_toml(
+            "[[providers]]\nkind = \"twilio\"\n[[providers]]\nkind = \"ntt-cpaas\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let only_sid = |name: &str| (name == "NTT_CPAAS_SENDER").then(|| "s".to_owned());
+        let error = config.build(&only_sid).await.err().map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some(
+                "environment variables not set: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, \
+                 NTT_CPAAS_BASE_URL, NTT_CPAAS_API_KEY"
+            )
         );
     }
 }

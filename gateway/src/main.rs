@@ -60,7 +60,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    info!(address = %config.listen, "phone-otp-gateway listening");
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| config.listen.to_string(), |a| a.to_string());
+    info!(%address, "phone-otp-gateway listening");
     let app = built.gateway.router();
     let served = axum::serve(
         listener,

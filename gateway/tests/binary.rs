@@ -1,0 +1,99 @@
+//! The `phone-otp-gateway` binary: config errors, the loud stub warning, serving, and a
+//! graceful stop on SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn write_config(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("potp-bin-{}-{name}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn missing_variables_are_named_and_the_exit_is_non_zero() {
+    let config = write_config(
+        "missing",
+        "log_format = \"text\"\n[[providers]]\nkind = \"twilio\"\n[okta]\nsecret_env = \"POTP_TEST_OKTA_SECRET\"\n",
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_phone-otp-gateway"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--check")
+        .env_remove("TWILIO_ACCOUNT_SID")
+        .env_remove("POTP_TEST_OKTA_SECRET")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let logs = String::from_utf8_lossy(&output.stdout);
+    assert!(logs.contains("POTP_TEST_OKTA_SECRET"), "{logs}");
+    assert!(
+        logs.contains("TWILIO_ACCOUNT_SID"),
+        "every missing variable at once: {logs}"
+    );
+
+    let unknown = write_config("unknown", "listen_port = 80\n");
+    let output = Command::new(env!("CARGO_BIN_EXE_phone-otp-gateway"))
+        .arg("--config")
+        .arg(&unknown)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("listen_port"));
+}
+
+#[cfg(unix)]
+#[test]
+fn serves_on_the_stub_says_so_and_stops_gracefully_on_sigterm() {
+    let config = write_config("serve", "listen = \"127.0.0.1:0\"\nlog_format = \"json\"\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phone-otp-gateway"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("the gateway logs until it listens")
+            .unwrap();
+        seen.push(line.clone());
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if event["message"] == "phone-otp-gateway listening" {
+            break event["address"].as_str().unwrap().to_owned();
+        }
+    };
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("NO PROVIDER CONFIGURED") && l.contains("WARN")),
+        "{seen:?}"
+    );
+
+    // It answers.
+    let health = std::net::TcpStream::connect(&address).map(|mut stream| {
+        use std::io::{Read, Write};
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    });
+    assert!(health.unwrap().starts_with("HTTP/1.1 200"));
+
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:?}");
+}
