@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use phone_otp::{LimitKind, ProviderErrorKind, RelayError};
+use phone_otp::{Channel, LimitKind, PolicyRefusal, ProviderErrorKind, RelayError};
 use serde_json::json;
 
 /// One error answer.
@@ -56,24 +56,78 @@ pub(crate) fn whole_seconds(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
+/// A field the library refused (`InvalidRequest` of any operation).
+pub(crate) fn invalid_request(reason: &'static str) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", reason)
+}
+
+/// The destination policy refused the number: retrying cannot help.
+pub(crate) fn policy_refused(refusal: &PolicyRefusal) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "destination_refused",
+        format!("destination refused by policy: {refusal}"),
+    )
+}
+
+/// A send limit refused: 429 with `Retry-After`.
+pub(crate) fn rate_limited(limit: LimitKind, retry_after: Duration) -> Problem {
+    Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("{limit} rate limit reached"),
+    )
+    .retry_after(retry_after)
+}
+
+/// No configured provider delivers on this channel.
+pub(crate) fn channel_unsupported(channel: Channel) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "channel_unsupported",
+        format!("no configured provider delivers {channel}"),
+    )
+}
+
+/// The store failed, so nothing was sent (fail closed).
+pub(crate) fn store_unavailable() -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        "the store is unavailable; nothing was sent",
+    )
+}
+
+/// The account reached the failure cap.
+pub(crate) fn account_locked() -> Problem {
+    Problem::new(
+        StatusCode::LOCKED,
+        "account_locked",
+        "too many failed verifications",
+    )
+}
+
+/// Randomness or another internal failure.
+pub(crate) fn internal() -> Problem {
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    )
+}
+
 /// The answer for a relay that sent nothing. 4xx when retrying cannot help (bad input, a
 /// refused destination, a recipient that cannot receive), 429 or 5xx when it can (limits,
 /// provider outages): Auth0 Actions retry on exactly those.
 pub(crate) fn relay_problem(error: &RelayError) -> Problem {
     match error {
-        RelayError::InvalidRequest(reason) => {
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", *reason)
-        }
+        RelayError::InvalidRequest(reason) => invalid_request(reason),
         RelayError::Expired => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "code_expired",
             "the code has already expired",
         ),
-        RelayError::Refused(refusal) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "destination_refused",
-            format!("destination refused by policy: {refusal}"),
-        ),
+        RelayError::Refused(refusal) => policy_refused(refusal),
         RelayError::Limited {
             limit: LimitKind::Duplicate,
             ..
@@ -82,28 +136,11 @@ pub(crate) fn relay_problem(error: &RelayError) -> Problem {
             "duplicate_request",
             "this request_id was already sent",
         ),
-        RelayError::Limited { limit, retry_after } => Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("{limit} rate limit reached"),
-        )
-        .retry_after(*retry_after),
-        RelayError::ChannelUnsupported(channel) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "channel_unsupported",
-            format!("no configured provider delivers {channel}"),
-        ),
+        RelayError::Limited { limit, retry_after } => rate_limited(*limit, *retry_after),
+        RelayError::ChannelUnsupported(channel) => channel_unsupported(*channel),
         RelayError::Delivery(failure) => delivery_problem(failure.kind(), failure.retry_after()),
-        RelayError::Store(_) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "limits could not be checked; nothing was sent",
-        ),
-        _ => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        ),
+        RelayError::Store(_) => store_unavailable(),
+        _ => internal(),
     }
 }
 

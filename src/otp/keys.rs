@@ -333,14 +333,7 @@ impl KeyRing {
     /// must not reach them, or whoever reads them could forge ids that spend the
     /// challenge's attempts.
     pub(crate) fn provider_reference(&self, challenge: &ChallengeId) -> String {
-        use std::fmt::Write as _;
-        self.primary().reference(challenge).iter().fold(
-            String::with_capacity(24),
-            |mut hex, byte| {
-                let _ = write!(hex, "{byte:02x}");
-                hex
-            },
-        )
+        crate::limit::hex(&self.primary().reference(challenge))
     }
 }
 

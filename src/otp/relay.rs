@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use super::service::{LimitFailure, OtpService, Refusal};
 use crate::clock::Timestamp;
 use crate::error::RelayError;
-use crate::limit::{Limit, LimitKey, Quota, SendKeys};
+use crate::limit::{Limit, LimitKey, Quota, SendKeys, hex};
 use crate::message::{Channel, Locale, Message, Purpose};
 use crate::phone::PhoneNumber;
 use crate::provider::{Attempt, ProviderError, ProviderErrorKind};
@@ -354,14 +354,4 @@ impl OtpService {
             }
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-            let _ = write!(out, "{byte:02x}");
-            out
-        })
 }

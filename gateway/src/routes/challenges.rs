@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use super::json::read_json;
 use super::wire::{WireChannel, WirePurpose, parse_number};
 use crate::app::AppState;
-use crate::problem::{Problem, delivery_problem};
+use crate::problem::{self, Problem, delivery_problem};
 
 /// `POST /v1/challenges`.
 #[derive(Debug, Deserialize)]
@@ -95,7 +95,7 @@ pub(crate) async fn start(
         }
     }
     .await;
-    finish(&state, "challenges_start", started, result)
+    super::respond(&state, "challenges_start", started, result)
 }
 
 /// Sends a new code for a live challenge.
@@ -130,7 +130,7 @@ pub(crate) async fn resend(
         }
     }
     .await;
-    finish(&state, "challenges_resend", started, result)
+    super::respond(&state, "challenges_resend", started, result)
 }
 
 /// Checks a code.
@@ -163,21 +163,7 @@ pub(crate) async fn verify(
         Ok(verdict(&outcome))
     }
     .await;
-    finish(&state, "challenges_verify", started, result)
-}
-
-fn finish(
-    state: &AppState,
-    endpoint: &'static str,
-    started: Instant,
-    result: Result<Response, Problem>,
-) -> Response {
-    let (outcome, response) = match result {
-        Ok(response) => ("ok", response),
-        Err(problem) => (problem.code, problem.into_response()),
-    };
-    state.metrics.record(endpoint, outcome, started.elapsed());
-    response
+    super::respond(&state, "challenges_verify", started, result)
 }
 
 fn challenge_id(raw: &str) -> Result<ChallengeId, Problem> {
@@ -232,54 +218,21 @@ fn verdict(outcome: &VerifyOutcome) -> Response {
 
 fn start_problem(error: &StartError) -> Problem {
     match error {
-        StartError::InvalidRequest(reason) => {
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", *reason)
-        }
-        StartError::Refused(refusal) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "destination_refused",
-            format!("destination refused by policy: {refusal}"),
-        ),
-        StartError::AccountLocked => Problem::new(
-            StatusCode::LOCKED,
-            "account_locked",
-            "too many failed verifications",
-        ),
-        StartError::Limited { limit, retry_after } => Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("{limit} rate limit reached"),
-        )
-        .retry_after(*retry_after),
-        StartError::ChannelUnsupported(channel) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "channel_unsupported",
-            format!("no configured provider delivers {channel}"),
-        ),
-        StartError::Store(_) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "the store is unavailable; nothing was sent",
-        ),
+        StartError::InvalidRequest(reason) => problem::invalid_request(reason),
+        StartError::Refused(refusal) => problem::policy_refused(refusal),
+        StartError::AccountLocked => problem::account_locked(),
+        StartError::Limited { limit, retry_after } => problem::rate_limited(*limit, *retry_after),
+        StartError::ChannelUnsupported(channel) => problem::channel_unsupported(*channel),
+        StartError::Store(_) => problem::store_unavailable(),
         StartError::Delivery(failure) => delivery_problem(failure.kind(), failure.retry_after()),
-        _ => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        ),
+        _ => problem::internal(),
     }
 }
 
 fn resend_problem(error: &ResendError) -> Problem {
     match error {
-        ResendError::InvalidRequest(reason) => {
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", *reason)
-        }
-        ResendError::Refused(refusal) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "destination_refused",
-            format!("destination refused by policy: {refusal}"),
-        ),
+        ResendError::InvalidRequest(reason) => problem::invalid_request(reason),
+        ResendError::Refused(refusal) => problem::policy_refused(refusal),
         ResendError::NotPending(state) => {
             let (status, code) = match state {
                 NotPending::Expired => (StatusCode::GONE, "expired"),
@@ -291,32 +244,11 @@ fn resend_problem(error: &ResendError) -> Problem {
             };
             Problem::new(status, code, state.to_string())
         }
-        ResendError::AccountLocked => Problem::new(
-            StatusCode::LOCKED,
-            "account_locked",
-            "too many failed verifications",
-        ),
-        ResendError::Limited { limit, retry_after } => Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("{limit} rate limit reached"),
-        )
-        .retry_after(*retry_after),
-        ResendError::ChannelUnsupported(channel) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "channel_unsupported",
-            format!("no configured provider delivers {channel}"),
-        ),
-        ResendError::Store(_) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "the store is unavailable; nothing was sent",
-        ),
+        ResendError::AccountLocked => problem::account_locked(),
+        ResendError::Limited { limit, retry_after } => problem::rate_limited(*limit, *retry_after),
+        ResendError::ChannelUnsupported(channel) => problem::channel_unsupported(*channel),
+        ResendError::Store(_) => problem::store_unavailable(),
         ResendError::Delivery(failure) => delivery_problem(failure.kind(), failure.retry_after()),
-        _ => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        ),
+        _ => problem::internal(),
     }
 }

@@ -45,12 +45,8 @@ pub(crate) async fn send(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let (outcome, response) = match answer(&state, &headers, body).await {
-        Ok(response) => ("delivered", response),
-        Err(problem) => (problem.code, problem.into_response()),
-    };
-    state.metrics.record(ENDPOINT, outcome, started.elapsed());
-    response
+    let result = answer(&state, &headers, body).await;
+    super::respond(&state, ENDPOINT, started, result)
 }
 
 async fn answer(

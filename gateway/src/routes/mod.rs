@@ -16,6 +16,23 @@ use crate::app::AppState;
 use crate::auth::bearer;
 use crate::problem::Problem;
 
+/// Counts a request to `endpoint` by its outcome (`ok`, or the error code) and duration,
+/// and turns the result into the response.
+pub(crate) fn respond(
+    state: &AppState,
+    endpoint: &'static str,
+    started: std::time::Instant,
+    result: Result<axum::response::Response, Problem>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let (outcome, response) = match result {
+        Ok(response) => ("ok", response),
+        Err(problem) => (problem.code, problem.into_response()),
+    };
+    state.metrics.record(endpoint, outcome, started.elapsed());
+    response
+}
+
 /// The tenant of an API caller whose bearer token matches, or 401 (404 when the API is
 /// not enabled).
 pub(crate) fn api_tenant(state: &AppState, headers: &HeaderMap) -> Result<String, Problem> {

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::support::{
     NTT_CALLBACK_TOKEN, Samples, TWILIO_CALLBACK_URL, TWILIO_TOKEN, TestGateway, TestResult,
-    parse_prometheus,
+    parse_prometheus, sample_value as value,
 };
 
 /// Signs a form callback as Twilio does (PROVIDERS.md section 3), independently of the
@@ -51,19 +51,6 @@ async fn metrics(gw: &TestGateway) -> Option<Samples> {
         .await
         .ok()?;
     parse_prometheus(&text)
-}
-
-fn value(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|(n, l, _)| {
-            n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|(_, _, v)| *v)
-        .sum()
 }
 
 #[tokio::test]

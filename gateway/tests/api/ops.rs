@@ -3,21 +3,7 @@
 use phone_otp::ProviderErrorKind;
 use serde_json::{Value, json};
 
-use crate::support::{Samples, TestGateway, TestResult, fixture, parse_prometheus};
-
-/// The value of the sample `name` whose labels include all of `labels`.
-fn value(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|(n, l, _)| {
-            n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|(_, _, v)| *v)
-        .sum()
-}
+use crate::support::{TestGateway, TestResult, fixture, parse_prometheus, sample_value as value};
 
 #[tokio::test]
 async fn metrics_count_requests_outcomes_providers_and_countries() -> TestResult {

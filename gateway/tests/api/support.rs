@@ -191,6 +191,20 @@ pub fn skip_loudly(reason: &str) {
 /// Prometheus samples: name, labels, value.
 pub type Samples = Vec<(String, std::collections::BTreeMap<String, String>, f64)>;
 
+/// The sum of the samples `name` whose labels include all of `labels`.
+pub fn sample_value(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, _, v)| *v)
+        .sum()
+}
+
 /// The Python interpreter with jsonschema, yaml and prometheus_client (`PYTHON`, set by
 /// ./scripts/test.sh), or `python3`.
 pub fn python() -> String {
