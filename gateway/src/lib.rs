@@ -44,7 +44,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
-mod auth;
+pub mod auth;
 pub mod config;
 mod metrics;
 mod problem;

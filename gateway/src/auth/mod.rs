@@ -1,6 +1,10 @@
-//! Caller authentication. For now one shared secret per surface (Okta's header, a bearer
-//! token for Auth0 Actions and for the API), compared in constant time.
+//! Caller authentication: API keys and personal tokens ([`api_key`]) with scopes and
+//! source-IP allow-lists, and the shared secrets of Okta's header and bearer surfaces,
+//! compared in constant time.
 
+pub mod api_key;
+pub mod cidr;
+pub mod scope;
 mod shared_secret;
 
 use axum::http::{HeaderMap, header};

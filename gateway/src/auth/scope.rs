@@ -1,0 +1,144 @@
+//! What a key or token may do. Each endpoint needs one scope.
+
+use std::fmt;
+
+/// One permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// `POST /v1/messages`.
+    MessagesSend,
+    /// `POST /v1/challenges` and resend.
+    ChallengesStart,
+    /// `POST /v1/challenges/{id}/verify`.
+    ChallengesVerify,
+    /// Okta's telephony hook.
+    HooksOkta,
+    /// Auth0 Actions.
+    HooksAuth0,
+    /// Usage reports.
+    UsageRead,
+    /// Managing keys.
+    KeysAdmin,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 7] = [
+        Self::MessagesSend,
+        Self::ChallengesStart,
+        Self::ChallengesVerify,
+        Self::HooksOkta,
+        Self::HooksAuth0,
+        Self::UsageRead,
+        Self::KeysAdmin,
+    ];
+
+    /// The wire name (`messages:send`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MessagesSend => "messages:send",
+            Self::ChallengesStart => "challenges:start",
+            Self::ChallengesVerify => "challenges:verify",
+            Self::HooksOkta => "hooks:okta",
+            Self::HooksAuth0 => "hooks:auth0",
+            Self::UsageRead => "usage:read",
+            Self::KeysAdmin => "keys:admin",
+        }
+    }
+
+    /// The inverse of [`Scope::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|scope| scope.as_str() == text)
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set of scopes.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Scopes(u8);
+
+impl Scopes {
+    /// `scope` is in the set.
+    pub fn contains(self, scope: Scope) -> bool {
+        self.0 & scope.bit() != 0
+    }
+
+    /// Adds `scope`.
+    pub fn with(self, scope: Scope) -> Self {
+        Self(self.0 | scope.bit())
+    }
+
+    /// Reads a space- or comma-separated list (`"messages:send usage:read"`, OAuth's
+    /// `scope` claim); `Err` names the first unknown scope.
+    ///
+    /// # Errors
+    /// The first word that is not a scope.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        text.split([' ', ','])
+            .filter(|word| !word.is_empty())
+            .try_fold(Self::default(), |set, word| {
+                Scope::parse(word)
+                    .map(|scope| set.with(scope))
+                    .ok_or_else(|| word.to_owned())
+            })
+    }
+
+    /// Like [`Scopes::parse`], ignoring words that are not ours (an IdP's token carries
+    /// other APIs' scopes too).
+    pub fn parse_lenient(text: &str) -> Self {
+        text.split([' ', ','])
+            .filter_map(Scope::parse)
+            .fold(Self::default(), Self::with)
+    }
+
+    /// The scopes, in order.
+    pub fn iter(self) -> impl Iterator<Item = Scope> {
+        Scope::ALL
+            .into_iter()
+            .filter(move |scope| self.contains(*scope))
+    }
+}
+
+impl fmt::Display for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.iter().map(Scope::as_str).collect();
+        f.write_str(&names.join(" "))
+    }
+}
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Scopes({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_round_trip_and_unknown_ones_are_named() {
+        let scopes = Scopes::parse("messages:send, usage:read").unwrap_or_default();
+        assert!(scopes.contains(Scope::MessagesSend) && scopes.contains(Scope::UsageRead));
+        assert!(!scopes.contains(Scope::KeysAdmin));
+        assert_eq!(scopes.to_string(), "messages:send usage:read");
+        assert_eq!(Scopes::parse(&scopes.to_string()), Ok(scopes));
+        assert_eq!(
+            Scopes::parse("messages:send admin"),
+            Err("admin".to_owned())
+        );
+        assert_eq!(
+            Scopes::parse_lenient("openid read:users hooks:okta"),
+            Scopes::default().with(Scope::HooksOkta)
+        );
+    }
+}
