@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine. It installs redis-server from the distribution's
-# packages if missing, starts one server and a three-primary Redis Cluster on free loopback
-# ports with persistence off, exports REDIS_URL and REDIS_CLUSTER_NODES, runs every test
+# The whole test suite on a fresh machine. It installs redis-server and PostgreSQL from the
+# distribution's packages if missing, starts one Redis server, a three-primary Redis Cluster
+# and a PostgreSQL cluster on free loopback ports with persistence off, exports REDIS_URL,
+# REDIS_CLUSTER_NODES and POSTGRES_URL, runs every test
 # with all features across the workspace (the library and the gateway), and stops the
 # servers it started.
 set -euo pipefail
@@ -17,6 +18,7 @@ command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 
 python3 -c "$python_modules" >/dev/null 2>&1 || /usr/bin/python3 -c "$python_modules" >/dev/null 2>&1 \
   || packages+=(python3 python3-jsonschema python3-yaml python3-prometheus-client)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "== installing ${packages[*]}"
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
@@ -28,11 +30,16 @@ if python3 -c "$python_modules" >/dev/null 2>&1; then PYTHON=python3; else PYTHO
 export PYTHON
 
 workdir=$(mktemp -d)
+pgdir=""
 cleanup() {
   for pidfile in "$workdir"/*.pid; do
     [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
   done
   rm -rf "$workdir"
+  if [ -n "$pgdir" ]; then
+    $as_postgres "$pg_bin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$pgdir"
+  fi
 }
 trap cleanup EXIT
 
@@ -91,5 +98,24 @@ redis-cli -p "$first" cluster info | grep -q 'cluster_state:ok' || { echo "Redis
 REDIS_CLUSTER_NODES=$(printf 'redis://%s,' "${nodes[@]}")
 export REDIS_CLUSTER_NODES=${REDIS_CLUSTER_NODES%,}
 echo "== Redis Cluster on $REDIS_CLUSTER_NODES"
+
+# PostgreSQL for the gateway's database tests: a throwaway cluster on a free loopback
+# port, trust auth, fsync off. PostgreSQL refuses to run as root, so under root it runs as
+# the `postgres` user the package creates.
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+as_postgres=""
+pgdir=$(mktemp -d /tmp/potp-pg.XXXXXX)
+if [ "$(id -u)" -eq 0 ]; then
+  chown postgres "$pgdir"
+  as_postgres="runuser -u postgres --"
+fi
+$as_postgres "$pg_bin/initdb" -D "$pgdir/data" -A trust -U postgres >"$workdir/initdb.log" 2>&1 \
+  || { cat "$workdir/initdb.log"; exit 1; }
+pgport=$(free_port)
+$as_postgres "$pg_bin/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
+  -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null \
+  || { cat "$pgdir/log"; exit 1; }
+export POSTGRES_URL="postgres://postgres@127.0.0.1:$pgport/postgres"
+echo "== PostgreSQL on $POSTGRES_URL"
 
 cargo test --workspace --all-features

@@ -46,6 +46,7 @@
 mod app;
 pub mod auth;
 pub mod config;
+pub mod db;
 mod metrics;
 mod problem;
 mod routes;

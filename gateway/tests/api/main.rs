@@ -5,6 +5,7 @@
 mod auth0;
 mod callbacks;
 mod challenges;
+mod db;
 mod messages;
 mod okta;
 mod ops;

@@ -169,6 +169,16 @@ pub fn fixture(name: &str) -> Option<Value> {
     Some(serde_json::from_str(&text).unwrap())
 }
 
+/// A name no other test in this run (or an earlier one) uses.
+pub fn unique() -> String {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}_{n}_{}", std::process::id(), nanos % 1_000_000_000_000)
+}
+
 /// A fresh path under the system temp dir for one test's file.
 pub fn temp_file(name: &str, contents: &str) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
