@@ -7,12 +7,14 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
 use axum::routing::{get, post};
-use phone_otp::{OtpService, Router as ProviderRouter};
+use phone_otp::{Clock, OtpService, Router as ProviderRouter, SystemClock};
 use secrecy::SecretString;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::SharedSecret;
+use crate::auth::cidr::Cidr;
+use crate::db::Db;
 use crate::metrics::GatewayMetrics;
 use crate::routes;
 use crate::telemetry;
@@ -130,6 +132,9 @@ pub struct GatewayBuilder {
     api: Option<BearerAccess>,
     twilio_callbacks: Option<TwilioCallbacks>,
     ntt_cpaas_callbacks: Option<SharedSecret>,
+    db: Option<Db>,
+    trusted_proxies: Vec<Cidr>,
+    clock: Arc<dyn Clock>,
     default_region: Option<String>,
     body_limit: usize,
     request_timeout: Duration,
@@ -170,6 +175,27 @@ impl GatewayBuilder {
     /// must carry `token` (header `X-Callback-Token` or query `?token=`).
     pub fn ntt_cpaas_callbacks(mut self, token: SecretString) -> Self {
         self.ntt_cpaas_callbacks = Some(SharedSecret::new(token));
+        self
+    }
+
+    /// Authenticates callers of `/v1` and the Auth0 hook with API keys and personal
+    /// tokens from `db` (each endpoint needs its scope; the key's owner becomes the
+    /// tenant). A surface's static token, if configured, still works beside them.
+    pub fn keys(mut self, db: Db) -> Self {
+        self.db = Some(db);
+        self
+    }
+
+    /// Proxies whose `X-Forwarded-For` is believed (for key IP allow-lists); from any
+    /// other peer the header is ignored.
+    pub fn trusted_proxies(mut self, proxies: Vec<Cidr>) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// The clock key expiry is checked against (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 
@@ -227,6 +253,9 @@ impl GatewayBuilder {
                 api: self.api,
                 twilio_callbacks: self.twilio_callbacks,
                 ntt_cpaas_callbacks: self.ntt_cpaas_callbacks,
+                db: self.db,
+                trusted_proxies: self.trusted_proxies,
+                clock: self.clock,
                 default_region: self.default_region,
                 metrics: GatewayMetrics::default(),
             }),
@@ -246,8 +275,18 @@ pub(crate) struct State {
     pub(crate) api: Option<BearerAccess>,
     pub(crate) twilio_callbacks: Option<TwilioCallbacks>,
     pub(crate) ntt_cpaas_callbacks: Option<SharedSecret>,
+    pub(crate) db: Option<Db>,
+    pub(crate) trusted_proxies: Vec<Cidr>,
+    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) default_region: Option<String>,
     pub(crate) metrics: GatewayMetrics,
+}
+
+impl State {
+    /// Now, in Unix milliseconds.
+    pub(crate) fn now_millis(&self) -> i64 {
+        i64::try_from(self.clock.now().as_millis()).unwrap_or(i64::MAX)
+    }
 }
 
 pub(crate) type AppState = Arc<State>;
@@ -271,6 +310,9 @@ impl Gateway {
             api: None,
             twilio_callbacks: None,
             ntt_cpaas_callbacks: None,
+            db: None,
+            trusted_proxies: Vec::new(),
+            clock: Arc::new(SystemClock),
             default_region: None,
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -292,7 +334,8 @@ impl Gateway {
         if self.state.okta.is_some() {
             app = app.route("/hooks/okta/telephony", post(routes::okta::telephony));
         }
-        if self.state.auth0.is_some() {
+        let keys = self.state.db.is_some();
+        if self.state.auth0.is_some() || keys {
             app = app.route(
                 "/hooks/auth0/phone-message",
                 post(routes::auth0::phone_message),
@@ -310,7 +353,7 @@ impl Gateway {
                 post(routes::callbacks::ntt_cpaas_delivery),
             );
         }
-        if self.state.api.is_some() {
+        if self.state.api.is_some() || keys {
             app = app
                 .route("/v1/messages", post(routes::messages::send))
                 .route("/v1/challenges", post(routes::challenges::start))

@@ -3,12 +3,15 @@
 //! compared in constant time.
 
 pub mod api_key;
+mod caller;
 pub mod cidr;
+pub mod key_admin;
 pub mod scope;
 mod shared_secret;
 
 use axum::http::{HeaderMap, header};
 
+pub(crate) use caller::{Peer, authorize};
 pub(crate) use shared_secret::SharedSecret;
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).

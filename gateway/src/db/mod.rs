@@ -106,6 +106,11 @@ impl Db {
         Ok(())
     }
 
+    /// Closes every connection; later calls fail (tests use it to stand for an outage).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }

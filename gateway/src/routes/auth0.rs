@@ -26,7 +26,8 @@ use serde_json::Value;
 use super::json::read_value;
 use super::messages::sent_body;
 use crate::app::AppState;
-use crate::auth::bearer;
+use crate::auth::scope::Scope;
+use crate::auth::{Peer, authorize};
 use crate::problem::{Problem, relay_problem};
 
 const ENDPOINT: &str = "auth0_phone_message";
@@ -65,40 +66,36 @@ struct SampleBody {
 /// The handler.
 pub(crate) async fn phone_message(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let result = answer(&state, &headers, body).await;
+    let result = answer(&state, &headers, peer, body).await;
     super::respond(&state, ENDPOINT, started, result)
 }
 
 async fn answer(
     state: &AppState,
     headers: &HeaderMap,
+    peer: Peer,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    let Some(access) = &state.auth0 else {
-        return Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such endpoint",
-        ));
-    };
-    if !bearer(headers).is_some_and(|token| access.secret.matches(token)) {
-        return Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid bearer token is required",
-        ));
-    }
+    let caller = authorize(
+        state,
+        headers,
+        peer,
+        Scope::HooksAuth0,
+        state.auth0.as_ref(),
+    )
+    .await?;
     let value = read_value(headers, body)?;
     let request = if value.get("delivery_method").is_some() {
         from_notification(parse(value)?, state.default_region.as_deref())?
     } else {
         from_sample(parse(value)?, state.default_region.as_deref())?
     };
-    let request = request.tenant(access.tenant.clone());
+    let request = request.tenant(caller.system);
     match state.otp.relay(request).await {
         Ok(relayed) => Ok((StatusCode::OK, axum::Json(sent_body(&relayed))).into_response()),
         Err(error) => Err(relay_problem(&error)),

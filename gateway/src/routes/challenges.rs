@@ -26,6 +26,8 @@ use serde_json::{Value, json};
 use super::json::read_json;
 use super::wire::{WireChannel, WirePurpose, parse_number};
 use crate::app::AppState;
+use crate::auth::scope::Scope;
+use crate::auth::{Peer, authorize};
 use crate::problem::{self, Problem, delivery_problem};
 
 /// `POST /v1/challenges`.
@@ -65,12 +67,21 @@ struct Verify {
 /// Starts a challenge.
 pub(crate) async fn start(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
     let result = async {
-        let tenant = super::api_tenant(&state, &headers)?;
+        let tenant = authorize(
+            &state,
+            &headers,
+            peer,
+            Scope::ChallengesStart,
+            state.api.as_ref(),
+        )
+        .await?
+        .system;
         let start: Start = read_json(&headers, body)?;
         let to = parse_number(&start.to, state.default_region.as_deref())?;
         let mut request =
@@ -101,13 +112,21 @@ pub(crate) async fn start(
 /// Sends a new code for a live challenge.
 pub(crate) async fn resend(
     State(state): State<AppState>,
+    peer: Peer,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
     let result = async {
-        super::api_tenant(&state, &headers)?;
+        authorize(
+            &state,
+            &headers,
+            peer,
+            Scope::ChallengesStart,
+            state.api.as_ref(),
+        )
+        .await?;
         let id = challenge_id(&id)?;
         let resend: Resend = if body.as_ref().is_ok_and(Bytes::is_empty) {
             Resend::default()
@@ -136,13 +155,21 @@ pub(crate) async fn resend(
 /// Checks a code.
 pub(crate) async fn verify(
     State(state): State<AppState>,
+    peer: Peer,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
     let result = async {
-        super::api_tenant(&state, &headers)?;
+        authorize(
+            &state,
+            &headers,
+            peer,
+            Scope::ChallengesVerify,
+            state.api.as_ref(),
+        )
+        .await?;
         let id = challenge_id(&id)?;
         let verify: Verify = read_json(&headers, body)?;
         let context = match verify.context {

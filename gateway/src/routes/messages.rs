@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 use super::json::read_json;
 use super::wire::{WireChannel, WirePurpose, parse_number};
 use crate::app::AppState;
+use crate::auth::scope::Scope;
+use crate::auth::{Peer, authorize};
 use crate::problem::{Problem, relay_problem};
 
 const ENDPOINT: &str = "messages";
@@ -41,20 +43,30 @@ struct SendMessage {
 /// The handler.
 pub(crate) async fn send(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let result = answer(&state, &headers, body).await;
+    let result = answer(&state, &headers, peer, body).await;
     super::respond(&state, ENDPOINT, started, result)
 }
 
 async fn answer(
     state: &AppState,
     headers: &HeaderMap,
+    peer: Peer,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    let tenant = super::api_tenant(state, headers)?;
+    let caller = authorize(
+        state,
+        headers,
+        peer,
+        Scope::MessagesSend,
+        state.api.as_ref(),
+    )
+    .await?;
+    let tenant = caller.system;
     let message: SendMessage = read_json(headers, body)?;
     let to = parse_number(&message.to, state.default_region.as_deref())?;
     let mut request = RelayRequest::new(

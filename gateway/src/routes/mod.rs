@@ -10,10 +10,9 @@ pub(crate) mod okta;
 pub(crate) mod ops;
 pub(crate) mod wire;
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 
 use crate::app::AppState;
-use crate::auth::bearer;
 use crate::problem::Problem;
 
 /// Counts a request to `endpoint` by its outcome (`ok`, or the error code) and duration,
@@ -31,27 +30,6 @@ pub(crate) fn respond(
     };
     state.metrics.record(endpoint, outcome, started.elapsed());
     response
-}
-
-/// The tenant of an API caller whose bearer token matches, or 401 (404 when the API is
-/// not enabled).
-pub(crate) fn api_tenant(state: &AppState, headers: &HeaderMap) -> Result<String, Problem> {
-    let Some(access) = &state.api else {
-        return Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such endpoint",
-        ));
-    };
-    if bearer(headers).is_some_and(|token| access.secret.matches(token)) {
-        Ok(access.tenant.clone())
-    } else {
-        Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid bearer token is required",
-        ))
-    }
 }
 
 /// Whether the request says its body is JSON (`application/json`, any parameters).

@@ -6,6 +6,7 @@ mod auth0;
 mod callbacks;
 mod challenges;
 mod db;
+mod keys;
 mod messages;
 mod okta;
 mod ops;

@@ -28,7 +28,9 @@ pub const API_TOKEN: &str = "internal-api-token-for-tests";
 pub async fn spawn_gateway(gateway: &Gateway) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let app = gateway.router();
+    let app = gateway
+        .router()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
@@ -47,6 +49,8 @@ pub struct TestGateway {
 }
 
 pub struct Setup {
+    /// A key database: `/v1` and the Auth0 hook then take API keys too.
+    pub keys: Option<phone_otp_gateway::db::Db>,
     pub limits: Limits,
     pub clock_at: Timestamp,
     pub primary: Arc<dyn phone_otp::PhoneProvider>,
@@ -56,6 +60,7 @@ pub struct Setup {
 impl Default for Setup {
     fn default() -> Self {
         Self {
+            keys: None,
             limits: Limits::default(),
             // Okta's sample request was sent at this time (its `eventTime`).
             clock_at: Timestamp::from_millis(1_643_406_220_000),
@@ -111,6 +116,10 @@ impl TestGateway {
             .ntt_cpaas_callbacks(SecretString::from(NTT_CALLBACK_TOKEN))
             // Okta's sample number `9876543210` is an Indian mobile number.
             .default_region("IN");
+        let builder = match setup.keys {
+            Some(db) => builder.keys(db).clock(clock.clone()),
+            None => builder,
+        };
         let gateway = (setup.configure)(builder).build().unwrap();
         let url = spawn_gateway(&gateway).await;
         Self {

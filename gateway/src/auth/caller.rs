@@ -1,0 +1,176 @@
+//! Who is calling: the system behind an API key or personal token, checked for scope,
+//! expiry, revocation and source address on every request (no cache, so a revocation
+//! holds on the next request on every instance).
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use tracing::warn;
+
+use super::api_key::PresentedKey;
+use super::bearer;
+use super::cidr::Cidr;
+use super::scope::Scope;
+use crate::app::{AppState, BearerAccess};
+use crate::problem::Problem;
+
+/// The calling system, as authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Caller {
+    /// The key's owner, or the static token's tenant: sends are counted under it.
+    pub(crate) system: String,
+    /// The key's public id (none for a static token).
+    pub(crate) key_id: Option<String>,
+}
+
+/// The TCP peer's address, when the server was started with connect info.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub(crate) Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the last
+/// `X-Forwarded-For` entry that is not one (what the first untrusted hop saw).
+pub(crate) fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    proxies: &[Cidr],
+) -> Option<IpAddr> {
+    let peer = peer?;
+    let trusted = |ip: IpAddr| proxies.iter().any(|block| block.contains(ip));
+    if !trusted(peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|entry| entry.trim().parse().ok())
+        .collect();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted(*ip))
+            .unwrap_or(peer),
+    )
+}
+
+/// Authenticates the request for `scope`: an API key or personal token when the gateway
+/// has a key database, else (or for a non-key token) the surface's static token.
+pub(crate) async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Peer,
+    scope: Scope,
+    fallback: Option<&BearerAccess>,
+) -> Result<Caller, Problem> {
+    let unauthorized =
+        |message: &'static str| Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    let Some(token) = bearer(headers) else {
+        return Err(unauthorized("a valid bearer token is required"));
+    };
+    if token.starts_with(b"potp_")
+        && let Some(db) = &state.db
+    {
+        let text = std::str::from_utf8(token).map_err(|_| unauthorized("malformed key"))?;
+        // Refused on its checksum alone: no lookup for a typo or a guess.
+        let presented = PresentedKey::parse(text).map_err(|_| unauthorized("malformed key"))?;
+        let found = db.key(&presented.id).await.map_err(|error| {
+            warn!(error = %error, "key lookup failed: refusing");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "auth_unavailable",
+                "keys cannot be checked now; nothing was sent",
+            )
+        })?;
+        let Some((key, hash)) = found else {
+            return Err(unauthorized("unknown key"));
+        };
+        if key.kind != presented.kind || !presented.matches(&hash) {
+            return Err(unauthorized("unknown key"));
+        }
+        let now = state.now_millis();
+        if !key.is_live(now) {
+            return Err(unauthorized("the key is expired or revoked"));
+        }
+        if !key.scopes.contains(scope) {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!("the key lacks the {scope} scope"),
+            ));
+        }
+        if !key.allowed.is_empty() {
+            let ip = client_ip(headers, peer.0, &state.trusted_proxies);
+            if !ip.is_some_and(|ip| key.allowed.iter().any(|block| block.contains(ip))) {
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "address_not_allowed",
+                    "this key may not be used from this address",
+                ));
+            }
+        }
+        if let Err(error) = db.touch_key(&key.id, now).await {
+            warn!(error = %error, key = %key.id, "could not record the key's last use");
+        }
+        return Ok(Caller {
+            system: key.owner,
+            key_id: Some(key.id),
+        });
+    }
+    match fallback {
+        Some(access) if access.secret.matches(token) => Ok(Caller {
+            system: access.tenant.clone(),
+            key_id: None,
+        }),
+        _ => Err(unauthorized("a valid bearer token is required")),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_trusted_proxies() {
+        let proxies: Vec<Cidr> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("198.51.100.1, 203.0.113.9, 10.1.2.3"),
+        );
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        // From the proxy: the last untrusted hop (a client can prepend anything).
+        assert_eq!(
+            client_ip(&headers, ip("10.0.0.1"), &proxies),
+            ip("203.0.113.9")
+        );
+        // From anyone else: the header is ignored.
+        assert_eq!(
+            client_ip(&headers, ip("192.0.2.5"), &proxies),
+            ip("192.0.2.5")
+        );
+        assert_eq!(client_ip(&headers, None, &proxies), None);
+        assert_eq!(
+            client_ip(&HeaderMap::new(), ip("10.0.0.1"), &proxies),
+            ip("10.0.0.1")
+        );
+    }
+}
