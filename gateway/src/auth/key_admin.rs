@@ -64,9 +64,9 @@ pub async fn create_key(
         return Err(KeyAdminError::Invalid("a key needs at least one scope"));
     }
     if spec.kind == KeyKind::Personal
-        && !spec
+        && spec
             .lifetime
-            .is_some_and(|l| l <= MAX_PERSONAL_TOKEN_LIFETIME)
+            .is_none_or(|l| l > MAX_PERSONAL_TOKEN_LIFETIME)
     {
         return Err(KeyAdminError::Invalid(
             "a personal token must expire within 90 days",
