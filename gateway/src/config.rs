@@ -20,6 +20,8 @@ use serde::Deserialize;
 use tracing::warn;
 
 use crate::app::{BearerAccess, Gateway, OktaHook, TwilioCallbacks};
+use crate::auth::cidr::Cidr;
+use crate::db::Db;
 use crate::telemetry::LogFormat;
 
 /// The whole file.
@@ -66,6 +68,19 @@ pub struct Config {
     /// Delivery-receipt callbacks from providers.
     #[serde(default)]
     pub callbacks: CallbacksConfig,
+    /// The SQL database of API keys (SQLite file or PostgreSQL). With it, `/v1` and the
+    /// Auth0 hook accept API keys and personal tokens.
+    pub database: Option<DatabaseConfig>,
+}
+
+/// The SQL database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// A URL without secrets (`sqlite://gateway.db?mode=rwc`).
+    pub url: Option<String>,
+    /// Or the environment variable holding it (a PostgreSQL URL carries a password).
+    pub url_env: Option<String>,
 }
 
 /// Delivery-receipt callbacks.
@@ -114,6 +129,9 @@ pub struct ServerConfig {
     /// Longest a request may run (default 10 s).
     #[serde(default = "default_request_timeout")]
     pub request_timeout_ms: u64,
+    /// Proxies (CIDR blocks) whose `X-Forwarded-For` is believed for key allow-lists.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -121,6 +139,7 @@ impl Default for ServerConfig {
         Self {
             body_limit_bytes: default_body_limit(),
             request_timeout_ms: default_request_timeout(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -278,6 +297,9 @@ pub enum ConfigError {
     /// The store could not be reached.
     #[error("store unavailable")]
     Store(#[source] phone_otp::StoreError),
+    /// The database could not be opened or migrated.
+    #[error("database unavailable")]
+    Database(#[source] crate::db::DbError),
     /// The gateway refused the settings.
     #[error("invalid gateway settings")]
     Gateway(#[source] crate::app::BuildError),
@@ -300,6 +322,25 @@ pub struct Built {
 }
 
 impl Config {
+    /// Opens the configured database, for the `keys` commands.
+    ///
+    /// # Errors
+    /// No database configured, its variable unset, or the database unreachable.
+    pub async fn open_database(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Db, ConfigError> {
+        let url = match &self.database {
+            Some(DatabaseConfig { url: Some(url), .. }) => url.clone(),
+            Some(DatabaseConfig {
+                url_env: Some(name),
+                ..
+            }) => env(name).ok_or_else(|| ConfigError::MissingEnv(vec![name.clone()]))?,
+            _ => return Err(invalid("database", "no [database] is configured")),
+        };
+        Db::connect(&url).await.map_err(ConfigError::Database)
+    }
+
     /// Parses a TOML document.
     ///
     /// # Errors
@@ -330,6 +371,17 @@ impl Config {
             .twilio
             .as_ref()
             .and_then(|c| need(c.auth_token_env.as_deref().unwrap_or("TWILIO_AUTH_TOKEN")));
+        let database_url = match &self.database {
+            Some(DatabaseConfig { url: Some(url), .. }) => Some(url.clone()),
+            Some(DatabaseConfig {
+                url_env: Some(name),
+                ..
+            }) => need(name),
+            Some(_) => {
+                return Err(invalid("database", "set url or url_env"));
+            }
+            None => None,
+        };
         let ntt_token = self
             .callbacks
             .ntt_cpaas
@@ -399,6 +451,17 @@ impl Config {
             let tenant = config.tenant.clone().unwrap_or_else(|| "auth0".to_owned());
             gateway = gateway.auth0(BearerAccess::new(SecretString::from(token), tenant));
         }
+        if let Some(url) = database_url {
+            gateway = gateway.keys(Db::connect(&url).await.map_err(ConfigError::Database)?);
+        }
+        let proxies = self
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|block| block.parse())
+            .collect::<Result<Vec<Cidr>, _>>()
+            .map_err(|e| invalid("server.trusted_proxies", e.to_string()))?;
+        gateway = gateway.trusted_proxies(proxies);
         if let (Some(config), Some(token)) = (&self.callbacks.twilio, twilio_token) {
             gateway = gateway.twilio_callbacks(TwilioCallbacks::new(
                 config.public_url.clone(),
@@ -659,7 +722,7 @@ fn parse_quota(text: &str) -> Result<Option<Quota>, String> {
 }
 
 /// `"30s"`, `"10m"`, `"1h"`, `"1d"`, `"1m"` (a bare unit means one).
-fn parse_duration(text: &str) -> Option<Duration> {
+pub fn parse_duration(text: &str) -> Option<Duration> {
     let unit_at = text.find(|c: char| !c.is_ascii_digit())?;
     let (number, unit) = text.split_at(unit_at);
     let n: u64 = if number.is_empty() {

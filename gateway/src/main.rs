@@ -1,5 +1,6 @@
 //! `phone-otp-gateway`: reads a TOML config, sets up logging, serves until SIGTERM or
-//! Ctrl-C, then drains in-flight requests.
+//! Ctrl-C, then drains in-flight requests. `keys ...` manages API keys in the configured
+//! database instead.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,30 +15,91 @@ use tracing::{error, info, warn};
 #[command(version, about)]
 struct Args {
     /// The TOML config file (see examples/gateway.toml).
-    #[arg(long, short, value_name = "FILE")]
-    config: PathBuf,
+    #[arg(long, short, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
     /// Check the config and the environment it names, then exit.
     #[arg(long)]
     check: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Manage API keys and personal tokens in the configured database.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum KeysCommand {
+    /// Issue a key; its token is printed once and never stored.
+    Create {
+        /// The calling system (or, with --personal, the person).
+        #[arg(long)]
+        owner: String,
+        /// A scope it may use (repeatable): messages:send, challenges:start,
+        /// challenges:verify, hooks:okta, hooks:auth0, usage:read, keys:admin.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// A CIDR block it may be used from (repeatable; none: anywhere).
+        #[arg(long = "allow")]
+        allowed: Vec<String>,
+        /// A personal access token (must expire) instead of a system key.
+        #[arg(long)]
+        personal: bool,
+        /// Lifetime, e.g. 30d or 12h.
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key now, on every instance.
+    Revoke {
+        /// The key id.
+        id: String,
+    },
+    /// Issue a replacement with the same owner, scopes and addresses; the old key works
+    /// for the grace period.
+    Rotate {
+        /// The key id.
+        id: String,
+        /// How long the old key keeps working, e.g. 1h (default: stops now).
+        #[arg(long)]
+        grace: Option<String>,
+    },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let text = match std::fs::read_to_string(&args.config) {
+    let Some(path) = &args.config else {
+        eprintln!("error: --config FILE is required (see gateway/examples/gateway.toml)");
+        return ExitCode::FAILURE;
+    };
+    let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
-            eprintln!("error: cannot read {}: {e}", args.config.display());
+            eprintln!("error: cannot read {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     };
     let config = match Config::from_toml(&text) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("error: {}: {e}", args.config.display());
+            eprintln!("error: {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::Keys(command)) = args.command {
+        return match keys::run(&config, command).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {}", error_chain(e.as_ref()));
+                ExitCode::FAILURE
+            }
+        };
+    }
     telemetry::init(config.log_format);
     let built = match config.build(&|name| std::env::var(name).ok()).await {
         Ok(built) => built,
@@ -115,4 +177,139 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The `keys` commands: plain output on stdout, errors on stderr.
+mod keys {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use phone_otp_gateway::auth::api_key::KeyKind;
+    use phone_otp_gateway::auth::key_admin::{KeySpec, create_key, rotate_key};
+    use phone_otp_gateway::auth::scope::Scopes;
+    use phone_otp_gateway::config::{Config, parse_duration};
+    use secrecy::ExposeSecret;
+
+    use super::KeysCommand;
+
+    type Error = Box<dyn std::error::Error>;
+
+    fn now() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    fn duration(text: &str, what: &str) -> Result<Duration, Error> {
+        parse_duration(text)
+            .ok_or_else(|| format!("{what}: expected e.g. 30d, 12h or 15m, got {text:?}").into())
+    }
+
+    fn time(millis: Option<i64>) -> String {
+        millis.map_or_else(
+            || "-".to_owned(),
+            |ms| {
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_else(|| ms.to_string())
+            },
+        )
+    }
+
+    pub(super) async fn run(config: &Config, command: KeysCommand) -> Result<(), Error> {
+        let db = config
+            .open_database(&|name| std::env::var(name).ok())
+            .await?;
+        match command {
+            KeysCommand::Create {
+                owner,
+                scopes,
+                allowed,
+                personal,
+                expires_in,
+            } => {
+                let scopes = Scopes::parse(&scopes.join(" "))
+                    .map_err(|unknown| format!("unknown scope {unknown:?}"))?;
+                let allowed = allowed
+                    .iter()
+                    .map(|block| block.parse())
+                    .collect::<Result<Vec<_>, _>>()?;
+                let lifetime = expires_in
+                    .as_deref()
+                    .map(|t| duration(t, "--expires-in"))
+                    .transpose()?;
+                let kind = if personal {
+                    KeyKind::Personal
+                } else {
+                    KeyKind::System
+                };
+                let spec = KeySpec {
+                    kind,
+                    owner,
+                    scopes,
+                    allowed,
+                    lifetime,
+                };
+                let (token, record) = create_key(&db, &spec, now()).await?;
+                println!("id:      {}", record.id);
+                println!("owner:   {}", record.owner);
+                println!("scopes:  {}", record.scopes);
+                println!("expires: {}", time(record.expires_at));
+                println!(
+                    "token (shown once, store it now): {}",
+                    token.expose_secret()
+                );
+            }
+            KeysCommand::List => {
+                println!("id\tkind\towner\tscopes\tallowed\tcreated\texpires\trevoked\tlast_used");
+                for key in db.keys().await? {
+                    let allowed: Vec<String> =
+                        key.allowed.iter().map(ToString::to_string).collect();
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        key.id,
+                        key.kind.as_str(),
+                        key.owner,
+                        key.scopes,
+                        if allowed.is_empty() {
+                            "any".to_owned()
+                        } else {
+                            allowed.join(",")
+                        },
+                        time(Some(key.created_at)),
+                        time(key.expires_at),
+                        time(key.revoked_at),
+                        time(key.last_used_at),
+                    );
+                }
+            }
+            KeysCommand::Revoke { id } => {
+                if !db.revoke_key(&id, now()).await? {
+                    return Err(format!("no live key {id:?}").into());
+                }
+                println!("revoked {id}");
+            }
+            KeysCommand::Rotate { id, grace } => {
+                let grace = grace
+                    .as_deref()
+                    .map(|t| duration(t, "--grace"))
+                    .transpose()?
+                    .unwrap_or_default();
+                let (token, record) = rotate_key(&db, &id, grace, now()).await?;
+                println!("id:      {}", record.id);
+                println!(
+                    "replaces {id}, which stops working at {}",
+                    time(Some(now() + i64::try_from(grace.as_millis()).unwrap_or(0)))
+                );
+                println!(
+                    "token (shown once, store it now): {}",
+                    token.expose_secret()
+                );
+            }
+        }
+        Ok(())
+    }
 }
