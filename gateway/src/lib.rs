@@ -44,6 +44,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;

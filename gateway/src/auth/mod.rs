@@ -11,7 +11,7 @@ mod shared_secret;
 
 use axum::http::{HeaderMap, header};
 
-pub(crate) use caller::{Peer, authorize};
+pub(crate) use caller::{Caller, Peer, authorize};
 pub(crate) use shared_secret::SharedSecret;
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).

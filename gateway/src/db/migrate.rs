@@ -7,11 +7,18 @@ use sqlx::Row as _;
 use super::{Db, DbError};
 
 /// `(version, name, SQL)`, in order. Append only: an applied migration never changes.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "api_keys",
-    include_str!("../../migrations/0001_api_keys.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "api_keys",
+        include_str!("../../migrations/0001_api_keys.sql"),
+    ),
+    (
+        2,
+        "audit_records",
+        include_str!("../../migrations/0002_audit_records.sql"),
+    ),
+];
 
 /// An arbitrary constant naming this schema's lock.
 const LOCK_ID: i64 = 0x706f_7470_6777;

@@ -1,8 +1,9 @@
-//! The gateway's SQL database: API keys now; the audit trail and usage ledger next.
+//! The gateway's SQL database: API keys and the audit trail (the usage ledger is next).
 //! SQLite embedded (a file), PostgreSQL shared (several instances, BI tools). One schema
 //! and one code path for both, through sqlx's `Any` driver: portable SQL, `$n`
 //! placeholders in order, times as BIGINT milliseconds.
 
+mod audit;
 mod keys;
 mod migrate;
 
@@ -11,6 +12,7 @@ use std::fmt;
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
+pub use audit::AuditRecord;
 pub use keys::KeyRecord;
 
 /// The database failed or is unreachable. Callers fail closed on it.

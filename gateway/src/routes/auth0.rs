@@ -12,23 +12,22 @@
 //! `api.notification.drop()`); 429 or 5xx when it can (`api.notification.retry()`).
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use phone_otp::{Channel, PhoneNumber, Purpose, RelayRequest};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::json::read_value;
-use super::messages::sent_body;
 use crate::app::AppState;
+use crate::audit::Audit;
 use crate::auth::scope::Scope;
 use crate::auth::{Peer, authorize};
-use crate::problem::{Problem, relay_problem};
+use crate::problem::Problem;
 
 const ENDPOINT: &str = "auth0_phone_message";
 
@@ -70,9 +69,9 @@ pub(crate) async fn phone_message(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let result = answer(&state, &headers, peer, body).await;
-    super::respond(&state, ENDPOINT, started, result)
+    let mut audit = Audit::start(&state, &headers, ENDPOINT);
+    let result = answer(&state, &headers, peer, body, &mut audit).await;
+    super::respond(&state, audit, result).await
 }
 
 async fn answer(
@@ -80,6 +79,7 @@ async fn answer(
     headers: &HeaderMap,
     peer: Peer,
     body: Result<Bytes, BytesRejection>,
+    audit: &mut Audit,
 ) -> Result<Response, Problem> {
     let caller = authorize(
         state,
@@ -89,17 +89,17 @@ async fn answer(
         state.auth0.as_ref(),
     )
     .await?;
+    audit.caller(&caller);
     let value = read_value(headers, body)?;
     let request = if value.get("delivery_method").is_some() {
         from_notification(parse(value)?, state.default_region.as_deref())?
     } else {
         from_sample(parse(value)?, state.default_region.as_deref())?
     };
+    audit.destination(&request.to, request.channel, request.purpose);
     let request = request.tenant(caller.system);
-    match state.otp.relay(request).await {
-        Ok(relayed) => Ok((StatusCode::OK, axum::Json(sent_body(&relayed))).into_response()),
-        Err(error) => Err(relay_problem(&error)),
-    }
+    audit.reserve().await?;
+    super::relay_answer(state, request, audit).await
 }
 
 fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Problem> {

@@ -8,7 +8,6 @@
 //!   409 already used, 429 attempts exhausted, 423 account locked, 404 not found).
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -26,6 +25,7 @@ use serde_json::{Value, json};
 use super::json::read_json;
 use super::wire::{WireChannel, WirePurpose, parse_number};
 use crate::app::AppState;
+use crate::audit::Audit;
 use crate::auth::scope::Scope;
 use crate::auth::{Peer, authorize};
 use crate::problem::{self, Problem, delivery_problem};
@@ -71,21 +71,22 @@ pub(crate) async fn start(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
+    let mut audit = Audit::start(&state, &headers, "challenges_start");
     let result = async {
-        let tenant = authorize(
+        let caller = authorize(
             &state,
             &headers,
             peer,
             Scope::ChallengesStart,
             state.api.as_ref(),
         )
-        .await?
-        .system;
+        .await?;
+        audit.caller(&caller);
         let start: Start = read_json(&headers, body)?;
         let to = parse_number(&start.to, state.default_region.as_deref())?;
-        let mut request =
-            StartRequest::new(to, start.channel.into(), start.purpose.into()).tenant(tenant);
+        let (channel, purpose) = (start.channel.into(), start.purpose.into());
+        audit.destination(&to, channel, purpose);
+        let mut request = StartRequest::new(to, channel, purpose).tenant(caller.system);
         if let Some(subject) = start.subject {
             request = request.subject(subject);
         }
@@ -98,15 +99,17 @@ pub(crate) async fn start(
         if let Some(context) = start.context {
             request = request.context(decode_context(&context)?);
         }
+        audit.reserve().await?;
         match state.otp.start(request).await {
             Ok(started) => {
+                audit.sent_by(&started.provider, started.channel);
                 Ok((StatusCode::CREATED, axum::Json(started_body(&started))).into_response())
             }
             Err(error) => Err(start_problem(&error)),
         }
     }
     .await;
-    super::respond(&state, "challenges_start", started, result)
+    super::respond(&state, audit, result).await
 }
 
 /// Sends a new code for a live challenge.
@@ -117,9 +120,9 @@ pub(crate) async fn resend(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
+    let mut audit = Audit::start(&state, &headers, "challenges_resend");
     let result = async {
-        authorize(
+        let caller = authorize(
             &state,
             &headers,
             peer,
@@ -127,6 +130,7 @@ pub(crate) async fn resend(
             state.api.as_ref(),
         )
         .await?;
+        audit.caller(&caller);
         let id = challenge_id(&id)?;
         let resend: Resend = if body.as_ref().is_ok_and(Bytes::is_empty) {
             Resend::default()
@@ -143,13 +147,17 @@ pub(crate) async fn resend(
         if let Some(context) = resend.context {
             request = request.context(decode_context(&context)?);
         }
+        audit.reserve().await?;
         match state.otp.resend_with(request).await {
-            Ok(started) => Ok((StatusCode::OK, axum::Json(started_body(&started))).into_response()),
+            Ok(started) => {
+                audit.sent_by(&started.provider, started.channel);
+                Ok((StatusCode::OK, axum::Json(started_body(&started))).into_response())
+            }
             Err(error) => Err(resend_problem(&error)),
         }
     }
     .await;
-    super::respond(&state, "challenges_resend", started, result)
+    super::respond(&state, audit, result).await
 }
 
 /// Checks a code.
@@ -160,9 +168,9 @@ pub(crate) async fn verify(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
+    let mut audit = Audit::start(&state, &headers, "challenges_verify");
     let result = async {
-        authorize(
+        let caller = authorize(
             &state,
             &headers,
             peer,
@@ -170,6 +178,7 @@ pub(crate) async fn verify(
             state.api.as_ref(),
         )
         .await?;
+        audit.caller(&caller);
         let id = challenge_id(&id)?;
         let verify: Verify = read_json(&headers, body)?;
         let context = match verify.context {
@@ -190,7 +199,7 @@ pub(crate) async fn verify(
         Ok(verdict(&outcome))
     }
     .await;
-    super::respond(&state, "challenges_verify", started, result)
+    super::respond(&state, audit, result).await
 }
 
 fn challenge_id(raw: &str) -> Result<ChallengeId, Problem> {

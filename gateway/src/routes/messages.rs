@@ -2,13 +2,12 @@
 //! subject"), through the templates and the provider router, under policy and limits.
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use phone_otp::{RelayRequest, Relayed};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,9 +15,10 @@ use serde_json::{Value, json};
 use super::json::read_json;
 use super::wire::{WireChannel, WirePurpose, parse_number};
 use crate::app::AppState;
+use crate::audit::Audit;
 use crate::auth::scope::Scope;
 use crate::auth::{Peer, authorize};
-use crate::problem::{Problem, relay_problem};
+use crate::problem::Problem;
 
 const ENDPOINT: &str = "messages";
 
@@ -47,9 +47,9 @@ pub(crate) async fn send(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let result = answer(&state, &headers, peer, body).await;
-    super::respond(&state, ENDPOINT, started, result)
+    let mut audit = Audit::start(&state, &headers, ENDPOINT);
+    let result = answer(&state, &headers, peer, body, &mut audit).await;
+    super::respond(&state, audit, result).await
 }
 
 async fn answer(
@@ -57,6 +57,7 @@ async fn answer(
     headers: &HeaderMap,
     peer: Peer,
     body: Result<Bytes, BytesRejection>,
+    audit: &mut Audit,
 ) -> Result<Response, Problem> {
     let caller = authorize(
         state,
@@ -66,16 +67,13 @@ async fn answer(
         state.api.as_ref(),
     )
     .await?;
+    audit.caller(&caller);
     let tenant = caller.system;
     let message: SendMessage = read_json(headers, body)?;
     let to = parse_number(&message.to, state.default_region.as_deref())?;
-    let mut request = RelayRequest::new(
-        to,
-        message.channel.into(),
-        message.code,
-        message.purpose.into(),
-    )
-    .tenant(tenant);
+    let (channel, purpose) = (message.channel.into(), message.purpose.into());
+    audit.destination(&to, channel, purpose);
+    let mut request = RelayRequest::new(to, channel, message.code, purpose).tenant(tenant);
     if let Some(locale) = message.locale {
         request = request.locale(super::okta::locale(&locale));
     }
@@ -88,10 +86,8 @@ async fn answer(
     if let Some(id) = message.request_id {
         request = request.once(id);
     }
-    match state.otp.relay(request).await {
-        Ok(relayed) => Ok((StatusCode::OK, axum::Json(sent_body(&relayed))).into_response()),
-        Err(error) => Err(relay_problem(&error)),
-    }
+    audit.reserve().await?;
+    super::relay_answer(state, request, audit).await
 }
 
 /// What a relay answers: provider, message id, channel, masked number, SMS parts.

@@ -13,14 +13,14 @@ pub(crate) mod wire;
 use axum::http::{HeaderMap, header};
 
 use crate::app::AppState;
+use crate::audit::Audit;
 use crate::problem::Problem;
 
-/// Counts a request to `endpoint` by its outcome (`ok`, or the error code) and duration,
-/// and turns the result into the response.
-pub(crate) fn respond(
+/// Finishes a request: writes its audit record (before the response leaves), counts it by
+/// endpoint and outcome (`ok`, or the error code), and turns the result into the response.
+pub(crate) async fn respond(
     state: &AppState,
-    endpoint: &'static str,
-    started: std::time::Instant,
+    audit: Audit,
     result: Result<axum::response::Response, Problem>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
@@ -28,9 +28,54 @@ pub(crate) fn respond(
         Ok(response) => ("ok", response),
         Err(problem) => (problem.code, problem.into_response()),
     };
+    let (started, endpoint) = (audit.started(), endpoint_name(audit.endpoint()));
+    audit.finish(response.status(), outcome).await;
     state.metrics.record(endpoint, outcome, started.elapsed());
     response
 }
+
+/// Relays `request` and answers what was sent, recording providers and segments.
+pub(crate) async fn relay_answer(
+    state: &AppState,
+    request: phone_otp::RelayRequest,
+    audit: &mut Audit,
+) -> Result<axum::response::Response, Problem> {
+    use axum::response::IntoResponse as _;
+    match state.otp.relay(request).await {
+        Ok(relayed) => {
+            audit.relayed(&relayed);
+            Ok((
+                axum::http::StatusCode::OK,
+                axum::Json(messages::sent_body(&relayed)),
+            )
+                .into_response())
+        }
+        Err(error) => {
+            if let phone_otp::RelayError::Delivery(failure) = &error {
+                audit.failed(failure.attempts());
+            }
+            Err(crate::problem::relay_problem(&error))
+        }
+    }
+}
+
+/// The `'static` name of an endpoint, for metric labels.
+fn endpoint_name(name: &str) -> &'static str {
+    ENDPOINTS
+        .iter()
+        .find(|e| **e == name)
+        .copied()
+        .unwrap_or("other")
+}
+
+const ENDPOINTS: &[&str] = &[
+    "okta_telephony",
+    "auth0_phone_message",
+    "messages",
+    "challenges_start",
+    "challenges_resend",
+    "challenges_verify",
+];
 
 /// Whether the request says its body is JSON (`application/json`, any parameters).
 pub(crate) fn is_json(headers: &HeaderMap) -> bool {

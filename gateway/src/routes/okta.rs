@@ -11,7 +11,6 @@
 //!   type, oversized body), still with the error object as body.
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -27,6 +26,7 @@ use tracing::{info, warn};
 
 use super::fields::{FieldError, Fields};
 use crate::app::{AppState, OktaHook};
+use crate::audit::Audit;
 
 const ENDPOINT: &str = "okta_telephony";
 const COMMAND: &str = "com.okta.telephony.action";
@@ -37,8 +37,11 @@ pub(crate) async fn telephony(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let (outcome, response) = answer(&state, &headers, body).await;
+    let mut audit = Audit::start(&state, &headers, ENDPOINT);
+    let started = audit.started();
+    let (outcome, response) = answer(&state, &headers, body, &mut audit).await;
+    // Okta's answer is always its own shape: the audit's outcome is ours.
+    audit.finish(response.status(), outcome).await;
     state.metrics.record(ENDPOINT, outcome, started.elapsed());
     response
 }
@@ -47,6 +50,7 @@ async fn answer(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    audit: &mut Audit,
 ) -> (&'static str, Response) {
     let Some(hook) = &state.okta else {
         return ("not_found", StatusCode::NOT_FOUND.into_response());
@@ -106,7 +110,26 @@ async fn answer(
         }
     };
     let channel = request.channel;
-    match state.otp.relay(request).await {
+    audit.system(&hook.tenant);
+    audit.destination(&request.to, request.channel, request.purpose);
+    if audit.reserve().await.is_err() {
+        // Fail closed; the error object makes Okta send the code through its own provider.
+        return (
+            "audit_unavailable",
+            error_response(
+                StatusCode::OK,
+                "Failed to deliver OTP: the audit trail is unavailable",
+                &[json!({"errorSummary": "Audit unavailable", "reason": "nothing was sent"})],
+            ),
+        );
+    }
+    let result = state.otp.relay(request).await;
+    match &result {
+        Ok(relayed) => audit.relayed(relayed),
+        Err(RelayError::Delivery(failure)) => audit.failed(failure.attempts()),
+        Err(_) => {}
+    }
+    match result {
         Ok(relayed) => ("delivered", success("SUCCESSFUL", &relayed)),
         Err(RelayError::Limited {
             limit: LimitKind::Duplicate,

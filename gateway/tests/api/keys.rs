@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 use crate::db::{postgres, sqlite};
 use crate::support::{Setup, TestGateway, TestResult};
 
-const NOW: i64 = 1_643_406_220_000; // the test gateways' clock start
+pub const NOW: i64 = 1_643_406_220_000; // the test gateways' clock start
 
-fn spec(owner: &str, scopes: &[Scope]) -> KeySpec {
+pub fn spec(owner: &str, scopes: &[Scope]) -> KeySpec {
     KeySpec {
         kind: KeyKind::System,
         owner: owner.to_owned(),

@@ -51,6 +51,8 @@ pub struct TestGateway {
 pub struct Setup {
     /// A key database: `/v1` and the Auth0 hook then take API keys too.
     pub keys: Option<phone_otp_gateway::db::Db>,
+    /// The OTP store (default: a fresh `MemoryStore`).
+    pub store: Option<Arc<dyn phone_otp::OtpStore>>,
     pub limits: Limits,
     pub clock_at: Timestamp,
     pub primary: Arc<dyn phone_otp::PhoneProvider>,
@@ -61,6 +63,7 @@ impl Default for Setup {
     fn default() -> Self {
         Self {
             keys: None,
+            store: None,
             limits: Limits::default(),
             // Okta's sample request was sent at this time (its `eventTime`).
             clock_at: Timestamp::from_millis(1_643_406_220_000),
@@ -94,13 +97,15 @@ impl TestGateway {
             .build()
             .unwrap();
         let key = HmacKey::new(1, &SecretSlice::from(vec![9u8; 32])).unwrap();
-        let otp = OtpService::builder()
+        let mut otp = OtpService::builder()
             .key_ring(KeyRing::new(key))
             .provider(router.clone())
             .clock(clock.clone())
-            .limits(setup.limits)
-            .build()
-            .unwrap();
+            .limits(setup.limits);
+        if let Some(store) = setup.store {
+            otp = otp.store(store);
+        }
+        let otp = otp.build().unwrap();
         let builder = Gateway::builder(otp)
             .provider_router(router)
             .okta(OktaHook::new(

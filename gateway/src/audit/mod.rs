@@ -1,0 +1,167 @@
+//! The audit trail: one record per request that reaches an audited handler (the hooks and
+//! `/v1`), refused ones included. A send is recorded as `pending` before any provider is
+//! called; if that write fails the send is refused (fail closed), so no message goes out
+//! unrecorded. The final state (providers tried, segments, status, latency) replaces it
+//! before the response is sent. Never a code, a text, a secret or a whole number.
+
+use std::time::Instant;
+
+use axum::http::{HeaderMap, StatusCode};
+use phone_otp::{Attempt, AttemptOutcome, Channel, PhoneNumber, Purpose, Relayed};
+use tracing::error;
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::db::{AuditRecord, Db};
+use crate::problem::Problem;
+
+/// One request's record in the making. Inert when the gateway has no database.
+pub(crate) struct Audit {
+    db: Option<Db>,
+    record: AuditRecord,
+    started: Instant,
+}
+
+impl Audit {
+    /// Starts the record of a request to `endpoint`.
+    pub(crate) fn start(state: &AppState, headers: &HeaderMap, endpoint: &'static str) -> Self {
+        let mut id = [0u8; 16];
+        // A failed random source leaves zeros; the insert then fails on the duplicate and
+        // the send is refused, which is the safe way round.
+        let _ = getrandom::fill(&mut id);
+        Self {
+            db: state.db.clone(),
+            record: AuditRecord {
+                id: id.iter().map(|b| format!("{b:02x}")).collect(),
+                request_id: headers
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .chars()
+                    .take(128)
+                    .collect(),
+                at: state.now_millis(),
+                endpoint: endpoint.to_owned(),
+                outcome: "pending".to_owned(),
+                ..AuditRecord::default()
+            },
+            started: Instant::now(),
+        }
+    }
+
+    /// The endpoint's metric and record name.
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.record.endpoint
+    }
+
+    /// When the request arrived (for the latency).
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Who called.
+    pub(crate) fn caller(&mut self, caller: &Caller) {
+        self.record.system = Some(caller.system.clone());
+        self.record.key_id.clone_from(&caller.key_id);
+    }
+
+    /// Who called, for a surface without keys (Okta's hook).
+    pub(crate) fn system(&mut self, system: &str) {
+        self.record.system = Some(system.to_owned());
+    }
+
+    /// Where and why: country and masked number only.
+    pub(crate) fn destination(&mut self, to: &PhoneNumber, channel: Channel, purpose: Purpose) {
+        self.record.country = Some(
+            to.region()
+                .map_or_else(|| "001".to_owned(), |r| r.to_string()),
+        );
+        self.record.masked_to = Some(to.masked());
+        self.record.channel = Some(channel.as_str().to_owned());
+        self.record.purpose = Some(purpose.as_str().to_owned());
+    }
+
+    /// A relay went out: which providers were tried and how many parts were billed.
+    pub(crate) fn relayed(&mut self, relayed: &Relayed) {
+        let mut providers = attempts_text(&relayed.attempts);
+        if !providers.is_empty() {
+            providers.push(' ');
+        }
+        providers.push_str(&format!("{}:ok", relayed.provider));
+        self.record.providers = Some(providers);
+        self.record.channel = Some(relayed.channel.as_str().to_owned());
+        self.record.segments = relayed
+            .segments
+            .map(|s| i64::try_from(s.segments).unwrap_or(i64::MAX));
+    }
+
+    /// A challenge's code went out through `provider`.
+    pub(crate) fn sent_by(&mut self, provider: &str, channel: Channel) {
+        self.record.providers = Some(format!("{provider}:ok"));
+        self.record.channel = Some(channel.as_str().to_owned());
+    }
+
+    /// No provider delivered: what each did.
+    pub(crate) fn failed(&mut self, attempts: &[Attempt]) {
+        let text = attempts_text(attempts);
+        if !text.is_empty() {
+            self.record.providers = Some(text);
+        }
+    }
+
+    /// Records the send as pending, before any provider is called.
+    ///
+    /// # Errors
+    /// 503 when the record cannot be written: the send must not happen.
+    pub(crate) async fn reserve(&mut self) -> Result<(), Problem> {
+        let Some(db) = &self.db else {
+            return Ok(());
+        };
+        self.record.status = 0;
+        self.record.latency_ms = elapsed_ms(self.started);
+        db.write_audit(&self.record).await.map_err(|e| {
+            error!(error = %e, "audit record cannot be written: refusing the send");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                "the audit trail cannot be written; nothing was sent",
+            )
+        })
+    }
+
+    /// Writes the final state. A failure here is logged: the message (if any) is already
+    /// out and its pending record stands.
+    pub(crate) async fn finish(mut self, status: StatusCode, outcome: &str) {
+        let Some(db) = self.db.take() else {
+            return;
+        };
+        self.record.status = i64::from(status.as_u16());
+        self.record.outcome = outcome.to_owned();
+        self.record.latency_ms = elapsed_ms(self.started);
+        if let Err(e) = db.write_audit(&self.record).await {
+            error!(error = %e, record = %self.record.id, "audit record could not be completed");
+        }
+    }
+}
+
+fn elapsed_ms(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// `primary:unavailable secondary:timeout`.
+fn attempts_text(attempts: &[Attempt]) -> String {
+    attempts
+        .iter()
+        .map(|attempt| {
+            let outcome = match attempt.outcome {
+                AttemptOutcome::Failed(kind) => kind.as_str(),
+                AttemptOutcome::SkippedBreakerOpen => "breaker_open",
+                AttemptOutcome::SkippedBudgetExhausted => "budget_exhausted",
+                AttemptOutcome::SkippedChannelUnsupported => "channel_unsupported",
+                _ => "skipped",
+            };
+            format!("{}:{outcome}", attempt.provider)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,218 @@
+//! The audit trail: a record per request (refused ones included), nothing secret in it,
+//! fail closed when it cannot be written, exact under concurrency across two instances.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use phone_otp::{Limits, ProviderErrorKind, Quota};
+use phone_otp_gateway::auth::key_admin::create_key;
+use phone_otp_gateway::auth::scope::Scope;
+use phone_otp_gateway::db::{AuditRecord, Db};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use crate::db::{postgres, sqlite};
+use crate::keys::{NOW, spec};
+use crate::support::{API_TOKEN, Setup, TestGateway, TestResult, fixture, skip_loudly};
+
+async fn records(db: &Db) -> Vec<AuditRecord> {
+    db.audit_records(0, i64::MAX).await.unwrap()
+}
+
+async fn gateway(db: &Db) -> TestGateway {
+    TestGateway::with(Setup {
+        keys: Some(db.clone()),
+        limits: Limits::danger_none(),
+        ..Setup::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn every_request_is_recorded_without_secrets() -> TestResult {
+    let Some(db) = sqlite().await else {
+        return Ok(());
+    };
+    let gw = gateway(&db).await;
+    let (token, key) = create_key(&db, &spec("billing", &[Scope::MessagesSend]), NOW).await?;
+    let token = token.expose_secret().to_owned();
+    let send = json!({"to": "+819012345678", "code": "739148", "purpose": "password_reset"});
+    // A second between requests, so the records read back in order.
+    let tick = || gw.clock.advance(std::time::Duration::from_secs(1));
+    assert_eq!(gw.post("/v1/messages", &token, &send).await.status(), 200);
+    tick();
+    gw.primary.fail_next(ProviderErrorKind::Unavailable);
+    let other = json!({"to": "+819012345679", "code": "739148"});
+    assert_eq!(gw.post("/v1/messages", &token, &other).await.status(), 200);
+    tick();
+    // Refused: no token, a bad number.
+    assert_eq!(
+        gw.post("/v1/messages", "nope-nope-nope-nope", &send)
+            .await
+            .status(),
+        401
+    );
+    tick();
+    let bad = json!({"to": "12", "code": "739148"});
+    assert_eq!(gw.post("/v1/messages", &token, &bad).await.status(), 422);
+
+    let all = records(&db).await;
+    assert_eq!(all.len(), 4, "{all:#?}");
+    let sent = &all[0];
+    assert_eq!(sent.endpoint, "messages");
+    assert_eq!(sent.system.as_deref(), Some("billing"));
+    assert_eq!(sent.key_id.as_deref(), Some(key.id.as_str()));
+    assert_eq!(sent.purpose.as_deref(), Some("password_reset"));
+    assert_eq!(sent.country.as_deref(), Some("JP"));
+    assert_eq!(sent.masked_to.as_deref(), Some("+8190****5678"));
+    assert_eq!(sent.channel.as_deref(), Some("sms"));
+    assert_eq!(sent.providers.as_deref(), Some("primary:ok"));
+    assert_eq!(sent.segments, Some(1));
+    assert_eq!((sent.status, sent.outcome.as_str()), (200, "ok"));
+    assert!(!sent.request_id.is_empty());
+    assert_eq!(
+        all[1].providers.as_deref(),
+        Some("primary:unavailable secondary:ok"),
+        "failover is recorded"
+    );
+    assert_eq!(
+        (
+            all[2].status,
+            all[2].outcome.as_str(),
+            all[2].system.as_deref()
+        ),
+        (401, "unauthorized", None)
+    );
+    assert_eq!(
+        (all[3].status, all[3].outcome.as_str()),
+        (422, "invalid_number")
+    );
+    for record in &all {
+        let text = format!("{record:?}");
+        for secret in ["739148", "9012345678", &token[22..]] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn when_the_audit_cannot_be_written_nothing_is_sent() -> TestResult {
+    let Some(db) = sqlite().await else {
+        return Ok(());
+    };
+    // The static API token needs no database to authenticate, so only the audit fails.
+    let gw = gateway(&db).await;
+    db.close().await;
+    let send = json!({"to": "+819012345678", "code": "739148"});
+    let response = gw.post("/v1/messages", API_TOKEN, &send).await;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await?;
+    assert_eq!(body["error"]["code"], "audit_unavailable");
+    let start = gw
+        .post("/v1/challenges", API_TOKEN, &json!({"to": "+819012345678"}))
+        .await;
+    assert_eq!(start.status(), 503);
+    // Okta's hook answers its error object (Okta then sends through its own provider).
+    if let Some(request) = fixture("okta-telephony-request.json") {
+        let body: serde_json::Value = gw.okta(&request).await.json().await?;
+        assert!(
+            body["error"]["errorSummary"]
+                .as_str()
+                .unwrap_or("")
+                .contains("audit")
+        );
+    }
+    assert!(gw.delivered().is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_instances_four_systems_exact_records_and_quotas() -> TestResult {
+    let Some(db) = postgres().await else {
+        return Ok(());
+    };
+    let Ok(redis_url) = std::env::var("REDIS_URL") else {
+        skip_loudly("REDIS_URL is not set (./scripts/test.sh sets it)");
+        return Ok(());
+    };
+    // One Redis for both instances: the per-system (tenant) quota is shared.
+    let prefix = format!("audit-test:{}:", crate::support::unique());
+    let store: Arc<dyn phone_otp::OtpStore> =
+        Arc::new(phone_otp::RedisStore::connect(&redis_url, &prefix).await?);
+    let limits = Limits {
+        per_tenant: Some(Quota::per_hour(NonZeroU32::new(250).unwrap())),
+        ..Limits::danger_none()
+    };
+    let instance = || {
+        TestGateway::with(Setup {
+            keys: Some(db.clone()),
+            store: Some(Arc::clone(&store)),
+            limits: limits.clone(),
+            ..Setup::default()
+        })
+    };
+    let (a, b) = (Arc::new(instance().await), Arc::new(instance().await));
+    let systems = ["billing", "crm", "support", "hr"];
+    let mut tokens = Vec::new();
+    for system in systems {
+        let (token, _) = create_key(&db, &spec(system, &[Scope::MessagesSend]), NOW).await?;
+        tokens.push(token.expose_secret().to_owned());
+    }
+    // 1,200 sends, 300 per system, 64 at a time, alternating instances.
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = Vec::new();
+    for i in 0..1200usize {
+        let gw = if i % 2 == 0 {
+            Arc::clone(&a)
+        } else {
+            Arc::clone(&b)
+        };
+        let token = tokens[i % 4].clone();
+        let permit = Arc::clone(&semaphore).acquire_owned().await?;
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"to": format!("+81901{i:07}"), "code": "739148"});
+            let status = gw
+                .post("/v1/messages", &token, &body)
+                .await
+                .status()
+                .as_u16();
+            drop(permit);
+            status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await?);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1000);
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 200);
+    assert_eq!(a.delivered().len() + b.delivered().len(), 1000);
+
+    let all = records(&db).await;
+    assert_eq!(all.len(), 1200, "one record per request");
+    for system in systems {
+        let mine: Vec<&AuditRecord> = all
+            .iter()
+            .filter(|r| r.system.as_deref() == Some(system))
+            .collect();
+        assert_eq!(mine.len(), 300, "{system}");
+        assert_eq!(
+            mine.iter().filter(|r| r.outcome == "ok").count(),
+            250,
+            "{system}: quota exact"
+        );
+        assert_eq!(
+            mine.iter().filter(|r| r.outcome == "rate_limited").count(),
+            50,
+            "{system}"
+        );
+        assert_eq!(
+            mine.iter().filter_map(|r| r.segments).sum::<i64>(),
+            250,
+            "{system}"
+        );
+    }
+    assert!(all.iter().all(|r| r.outcome != "pending"));
+    Ok(())
+}
