@@ -49,6 +49,7 @@
 //! | `ntt-cpaas` | yes | [`NttCpaasProvider`]: SMS and voice on NTT CPaaS (Infobip API) |
 //! | `smslink` | yes | [`SmslinkProvider`]: Japanese domestic SMS |
 //! | `redis` | no | `RedisStore`: challenges and limits shared by many instances, one Lua script per operation |
+//! | `serde` | no | [`PriceTable`] loads from any serde format (the gateway's TOML) |
 //!
 //! ## Routing
 //!
@@ -92,6 +93,7 @@ mod limit;
 mod message;
 mod otp;
 mod phone;
+mod price;
 pub mod provider;
 mod random;
 mod router;
@@ -113,6 +115,7 @@ pub use otp::{
     SealedDestination, StartRequest, Started, VerifyOutcome, bench_floor,
 };
 pub use phone::{NumberType, ParsePhoneError, PhoneNumber, Region};
+pub use price::{Micros, PriceTable, Rate};
 #[cfg(feature = "_http")]
 pub use provider::http::{ConfigError, HttpConfig};
 #[cfg(feature = "ntt-cpaas")]

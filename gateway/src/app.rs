@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
 use axum::routing::{get, post};
-use phone_otp::{Clock, OtpService, Router as ProviderRouter, SystemClock};
+use phone_otp::{Clock, OtpService, PriceTable, Router as ProviderRouter, SystemClock};
 use secrecy::SecretString;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -133,6 +133,7 @@ pub struct GatewayBuilder {
     twilio_callbacks: Option<TwilioCallbacks>,
     ntt_cpaas_callbacks: Option<SharedSecret>,
     db: Option<Db>,
+    prices: Option<PriceTable>,
     trusted_proxies: Vec<Cidr>,
     clock: Arc<dyn Clock>,
     default_region: Option<String>,
@@ -183,6 +184,13 @@ impl GatewayBuilder {
     /// tenant). A surface's static token, if configured, still works beside them.
     pub fn keys(mut self, db: Db) -> Self {
         self.db = Some(db);
+        self
+    }
+
+    /// Prices sends in the audit trail (per SMS segment and per call, by provider and
+    /// country).
+    pub fn prices(mut self, prices: PriceTable) -> Self {
+        self.prices = Some(prices);
         self
     }
 
@@ -254,6 +262,7 @@ impl GatewayBuilder {
                 twilio_callbacks: self.twilio_callbacks,
                 ntt_cpaas_callbacks: self.ntt_cpaas_callbacks,
                 db: self.db,
+                prices: self.prices,
                 trusted_proxies: self.trusted_proxies,
                 clock: self.clock,
                 default_region: self.default_region,
@@ -276,6 +285,7 @@ pub(crate) struct State {
     pub(crate) twilio_callbacks: Option<TwilioCallbacks>,
     pub(crate) ntt_cpaas_callbacks: Option<SharedSecret>,
     pub(crate) db: Option<Db>,
+    pub(crate) prices: Option<PriceTable>,
     pub(crate) trusted_proxies: Vec<Cidr>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) default_region: Option<String>,
@@ -311,6 +321,7 @@ impl Gateway {
             twilio_callbacks: None,
             ntt_cpaas_callbacks: None,
             db: None,
+            prices: None,
             trusted_proxies: Vec::new(),
             clock: Arc::new(SystemClock),
             default_region: None,

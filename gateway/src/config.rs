@@ -71,6 +71,9 @@ pub struct Config {
     /// The SQL database of API keys (SQLite file or PostgreSQL). With it, `/v1` and the
     /// Auth0 hook accept API keys and personal tokens.
     pub database: Option<DatabaseConfig>,
+    /// Prices per SMS segment and per call, by provider and country: the audit trail
+    /// records each send's estimated cost.
+    pub prices: Option<phone_otp::PriceTable>,
 }
 
 /// The SQL database.
@@ -462,6 +465,9 @@ impl Config {
             .collect::<Result<Vec<Cidr>, _>>()
             .map_err(|e| invalid("server.trusted_proxies", e.to_string()))?;
         gateway = gateway.trusted_proxies(proxies);
+        if let Some(prices) = &self.prices {
+            gateway = gateway.prices(prices.clone());
+        }
         if let (Some(config), Some(token)) = (&self.callbacks.twilio, twilio_token) {
             gateway = gateway.twilio_callbacks(TwilioCallbacks::new(
                 config.public_url.clone(),
@@ -762,6 +768,25 @@ mod tests {
         assert_eq!(parse_duration("h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("0s"), None);
         assert_eq!(parse_duration("30"), None);
+    }
+
+    #[test]
+    fn prices_load_from_toml() {
+        let config = Config::from_toml(
+            "[prices]\ncurrency = \"USD\"\n[[prices.rates]]\nprovider = \"*\"\ncountry = \"*\"\nsms = 0.05\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let prices = config
+            .prices
+            .unwrap_or_else(|| phone_otp::PriceTable::new("none"));
+        assert_eq!(
+            prices.cost("twilio", Some("JP"), phone_otp::Channel::Sms, 2),
+            Some(phone_otp::Micros(100_000))
+        );
+        let negative = Config::from_toml(
+            "[prices]\ncurrency = \"USD\"\n[[prices.rates]]\nprovider = \"*\"\ncountry = \"*\"\nsms = -1.0\n",
+        );
+        assert!(negative.is_err());
     }
 
     #[test]

@@ -1,14 +1,13 @@
 //! `OtpService::relay`: a code generated elsewhere, delivered under the same policy,
 //! limits and routing as `start`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use phone_otp::{
-    AttemptOutcome, Channel, LimitKind, Limits, Message, OtpService, PhoneNumber, PhoneProvider,
-    PolicyRefusal, ProviderError, ProviderErrorKind, Purpose, Receipt, RelayError, RelayRequest,
-    Router, StubProvider, Timestamp,
+    AttemptOutcome, Channel, LimitKind, Limits, Message, PhoneNumber, PhoneProvider, PolicyRefusal,
+    ProviderError, ProviderErrorKind, Purpose, Receipt, RelayError, RelayRequest, Router,
+    StubProvider, Timestamp,
 };
 use secrecy::ExposeSecret;
 
@@ -282,7 +281,12 @@ async fn debug_never_shows_the_code_or_text() {
 
 /// Two services (instances) over one shared store remember the same request key.
 #[cfg(feature = "redis")]
-pub(crate) async fn duplicates_across_instances(store: Arc<dyn phone_otp::OtpStore>) -> TestResult {
+pub(crate) async fn duplicates_across_instances(
+    store: std::sync::Arc<dyn phone_otp::OtpStore>,
+) -> TestResult {
+    use phone_otp::OtpService;
+    use std::sync::Arc;
+
     let build = |stub: &StubProvider| {
         OtpService::builder()
             .key_ring(phone_otp::KeyRing::new(crate::support::key(1, 7)))

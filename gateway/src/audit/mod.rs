@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use axum::http::{HeaderMap, StatusCode};
-use phone_otp::{Attempt, AttemptOutcome, Channel, PhoneNumber, Purpose, Relayed};
+use phone_otp::{Attempt, AttemptOutcome, Channel, PhoneNumber, PriceTable, Purpose, Relayed};
 use tracing::error;
 
 use crate::app::AppState;
@@ -18,6 +18,7 @@ use crate::problem::Problem;
 /// One request's record in the making. Inert when the gateway has no database.
 pub(crate) struct Audit {
     db: Option<Db>,
+    prices: Option<PriceTable>,
     record: AuditRecord,
     started: Instant,
 }
@@ -31,6 +32,7 @@ impl Audit {
         let _ = getrandom::fill(&mut id);
         Self {
             db: state.db.clone(),
+            prices: state.prices.clone(),
             record: AuditRecord {
                 id: id.iter().map(|b| format!("{b:02x}")).collect(),
                 request_id: headers
@@ -93,6 +95,20 @@ impl Audit {
         self.record.segments = relayed
             .segments
             .map(|s| i64::try_from(s.segments).unwrap_or(i64::MAX));
+        // An SMS is billed per segment, a call once.
+        let units = relayed
+            .segments
+            .map_or(1, |s| u64::try_from(s.segments).unwrap_or(u64::MAX));
+        self.price(&relayed.provider, relayed.channel, units);
+    }
+
+    /// Prices `units` (SMS segments or calls) by `provider` to the recorded country.
+    fn price(&mut self, provider: &str, channel: Channel, units: u64) {
+        if let Some(prices) = &self.prices {
+            let cost = prices.cost(provider, self.record.country.as_deref(), channel, units);
+            self.record.cost_micros = cost.map(|c| i64::try_from(c.0).unwrap_or(i64::MAX));
+            self.record.currency = cost.map(|_| prices.currency.clone());
+        }
     }
 
     /// A challenge's code went out through `provider`.

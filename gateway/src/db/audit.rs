@@ -32,6 +32,10 @@ pub struct AuditRecord {
     pub providers: Option<String>,
     /// SMS parts billed.
     pub segments: Option<i64>,
+    /// Estimated cost in millionths of `currency`, from the price table.
+    pub cost_micros: Option<i64>,
+    /// ISO 4217 currency of the cost.
+    pub currency: Option<String>,
     /// The HTTP status answered.
     pub status: i64,
     /// `pending` while the provider is called, then `sent` or the refusal's code.
@@ -40,7 +44,7 @@ pub struct AuditRecord {
     pub latency_ms: i64,
 }
 
-const COLUMNS: &str = "id, request_id, at, endpoint, system, key_id, purpose, country, masked_to, channel, providers, segments, status, outcome, latency_ms";
+const COLUMNS: &str = "id, request_id, at, endpoint, system, key_id, purpose, country, masked_to, channel, providers, segments, status, outcome, latency_ms, cost_micros, currency";
 
 fn read(row: &AnyRow) -> Result<AuditRecord, DbError> {
     Ok(AuditRecord {
@@ -59,6 +63,8 @@ fn read(row: &AnyRow) -> Result<AuditRecord, DbError> {
         status: row.try_get("status")?,
         outcome: row.try_get("outcome")?,
         latency_ms: row.try_get("latency_ms")?,
+        cost_micros: row.try_get("cost_micros")?,
+        currency: row.try_get("currency")?,
     })
 }
 
@@ -70,8 +76,9 @@ impl Db {
     pub async fn write_audit(&self, record: &AuditRecord) -> Result<(), DbError> {
         let updated = sqlx::query(
             "UPDATE audit_records SET system = $1, key_id = $2, purpose = $3, country = $4, masked_to = $5,
-                 channel = $6, providers = $7, segments = $8, status = $9, outcome = $10, latency_ms = $11
-             WHERE id = $12",
+                 channel = $6, providers = $7, segments = $8, status = $9, outcome = $10, latency_ms = $11,
+                 cost_micros = $12, currency = $13
+             WHERE id = $14",
         )
         .bind(record.system.clone())
         .bind(record.key_id.clone())
@@ -84,6 +91,8 @@ impl Db {
         .bind(record.status)
         .bind(record.outcome.clone())
         .bind(record.latency_ms)
+        .bind(record.cost_micros)
+        .bind(record.currency.clone())
         .bind(record.id.clone())
         .execute(self.pool())
         .await?;
@@ -91,7 +100,7 @@ impl Db {
             return Ok(());
         }
         sqlx::query(&format!(
-            "INSERT INTO audit_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            "INSERT INTO audit_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
         .bind(record.id.clone())
         .bind(record.request_id.clone())
@@ -108,6 +117,8 @@ impl Db {
         .bind(record.status)
         .bind(record.outcome.clone())
         .bind(record.latency_ms)
+        .bind(record.cost_micros)
+        .bind(record.currency.clone())
         .execute(self.pool())
         .await?;
         Ok(())

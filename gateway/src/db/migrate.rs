@@ -18,6 +18,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_records",
         include_str!("../../migrations/0002_audit_records.sql"),
     ),
+    (
+        3,
+        "audit_cost",
+        include_str!("../../migrations/0003_audit_cost.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming this schema's lock.

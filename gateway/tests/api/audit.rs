@@ -4,7 +4,7 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use phone_otp::{Limits, ProviderErrorKind, Quota};
+use phone_otp::{Limits, Micros, PriceTable, ProviderErrorKind, Quota, Rate};
 use phone_otp_gateway::auth::key_admin::create_key;
 use phone_otp_gateway::auth::scope::Scope;
 use phone_otp_gateway::db::{AuditRecord, Db};
@@ -19,10 +19,21 @@ async fn records(db: &Db) -> Vec<AuditRecord> {
     db.audit_records(0, i64::MAX).await.unwrap()
 }
 
+/// JP SMS through `primary` costs 0.062 USD a segment; nothing else is priced.
+fn prices() -> PriceTable {
+    PriceTable::new("USD").with(Rate {
+        provider: "primary".into(),
+        country: "JP".into(),
+        sms: Micros::from_decimal(0.062),
+        voice: None,
+    })
+}
+
 async fn gateway(db: &Db) -> TestGateway {
     TestGateway::with(Setup {
         keys: Some(db.clone()),
         limits: Limits::danger_none(),
+        configure: Box::new(|builder| builder.prices(prices())),
         ..Setup::default()
     })
     .await
@@ -68,12 +79,19 @@ async fn every_request_is_recorded_without_secrets() -> TestResult {
     assert_eq!(sent.channel.as_deref(), Some("sms"));
     assert_eq!(sent.providers.as_deref(), Some("primary:ok"));
     assert_eq!(sent.segments, Some(1));
+    assert_eq!(sent.cost_micros, Some(62_000));
+    assert_eq!(sent.currency.as_deref(), Some("USD"));
     assert_eq!((sent.status, sent.outcome.as_str()), (200, "ok"));
     assert!(!sent.request_id.is_empty());
     assert_eq!(
         all[1].providers.as_deref(),
         Some("primary:unavailable secondary:ok"),
         "failover is recorded"
+    );
+    // Sent by `secondary`, which has no rate: no cost rather than a wrong one.
+    assert_eq!(
+        (all[1].cost_micros, all[1].currency.as_deref()),
+        (None, None)
     );
     assert_eq!(
         (
