@@ -21,6 +21,8 @@ pub(crate) struct Audit {
     prices: Option<PriceTable>,
     record: AuditRecord,
     started: Instant,
+    /// Whether `reserve` wrote the row, so `finish` updates it instead of inserting.
+    reserved: bool,
 }
 
 impl Audit {
@@ -48,6 +50,7 @@ impl Audit {
                 ..AuditRecord::default()
             },
             started: Instant::now(),
+            reserved: false,
         }
     }
 
@@ -135,14 +138,16 @@ impl Audit {
         };
         self.record.status = 0;
         self.record.latency_ms = elapsed_ms(self.started);
-        db.write_audit(&self.record).await.map_err(|e| {
+        db.insert_audit(&self.record).await.map_err(|e| {
             error!(error = %e, "audit record cannot be written: refusing the send");
             Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "audit_unavailable",
                 "the audit trail cannot be written; nothing was sent",
             )
-        })
+        })?;
+        self.reserved = true;
+        Ok(())
     }
 
     /// Writes the final state. A failure here is logged: the message (if any) is already
@@ -154,7 +159,12 @@ impl Audit {
         self.record.status = i64::from(status.as_u16());
         self.record.outcome = outcome.to_owned();
         self.record.latency_ms = elapsed_ms(self.started);
-        if let Err(e) = db.write_audit(&self.record).await {
+        let written = if self.reserved {
+            db.complete_audit(&self.record).await
+        } else {
+            db.insert_audit(&self.record).await
+        };
+        if let Err(e) = written {
             error!(error = %e, record = %self.record.id, "audit record could not be completed");
         }
     }
@@ -164,20 +174,23 @@ fn elapsed_ms(started: Instant) -> i64 {
     i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
 }
 
+/// `primary:unavailable`: one provider and what it did (audit records, Okta's metadata).
+pub(crate) fn attempt_label(attempt: &Attempt) -> String {
+    let outcome = match attempt.outcome {
+        AttemptOutcome::Failed(kind) => kind.as_str(),
+        AttemptOutcome::SkippedBreakerOpen => "breaker_open",
+        AttemptOutcome::SkippedBudgetExhausted => "budget_exhausted",
+        AttemptOutcome::SkippedChannelUnsupported => "channel_unsupported",
+        _ => "skipped",
+    };
+    format!("{}:{outcome}", attempt.provider)
+}
+
 /// `primary:unavailable secondary:timeout`.
 fn attempts_text(attempts: &[Attempt]) -> String {
     attempts
         .iter()
-        .map(|attempt| {
-            let outcome = match attempt.outcome {
-                AttemptOutcome::Failed(kind) => kind.as_str(),
-                AttemptOutcome::SkippedBreakerOpen => "breaker_open",
-                AttemptOutcome::SkippedBudgetExhausted => "budget_exhausted",
-                AttemptOutcome::SkippedChannelUnsupported => "channel_unsupported",
-                _ => "skipped",
-            };
-            format!("{}:{outcome}", attempt.provider)
-        })
+        .map(attempt_label)
         .collect::<Vec<_>>()
         .join(" ")
 }

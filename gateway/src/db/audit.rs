@@ -69,36 +69,11 @@ fn read(row: &AnyRow) -> Result<AuditRecord, DbError> {
 }
 
 impl Db {
-    /// Writes `record`, or replaces the row with its id (a pending send's final state).
+    /// Writes a new record.
     ///
     /// # Errors
     /// The database failed: the caller refuses the send.
-    pub async fn write_audit(&self, record: &AuditRecord) -> Result<(), DbError> {
-        let updated = sqlx::query(
-            "UPDATE audit_records SET system = $1, key_id = $2, purpose = $3, country = $4, masked_to = $5,
-                 channel = $6, providers = $7, segments = $8, status = $9, outcome = $10, latency_ms = $11,
-                 cost_micros = $12, currency = $13
-             WHERE id = $14",
-        )
-        .bind(record.system.clone())
-        .bind(record.key_id.clone())
-        .bind(record.purpose.clone())
-        .bind(record.country.clone())
-        .bind(record.masked_to.clone())
-        .bind(record.channel.clone())
-        .bind(record.providers.clone())
-        .bind(record.segments)
-        .bind(record.status)
-        .bind(record.outcome.clone())
-        .bind(record.latency_ms)
-        .bind(record.cost_micros)
-        .bind(record.currency.clone())
-        .bind(record.id.clone())
-        .execute(self.pool())
-        .await?;
-        if updated.rows_affected() == 1 {
-            return Ok(());
-        }
+    pub async fn insert_audit(&self, record: &AuditRecord) -> Result<(), DbError> {
         sqlx::query(&format!(
             "INSERT INTO audit_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
@@ -122,6 +97,36 @@ impl Db {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Replaces the outcome of a record written before (a pending send's final state).
+    ///
+    /// # Errors
+    /// The database failed, or no record has this id.
+    pub async fn complete_audit(&self, record: &AuditRecord) -> Result<(), DbError> {
+        let updated = sqlx::query(
+            "UPDATE audit_records SET providers = $1, segments = $2, status = $3, outcome = $4,
+                 latency_ms = $5, cost_micros = $6, currency = $7, channel = $8
+             WHERE id = $9",
+        )
+        .bind(record.providers.clone())
+        .bind(record.segments)
+        .bind(record.status)
+        .bind(record.outcome.clone())
+        .bind(record.latency_ms)
+        .bind(record.cost_micros)
+        .bind(record.currency.clone())
+        .bind(record.channel.clone())
+        .bind(record.id.clone())
+        .execute(self.pool())
+        .await?;
+        if updated.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(DbError::Corrupt(
+                "audit_records: the pending record is gone",
+            ))
+        }
     }
 
     /// Records from `from` (inclusive) to `to` (exclusive), oldest first.

@@ -18,15 +18,14 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use phone_otp::{
-    AttemptOutcome, Channel, LimitKind, Locale, PhoneNumber, Purpose, RelayError, RelayRequest,
-    Relayed, Timestamp,
+    Channel, LimitKind, Locale, PhoneNumber, Purpose, RelayError, RelayRequest, Relayed, Timestamp,
 };
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::fields::{FieldError, Fields};
 use crate::app::{AppState, OktaHook};
-use crate::audit::Audit;
+use crate::audit::{Audit, attempt_label};
 
 const ENDPOINT: &str = "okta_telephony";
 const COMMAND: &str = "com.okta.telephony.action";
@@ -314,7 +313,11 @@ fn describe(error: &RelayError) -> (&'static str, String, String) {
         RelayError::Delivery(failure) => (
             "failed",
             "no provider could deliver".into(),
-            attempts_text(failure.attempts(), Some(failure.kind().as_str())),
+            if failure.attempts().is_empty() {
+                format!("provider failed: {}", failure.kind().as_str())
+            } else {
+                format!("providers tried: {}", tried(failure.attempts()))
+            },
         ),
         RelayError::Store(_) | RelayError::Random(_) => (
             "error",
@@ -330,24 +333,12 @@ fn describe(error: &RelayError) -> (&'static str, String, String) {
 }
 
 /// `first:unavailable, second:timeout` for the providers tried.
-fn attempts_text(attempts: &[phone_otp::Attempt], last: Option<&str>) -> String {
-    let tried: Vec<String> = attempts
+fn tried(attempts: &[phone_otp::Attempt]) -> String {
+    attempts
         .iter()
-        .map(|attempt| {
-            let outcome = match attempt.outcome {
-                AttemptOutcome::Failed(kind) => kind.as_str(),
-                AttemptOutcome::SkippedBreakerOpen => "breaker_open",
-                AttemptOutcome::SkippedBudgetExhausted => "budget_exhausted",
-                AttemptOutcome::SkippedChannelUnsupported => "channel_unsupported",
-                _ => "skipped",
-            };
-            format!("{}:{outcome}", attempt.provider)
-        })
-        .collect();
-    match (tried.is_empty(), last) {
-        (true, Some(kind)) => format!("provider failed: {kind}"),
-        _ => format!("providers tried: {}", tried.join(", ")),
-    }
+        .map(attempt_label)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn success(status: &str, relayed: &Relayed) -> Response {
@@ -358,7 +349,7 @@ fn success(status: &str, relayed: &Relayed) -> Response {
     );
     if !relayed.attempts.is_empty() {
         metadata.push_str("; Failover=");
-        metadata.push_str(&attempts_text(&relayed.attempts, None).replace("providers tried: ", ""));
+        metadata.push_str(&tried(&relayed.attempts));
     }
     command(json!({
         "status": status,
