@@ -18,6 +18,7 @@ command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 
 python3 -c "$python_modules" >/dev/null 2>&1 || /usr/bin/python3 -c "$python_modules" >/dev/null 2>&1 \
   || packages+=(python3 python3-jsonschema python3-yaml python3-prometheus-client)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)  # RSA keys for the JWT tests
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "== installing ${packages[*]}"

@@ -14,6 +14,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::SharedSecret;
 use crate::auth::cidr::Cidr;
+use crate::auth::jwt::{IssuerError, JwtIssuer, JwtVerifier};
 use crate::db::Db;
 use crate::metrics::GatewayMetrics;
 use crate::routes;
@@ -29,10 +30,22 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The Okta telephony inline hook: how Okta authenticates, and how long delivery may take.
 #[derive(Debug, Clone)]
 pub struct OktaHook {
-    pub(crate) header: HeaderName,
-    pub(crate) secret: SharedSecret,
+    pub(crate) auth: OktaAuth,
     pub(crate) deadline: Duration,
     pub(crate) tenant: String,
+}
+
+/// How Okta proves it is Okta.
+#[derive(Debug, Clone)]
+pub(crate) enum OktaAuth {
+    /// The hook's `authScheme`: one header and its secret value.
+    Header {
+        header: HeaderName,
+        secret: SharedSecret,
+    },
+    /// The hook's OAuth channel: a bearer access token with the `hooks:okta` scope, from
+    /// an issuer given to [`GatewayBuilder::jwt`] (or an API key with that scope).
+    OAuth,
 }
 
 impl OktaHook {
@@ -42,10 +55,24 @@ impl OktaHook {
     /// An invalid header name is replaced by `authorization` at build time; see
     /// [`GatewayBuilder::build`].
     pub fn new(header: &str, secret: SecretString) -> Self {
-        Self {
+        Self::with_auth(OktaAuth::Header {
             header: HeaderName::try_from(header.to_ascii_lowercase())
                 .unwrap_or(axum::http::header::AUTHORIZATION),
             secret: SharedSecret::new(secret),
+        })
+    }
+
+    /// Okta's OAuth 2.0 option (`channel.type: OAUTH`, `client_secret_post` or
+    /// `private_key_jwt`): Okta fetches an access token from your authorization server
+    /// and sends it as a bearer token. It must carry the `hooks:okta` scope and come from
+    /// an issuer configured with [`GatewayBuilder::jwt`].
+    pub fn oauth() -> Self {
+        Self::with_auth(OktaAuth::OAuth)
+    }
+
+    fn with_auth(auth: OktaAuth) -> Self {
+        Self {
+            auth,
             deadline: DEFAULT_OKTA_DEADLINE,
             tenant: "okta".to_owned(),
         }
@@ -120,6 +147,12 @@ pub enum BuildError {
     /// A hook secret or bearer token is shorter than 16 characters.
     #[error("the {0} secret is shorter than 16 characters")]
     WeakSecret(&'static str),
+    /// A JWT issuer cannot be used.
+    #[error(transparent)]
+    Issuer(#[from] IssuerError),
+    /// Okta's hook uses OAuth but no issuer (or key database) can check its token.
+    #[error("the okta hook uses oauth, but no jwt issuer is configured")]
+    NoIssuer,
 }
 
 /// Builds a [`Gateway`] around an [`OtpService`].
@@ -133,6 +166,7 @@ pub struct GatewayBuilder {
     twilio_callbacks: Option<TwilioCallbacks>,
     ntt_cpaas_callbacks: Option<SharedSecret>,
     db: Option<Db>,
+    jwt: Vec<JwtIssuer>,
     prices: Option<PriceTable>,
     trusted_proxies: Vec<Cidr>,
     clock: Arc<dyn Clock>,
@@ -187,6 +221,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Accepts OAuth 2.0 access tokens (RFC 9068 JWTs) from `issuer` on `/v1`, the Auth0
+    /// hook and, with [`OktaHook::oauth`], Okta's hook. The token's scopes are checked
+    /// like a key's, and its client id becomes the calling system. Call once per issuer.
+    pub fn jwt(mut self, issuer: JwtIssuer) -> Self {
+        self.jwt.push(issuer);
+        self
+    }
+
     /// Prices sends in the audit trail (per SMS segment and per call, by provider and
     /// country).
     pub fn prices(mut self, prices: PriceTable) -> Self {
@@ -235,11 +277,20 @@ impl GatewayBuilder {
         {
             return Err(BuildError::UnknownRegion(region.clone()));
         }
-        if let Some(okta) = &self.okta
-            && okta.secret.len() < 16
-        {
-            return Err(BuildError::WeakSecret("okta hook"));
+        match self.okta.as_ref().map(|okta| &okta.auth) {
+            Some(OktaAuth::Header { secret, .. }) if secret.len() < 16 => {
+                return Err(BuildError::WeakSecret("okta hook"));
+            }
+            Some(OktaAuth::OAuth) if self.jwt.is_empty() && self.db.is_none() => {
+                return Err(BuildError::NoIssuer);
+            }
+            _ => {}
         }
+        let jwt = if self.jwt.is_empty() {
+            None
+        } else {
+            Some(JwtVerifier::new(self.jwt)?)
+        };
         for (name, access) in [("auth0", &self.auth0), ("api", &self.api)] {
             if access.as_ref().is_some_and(|a| a.secret.len() < 16) {
                 return Err(BuildError::WeakSecret(name));
@@ -262,6 +313,7 @@ impl GatewayBuilder {
                 twilio_callbacks: self.twilio_callbacks,
                 ntt_cpaas_callbacks: self.ntt_cpaas_callbacks,
                 db: self.db,
+                jwt,
                 prices: self.prices,
                 trusted_proxies: self.trusted_proxies,
                 clock: self.clock,
@@ -285,6 +337,7 @@ pub(crate) struct State {
     pub(crate) twilio_callbacks: Option<TwilioCallbacks>,
     pub(crate) ntt_cpaas_callbacks: Option<SharedSecret>,
     pub(crate) db: Option<Db>,
+    pub(crate) jwt: Option<JwtVerifier>,
     pub(crate) prices: Option<PriceTable>,
     pub(crate) trusted_proxies: Vec<Cidr>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -321,6 +374,7 @@ impl Gateway {
             twilio_callbacks: None,
             ntt_cpaas_callbacks: None,
             db: None,
+            jwt: Vec::new(),
             prices: None,
             trusted_proxies: Vec::new(),
             clock: Arc::new(SystemClock),
@@ -345,7 +399,7 @@ impl Gateway {
         if self.state.okta.is_some() {
             app = app.route("/hooks/okta/telephony", post(routes::okta::telephony));
         }
-        let keys = self.state.db.is_some();
+        let keys = self.state.db.is_some() || self.state.jwt.is_some();
         if self.state.auth0.is_some() || keys {
             app = app.route(
                 "/hooks/auth0/phone-message",

@@ -21,6 +21,7 @@ use tracing::warn;
 
 use crate::app::{BearerAccess, Gateway, OktaHook, TwilioCallbacks};
 use crate::auth::cidr::Cidr;
+use crate::auth::jwt::{Algorithm, JwtIssuer};
 use crate::db::Db;
 use crate::telemetry::LogFormat;
 
@@ -74,6 +75,35 @@ pub struct Config {
     /// Prices per SMS segment and per call, by provider and country: the audit trail
     /// records each send's estimated cost.
     pub prices: Option<phone_otp::PriceTable>,
+    /// Authorization servers whose OAuth 2.0 access tokens (RFC 9068 JWTs) callers may
+    /// present instead of an API key.
+    #[serde(default)]
+    pub jwt: Vec<JwtConfig>,
+}
+
+/// One authorization server (`[[jwt]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// The `iss` value, exactly (Okta: `https://example.okta.com/oauth2/default`; Auth0:
+    /// `https://example.auth0.com/`).
+    pub issuer: String,
+    /// Our API identifier, which `aud` must contain.
+    pub audience: String,
+    /// The issuer's JWKS (Okta: `{issuer}/v1/keys`; Auth0:
+    /// `{issuer}.well-known/jwks.json`). HTTPS.
+    pub jwks_url: String,
+    /// Allowed algorithms (default: RS256, RS384, RS512, PS256, PS384, PS512, ES256,
+    /// ES384, EdDSA). `none` and HMAC are never accepted.
+    pub algorithms: Option<Vec<String>>,
+    /// Clock skew allowed, in seconds (default 30).
+    pub leeway_s: Option<u64>,
+    /// Least seconds between two JWKS fetches (default 30).
+    pub min_refetch_s: Option<u64>,
+    /// Accept tokens without `typ: at+jwt` (Okta's custom authorization servers and
+    /// Auth0's default profile issue such tokens). Default false.
+    #[serde(default)]
+    pub danger_accept_untyped: bool,
 }
 
 /// The SQL database.
@@ -253,16 +283,31 @@ pub struct LimitsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OktaConfig {
+    /// How Okta authenticates: `header` (the hook's `authScheme`, default) or `oauth`
+    /// (a bearer access token with the `hooks:okta` scope from a `[[jwt]]` issuer).
+    #[serde(default)]
+    pub auth: OktaAuthKind,
     /// The `authScheme` key: the header Okta sends the secret in.
     #[serde(default = "default_okta_header")]
     pub header: String,
     /// Environment variable holding the header's value (with `Authorization`, include
-    /// the scheme: `Basic dXNlcjpwYXNz`).
-    pub secret_env: String,
+    /// the scheme: `Basic dXNlcjpwYXNz`). Required with `auth = "header"`.
+    pub secret_env: Option<String>,
     /// Delivery deadline (default 2500 ms, under Okta's 3 s).
     pub deadline_ms: Option<u64>,
     /// Tenant its sends are counted under (default `okta`).
     pub tenant: Option<String>,
+}
+
+/// How Okta's hook authenticates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OktaAuthKind {
+    /// One header and its secret value.
+    #[default]
+    Header,
+    /// An OAuth 2.0 access token.
+    OAuth,
 }
 
 /// A bearer-token surface (Auth0 Actions, the `/v1` API).
@@ -273,6 +318,36 @@ pub struct BearerConfig {
     pub token_env: String,
     /// Tenant their sends are counted under (default `auth0`, or `api`).
     pub tenant: Option<String>,
+}
+
+impl JwtConfig {
+    fn to_issuer(&self, index: usize) -> Result<JwtIssuer, ConfigError> {
+        let mut issuer = JwtIssuer::new(&self.issuer, &self.audience, &self.jwks_url);
+        if let Some(names) = &self.algorithms {
+            let algorithms = names
+                .iter()
+                .map(|name| {
+                    Algorithm::from_name(name).ok_or_else(|| {
+                        invalid(
+                            format!("jwt[{index}].algorithms"),
+                            format!("{name:?} is not an accepted algorithm (asymmetric only)"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            issuer = issuer.algorithms(algorithms);
+        }
+        if let Some(seconds) = self.leeway_s {
+            issuer = issuer.leeway(Duration::from_secs(seconds));
+        }
+        if let Some(seconds) = self.min_refetch_s {
+            issuer = issuer.min_refetch(Duration::from_secs(seconds));
+        }
+        if self.danger_accept_untyped {
+            issuer = issuer.danger_accept_untyped();
+        }
+        Ok(issuer)
+    }
 }
 
 fn default_okta_header() -> String {
@@ -366,7 +441,18 @@ impl Config {
             }
             value
         };
-        let okta_secret = self.okta.as_ref().and_then(|okta| need(&okta.secret_env));
+        let okta_secret = match &self.okta {
+            Some(okta) if okta.auth == OktaAuthKind::Header => match &okta.secret_env {
+                Some(name) => need(name),
+                None => {
+                    return Err(invalid(
+                        "okta.secret_env",
+                        "required with auth = \"header\"",
+                    ));
+                }
+            },
+            _ => None,
+        };
         let auth0_token = self.auth0.as_ref().and_then(|c| need(&c.token_env));
         let api_token = self.api.as_ref().and_then(|c| need(&c.token_env));
         let twilio_token = self
@@ -440,8 +526,20 @@ impl Config {
         if let Some(region) = &self.default_region {
             gateway = gateway.default_region(region);
         }
-        if let (Some(okta), Some(secret)) = (&self.okta, okta_secret) {
-            let mut hook = OktaHook::new(&okta.header, SecretString::from(secret));
+        let okta_hook = match (&self.okta, okta_secret) {
+            (Some(okta), Some(secret)) => Some((
+                okta,
+                OktaHook::new(&okta.header, SecretString::from(secret)),
+            )),
+            (Some(okta), None) if okta.auth == OktaAuthKind::OAuth => {
+                Some((okta, OktaHook::oauth()))
+            }
+            _ => None,
+        };
+        for (index, issuer) in self.jwt.iter().enumerate() {
+            gateway = gateway.jwt(issuer.to_issuer(index)?);
+        }
+        if let Some((okta, mut hook)) = okta_hook {
             if let Some(ms) = okta.deadline_ms {
                 hook = hook.deadline(Duration::from_millis(ms));
             }
@@ -821,5 +919,49 @@ mod tests {
                  NTT_CPAAS_BASE_URL, NTT_CPAAS_API_KEY"
             )
         );
+    }
+
+    #[tokio::test]
+    async fn jwt_issuers_and_okta_oauth_are_checked() {
+        let build = |toml: &'static str| async move {
+            let config = Config::from_toml(toml).unwrap_or_else(|e| panic!("{e}"));
+            config.build(&|_| None).await.err().map(|e| {
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    text = format!("{text}: {cause}");
+                    source = cause.source();
+                }
+                text
+            })
+        };
+        let issuer = "[[jwt]]\nissuer = \"https://idp.example.com/\"\naudience = \"api://otp\"\n";
+        let hmac = format!(
+            "{issuer}jwks_url = \"https://idp.example.com/keys\"\nalgorithms = [\"HS256\"]\n"
+        );
+        let error = build(Box::leak(hmac.into_boxed_str()))
+            .await
+            .unwrap_or_default();
+        assert!(
+            error.contains("jwt[0].algorithms") && error.contains("HS256"),
+            "{error}"
+        );
+        let plain = format!("{issuer}jwks_url = \"http://idp.example.com/keys\"\n");
+        let error = build(Box::leak(plain.into_boxed_str()))
+            .await
+            .unwrap_or_default();
+        assert!(error.contains("jwks_url must be https"), "{error}");
+        let error = build("[okta]\nauth = \"oauth\"\n")
+            .await
+            .unwrap_or_default();
+        assert!(error.contains("no jwt issuer"), "{error}");
+        let error = build("[okta]\nauth = \"header\"\n")
+            .await
+            .unwrap_or_default();
+        assert!(error.contains("okta.secret_env"), "{error}");
+        let ok = format!(
+            "{issuer}jwks_url = \"https://idp.example.com/keys\"\n[okta]\nauth = \"oauth\"\n"
+        );
+        assert_eq!(build(Box::leak(ok.into_boxed_str())).await, None);
     }
 }

@@ -12,6 +12,7 @@ use tracing::warn;
 use super::api_key::PresentedKey;
 use super::bearer;
 use super::cidr::Cidr;
+use super::jwt::{JwtError, JwtVerifier};
 use super::scope::Scope;
 use crate::app::{AppState, BearerAccess};
 use crate::problem::Problem;
@@ -84,6 +85,44 @@ pub(crate) async fn authorize(
     let Some(token) = bearer(headers) else {
         return Err(unauthorized("a valid bearer token is required"));
     };
+    if let Some(verifier) = &state.jwt
+        && JwtVerifier::looks_like_jwt(token)
+    {
+        let verified =
+            verifier
+                .verify(token, state.now_millis())
+                .await
+                .map_err(|error| match error {
+                    JwtError::KeysUnavailable => Problem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "auth_unavailable",
+                        "the token's issuer keys cannot be fetched now; nothing was sent",
+                    ),
+                    error => {
+                        warn!(reason = %error, "access token refused");
+                        Problem::new(
+                            StatusCode::UNAUTHORIZED,
+                            "invalid_token",
+                            format!("the access token is refused: {error}"),
+                        )
+                    }
+                })?;
+        if !verified.scopes.contains(scope) {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!("the token lacks the {scope} scope"),
+            ));
+        }
+        return Ok(Caller {
+            system: verified.client,
+            key_id: Some(
+                verified
+                    .token_id
+                    .map_or_else(|| "jwt".to_owned(), |jti| format!("jwt:{jti}")),
+            ),
+        });
+    }
     if token.starts_with(b"potp_")
         && let Some(db) = &state.db
     {

@@ -5,6 +5,7 @@
 pub mod api_key;
 mod caller;
 pub mod cidr;
+pub mod jwt;
 pub mod key_admin;
 pub mod scope;
 mod shared_secret;

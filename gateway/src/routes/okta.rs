@@ -24,8 +24,10 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::fields::{FieldError, Fields};
-use crate::app::{AppState, OktaHook};
+use crate::app::{AppState, OktaAuth, OktaHook};
 use crate::audit::{Audit, attempt_label};
+use crate::auth::scope::Scope;
+use crate::auth::{Peer, authorize};
 
 const ENDPOINT: &str = "okta_telephony";
 const COMMAND: &str = "com.okta.telephony.action";
@@ -33,12 +35,13 @@ const COMMAND: &str = "com.okta.telephony.action";
 /// The handler.
 pub(crate) async fn telephony(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let mut audit = Audit::start(&state, &headers, ENDPOINT);
     let started = audit.started();
-    let (outcome, response) = answer(&state, &headers, body, &mut audit).await;
+    let (outcome, response) = answer(&state, peer, &headers, body, &mut audit).await;
     // Okta's answer is always its own shape: the audit's outcome is ours.
     audit.finish(response.status(), outcome).await;
     state.metrics.record(ENDPOINT, outcome, started.elapsed());
@@ -47,6 +50,7 @@ pub(crate) async fn telephony(
 
 async fn answer(
     state: &AppState,
+    peer: Peer,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     audit: &mut Audit,
@@ -54,11 +58,30 @@ async fn answer(
     let Some(hook) = &state.okta else {
         return ("not_found", StatusCode::NOT_FOUND.into_response());
     };
-    let authorized = headers
-        .get(&hook.header)
-        .is_some_and(|value| hook.secret.matches(value.as_bytes()));
+    let authorized = match &hook.auth {
+        OktaAuth::Header { header, secret } => headers
+            .get(header)
+            .is_some_and(|value| secret.matches(value.as_bytes())),
+        OktaAuth::OAuth => match authorize(state, headers, peer, Scope::HooksOkta, None).await {
+            Ok(caller) => {
+                audit.caller(&caller);
+                true
+            }
+            Err(problem) if problem.status == StatusCode::SERVICE_UNAVAILABLE => {
+                return (
+                    "auth_unavailable",
+                    error_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The hook's token cannot be checked now",
+                        &[],
+                    ),
+                );
+            }
+            Err(_) => false,
+        },
+    };
     if !authorized {
-        warn!("okta hook: missing or wrong auth header");
+        warn!("okta hook: missing or wrong credentials");
         return (
             "unauthorized",
             error_response(StatusCode::UNAUTHORIZED, "Unauthorized", &[]),

@@ -7,6 +7,7 @@ mod auth0;
 mod callbacks;
 mod challenges;
 mod db;
+mod jwt;
 mod keys;
 mod messages;
 mod okta;

@@ -122,9 +122,10 @@ impl TestGateway {
             // Okta's sample number `9876543210` is an Indian mobile number.
             .default_region("IN");
         let builder = match setup.keys {
-            Some(db) => builder.keys(db).clock(clock.clone()),
+            Some(db) => builder.keys(db),
             None => builder,
-        };
+        }
+        .clock(clock.clone());
         let gateway = (setup.configure)(builder).build().unwrap();
         let url = spawn_gateway(&gateway).await;
         Self {
