@@ -431,6 +431,9 @@ impl Gateway {
                     post(routes::challenges::verify),
                 );
         }
+        if self.state.db.is_some() {
+            app = app.route("/v1/usage", get(routes::usage::usage));
+        }
         app.fallback(routes::ops::not_found)
             .with_state(Arc::clone(&self.state))
             .layer(DefaultBodyLimit::max(self.body_limit))

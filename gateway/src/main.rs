@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use phone_otp_gateway::config::Config;
+use phone_otp_gateway::db::UsageQuery;
 use phone_otp_gateway::telemetry;
 use tracing::{error, info, warn};
 
@@ -29,6 +30,22 @@ enum Command {
     /// Manage API keys and personal tokens in the configured database.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print usage and estimated cost per group from the audit trail (what
+    /// `GET /v1/usage` answers).
+    Usage {
+        /// Start: `2026-11-01` (UTC) or an RFC 3339 time (default: 30 days ago).
+        #[arg(long)]
+        from: Option<String>,
+        /// End: a day (included) or an RFC 3339 time (excluded); default: now.
+        #[arg(long)]
+        to: Option<String>,
+        /// Comma-separated: system, country, provider, day, channel, endpoint.
+        #[arg(long, default_value = "system")]
+        group_by: String,
+        /// `csv` or `json`.
+        #[arg(long, default_value = "csv")]
+        format: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -91,6 +108,32 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::Usage {
+        from,
+        to,
+        group_by,
+        format,
+    }) = &args.command
+    {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [("from", from), ("to", to)] {
+            if let Some(value) = value {
+                query.append_pair(name, value);
+            }
+        }
+        query.append_pair("group_by", group_by);
+        query.append_pair("format", format);
+        return match usage(&config, &query.finish()).await {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {}", error_chain(e.as_ref()));
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::Keys(command)) = args.command {
         return match keys::run(&config, command).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -166,6 +209,23 @@ async fn shutdown_signal() {
         () = term => {},
     }
     info!("shutting down: finishing in-flight requests");
+}
+
+/// The usage report for `query` (the `/v1/usage` query string), as CSV or JSON text.
+async fn usage(config: &Config, query: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let query = UsageQuery::parse(query, now)?;
+    let db = config
+        .open_database(&|name| std::env::var(name).ok())
+        .await?;
+    let report = db.usage(query.from, query.to, &query.group_by).await?;
+    Ok(if query.csv {
+        report.to_csv()
+    } else {
+        format!("{:#}\n", report.to_json())
+    })
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

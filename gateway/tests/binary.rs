@@ -188,3 +188,62 @@ fn the_keys_cli_creates_lists_rotates_and_revokes() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("must expire"));
     let _ = std::fs::remove_file(db);
 }
+
+#[tokio::test]
+async fn the_usage_cli_prints_the_ledger_as_csv_and_json() {
+    use phone_otp_gateway::db::{AuditRecord, Db};
+    let db_path = std::env::temp_dir().join(format!("potp-bin-{}-usage.db", std::process::id()));
+    let url = format!("sqlite://{}?mode=rwc", db_path.display());
+    let db = Db::connect(&url).await.unwrap();
+    // 2022-01-28T12:00:00Z: two sends by billing, one refused request by crm.
+    let at = 1_643_371_200_000;
+    let record = |id: &str, system: &str, provider: Option<&str>| AuditRecord {
+        id: id.to_owned(),
+        request_id: id.to_owned(),
+        at,
+        endpoint: "messages".to_owned(),
+        system: Some(system.to_owned()),
+        country: Some("JP".to_owned()),
+        provider: provider.map(str::to_owned),
+        segments: provider.map(|_| 2),
+        cost_micros: provider.map(|_| 124_000),
+        currency: provider.map(|_| "USD".to_owned()),
+        status: if provider.is_some() { 200 } else { 429 },
+        outcome: if provider.is_some() { "ok" } else { "rate_limited" }.to_owned(),
+        ..AuditRecord::default()
+    };
+    for r in [
+        record("a", "billing", Some("twilio")),
+        record("b", "billing", Some("twilio")),
+        record("c", "crm", None),
+    ] {
+        db.insert_audit(&r).await.unwrap();
+    }
+    db.close().await;
+    let config = write_config("usage", &format!("[database]\nurl = \"{url}\"\n"));
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_phone-otp-gateway"))
+            .arg("--config")
+            .arg(&config)
+            .arg("usage")
+            .args(["--from", "2022-01-28", "--to", "2022-01-28"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let csv = run(&["--group-by", "system,provider"]);
+    assert!(csv.status.success(), "{}", String::from_utf8_lossy(&csv.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&csv.stdout),
+        "system,provider,requests,sends,segments,cost,currency\r\n\
+         billing,twilio,2,2,4,0.248000,USD\r\n\
+         crm,,1,0,0,0.000000,\r\n"
+    );
+    let json = run(&["--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["from"], "2022-01-28T00:00:00Z");
+    assert_eq!(report["rows"][0]["cost"], "0.248000");
+    let bad = run(&["--group-by", "price"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown group_by \"price\""));
+}

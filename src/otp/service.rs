@@ -48,6 +48,8 @@ pub struct Started {
     pub message_id: String,
     /// The destination, masked, safe to show the user ("sent to +8190****5678").
     pub masked_destination: String,
+    /// For SMS, the parts the text is billed as (the price table's unit); `None` for a call.
+    pub segments: Option<crate::template::SmsSegments>,
 }
 
 /// Builds an [`OtpService`] with secure defaults. A key ring and a provider are required.
@@ -557,6 +559,8 @@ impl OtpService {
             Channel::Voice => Message::voice(pending.destination.clone(), text.expose_secret()),
             _ => Message::sms(pending.destination.clone(), text.expose_secret()),
         };
+        let segments = (channel == Channel::Sms)
+            .then(|| crate::template::count_sms_segments(text.expose_secret()));
         let message = base
             .with_code(code.expose_secret())
             .with_locale(pending.locale)
@@ -585,6 +589,7 @@ impl OtpService {
                     provider: receipt.provider,
                     message_id: receipt.message_id,
                     masked_destination: pending.destination.masked(),
+                    segments,
                 })
             }
             Err(error) => {

@@ -7,7 +7,10 @@
 use std::time::Instant;
 
 use axum::http::{HeaderMap, StatusCode};
-use phone_otp::{Attempt, AttemptOutcome, Channel, PhoneNumber, PriceTable, Purpose, Relayed};
+use phone_otp::{
+    Attempt, AttemptOutcome, Channel, PhoneNumber, PriceTable, Purpose, Relayed, SmsSegments,
+    Started,
+};
 use tracing::error;
 
 use crate::app::AppState;
@@ -95,14 +98,15 @@ impl Audit {
         providers.push_str(&format!("{}:ok", relayed.provider));
         self.record.providers = Some(providers);
         self.record.channel = Some(relayed.channel.as_str().to_owned());
-        self.record.segments = relayed
-            .segments
-            .map(|s| i64::try_from(s.segments).unwrap_or(i64::MAX));
-        // An SMS is billed per segment, a call once.
-        let units = relayed
-            .segments
-            .map_or(1, |s| u64::try_from(s.segments).unwrap_or(u64::MAX));
-        self.price(&relayed.provider, relayed.channel, units);
+        self.bill(&relayed.provider, relayed.channel, relayed.segments);
+    }
+
+    /// Records the parts billed and prices them: an SMS per segment, a call once.
+    fn bill(&mut self, provider: &str, channel: Channel, segments: Option<SmsSegments>) {
+        self.record.provider = Some(provider.to_owned());
+        self.record.segments = segments.map(|s| i64::try_from(s.segments).unwrap_or(i64::MAX));
+        let units = segments.map_or(1, |s| u64::try_from(s.segments).unwrap_or(u64::MAX));
+        self.price(provider, channel, units);
     }
 
     /// Prices `units` (SMS segments or calls) by `provider` to the recorded country.
@@ -114,10 +118,11 @@ impl Audit {
         }
     }
 
-    /// A challenge's code went out through `provider`.
-    pub(crate) fn sent_by(&mut self, provider: &str, channel: Channel) {
-        self.record.providers = Some(format!("{provider}:ok"));
-        self.record.channel = Some(channel.as_str().to_owned());
+    /// A challenge's code went out: through which provider, and how many parts were billed.
+    pub(crate) fn challenge_sent(&mut self, started: &Started) {
+        self.record.providers = Some(format!("{}:ok", started.provider));
+        self.record.channel = Some(started.channel.as_str().to_owned());
+        self.bill(&started.provider, started.channel, started.segments);
     }
 
     /// No provider delivered: what each did.

@@ -30,6 +30,8 @@ pub struct AuditRecord {
     pub channel: Option<String>,
     /// Providers tried and their outcome (`primary:unavailable secondary:ok`).
     pub providers: Option<String>,
+    /// The provider that delivered; `None` when nothing went out.
+    pub provider: Option<String>,
     /// SMS parts billed.
     pub segments: Option<i64>,
     /// Estimated cost in millionths of `currency`, from the price table.
@@ -44,7 +46,7 @@ pub struct AuditRecord {
     pub latency_ms: i64,
 }
 
-const COLUMNS: &str = "id, request_id, at, endpoint, system, key_id, purpose, country, masked_to, channel, providers, segments, status, outcome, latency_ms, cost_micros, currency";
+const COLUMNS: &str = "id, request_id, at, endpoint, system, key_id, purpose, country, masked_to, channel, providers, segments, status, outcome, latency_ms, cost_micros, currency, provider";
 
 fn read(row: &AnyRow) -> Result<AuditRecord, DbError> {
     Ok(AuditRecord {
@@ -65,6 +67,7 @@ fn read(row: &AnyRow) -> Result<AuditRecord, DbError> {
         latency_ms: row.try_get("latency_ms")?,
         cost_micros: row.try_get("cost_micros")?,
         currency: row.try_get("currency")?,
+        provider: row.try_get("provider")?,
     })
 }
 
@@ -75,7 +78,7 @@ impl Db {
     /// The database failed: the caller refuses the send.
     pub async fn insert_audit(&self, record: &AuditRecord) -> Result<(), DbError> {
         sqlx::query(&format!(
-            "INSERT INTO audit_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+            "INSERT INTO audit_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         ))
         .bind(record.id.clone())
         .bind(record.request_id.clone())
@@ -94,6 +97,7 @@ impl Db {
         .bind(record.latency_ms)
         .bind(record.cost_micros)
         .bind(record.currency.clone())
+        .bind(record.provider.clone())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -106,8 +110,8 @@ impl Db {
     pub async fn complete_audit(&self, record: &AuditRecord) -> Result<(), DbError> {
         let updated = sqlx::query(
             "UPDATE audit_records SET providers = $1, segments = $2, status = $3, outcome = $4,
-                 latency_ms = $5, cost_micros = $6, currency = $7, channel = $8
-             WHERE id = $9",
+                 latency_ms = $5, cost_micros = $6, currency = $7, channel = $8, provider = $9
+             WHERE id = $10",
         )
         .bind(record.providers.clone())
         .bind(record.segments)
@@ -117,6 +121,7 @@ impl Db {
         .bind(record.cost_micros)
         .bind(record.currency.clone())
         .bind(record.channel.clone())
+        .bind(record.provider.clone())
         .bind(record.id.clone())
         .execute(self.pool())
         .await?;

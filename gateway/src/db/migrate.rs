@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_cost",
         include_str!("../../migrations/0003_audit_cost.sql"),
     ),
+    (
+        4,
+        "audit_provider",
+        include_str!("../../migrations/0004_audit_provider.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming this schema's lock.

@@ -6,6 +6,7 @@
 mod audit;
 mod keys;
 mod migrate;
+mod usage;
 
 use std::fmt;
 
@@ -14,6 +15,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
 pub use audit::AuditRecord;
 pub use keys::KeyRecord;
+pub use usage::{Dimension, UsageQuery, UsageReport, UsageRow, micros_text};
 
 /// The database failed or is unreachable. Callers fail closed on it.
 #[derive(Debug, thiserror::Error)]

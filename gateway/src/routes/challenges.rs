@@ -102,7 +102,7 @@ pub(crate) async fn start(
         audit.reserve().await?;
         match state.otp.start(request).await {
             Ok(started) => {
-                audit.sent_by(&started.provider, started.channel);
+                audit.challenge_sent(&started);
                 Ok((StatusCode::CREATED, axum::Json(started_body(&started))).into_response())
             }
             Err(error) => Err(start_problem(&error)),
@@ -150,7 +150,7 @@ pub(crate) async fn resend(
         audit.reserve().await?;
         match state.otp.resend_with(request).await {
             Ok(started) => {
-                audit.sent_by(&started.provider, started.channel);
+                audit.challenge_sent(&started);
                 Ok((StatusCode::OK, axum::Json(started_body(&started))).into_response())
             }
             Err(error) => Err(resend_problem(&error)),

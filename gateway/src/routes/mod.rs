@@ -8,6 +8,7 @@ pub(crate) mod json;
 pub(crate) mod messages;
 pub(crate) mod okta;
 pub(crate) mod ops;
+pub(crate) mod usage;
 pub(crate) mod wire;
 
 use axum::http::{HeaderMap, header};
@@ -75,6 +76,7 @@ const ENDPOINTS: &[&str] = &[
     "challenges_start",
     "challenges_resend",
     "challenges_verify",
+    "usage",
 ];
 
 /// Whether the request says its body is JSON (`application/json`, any parameters).

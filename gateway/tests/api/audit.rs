@@ -7,7 +7,7 @@ use std::sync::Arc;
 use phone_otp::{Limits, Micros, PriceTable, ProviderErrorKind, Quota, Rate};
 use phone_otp_gateway::auth::key_admin::create_key;
 use phone_otp_gateway::auth::scope::Scope;
-use phone_otp_gateway::db::{AuditRecord, Db};
+use phone_otp_gateway::db::{AuditRecord, Db, Dimension};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
@@ -20,7 +20,7 @@ async fn records(db: &Db) -> Vec<AuditRecord> {
 }
 
 /// JP SMS through `primary` costs 0.062 USD a segment; nothing else is priced.
-fn prices() -> PriceTable {
+pub fn prices() -> PriceTable {
     PriceTable::new("USD").with(Rate {
         provider: "primary".into(),
         country: "JP".into(),
@@ -167,6 +167,7 @@ async fn two_instances_four_systems_exact_records_and_quotas() -> TestResult {
             keys: Some(db.clone()),
             store: Some(Arc::clone(&store)),
             limits: limits.clone(),
+            configure: Box::new(|builder| builder.prices(prices())),
             ..Setup::default()
         })
     };
@@ -232,5 +233,21 @@ async fn two_instances_four_systems_exact_records_and_quotas() -> TestResult {
         );
     }
     assert!(all.iter().all(|r| r.outcome != "pending"));
+    // The ledger's sums per system are exact too: 250 JP segments at 0.062 USD each.
+    let usage = db.usage(0, i64::MAX, &[Dimension::System]).await?;
+    let rows: Vec<(String, i64, i64, i64, i64)> = usage
+        .rows
+        .iter()
+        .map(|r| {
+            let system = r.key[0].clone().unwrap_or_default();
+            (system, r.requests, r.sends, r.segments, r.cost_micros)
+        })
+        .collect();
+    let mut expected: Vec<_> = systems
+        .iter()
+        .map(|s| ((*s).to_owned(), 300, 250, 250, 15_500_000))
+        .collect();
+    expected.sort();
+    assert_eq!(rows, expected);
     Ok(())
 }

@@ -13,3 +13,4 @@ mod messages;
 mod okta;
 mod ops;
 mod support;
+mod usage;

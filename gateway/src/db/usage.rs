@@ -1,0 +1,460 @@
+//! The usage and cost ledger: the audit trail summed by system, country, provider, day
+//! (any combination), for cost reports, `GET /v1/usage` and `phone-otp-gateway usage`.
+//! BI tools can run the same query on `audit_records` directly.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+use sqlx::Row as _;
+
+use super::{Db, DbError};
+
+/// What a usage report can be grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Dimension {
+    /// The calling system (key owner or token client).
+    System,
+    /// The destination's region (`JP`).
+    Country,
+    /// The provider that delivered.
+    Provider,
+    /// The UTC day (`2026-11-28`).
+    Day,
+    /// `sms` or `voice`.
+    Channel,
+    /// The endpoint called.
+    Endpoint,
+}
+
+impl Dimension {
+    /// Every dimension.
+    pub const ALL: [Self; 6] = [
+        Self::System,
+        Self::Country,
+        Self::Provider,
+        Self::Day,
+        Self::Channel,
+        Self::Endpoint,
+    ];
+
+    /// The name in `group_by` and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::Country => "country",
+            Self::Provider => "provider",
+            Self::Day => "day",
+            Self::Channel => "channel",
+            Self::Endpoint => "endpoint",
+        }
+    }
+
+    /// The SQL expression: a fixed text per dimension, never the caller's input.
+    fn sql(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::Country => "country",
+            Self::Provider => "provider",
+            Self::Day => "(at / 86400000)",
+            Self::Channel => "channel",
+            Self::Endpoint => "endpoint",
+        }
+    }
+
+    /// Reads `system,country,day` (each at most once).
+    ///
+    /// # Errors
+    /// Names the first word that is not a dimension, or a repeated one.
+    pub fn parse_list(text: &str) -> Result<Vec<Self>, String> {
+        let mut dimensions = Vec::new();
+        for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            let dimension = Self::ALL
+                .into_iter()
+                .find(|d| d.name() == word)
+                .ok_or_else(|| format!("unknown group_by {word:?} (system, country, provider, day, channel, endpoint)"))?;
+            if dimensions.contains(&dimension) {
+                return Err(format!("group_by {word:?} given twice"));
+            }
+            dimensions.push(dimension);
+        }
+        Ok(dimensions)
+    }
+}
+
+/// One group's totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    /// The group's values, in the order of the report's dimensions (`None`: not recorded,
+    /// e.g. the country of a request refused before it was read).
+    pub key: Vec<Option<String>>,
+    /// Requests recorded (refused ones included).
+    pub requests: i64,
+    /// Messages and calls that went out.
+    pub sends: i64,
+    /// SMS parts billed.
+    pub segments: i64,
+    /// Estimated cost, in millionths of `currency` (unpriced sends count zero).
+    pub cost_micros: i64,
+    /// The price table's currency, when any send in the group was priced.
+    pub currency: Option<String>,
+}
+
+/// Totals per group over `[from, to)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageReport {
+    /// Unix ms, inclusive.
+    pub from: i64,
+    /// Unix ms, exclusive.
+    pub to: i64,
+    /// What the rows are grouped by.
+    pub group_by: Vec<Dimension>,
+    /// One row per group, ordered by its key.
+    pub rows: Vec<UsageRow>,
+}
+
+impl Db {
+    /// Sums the audit trail over `[from, to)` (Unix ms) by `group_by`.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn usage(
+        &self,
+        from: i64,
+        to: i64,
+        group_by: &[Dimension],
+    ) -> Result<UsageReport, DbError> {
+        let mut select = String::new();
+        for (index, dimension) in group_by.iter().enumerate() {
+            let _ = write!(select, "{} AS g{index}, ", dimension.sql());
+        }
+        let mut groups: Vec<String> = (0..group_by.len()).map(|i| format!("g{i}")).collect();
+        groups.push("currency".to_owned());
+        // SUM of BIGINT is NUMERIC on PostgreSQL: cast back so both databases answer alike.
+        let sql = format!(
+            "SELECT {select}currency, COUNT(*) AS requests, COUNT(provider) AS sends,
+                 CAST(COALESCE(SUM(CASE WHEN provider IS NULL THEN 0 ELSE segments END), 0) AS BIGINT) AS segments,
+                 CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost_micros
+             FROM audit_records WHERE at >= $1 AND at < $2
+             GROUP BY {groups} ORDER BY {groups}",
+            groups = groups.join(", ")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(from)
+            .bind(to)
+            .fetch_all(self.pool())
+            .await?;
+        let rows = rows
+            .iter()
+            .map(|row| {
+                let key = group_by
+                    .iter()
+                    .enumerate()
+                    .map(|(index, dimension)| {
+                        let column = format!("g{index}");
+                        Ok(match dimension {
+                            Dimension::Day => row
+                                .try_get::<Option<i64>, _>(column.as_str())?
+                                .map(day_text),
+                            _ => row.try_get::<Option<String>, _>(column.as_str())?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()?;
+                Ok(UsageRow {
+                    key,
+                    requests: row.try_get("requests")?,
+                    sends: row.try_get("sends")?,
+                    segments: row.try_get("segments")?,
+                    cost_micros: row.try_get("cost_micros")?,
+                    currency: row.try_get("currency")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        // One order on both databases (they sort NULL differently).
+        let mut rows = rows;
+        rows.sort_by(|a, b| (&a.key, &a.currency).cmp(&(&b.key, &b.currency)));
+        Ok(UsageReport {
+            from,
+            to,
+            group_by: group_by.to_vec(),
+            rows: merge_currencies(rows),
+        })
+    }
+}
+
+/// Rows differing only in `currency` because some sends were unpriced (NULL) are one
+/// group: the priced currency wins.
+fn merge_currencies(rows: Vec<UsageRow>) -> Vec<UsageRow> {
+    let mut merged: Vec<UsageRow> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match merged.last_mut() {
+            Some(last)
+                if last.key == row.key && (last.currency.is_none() || row.currency.is_none()) =>
+            {
+                last.requests += row.requests;
+                last.sends += row.sends;
+                last.segments += row.segments;
+                last.cost_micros += row.cost_micros;
+                if last.currency.is_none() {
+                    last.currency = row.currency;
+                }
+            }
+            _ => merged.push(row),
+        }
+    }
+    merged
+}
+
+/// `2026-11-28` for a day number since the Unix epoch (civil-from-days, UTC).
+fn day_text(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// Millionths as a decimal (`1234567` → `1.234567`), exact.
+pub fn micros_text(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    format!("{sign}{}.{:06}", abs / 1_000_000, abs % 1_000_000)
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A parsed query string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageQuery {
+    /// Unix ms, inclusive.
+    pub from: i64,
+    /// Unix ms, exclusive.
+    pub to: i64,
+    /// Dimensions (default: `system`).
+    pub group_by: Vec<Dimension>,
+    /// `format=csv`.
+    pub csv: bool,
+}
+
+impl UsageQuery {
+    /// Reads `from`, `to` (RFC 3339 times, or `YYYY-MM-DD` days in UTC; a day as `to`
+    /// includes that day), `group_by` and `format`. Defaults: the last 30 days up to
+    /// `now`, grouped by system.
+    ///
+    /// # Errors
+    /// Names the parameter that is wrong.
+    pub fn parse(query: &str, now: i64) -> Result<Self, String> {
+        let mut parsed = Self {
+            from: now - 30 * DAY_MS,
+            to: now,
+            group_by: vec![Dimension::System],
+            csv: false,
+        };
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            match name.as_ref() {
+                "from" => {
+                    parsed.from =
+                        instant(&value, false).ok_or("from: not a date or RFC 3339 time")?
+                }
+                "to" => {
+                    parsed.to = instant(&value, true).ok_or("to: not a date or RFC 3339 time")?
+                }
+                "group_by" => parsed.group_by = Dimension::parse_list(&value)?,
+                "format" => {
+                    parsed.csv = match value.as_ref() {
+                        "csv" => true,
+                        "json" => false,
+                        _ => return Err("format: csv or json".to_owned()),
+                    }
+                }
+                other => return Err(format!("unknown parameter {other:?}")),
+            }
+        }
+        if parsed.to <= parsed.from {
+            return Err("to must be after from".to_owned());
+        }
+        Ok(parsed)
+    }
+}
+
+/// Unix ms of `2026-11-28T10:00:00Z`, or of the start of day `2026-11-28` (UTC); for an
+/// end, a day means the start of the next.
+fn instant(text: &str, end: bool) -> Option<i64> {
+    if let Ok(at) =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+    {
+        return i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok();
+    }
+    let mut parts = text.splitn(3, '-');
+    let (year, month, day) = (parts.next()?, parts.next()?, parts.next()?);
+    if year.len() != 4 || month.len() != 2 || day.len() != 2 {
+        return None;
+    }
+    let month = time::Month::try_from(month.parse::<u8>().ok()?).ok()?;
+    let date = time::Date::from_calendar_date(year.parse().ok()?, month, day.parse().ok()?).ok()?;
+    let start = date.midnight().assume_utc().unix_timestamp() * 1000;
+    Some(if end { start + DAY_MS } else { start })
+}
+
+impl UsageReport {
+    /// The report as JSON: `from`, `to` (RFC 3339), `group_by`, and `rows` with each
+    /// dimension's value, `requests`, `sends`, `segments`, `cost` (a decimal string, exact),
+    /// `cost_micros` and `currency`.
+    pub fn to_json(&self) -> Value {
+        let rows: Vec<Value> = self
+            .rows
+            .iter()
+            .map(|row| {
+                let mut object = serde_json::Map::new();
+                for (dimension, value) in self.group_by.iter().zip(&row.key) {
+                    object.insert(dimension.name().to_owned(), json!(value));
+                }
+                object.insert("requests".to_owned(), json!(row.requests));
+                object.insert("sends".to_owned(), json!(row.sends));
+                object.insert("segments".to_owned(), json!(row.segments));
+                object.insert("cost".to_owned(), json!(micros_text(row.cost_micros)));
+                object.insert("cost_micros".to_owned(), json!(row.cost_micros));
+                object.insert("currency".to_owned(), json!(row.currency));
+                Value::Object(object)
+            })
+            .collect();
+        json!({
+            "from": rfc3339_millis(self.from),
+            "to": rfc3339_millis(self.to),
+            "group_by": self.group_by.iter().map(|d| d.name()).collect::<Vec<_>>(),
+            "rows": rows,
+        })
+    }
+
+    /// RFC 4180 CSV with a header row: the dimensions, then `requests, sends, segments,
+    /// cost, currency`. Cells a spreadsheet would run as a formula are quoted with a
+    /// leading `'`.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::new();
+        let mut header: Vec<&str> = self.group_by.iter().map(|d| d.name()).collect();
+        header.extend(["requests", "sends", "segments", "cost", "currency"]);
+        out.push_str(&header.join(","));
+        out.push_str("\r\n");
+        for row in &self.rows {
+            let mut cells: Vec<String> = row
+                .key
+                .iter()
+                .map(|value| csv_cell(value.as_deref().unwrap_or("")))
+                .collect();
+            cells.extend([
+                row.requests.to_string(),
+                row.sends.to_string(),
+                row.segments.to_string(),
+                micros_text(row.cost_micros),
+                csv_cell(row.currency.as_deref().unwrap_or("")),
+            ]);
+            out.push_str(&cells.join(","));
+            out.push_str("\r\n");
+        }
+        out
+    }
+}
+
+fn rfc3339_millis(millis: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn csv_cell(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_and_money_print_exactly() {
+        assert_eq!(day_text(0), "1970-01-01");
+        assert_eq!(day_text(19_020), "2022-01-28");
+        assert_eq!(day_text(20_420), "2025-11-28");
+        assert_eq!(day_text(-1), "1969-12-31");
+        assert_eq!(day_text(11_016), "2000-02-29");
+        assert_eq!(micros_text(1_234_567), "1.234567");
+        assert_eq!(micros_text(50_000), "0.050000");
+        assert_eq!(micros_text(-5), "-0.000005");
+    }
+
+    #[test]
+    fn group_by_is_checked() {
+        assert_eq!(
+            Dimension::parse_list("system, day"),
+            Ok(vec![Dimension::System, Dimension::Day])
+        );
+        assert!(Dimension::parse_list("system;drop").is_err());
+        assert!(Dimension::parse_list("day,day").is_err());
+    }
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        let report = UsageReport {
+            from: 0,
+            to: 1,
+            group_by: vec![Dimension::System],
+            rows: vec![UsageRow {
+                key: vec![Some("=HYPERLINK(\"x\",\"y\")".to_owned())],
+                requests: 2,
+                sends: 1,
+                segments: 1,
+                cost_micros: 50_000,
+                currency: Some("USD".to_owned()),
+            }],
+        };
+        assert_eq!(
+            report.to_csv(),
+            "system,requests,sends,segments,cost,currency\r\n\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\",2,1,1,0.050000,USD\r\n"
+        );
+    }
+    #[test]
+    fn reads_days_times_and_defaults() {
+        let now = 1_764_288_000_000; // 2025-11-28T00:00:00Z
+        let q = UsageQuery::parse("", now).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((q.from, q.to), (now - 30 * DAY_MS, now));
+        assert_eq!(q.group_by, vec![Dimension::System]);
+        let q = UsageQuery::parse(
+            "from=2025-11-01&to=2025-11-27&group_by=system%2Cday&format=csv",
+            now,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.from, 1_761_955_200_000);
+        assert_eq!(q.to, now, "a day as `to` includes it");
+        assert_eq!(q.group_by, vec![Dimension::System, Dimension::Day]);
+        assert!(q.csv);
+        let q =
+            UsageQuery::parse("from=2025-11-27T12:00:00Z", now).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.from, now - DAY_MS / 2);
+        for bad in [
+            "from=yesterday",
+            "to=2025-10-01",
+            "group_by=cost",
+            "format=xml",
+            "limit=5",
+        ] {
+            assert!(UsageQuery::parse(bad, now).is_err(), "{bad}");
+        }
+    }
+}

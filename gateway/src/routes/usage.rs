@@ -1,0 +1,77 @@
+//! `GET /v1/usage?from=&to=&group_by=system,country,provider,day`: requests, sends, SMS
+//! parts and estimated cost per group, as JSON or (`format=csv` or `Accept: text/csv`)
+//! as CSV. Needs the `usage:read` scope.
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::audit::Audit;
+use crate::auth::scope::Scope;
+use crate::auth::{Peer, authorize};
+use crate::db::UsageQuery;
+use crate::problem::Problem;
+
+const ENDPOINT: &str = "usage";
+
+/// The handler.
+pub(crate) async fn usage(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut audit = Audit::start(&state, &headers, ENDPOINT);
+    let result = answer(&state, &headers, peer, query.as_deref(), &mut audit).await;
+    super::respond(&state, audit, result).await
+}
+
+async fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Peer,
+    query: Option<&str>,
+    audit: &mut Audit,
+) -> Result<Response, Problem> {
+    let caller = authorize(state, headers, peer, Scope::UsageRead, state.api.as_ref()).await?;
+    audit.caller(&caller);
+    let query = UsageQuery::parse(query.unwrap_or(""), state.now_millis())
+        .map_err(|reason| Problem::new(StatusCode::BAD_REQUEST, "invalid_request", reason))?;
+    let Some(db) = &state.db else {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "usage needs a database",
+        ));
+    };
+    let report = db
+        .usage(query.from, query.to, &query.group_by)
+        .await
+        .map_err(|error| {
+            tracing::error!(error = %error, "usage query failed");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "usage cannot be read now",
+            )
+        })?;
+    let csv = query.csv || wants_csv(headers);
+    Ok(if csv {
+        let mut response = report.to_csv().into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8; header=present"),
+        );
+        response
+    } else {
+        axum::Json(report.to_json()).into_response()
+    })
+}
+
+fn wants_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/csv"))
+}
