@@ -384,6 +384,7 @@ fn csv_cell(value: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)]
 mod tests {
     use super::*;
 
