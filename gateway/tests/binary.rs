@@ -209,7 +209,12 @@ async fn the_usage_cli_prints_the_ledger_as_csv_and_json() {
         cost_micros: provider.map(|_| 124_000),
         currency: provider.map(|_| "USD".to_owned()),
         status: if provider.is_some() { 200 } else { 429 },
-        outcome: if provider.is_some() { "ok" } else { "rate_limited" }.to_owned(),
+        outcome: if provider.is_some() {
+            "ok"
+        } else {
+            "rate_limited"
+        }
+        .to_owned(),
         ..AuditRecord::default()
     };
     for r in [
@@ -232,7 +237,11 @@ async fn the_usage_cli_prints_the_ledger_as_csv_and_json() {
             .unwrap()
     };
     let csv = run(&["--group-by", "system,provider"]);
-    assert!(csv.status.success(), "{}", String::from_utf8_lossy(&csv.stderr));
+    assert!(
+        csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&csv.stdout),
         "system,provider,requests,sends,segments,cost,currency\r\n\
