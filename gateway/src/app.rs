@@ -12,9 +12,10 @@ use secrecy::SecretString;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 
-use crate::auth::SharedSecret;
+use crate::audit::{AuditWriter, audit_writer};
 use crate::auth::cidr::Cidr;
 use crate::auth::jwt::{IssuerError, JwtIssuer, JwtVerifier};
+use crate::auth::{KeyLookup, SharedSecret, key_lookup};
 use crate::db::Db;
 use crate::metrics::GatewayMetrics;
 use crate::routes;
@@ -312,6 +313,8 @@ impl GatewayBuilder {
                 api: self.api,
                 twilio_callbacks: self.twilio_callbacks,
                 ntt_cpaas_callbacks: self.ntt_cpaas_callbacks,
+                audit: self.db.clone().map(|db| Arc::new(audit_writer(db))),
+                key_lookup: self.db.clone().map(key_lookup),
                 db: self.db,
                 jwt,
                 prices: self.prices,
@@ -337,6 +340,10 @@ pub(crate) struct State {
     pub(crate) twilio_callbacks: Option<TwilioCallbacks>,
     pub(crate) ntt_cpaas_callbacks: Option<SharedSecret>,
     pub(crate) db: Option<Db>,
+    /// Writes the audit trail to `db`, many requests per commit.
+    pub(crate) audit: Option<Arc<AuditWriter>>,
+    /// Looks keys up in `db`, many requests per query.
+    pub(crate) key_lookup: Option<KeyLookup>,
     pub(crate) jwt: Option<JwtVerifier>,
     pub(crate) prices: Option<PriceTable>,
     pub(crate) trusted_proxies: Vec<Cidr>,

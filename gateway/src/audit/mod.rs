@@ -4,6 +4,9 @@
 //! unrecorded. The final state (providers tried, segments, status, latency) replaces it
 //! before the response is sent. Never a code, a text, a secret or a whole number.
 
+mod writer;
+
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -15,12 +18,15 @@ use tracing::error;
 
 use crate::app::AppState;
 use crate::auth::Caller;
-use crate::db::{AuditRecord, Db};
+use crate::db::{AuditRecord, AuditWrite};
 use crate::problem::Problem;
+pub(crate) use writer::{AuditWriter, audit_writer};
 
 /// One request's record in the making. Inert when the gateway has no database.
 pub(crate) struct Audit {
-    db: Option<Db>,
+    writer: Option<Arc<AuditWriter>>,
+    /// The gateway audits, but this record has no id: refuse to send.
+    unrecordable: bool,
     prices: Option<PriceTable>,
     record: AuditRecord,
     started: Instant,
@@ -32,11 +38,15 @@ impl Audit {
     /// Starts the record of a request to `endpoint`.
     pub(crate) fn start(state: &AppState, headers: &HeaderMap, endpoint: &'static str) -> Self {
         let mut id = [0u8; 16];
-        // A failed random source leaves zeros; the insert then fails on the duplicate and
-        // the send is refused, which is the safe way round.
-        let _ = getrandom::fill(&mut id);
+        // Records are upserted by id: without a random id there is no record (and a send
+        // is refused by `reserve`), never a shared one.
+        let random = getrandom::fill(&mut id).is_ok();
+        if !random {
+            error!("no random audit record id: this request goes unrecorded and sends nothing");
+        }
         Self {
-            db: state.db.clone(),
+            writer: state.audit.clone().filter(|_| random),
+            unrecordable: state.audit.is_some() && !random,
             prices: state.prices.clone(),
             record: AuditRecord {
                 id: id.iter().map(|b| format!("{b:02x}")).collect(),
@@ -138,12 +148,21 @@ impl Audit {
     /// # Errors
     /// 503 when the record cannot be written: the send must not happen.
     pub(crate) async fn reserve(&mut self) -> Result<(), Problem> {
-        let Some(db) = &self.db else {
-            return Ok(());
+        let Some(writer) = &self.writer else {
+            return if self.unrecordable {
+                Err(Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "audit_unavailable",
+                    "the audit trail cannot be written; nothing was sent",
+                ))
+            } else {
+                Ok(())
+            };
         };
         self.record.status = 0;
         self.record.latency_ms = elapsed_ms(self.started);
-        db.insert_audit(&self.record).await.map_err(|e| {
+        let write = AuditWrite::Insert(self.record.clone());
+        writer.call(write).await.map_err(|e| {
             error!(error = %e, "audit record cannot be written: refusing the send");
             Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -158,19 +177,20 @@ impl Audit {
     /// Writes the final state. A failure here is logged: the message (if any) is already
     /// out and its pending record stands.
     pub(crate) async fn finish(mut self, status: StatusCode, outcome: &str) {
-        let Some(db) = self.db.take() else {
+        let Some(writer) = self.writer.take() else {
             return;
         };
         self.record.status = i64::from(status.as_u16());
         self.record.outcome = outcome.to_owned();
         self.record.latency_ms = elapsed_ms(self.started);
-        let written = if self.reserved {
-            db.complete_audit(&self.record).await
+        let id = self.record.id.clone();
+        let write = if self.reserved {
+            AuditWrite::Complete(self.record)
         } else {
-            db.insert_audit(&self.record).await
+            AuditWrite::Insert(self.record)
         };
-        if let Err(e) = written {
-            error!(error = %e, record = %self.record.id, "audit record could not be completed");
+        if let Err(e) = writer.call(write).await {
+            error!(error = %e, record = %id, "audit record could not be completed");
         }
     }
 }

@@ -124,12 +124,12 @@ pub(crate) async fn authorize(
         });
     }
     if token.starts_with(b"potp_")
-        && let Some(db) = &state.db
+        && let (Some(db), Some(lookup)) = (&state.db, &state.key_lookup)
     {
         let text = std::str::from_utf8(token).map_err(|_| unauthorized("malformed key"))?;
         // Refused on its checksum alone: no lookup for a typo or a guess.
         let presented = PresentedKey::parse(text).map_err(|_| unauthorized("malformed key"))?;
-        let found = db.key(&presented.id).await.map_err(|error| {
+        let found = lookup.call(presented.id.clone()).await.map_err(|error| {
             warn!(error = %error, "key lookup failed: refusing");
             Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,

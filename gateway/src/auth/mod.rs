@@ -7,12 +7,14 @@ mod caller;
 pub mod cidr;
 pub mod jwt;
 pub mod key_admin;
+mod key_lookup;
 pub mod scope;
 mod shared_secret;
 
 use axum::http::{HeaderMap, header};
 
 pub(crate) use caller::{Caller, Peer, authorize};
+pub(crate) use key_lookup::{KeyLookup, key_lookup};
 pub(crate) use shared_secret::SharedSecret;
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).

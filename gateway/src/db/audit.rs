@@ -71,15 +71,49 @@ fn read(row: &AnyRow) -> Result<AuditRecord, DbError> {
     })
 }
 
-impl Db {
-    /// Writes a new record.
-    ///
-    /// # Errors
-    /// The database failed: the caller refuses the send.
-    pub async fn insert_audit(&self, record: &AuditRecord) -> Result<(), DbError> {
-        sqlx::query(&format!(
-            "INSERT INTO audit_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-        ))
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+fn insert_query(record: &AuditRecord) -> AnyQuery<'static> {
+    bind_record(sqlx::query(upsert_sql(1)), record)
+}
+
+/// `INSERT ... VALUES (...) x rows ON CONFLICT (id) DO UPDATE` the outcome columns. Built
+/// once per row count (powers of two up to the writer's batch), from constants only.
+fn upsert_sql(rows: usize) -> &'static str {
+    static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        (0..=MAX_ROWS_LOG2)
+            .map(|log2| {
+                let rows = 1usize << log2;
+                let values: Vec<String> = (0..rows)
+                    .map(|row| {
+                        let params: Vec<String> =
+                            (1..=18).map(|col| format!("${}", row * 18 + col)).collect();
+                        format!("({})", params.join(", "))
+                    })
+                    .collect();
+                format!(
+                    "INSERT INTO audit_records ({COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET \
+                     providers = excluded.providers, segments = excluded.segments, \
+                     status = excluded.status, outcome = excluded.outcome, \
+                     latency_ms = excluded.latency_ms, cost_micros = excluded.cost_micros, \
+                     currency = excluded.currency, channel = excluded.channel, \
+                     provider = excluded.provider",
+                    values.join(", ")
+                )
+            })
+            .collect()
+    });
+    let log2 = rows.max(1).ilog2().min(MAX_ROWS_LOG2) as usize;
+    &texts[log2]
+}
+
+/// Rows per upsert statement, at most `2^MAX_ROWS_LOG2` (18 parameters a row stays under
+/// SQLite's 32,766 and PostgreSQL's 65,535).
+const MAX_ROWS_LOG2: u32 = 8;
+
+fn bind_record<'q>(query: AnyQuery<'q>, record: &AuditRecord) -> AnyQuery<'q> {
+    query
         .bind(record.id.clone())
         .bind(record.request_id.clone())
         .bind(record.at)
@@ -98,8 +132,42 @@ impl Db {
         .bind(record.cost_micros)
         .bind(record.currency.clone())
         .bind(record.provider.clone())
-        .execute(self.pool())
-        .await?;
+}
+
+fn complete_query(record: &AuditRecord) -> AnyQuery<'static> {
+    sqlx::query(
+        "UPDATE audit_records SET providers = $1, segments = $2, status = $3, outcome = $4,
+             latency_ms = $5, cost_micros = $6, currency = $7, channel = $8, provider = $9
+         WHERE id = $10",
+    )
+    .bind(record.providers.clone())
+    .bind(record.segments)
+    .bind(record.status)
+    .bind(record.outcome.clone())
+    .bind(record.latency_ms)
+    .bind(record.cost_micros)
+    .bind(record.currency.clone())
+    .bind(record.channel.clone())
+    .bind(record.provider.clone())
+    .bind(record.id.clone())
+}
+
+/// One write to the trail, for [`Db::write_audit_batch`].
+#[derive(Debug, Clone)]
+pub enum AuditWrite {
+    /// A new record.
+    Insert(AuditRecord),
+    /// The final state of a record inserted before (matched by id).
+    Complete(AuditRecord),
+}
+
+impl Db {
+    /// Writes a new record.
+    ///
+    /// # Errors
+    /// The database failed: the caller refuses the send.
+    pub async fn insert_audit(&self, record: &AuditRecord) -> Result<(), DbError> {
+        insert_query(record).execute(self.pool()).await?;
         Ok(())
     }
 
@@ -108,23 +176,7 @@ impl Db {
     /// # Errors
     /// The database failed, or no record has this id.
     pub async fn complete_audit(&self, record: &AuditRecord) -> Result<(), DbError> {
-        let updated = sqlx::query(
-            "UPDATE audit_records SET providers = $1, segments = $2, status = $3, outcome = $4,
-                 latency_ms = $5, cost_micros = $6, currency = $7, channel = $8, provider = $9
-             WHERE id = $10",
-        )
-        .bind(record.providers.clone())
-        .bind(record.segments)
-        .bind(record.status)
-        .bind(record.outcome.clone())
-        .bind(record.latency_ms)
-        .bind(record.cost_micros)
-        .bind(record.currency.clone())
-        .bind(record.channel.clone())
-        .bind(record.provider.clone())
-        .bind(record.id.clone())
-        .execute(self.pool())
-        .await?;
+        let updated = complete_query(record).execute(self.pool()).await?;
         if updated.rows_affected() == 1 {
             Ok(())
         } else {
@@ -132,6 +184,35 @@ impl Db {
                 "audit_records: the pending record is gone",
             ))
         }
+    }
+
+    /// Writes `writes` in one transaction: all or none (one commit, so one disk sync, for
+    /// many requests). The records go in as multi-row upserts (a completion replaces its
+    /// pending row's outcome), in chunks of a power of two so few statement texts exist.
+    ///
+    /// # Errors
+    /// The database failed; nothing is written.
+    pub async fn write_audit_batch(&self, writes: &[AuditWrite]) -> Result<(), DbError> {
+        let records: Vec<&AuditRecord> = writes
+            .iter()
+            .map(|write| match write {
+                AuditWrite::Insert(record) | AuditWrite::Complete(record) => record,
+            })
+            .collect();
+        let mut tx = self.pool().begin().await?;
+        let mut rest = &records[..];
+        while !rest.is_empty() {
+            let size = (1 << rest.len().ilog2()).min(1 << MAX_ROWS_LOG2);
+            let (chunk, tail) = rest.split_at(size);
+            let mut query = sqlx::query(upsert_sql(size));
+            for record in chunk {
+                query = bind_record(query, record);
+            }
+            query.execute(&mut *tx).await?;
+            rest = tail;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records from `from` (inclusive) to `to` (exclusive), oldest first.

@@ -4,6 +4,7 @@
 //! placeholders in order, times as BIGINT milliseconds.
 
 mod audit;
+pub(crate) mod batch;
 mod keys;
 mod migrate;
 mod usage;
@@ -13,7 +14,7 @@ use std::fmt;
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
-pub use audit::AuditRecord;
+pub use audit::{AuditRecord, AuditWrite};
 pub use keys::KeyRecord;
 pub use usage::{Dimension, UsageQuery, UsageReport, UsageRow, micros_text};
 

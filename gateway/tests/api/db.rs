@@ -133,6 +133,69 @@ macro_rules! db_contract {
                 assert_eq!(owners, ["first", "second"]);
                 Ok(())
             }
+
+            #[tokio::test]
+            async fn batched_lookups_find_each_key_by_id() -> TestResult {
+                let Some(db) = super::$backend().await else {
+                    return Ok(());
+                };
+                let mut ids = Vec::new();
+                for n in 0..300 {
+                    let key = NewKey::generate(KeyKind::System)?;
+                    db.insert_key(&record(&key.id, &format!("system-{n}"), n), &key.hash)
+                        .await?;
+                    ids.push(key.id);
+                }
+                // More than one query's worth of ids, and some unknown ones.
+                let mut wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
+                wanted.extend(["nope", "also-nope"]);
+                let found = db.keys_by_id(&wanted).await?;
+                assert_eq!(found.len(), 300);
+                for (n, id) in ids.iter().enumerate() {
+                    assert_eq!(found[id].0.owner, format!("system-{n}"));
+                }
+                Ok(())
+            }
+
+            #[tokio::test]
+            async fn audit_batches_commit_inserts_and_completions_together() -> TestResult {
+                use phone_otp_gateway::db::{AuditRecord, AuditWrite};
+                let Some(db) = super::$backend().await else {
+                    return Ok(());
+                };
+                let pending = |n: i64| AuditRecord {
+                    id: format!("r{n}"),
+                    request_id: format!("q{n}"),
+                    at: n,
+                    endpoint: "messages".to_owned(),
+                    outcome: "pending".to_owned(),
+                    ..AuditRecord::default()
+                };
+                // 300 rows: chunks of 256, 32, 8 and 4 in one transaction.
+                let inserts: Vec<AuditWrite> =
+                    (0..300).map(|n| AuditWrite::Insert(pending(n))).collect();
+                db.write_audit_batch(&inserts).await?;
+                let done = |n: i64| AuditRecord {
+                    provider: Some("twilio".to_owned()),
+                    status: 200,
+                    outcome: "ok".to_owned(),
+                    ..pending(n)
+                };
+                let mixed = vec![
+                    AuditWrite::Complete(done(7)),
+                    AuditWrite::Insert(pending(300)),
+                    AuditWrite::Complete(done(299)),
+                ];
+                db.write_audit_batch(&mixed).await?;
+                let all = db.audit_records(0, i64::MAX).await?;
+                assert_eq!(all.len(), 301);
+                let outcome = |n: usize| (all[n].outcome.as_str(), all[n].provider.as_deref());
+                assert_eq!(outcome(7), ("ok", Some("twilio")));
+                assert_eq!(outcome(299), ("ok", Some("twilio")));
+                assert_eq!(outcome(8), ("pending", None));
+                assert_eq!(outcome(300), ("pending", None));
+                Ok(())
+            }
         }
     };
 }
