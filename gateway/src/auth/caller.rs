@@ -15,6 +15,7 @@ use super::cidr::Cidr;
 use super::jwt::{JwtError, JwtVerifier};
 use super::scope::Scope;
 use crate::app::{AppState, BearerAccess};
+use crate::audit::Audit;
 use crate::problem::Problem;
 
 /// The calling system, as authenticated.
@@ -72,8 +73,11 @@ pub(crate) fn client_ip(
 }
 
 /// Authenticates the request for `scope`: an API key or personal token when the gateway
-/// has a key database, else (or for a non-key token) the surface's static token.
+/// has a key database, an access token from a configured issuer, else the surface's
+/// static token. The caller goes into `audit` as soon as it is known, so a refusal for
+/// scope, expiry or address is recorded with its system and key.
 pub(crate) async fn authorize(
+    audit: &mut Audit,
     state: &AppState,
     headers: &HeaderMap,
     peer: Peer,
@@ -107,6 +111,15 @@ pub(crate) async fn authorize(
                         )
                     }
                 })?;
+        let caller = Caller {
+            system: verified.client,
+            key_id: Some(
+                verified
+                    .token_id
+                    .map_or_else(|| "jwt".to_owned(), |jti| format!("jwt:{jti}")),
+            ),
+        };
+        audit.caller(&caller);
         if !verified.scopes.contains(scope) {
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
@@ -114,14 +127,7 @@ pub(crate) async fn authorize(
                 format!("the token lacks the {scope} scope"),
             ));
         }
-        return Ok(Caller {
-            system: verified.client,
-            key_id: Some(
-                verified
-                    .token_id
-                    .map_or_else(|| "jwt".to_owned(), |jti| format!("jwt:{jti}")),
-            ),
-        });
+        return Ok(caller);
     }
     if token.starts_with(b"potp_")
         && let (Some(db), Some(lookup)) = (&state.db, &state.key_lookup)
@@ -143,6 +149,11 @@ pub(crate) async fn authorize(
         if key.kind != presented.kind || !presented.matches(&hash) {
             return Err(unauthorized("unknown key"));
         }
+        let caller = Caller {
+            system: key.owner.clone(),
+            key_id: Some(key.id.clone()),
+        };
+        audit.caller(&caller);
         let now = state.now_millis();
         if !key.is_live(now) {
             return Err(unauthorized("the key is expired or revoked"));
@@ -170,16 +181,17 @@ pub(crate) async fn authorize(
         {
             warn!(error = %error, key = %key.id, "could not record the key's last use");
         }
-        return Ok(Caller {
-            system: key.owner,
-            key_id: Some(key.id),
-        });
+        return Ok(caller);
     }
     match fallback {
-        Some(access) if access.secret.matches(token) => Ok(Caller {
-            system: access.tenant.clone(),
-            key_id: None,
-        }),
+        Some(access) if access.secret.matches(token) => {
+            let caller = Caller {
+                system: access.tenant.clone(),
+                key_id: None,
+            };
+            audit.caller(&caller);
+            Ok(caller)
+        }
         _ => Err(unauthorized("a valid bearer token is required")),
     }
 }

@@ -82,6 +82,7 @@ async fn answer(
     audit: &mut Audit,
 ) -> Result<Response, Problem> {
     let caller = authorize(
+        audit,
         state,
         headers,
         peer,
@@ -89,7 +90,6 @@ async fn answer(
         state.auth0.as_ref(),
     )
     .await?;
-    audit.caller(&caller);
     let value = read_value(headers, body)?;
     let request = if value.get("delivery_method").is_some() {
         from_notification(parse(value)?, state.default_region.as_deref())?

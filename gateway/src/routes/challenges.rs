@@ -74,6 +74,7 @@ pub(crate) async fn start(
     let mut audit = Audit::start(&state, &headers, "challenges_start");
     let result = async {
         let caller = authorize(
+            &mut audit,
             &state,
             &headers,
             peer,
@@ -81,7 +82,6 @@ pub(crate) async fn start(
             state.api.as_ref(),
         )
         .await?;
-        audit.caller(&caller);
         let start: Start = read_json(&headers, body)?;
         let to = parse_number(&start.to, state.default_region.as_deref())?;
         let (channel, purpose) = (start.channel.into(), start.purpose.into());
@@ -122,7 +122,8 @@ pub(crate) async fn resend(
 ) -> Response {
     let mut audit = Audit::start(&state, &headers, "challenges_resend");
     let result = async {
-        let caller = authorize(
+        authorize(
+            &mut audit,
             &state,
             &headers,
             peer,
@@ -130,7 +131,6 @@ pub(crate) async fn resend(
             state.api.as_ref(),
         )
         .await?;
-        audit.caller(&caller);
         let id = challenge_id(&id)?;
         let resend: Resend = if body.as_ref().is_ok_and(Bytes::is_empty) {
             Resend::default()
@@ -170,7 +170,8 @@ pub(crate) async fn verify(
 ) -> Response {
     let mut audit = Audit::start(&state, &headers, "challenges_verify");
     let result = async {
-        let caller = authorize(
+        authorize(
+            &mut audit,
             &state,
             &headers,
             peer,
@@ -178,7 +179,6 @@ pub(crate) async fn verify(
             state.api.as_ref(),
         )
         .await?;
-        audit.caller(&caller);
         let id = challenge_id(&id)?;
         let verify: Verify = read_json(&headers, body)?;
         let context = match verify.context {

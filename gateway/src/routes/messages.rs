@@ -60,6 +60,7 @@ async fn answer(
     audit: &mut Audit,
 ) -> Result<Response, Problem> {
     let caller = authorize(
+        audit,
         state,
         headers,
         peer,
@@ -67,7 +68,6 @@ async fn answer(
         state.api.as_ref(),
     )
     .await?;
-    audit.caller(&caller);
     let tenant = caller.system;
     let message: SendMessage = read_json(headers, body)?;
     let to = parse_number(&message.to, state.default_region.as_deref())?;

@@ -62,23 +62,22 @@ async fn answer(
         OktaAuth::Header { header, secret } => headers
             .get(header)
             .is_some_and(|value| secret.matches(value.as_bytes())),
-        OktaAuth::OAuth => match authorize(state, headers, peer, Scope::HooksOkta, None).await {
-            Ok(caller) => {
-                audit.caller(&caller);
-                true
+        OktaAuth::OAuth => {
+            match authorize(audit, state, headers, peer, Scope::HooksOkta, None).await {
+                Ok(_) => true,
+                Err(problem) if problem.status == StatusCode::SERVICE_UNAVAILABLE => {
+                    return (
+                        "auth_unavailable",
+                        error_response(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "The hook's token cannot be checked now",
+                            &[],
+                        ),
+                    );
+                }
+                Err(_) => false,
             }
-            Err(problem) if problem.status == StatusCode::SERVICE_UNAVAILABLE => {
-                return (
-                    "auth_unavailable",
-                    error_response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "The hook's token cannot be checked now",
-                        &[],
-                    ),
-                );
-            }
-            Err(_) => false,
-        },
+        }
     };
     if !authorized {
         warn!("okta hook: missing or wrong credentials");

@@ -34,8 +34,15 @@ async fn answer(
     query: Option<&str>,
     audit: &mut Audit,
 ) -> Result<Response, Problem> {
-    let caller = authorize(state, headers, peer, Scope::UsageRead, state.api.as_ref()).await?;
-    audit.caller(&caller);
+    authorize(
+        audit,
+        state,
+        headers,
+        peer,
+        Scope::UsageRead,
+        state.api.as_ref(),
+    )
+    .await?;
     let query = UsageQuery::parse(query.unwrap_or(""), state.now_millis())
         .map_err(|reason| Problem::new(StatusCode::BAD_REQUEST, "invalid_request", reason))?;
     let Some(db) = &state.db else {

@@ -251,3 +251,25 @@ async fn two_instances_four_systems_exact_records_and_quotas() -> TestResult {
     assert_eq!(rows, expected);
     Ok(())
 }
+
+#[tokio::test]
+async fn refusals_of_a_known_key_are_recorded_under_its_system() -> TestResult {
+    let Some(db) = sqlite().await else {
+        return Ok(());
+    };
+    let gw = gateway(&db).await;
+    let (token, key) = create_key(&db, &spec("bi", &[Scope::UsageRead]), NOW).await?;
+    let send = json!({"to": "+819012345678", "code": "739148"});
+    let refused = gw.post("/v1/messages", token.expose_secret(), &send).await;
+    assert_eq!(refused.status(), 403);
+    let all = records(&db).await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].system.as_deref(), Some("bi"));
+    assert_eq!(all[0].key_id.as_deref(), Some(key.id.as_str()));
+    assert_eq!(
+        (all[0].status, all[0].outcome.as_str()),
+        (403, "insufficient_scope")
+    );
+    assert!(gw.delivered().is_empty());
+    Ok(())
+}

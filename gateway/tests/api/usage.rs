@@ -156,8 +156,9 @@ async fn two_systems_and_their_bill(db: Db) -> TestResult {
     .await?
     .json()
     .await?;
-    // Requests that send nothing are on the ledger too: billing's refused read (no
-    // system: refused before it was authorized) and finance's two reads before this one.
+    // Requests that send nothing are on the ledger too: billing's refused read (recorded
+    // under billing: the key was known, only its scope lacking) and finance's two reads
+    // before this one.
     let day_two: Vec<(Value, Value, Value)> = by_day["rows"]
         .as_array()
         .unwrap()
@@ -174,7 +175,7 @@ async fn two_systems_and_their_bill(db: Db) -> TestResult {
     assert_eq!(
         day_two,
         [
-            (Value::Null, json!(1), json!(0)),
+            (json!("billing"), json!(1), json!(0)),
             (json!("crm"), json!(1), json!(1)),
             (json!("finance"), json!(2), json!(0))
         ]
