@@ -5,7 +5,7 @@
 //! A token passes when, in order: its algorithm is on the allow-list (asymmetric only:
 //! never `none`, never HMAC); its `typ` is `at+jwt` (unless the issuer is configured with
 //! [`JwtIssuer::danger_accept_untyped`]); its `iss` is a configured issuer, exactly; its
-//! signature verifies with the key its `kid` names in that issuer's JWKS (see [`jwks`]);
+//! signature verifies with the key its `kid` names in that issuer's JWKS;
 //! `exp` is in the future and `nbf` in the past (within the leeway); `aud` contains our
 //! audience. Its `scope` (space-separated) or `scp` (Okta's array) claim maps to the
 //! gateway's scopes, and `client_id` (else `azp`, else `sub`) becomes the calling system.
