@@ -103,7 +103,8 @@ mod template;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{BuildError, RelayError, ResendError, StartError, VerifyError};
 pub use limit::{
-    Admission, Decision, FailureCap, GcraStep, Limit, LimitKey, LimitKind, Limits, Quota, gcra,
+    Admission, Backoff, BackoffState, BackoffStep, Decision, FailureCap, GcraStep, Limit, LimitKey,
+    LimitKind, Limits, Quota, Rule, backoff, gcra,
 };
 pub use message::{Channel, Locale, Message, Purpose, Receipt};
 pub use otp::{

@@ -277,6 +277,10 @@ pub struct LimitsConfig {
     pub per_tenant: Option<String>,
     pub per_country: Option<String>,
     pub global: Option<String>,
+    /// Progressive backoff per user and per number: `"on"` (three sends at once, then
+    /// waits of 1, 2, 4 ... 32 minutes with 20% jitter, one step forgotten per quiet
+    /// hour) or `"off"` (default).
+    pub backoff: Option<String>,
 }
 
 /// Okta's hook.
@@ -803,6 +807,11 @@ impl LimitsConfig {
         limits.per_tenant = quota("per_tenant", &self.per_tenant, limits.per_tenant)?;
         limits.per_country = quota("per_country", &self.per_country, limits.per_country)?;
         limits.global = quota("global", &self.global, limits.global)?;
+        limits.backoff = match self.backoff.as_deref().map(str::trim) {
+            None | Some("off") => None,
+            Some("on") => Some(phone_otp::Backoff::default()),
+            Some(_) => return Err(invalid("limits.backoff", "expected \"on\" or \"off\"")),
+        };
         Ok(limits)
     }
 }
@@ -862,6 +871,19 @@ mod tests {
         assert!(parse_quota("0/1h").is_err());
         assert!(parse_quota("5 per hour").is_err());
         assert!(parse_quota("5/1w").is_err());
+        let limits = |backoff: &str| {
+            LimitsConfig {
+                backoff: Some(backoff.to_owned()),
+                ..LimitsConfig::default()
+            }
+            .to_limits()
+        };
+        assert_eq!(
+            limits("on").ok().map(|l| l.backoff),
+            Some(Some(phone_otp::Backoff::default()))
+        );
+        assert_eq!(limits("off").ok().map(|l| l.backoff), Some(None));
+        assert!(limits("yes").is_err());
         assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
         assert_eq!(parse_duration("h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("0s"), None);

@@ -5,6 +5,7 @@
 //! atomic step ([`OtpStore::throttle`](crate::OtpStore::throttle)): a refused request
 //! writes nothing, so an abuser who is over one limit cannot spend anybody else's budget.
 
+mod backoff;
 mod failure_cap;
 mod gcra;
 mod quota;
@@ -14,6 +15,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+pub use backoff::{Backoff, BackoffState, BackoffStep, backoff};
 pub use failure_cap::FailureCap;
 pub use gcra::{Decision, GcraStep, gcra};
 pub use quota::Quota;
@@ -43,6 +45,9 @@ pub enum LimitKind {
     Country,
     /// Too many sends in total.
     Global,
+    /// Progressive backoff: this user or number has had its free sends, and must wait
+    /// longer before each further one.
+    Backoff,
 }
 
 impl LimitKind {
@@ -58,6 +63,7 @@ impl LimitKind {
             Self::Tenant => "tenant",
             Self::Country => "country",
             Self::Global => "global",
+            Self::Backoff => "backoff",
         }
     }
 }
@@ -161,6 +167,23 @@ impl LimitKey {
         Self::new(LimitKind::Country, key)
     }
 
+    /// The backoff streak of one user (per tenant, as [`LimitKey::subject`]).
+    pub fn subject_backoff(tenant: Option<&str>, subject: &str) -> Self {
+        let key = match tenant {
+            Some(tenant) => format!("bo:tsub:{}:{tenant}{subject}", tenant.len()),
+            None => format!("bo:sub:{subject}"),
+        };
+        Self::new(LimitKind::Backoff, key)
+    }
+
+    /// The backoff streak of one number, by its keyed fingerprint.
+    pub fn destination_backoff(destination_fingerprint: [u8; 8]) -> Self {
+        Self::new(
+            LimitKind::Backoff,
+            format!("bo:dst:{}", hex(&destination_fingerprint)),
+        )
+    }
+
     /// All sends.
     pub fn global() -> Self {
         Self::new(LimitKind::Global, "global".to_owned())
@@ -188,6 +211,16 @@ impl fmt::Debug for LimitKey {
     }
 }
 
+/// A uniform draw from 0 to 1000 from the CSPRNG (the full jitter if it fails: never a
+/// shorter wait).
+fn jitter_permille() -> u32 {
+    let mut bytes = [0u8; 4];
+    match crate::random::fill(&mut bytes) {
+        Ok(()) => u32::from_le_bytes(bytes) % 1001,
+        Err(_) => 1000,
+    }
+}
+
 /// Lowercase hex of `bytes`, for store keys and references.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use fmt::Write as _;
@@ -199,19 +232,49 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// One limit a send is charged to: the key it counts under and its quota.
+/// One limit a send is charged to: the key it counts under and its rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limit {
     /// What is counted.
     pub key: LimitKey,
-    /// How many per period.
-    pub quota: Quota,
+    /// How it is counted.
+    pub rule: Rule,
+}
+
+/// How a limit counts sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rule {
+    /// At most so many per period ([`gcra`]).
+    Rate(Quota),
+    /// Progressive backoff ([`backoff`]), with this send's jitter draw (0 to 1000).
+    Backoff {
+        /// The schedule.
+        schedule: Backoff,
+        /// Scales the jitter of the wait this send starts.
+        jitter_permille: u32,
+    },
 }
 
 impl Limit {
     /// `quota` counted under `key`.
     pub fn new(key: LimitKey, quota: Quota) -> Self {
-        Self { key, quota }
+        Self {
+            key,
+            rule: Rule::Rate(quota),
+        }
+    }
+
+    /// Backoff on `schedule` counted under `key`; `jitter_permille` (0 to 1000) is this
+    /// send's random draw.
+    pub fn backoff(key: LimitKey, schedule: Backoff, jitter_permille: u32) -> Self {
+        Self {
+            key,
+            rule: Rule::Backoff {
+                schedule,
+                jitter_permille,
+            },
+        }
     }
 }
 
@@ -249,6 +312,10 @@ pub struct Limits {
     pub per_country: Option<Quota>,
     /// All sends. Default off.
     pub global: Option<Quota>,
+    /// Progressive backoff per subject and per number: a few sends at once, then waits
+    /// that double (see [`Backoff`]). Default off; `Some(Backoff::default())` turns on the
+    /// 1-2-4...32-minute schedule.
+    pub backoff: Option<Backoff>,
 }
 
 const fn nonzero(n: u32) -> NonZeroU32 {
@@ -269,6 +336,7 @@ impl Default for Limits {
             per_tenant: None,
             per_country: None,
             global: None,
+            backoff: None,
         }
     }
 }
@@ -285,6 +353,7 @@ impl Limits {
             per_tenant: None,
             per_country: None,
             global: None,
+            backoff: None,
         }
     }
 }
@@ -330,6 +399,23 @@ impl Limits {
         );
         add(self.per_country, Some(LimitKey::country(send.to)));
         add(self.global, Some(LimitKey::global()));
+        if let Some(schedule) = self.backoff {
+            // Backoff last: a send refused by a fixed quota does not even reach it, and
+            // its refusal is reported only when nothing narrower refused.
+            let jitter = jitter_permille();
+            if let Some(subject) = send.subject {
+                charges.push(Limit::backoff(
+                    LimitKey::subject_backoff(send.tenant, subject),
+                    schedule,
+                    jitter,
+                ));
+            }
+            charges.push(Limit::backoff(
+                LimitKey::destination_backoff(send.destination_fingerprint),
+                schedule,
+                jitter,
+            ));
+        }
         charges
     }
 }

@@ -1,5 +1,5 @@
-//! Rate-limit state of the [`MemoryStore`](super::MemoryStore): one GCRA arrival time per
-//! key, in shards, bounded and swept.
+//! Rate-limit state of the [`MemoryStore`](super::MemoryStore): one GCRA arrival time or
+//! one backoff streak per key, in shards, bounded and swept.
 //!
 //! A send's limits are decided together and charged together: the shards its keys live in
 //! are locked in ascending order (so two sends never wait on each other in a cycle), every
@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::StoreError;
 use crate::clock::Timestamp;
-use crate::limit::{Admission, Decision, Limit, gcra};
+use crate::limit::{Admission, BackoffState, Decision, Limit, Rule, backoff, gcra};
 
 /// Default bound on rate-limit keys held at once (about 100 MB at worst). Past it, sends
 /// that need a new key fail with [`StoreError::Full`] until old state expires.
@@ -21,16 +21,33 @@ pub const DEFAULT_LIMIT_KEY_CAPACITY: usize = 1 << 20;
 const SWEEP_INTERVAL_MS: u64 = 10_000;
 const SHARDS: usize = 64;
 
+/// One key's state, and until when it matters (after that it equals "never seen").
+#[derive(Clone, Copy)]
+enum State {
+    /// A GCRA theoretical arrival time (ms), which is also its expiry.
+    Tat(u64),
+    /// A backoff streak.
+    Backoff { state: BackoffState, expires: u64 },
+}
+
+impl State {
+    fn expires(&self) -> u64 {
+        match self {
+            Self::Tat(tat) => *tat,
+            Self::Backoff { expires, .. } => *expires,
+        }
+    }
+}
+
 #[derive(Default)]
 struct LimitShard {
-    /// Theoretical arrival time (ms) per key; a key whose time has passed is "never seen".
-    tats: HashMap<Box<str>, u64>,
+    tats: HashMap<Box<str>, State>,
     next_sweep: u64,
 }
 
 impl LimitShard {
     fn sweep(&mut self, now: u64) {
-        self.tats.retain(|_, tat| *tat > now);
+        self.tats.retain(|_, state| state.expires() > now);
         self.next_sweep = now.saturating_add(SWEEP_INTERVAL_MS);
     }
 }
@@ -97,14 +114,42 @@ impl LimitTable {
                 return Err(StoreError::Corrupt("limit shard was not locked"));
             };
             let stored = guards[at].1.tats.get(limit.key.as_str()).copied();
-            let step = gcra(stored, limit.quota, now);
-            if let Decision::Limited { retry_after } = step.decision {
+            let live = stored.filter(|state| state.expires() > now_ms);
+            let (decision, state) = match limit.rule {
+                Rule::Rate(quota) => {
+                    let tat = match live {
+                        Some(State::Tat(tat)) => Some(tat),
+                        _ => None,
+                    };
+                    let step = gcra(tat, quota, now);
+                    (step.decision, State::Tat(step.new_tat_millis))
+                }
+                Rule::Backoff {
+                    schedule,
+                    jitter_permille,
+                } => {
+                    let streak = match live {
+                        Some(State::Backoff { state, .. }) => Some(state),
+                        _ => None,
+                    };
+                    let step = backoff(streak, &schedule, jitter_permille, now);
+                    let expires = now_ms.saturating_add(step.ttl_millis);
+                    (
+                        step.decision,
+                        State::Backoff {
+                            state: step.state,
+                            expires,
+                        },
+                    )
+                }
+            };
+            if let Decision::Limited { retry_after } = decision {
                 return Ok(Admission::Limited {
                     limit: limit.key.kind(),
                     retry_after,
                 });
             }
-            new_tats.push((at, step.new_tat_millis));
+            new_tats.push((at, state));
         }
 
         // Room for the keys this send adds, or nothing is written.

@@ -37,7 +37,7 @@ use super::{
     StoredDestination,
 };
 use crate::clock::{Timestamp, duration_millis};
-use crate::limit::{Admission, FailureCap, Limit, LimitKey};
+use crate::limit::{Admission, FailureCap, Limit, LimitKey, Rule};
 use crate::message::{Channel, Locale, Purpose};
 use crate::otp::{AccountId, ChallengeId, Digest, NotPending, SealedDestination, VerifyOutcome};
 
@@ -120,18 +120,44 @@ return -1
 /// all, then charges all only if every one allows. Returns {0} or {refusing index, wait}.
 const THROTTLE: &str = r#"
 local now = tonumber(ARGV[1])
-local tats = {}
+local writes = {}
 for i = 1, #KEYS do
-  local interval = tonumber(ARGV[2 * i])
-  local tolerance = tonumber(ARGV[2 * i + 1])
-  local tat = tonumber(redis.call('GET', KEYS[i]) or ARGV[1])
-  if tat < now then tat = now end
-  local allow_at = tat - tolerance
-  if allow_at > now then return {i, allow_at - now} end
-  tats[i] = tat + interval
+  local a = 1 + (i - 1) * 6
+  local kind = tonumber(ARGV[a + 1])
+  if kind == 0 then
+    local interval = tonumber(ARGV[a + 2])
+    local tolerance = tonumber(ARGV[a + 3])
+    local tat = tonumber(redis.call('GET', KEYS[i]) or ARGV[1])
+    if tat < now then tat = now end
+    local allow_at = tat - tolerance
+    if allow_at > now then return {i, allow_at - now} end
+    writes[i] = {string.format('%d', tat + interval), tat + interval - now}
+  else
+    local free = math.max(tonumber(ARGV[a + 2]), 1)
+    local first = tonumber(ARGV[a + 3])
+    local max = tonumber(ARGV[a + 4])
+    local decay = math.max(tonumber(ARGV[a + 5]), 1)
+    local jitter = tonumber(ARGV[a + 6])
+    local level, next_at, last_at = 0, 0, 0
+    local raw = redis.call('GET', KEYS[i])
+    if raw then
+      local l, n, t = string.match(raw, '^(%d+):(%d+):(%d+)$')
+      level, next_at, last_at = tonumber(l), tonumber(n), tonumber(t)
+    end
+    if next_at > now then return {i, next_at - now} end
+    local forgotten = math.floor(math.max(now - last_at, 0) / decay)
+    level = math.max(level - forgotten, 0) + 1
+    local nominal = 0
+    if level >= free then
+      nominal = math.min(first * 2 ^ math.min(level - free, 31), max)
+    end
+    next_at = now + nominal + math.floor(nominal * jitter / 100000)
+    local ttl = math.max(math.max(next_at, now + decay * level) - now, 1)
+    writes[i] = {string.format('%d:%d:%d', level, next_at, now), ttl}
+  end
 end
 for i = 1, #KEYS do
-  redis.call('SET', KEYS[i], tats[i], 'PX', tats[i] - now)
+  redis.call('SET', KEYS[i], writes[i][1], 'PX', string.format('%d', writes[i][2]))
 end
 return {0}
 "#;
@@ -507,13 +533,34 @@ impl OtpStore for RedisStore {
         }
         let mut invocation = self.throttle.prepare_invoke();
         invocation.arg(now.as_millis());
+        // Six arguments per key: the rule (0 rate, 1 backoff), then its numbers.
         for limit in limits {
-            let interval = duration_millis(limit.quota.refill_interval()).max(1);
-            let tolerance = duration_millis(limit.quota.period()).saturating_sub(interval);
-            invocation
-                .key(self.limit_key(&limit.key))
-                .arg(interval)
-                .arg(tolerance);
+            invocation.key(self.limit_key(&limit.key));
+            match limit.rule {
+                Rule::Rate(quota) => {
+                    let interval = duration_millis(quota.refill_interval()).max(1);
+                    let tolerance = duration_millis(quota.period()).saturating_sub(interval);
+                    invocation
+                        .arg(0)
+                        .arg(interval)
+                        .arg(tolerance)
+                        .arg(0)
+                        .arg(0)
+                        .arg(0);
+                }
+                Rule::Backoff {
+                    schedule,
+                    jitter_permille,
+                } => {
+                    invocation
+                        .arg(1)
+                        .arg(schedule.free_sends)
+                        .arg(duration_millis(schedule.first_wait))
+                        .arg(duration_millis(schedule.max_wait))
+                        .arg(duration_millis(schedule.decay))
+                        .arg(u32::from(schedule.jitter_percent) * jitter_permille.min(1000));
+                }
+            }
         }
         let reply: Vec<i64> = invocation
             .invoke_async(&mut self.connection.clone())

@@ -3,7 +3,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use phone_otp::{
-    Admission, Limit, LimitKey, LimitKind, Limits, MemoryStore, OtpStore, Purpose, Quota,
+    Admission, Backoff, Limit, LimitKey, LimitKind, Limits, MemoryStore, OtpStore, Purpose, Quota,
     StartError, StartRequest,
 };
 
@@ -406,5 +406,39 @@ async fn the_limit_table_is_bounded_and_recovers_after_expiry() -> TestResult {
     h.clock.advance(Duration::from_secs(60));
     h.start_request(StartRequest::sms(jp_mobile_n(1), Purpose::SignIn).client_ip(ip(99_999)))
         .await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn backoff_grows_per_user_with_bounded_jitter_and_sends_nothing_when_refused() -> TestResult {
+    let h = Harness::with(|b| {
+        b.limits(Limits {
+            backoff: Some(Backoff::default()),
+            ..Limits::danger_none()
+        })
+    });
+    // 200 users, each on their own number, each sending three codes at once: the fourth
+    // waits one minute plus up to 20% jitter, drawn per send.
+    let mut waits = Vec::new();
+    for user in 0..200u32 {
+        let to = jp_mobile_n(user);
+        let request = || StartRequest::sms(to.clone(), Purpose::SignIn).subject(format!("u{user}"));
+        for _ in 0..3 {
+            h.start_request(request()).await;
+        }
+        let (limit, wait) = refusal(&h, request()).await;
+        assert_eq!(limit, LimitKind::Backoff);
+        waits.push(wait);
+    }
+    assert_eq!(h.stub.attempts(), 600, "refused starts sent nothing");
+    let (min, max) = (waits.iter().min().unwrap(), waits.iter().max().unwrap());
+    assert!(*min >= Duration::from_secs(60), "{min:?}");
+    assert!(*max <= Duration::from_secs(72), "{max:?}");
+    // Jitter spreads the retries (200 draws all in one quarter of the range: p < 1e-24).
+    assert!(*max - *min > Duration::from_secs(6), "{min:?}..{max:?}");
+
+    // The same user on a fresh number is still in backoff: it follows the user.
+    let moved = StartRequest::sms(jp_mobile_n(999), Purpose::SignIn).subject("u0");
+    assert_eq!(refusal(&h, moved).await.0, LimitKind::Backoff);
     Ok(())
 }

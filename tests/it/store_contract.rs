@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use phone_otp::{
-    Account, Admission, CHALLENGE_ID_BYTES, ChallengeId, Clock, FailureCap, Limit, LimitKey,
-    LimitKind, Limits, ManualClock, MemoryStore, NotPending, OtpStore, Purpose, Quota, ResendError,
-    ResendRequest, StartError, StartRequest, VerifyOutcome,
+    Account, Admission, Backoff, CHALLENGE_ID_BYTES, ChallengeId, Clock, FailureCap, Limit,
+    LimitKey, LimitKind, Limits, ManualClock, MemoryStore, NotPending, OtpStore, Purpose, Quota,
+    ResendError, ResendRequest, StartError, StartRequest, VerifyOutcome,
 };
 
 use phone_otp::store::StoredDestination;
@@ -467,6 +467,103 @@ pub async fn throttle_charges_all_limits_or_none(store: Arc<dyn OtpStore>) -> Te
     Ok(())
 }
 
+/// Progressive backoff: free sends, then doubling waits with the exact time left, and one
+/// step forgotten per quiet hour.
+pub async fn backoff_schedule_and_decay(store: Arc<dyn OtpStore>) -> TestResult {
+    let clock = ManualClock::new();
+    let key = LimitKey::subject_backoff(Some("contract"), "backoff-user");
+    let limit = |jitter| [Limit::backoff(key.clone(), Backoff::default(), jitter)];
+    let waited = |secs| Admission::Limited {
+        limit: LimitKind::Backoff,
+        retry_after: Duration::from_secs(secs),
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            store.throttle(&limit(0), clock.now()).await?,
+            Admission::Allowed
+        );
+    }
+    assert_eq!(store.throttle(&limit(0), clock.now()).await?, waited(60));
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(store.throttle(&limit(0), clock.now()).await?, waited(1));
+    clock.advance(Duration::from_secs(1));
+    // The fourth send starts a 2-minute wait; full jitter (20%) makes the fifth's 4 minutes
+    // 4 min 48 s.
+    assert_eq!(
+        store.throttle(&limit(0), clock.now()).await?,
+        Admission::Allowed
+    );
+    assert_eq!(store.throttle(&limit(0), clock.now()).await?, waited(120));
+    clock.advance(Duration::from_secs(120));
+    assert_eq!(
+        store.throttle(&limit(1000), clock.now()).await?,
+        Admission::Allowed
+    );
+    assert_eq!(store.throttle(&limit(0), clock.now()).await?, waited(288));
+    // Two quiet hours (and the wait) forget two of five steps: the next send is the fourth
+    // of its streak again, starting a 2-minute wait.
+    clock.advance(Duration::from_secs(288 + 7200));
+    assert_eq!(
+        store.throttle(&limit(0), clock.now()).await?,
+        Admission::Allowed
+    );
+    assert_eq!(store.throttle(&limit(0), clock.now()).await?, waited(120));
+    // Another user's streak is its own.
+    let other = [Limit::backoff(
+        LimitKey::subject_backoff(Some("contract"), "backoff-user-2"),
+        Backoff::default(),
+        0,
+    )];
+    assert_eq!(
+        store.throttle(&other, clock.now()).await?,
+        Admission::Allowed
+    );
+    Ok(())
+}
+
+/// 64 concurrent sends against three free sends: exactly three pass, and the refused ones
+/// charge nothing else.
+pub async fn backoff_holds_under_64_concurrent_sends(store: Arc<dyn OtpStore>) -> TestResult {
+    let clock = ManualClock::new();
+    let backoff = Limit::backoff(LimitKey::destination_backoff([9; 8]), Backoff::default(), 0);
+    let rate = Limit::new(
+        LimitKey::tenant("backoff-contract"),
+        Quota::per_hour(NonZeroU32::new(4).unwrap()),
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (store, limits, now) = (
+            Arc::clone(&store),
+            [rate.clone(), backoff.clone()],
+            clock.now(),
+        );
+        tasks.push(tokio::spawn(
+            async move { store.throttle(&limits, now).await },
+        ));
+    }
+    let mut allowed = 0;
+    for task in tasks {
+        if task.await?? == Admission::Allowed {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 3);
+    // The tenant was charged three times, not 64: one more fits, then none.
+    let tenant_only = [rate.clone()];
+    assert_eq!(
+        store.throttle(&tenant_only, clock.now()).await?,
+        Admission::Allowed
+    );
+    assert!(matches!(
+        store.throttle(&tenant_only, clock.now()).await?,
+        Admission::Limited {
+            limit: LimitKind::Tenant,
+            ..
+        }
+    ));
+    Ok(())
+}
+
 /// One test per contract check for a backend: `store` is an async fn giving a fresh
 /// store, or `None` when the backend is not available (it then says so loudly).
 macro_rules! contract_tests {
@@ -482,6 +579,8 @@ macro_rules! contract_tests {
             throttle_decisions_and_retry_after,
             throttle_charges_all_limits_or_none,
             limits_hold_under_concurrent_starts,
+            backoff_schedule_and_decay,
+            backoff_holds_under_64_concurrent_sends,
         );
     };
     (@each $store:path; $($check:ident),* $(,)?) => {$(
