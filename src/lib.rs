@@ -103,8 +103,9 @@ mod template;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{BuildError, RelayError, ResendError, StartError, VerifyError};
 pub use limit::{
-    Admission, Backoff, BackoffState, BackoffStep, Decision, FailureCap, GcraStep, Limit, LimitKey,
-    LimitKind, Limits, Quota, Rule, backoff, gcra,
+    Admission, Backoff, BackoffState, BackoffStep, Budget, BudgetCap, BudgetScope, BudgetStep,
+    Budgets, Decision, FailureCap, GcraStep, Limit, LimitKey, LimitKind, Limits, Quota, Rule,
+    backoff, day_of, gcra, spend,
 };
 pub use message::{Channel, Locale, Message, Purpose, Receipt};
 pub use otp::{

@@ -281,6 +281,58 @@ pub struct LimitsConfig {
     /// waits of 1, 2, 4 ... 32 minutes with 20% jitter, one step forgotten per quiet
     /// hour) or `"off"` (default).
     pub backoff: Option<String>,
+    /// Daily budgets (`[[limits.budgets]]`); money is priced with `[prices]`.
+    #[serde(default)]
+    pub budgets: Vec<BudgetConfig>,
+}
+
+/// One daily budget.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Whose sends: `each_tenant` (each calling system), `tenant:<name>`, `each_country`,
+    /// `country:<ISO>` or `total`.
+    pub scope: String,
+    /// At most this many messages and calls per UTC day.
+    pub messages_per_day: Option<u64>,
+    /// At most this much estimated cost per UTC day, in the `[prices]` currency.
+    pub money_per_day: Option<f64>,
+}
+
+impl BudgetConfig {
+    fn to_budget(&self, index: usize) -> Result<phone_otp::Budget, ConfigError> {
+        use phone_otp::{BudgetCap, BudgetScope};
+        let field = |name: &str| format!("limits.budgets[{index}].{name}");
+        let scope = match self.scope.split_once(':') {
+            None if self.scope == "each_tenant" => BudgetScope::EachTenant,
+            None if self.scope == "each_country" => BudgetScope::EachCountry,
+            None if self.scope == "total" => BudgetScope::Total,
+            Some(("tenant", name)) if !name.is_empty() => BudgetScope::Tenant(name.to_owned()),
+            Some(("country", code)) if code.len() == 2 => {
+                BudgetScope::Country(code.to_ascii_uppercase())
+            }
+            _ => {
+                return Err(invalid(
+                    field("scope"),
+                    "each_tenant, tenant:<name>, each_country, country:<ISO> or total",
+                ));
+            }
+        };
+        let per_day = match (self.messages_per_day, self.money_per_day) {
+            (Some(messages), None) => BudgetCap::Messages(messages),
+            (None, Some(money)) => BudgetCap::Money(
+                phone_otp::Micros::from_decimal(money)
+                    .ok_or_else(|| invalid(field("money_per_day"), "a non-negative amount"))?,
+            ),
+            _ => {
+                return Err(invalid(
+                    field("messages_per_day"),
+                    "set messages_per_day or money_per_day (one of them)",
+                ));
+            }
+        };
+        Ok(phone_otp::Budget { scope, per_day })
+    }
 }
 
 /// Okta's hook.
@@ -516,7 +568,7 @@ impl Config {
         let mut otp = OtpService::builder()
             .key_ring(KeyRing::new(key))
             .provider(router.clone())
-            .limits(self.limits.to_limits()?)
+            .limits(self.limits_with_budgets()?)
             .destination_policy(self.policy()?);
         if let Some(url) = redis_url {
             otp = otp.store(self.redis(&url).await?);
@@ -772,7 +824,8 @@ fn provider_from_env(config: &ProviderConfig) -> Result<Arc<dyn PhoneProvider>, 
 }
 
 impl LimitsConfig {
-    /// The library's [`Limits`], with each set field replacing its default.
+    /// The library's [`Limits`], with each set field replacing its default (budgets are
+    /// added when the config is built, with `[prices]`).
     ///
     /// # Errors
     /// A malformed rate or duration, naming the field.
@@ -812,6 +865,39 @@ impl LimitsConfig {
             Some("on") => Some(phone_otp::Backoff::default()),
             Some(_) => return Err(invalid("limits.backoff", "expected \"on\" or \"off\"")),
         };
+        Ok(limits)
+    }
+}
+
+impl Config {
+    /// `[limits]` with its budgets, priced by `[prices]`. A money budget without prices
+    /// is refused here: every send would be unpriced, so refused.
+    fn limits_with_budgets(&self) -> Result<Limits, ConfigError> {
+        let mut limits = self.limits.to_limits()?;
+        if self.limits.budgets.is_empty() {
+            return Ok(limits);
+        }
+        let caps = self
+            .limits
+            .budgets
+            .iter()
+            .enumerate()
+            .map(|(index, budget)| budget.to_budget(index))
+            .collect::<Result<Vec<_>, _>>()?;
+        let money = caps
+            .iter()
+            .any(|cap| matches!(cap.per_day, phone_otp::BudgetCap::Money(_)));
+        let prices = match (&self.prices, money) {
+            (Some(prices), _) => prices.clone(),
+            (None, false) => phone_otp::PriceTable::new("-"),
+            (None, true) => {
+                return Err(invalid(
+                    "limits.budgets",
+                    "a money budget needs [prices] to count in",
+                ));
+            }
+        };
+        limits.budgets = Some(phone_otp::Budgets { prices, caps });
         Ok(limits)
     }
 }
@@ -941,6 +1027,52 @@ mod tests {
                  NTT_CPAAS_BASE_URL, NTT_CPAAS_API_KEY"
             )
         );
+    }
+
+    #[test]
+    fn budgets_load_with_their_prices() {
+        let config = Config::from_toml(
+            "[prices]\ncurrency = \"USD\"\n[[prices.rates]]\nprovider = \"*\"\ncountry = \"*\"\nsms = 0.05\n\
+             [[limits.budgets]]\nscope = \"each_tenant\"\nmoney_per_day = 25.5\n\
+             [[limits.budgets]]\nscope = \"country:jp\"\nmessages_per_day = 1000\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let budgets = config
+            .limits_with_budgets()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .budgets
+            .map(|b| b.caps)
+            .unwrap_or_default();
+        assert_eq!(
+            budgets,
+            vec![
+                phone_otp::Budget {
+                    scope: phone_otp::BudgetScope::EachTenant,
+                    per_day: phone_otp::BudgetCap::Money(phone_otp::Micros(25_500_000)),
+                },
+                phone_otp::Budget {
+                    scope: phone_otp::BudgetScope::Country("JP".into()),
+                    per_day: phone_otp::BudgetCap::Messages(1000),
+                },
+            ]
+        );
+        let error = |toml: &str| {
+            Config::from_toml(toml)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .limits_with_budgets()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(
+            error("[[limits.budgets]]\nscope = \"total\"\nmoney_per_day = 1.0\n")
+                .contains("[prices]")
+        );
+        assert!(
+            error("[[limits.budgets]]\nscope = \"system\"\nmessages_per_day = 1\n")
+                .contains("scope")
+        );
+        assert!(error("[[limits.budgets]]\nscope = \"total\"\n").contains("one of them"));
     }
 
     #[tokio::test]

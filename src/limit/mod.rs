@@ -6,6 +6,7 @@
 //! writes nothing, so an abuser who is over one limit cannot spend anybody else's budget.
 
 mod backoff;
+mod budget;
 mod failure_cap;
 mod gcra;
 mod quota;
@@ -16,6 +17,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 pub use backoff::{Backoff, BackoffState, BackoffStep, backoff};
+pub use budget::{Budget, BudgetCap, BudgetScope, BudgetStep, Budgets, day_of, spend};
 pub use failure_cap::FailureCap;
 pub use gcra::{Decision, GcraStep, gcra};
 pub use quota::Quota;
@@ -48,6 +50,8 @@ pub enum LimitKind {
     /// Progressive backoff: this user or number has had its free sends, and must wait
     /// longer before each further one.
     Backoff,
+    /// A daily budget (messages or money) is spent.
+    Budget,
 }
 
 impl LimitKind {
@@ -64,6 +68,7 @@ impl LimitKind {
             Self::Country => "country",
             Self::Global => "global",
             Self::Backoff => "backoff",
+            Self::Budget => "budget",
         }
     }
 }
@@ -184,6 +189,12 @@ impl LimitKey {
         )
     }
 
+    /// Today's spending under one budget: `scope` names whose (`ten:billing`, `cc:JP`,
+    /// `total`), `unit` what is counted (`msg`, `money`), `day` the UTC day number.
+    pub fn budget(scope: &str, unit: &str, day: u64) -> Self {
+        Self::new(LimitKind::Budget, format!("bud:{unit}:{day}:{scope}"))
+    }
+
     /// All sends.
     pub fn global() -> Self {
         Self::new(LimitKind::Global, "global".to_owned())
@@ -209,6 +220,43 @@ impl fmt::Debug for LimitKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "LimitKey({})", self.key)
     }
+}
+
+/// The budget charges of one send: today's key per applicable cap, and its amount.
+fn budget_charges(budgets: &Budgets, send: &SendKeys<'_>) -> Vec<Limit> {
+    let (day, resets_at_millis) = day_of(send.now);
+    let country = send.to.region().map(|r| r.as_str().to_owned());
+    let price = budgets
+        .prices
+        .max_unit_price(country.as_deref(), send.channel)
+        .map(|unit| unit.0.saturating_mul(send.units));
+    let mut charges = Vec::new();
+    for budget in &budgets.caps {
+        let scope = match &budget.scope {
+            BudgetScope::EachTenant => send.tenant.map(|t| format!("eten:{t}")),
+            BudgetScope::Tenant(t) => (send.tenant == Some(t.as_str())).then(|| format!("ten:{t}")),
+            BudgetScope::EachCountry => Some(format!("ecc:{}", country.as_deref().unwrap_or("-"))),
+            BudgetScope::Country(c) => {
+                (country.as_deref() == Some(c.as_str())).then(|| format!("cc:{c}"))
+            }
+            BudgetScope::Total => Some("total".to_owned()),
+        };
+        let Some(scope) = scope else { continue };
+        let (unit, cap, amount) = match budget.per_day {
+            BudgetCap::Messages(cap) => ("msg", cap, 1),
+            // Unpriced: more than any cap, so refused (fail closed).
+            BudgetCap::Money(cap) => ("money", cap.0, price.unwrap_or(u64::MAX)),
+        };
+        charges.push(Limit {
+            key: LimitKey::budget(&scope, unit, day),
+            rule: Rule::Budget {
+                cap,
+                amount,
+                resets_at_millis,
+            },
+        });
+    }
+    charges
 }
 
 /// A uniform draw from 0 to 1000 from the CSPRNG (the full jitter if it fails: never a
@@ -253,6 +301,15 @@ pub enum Rule {
         schedule: Backoff,
         /// Scales the jitter of the wait this send starts.
         jitter_permille: u32,
+    },
+    /// A budget ([`spend`]): `amount` more, at most `cap` until `resets_at_millis`.
+    Budget {
+        /// The most that may be used in the window.
+        cap: u64,
+        /// What this send uses.
+        amount: u64,
+        /// When the window ends (Unix ms).
+        resets_at_millis: u64,
     },
 }
 
@@ -316,6 +373,8 @@ pub struct Limits {
     /// that double (see [`Backoff`]). Default off; `Some(Backoff::default())` turns on the
     /// 1-2-4...32-minute schedule.
     pub backoff: Option<Backoff>,
+    /// Daily budgets in messages or money, per tenant, country or in total. Default none.
+    pub budgets: Option<Budgets>,
 }
 
 const fn nonzero(n: u32) -> NonZeroU32 {
@@ -337,6 +396,7 @@ impl Default for Limits {
             per_country: None,
             global: None,
             backoff: None,
+            budgets: None,
         }
     }
 }
@@ -354,6 +414,7 @@ impl Limits {
             per_country: None,
             global: None,
             backoff: None,
+            budgets: None,
         }
     }
 }
@@ -365,6 +426,10 @@ pub(crate) struct SendKeys<'a> {
     pub(crate) subject: Option<&'a str>,
     pub(crate) tenant: Option<&'a str>,
     pub(crate) client_ip: Option<IpAddr>,
+    pub(crate) channel: crate::Channel,
+    /// SMS segments, or 1 for a call (what budgets price).
+    pub(crate) units: u64,
+    pub(crate) now: crate::Timestamp,
 }
 
 impl Limits {
@@ -399,6 +464,9 @@ impl Limits {
         );
         add(self.per_country, Some(LimitKey::country(send.to)));
         add(self.global, Some(LimitKey::global()));
+        if let Some(budgets) = &self.budgets {
+            charges.extend(budget_charges(budgets, send));
+        }
         if let Some(schedule) = self.backoff {
             // Backoff last: a send refused by a fixed quota does not even reach it, and
             // its refusal is reported only when nothing narrower refused.

@@ -276,22 +276,7 @@ impl OtpService {
                 Quota::one_every(window),
             ));
         }
-        limits.extend(inner.limits.charges(&SendKeys {
-            to: &request.to,
-            destination_fingerprint: keys.destination_fingerprint(request.to.e164()),
-            subject: request.subject.as_deref(),
-            tenant: request.tenant.as_deref(),
-            client_ip: request.client_ip,
-        }));
-        if let Err(failure) = self.enforce(&limits, &request.to, now).await {
-            return Err(match failure {
-                LimitFailure::Refused(Refusal { limit, retry_after }) => {
-                    RelayError::Limited { limit, retry_after }
-                }
-                LimitFailure::Store(error) => RelayError::Store(error),
-            });
-        }
-
+        // The text first: budgets count its SMS segments.
         let locale = request.locale.unwrap_or_default();
         let code = request.code.expose_secret();
         let text = match (&request.text, request.channel) {
@@ -304,6 +289,25 @@ impl OtpService {
         };
         let segments =
             (request.channel == Channel::Sms).then(|| count_sms_segments(text.expose_secret()));
+        limits.extend(inner.limits.charges(&SendKeys {
+            to: &request.to,
+            destination_fingerprint: keys.destination_fingerprint(request.to.e164()),
+            subject: request.subject.as_deref(),
+            tenant: request.tenant.as_deref(),
+            client_ip: request.client_ip,
+            channel: request.channel,
+            units: segments.map_or(1, |s| u64::try_from(s.segments).unwrap_or(u64::MAX)),
+            now,
+        }));
+        if let Err(failure) = self.enforce(&limits, &request.to, now).await {
+            return Err(match failure {
+                LimitFailure::Refused(Refusal { limit, retry_after }) => {
+                    RelayError::Limited { limit, retry_after }
+                }
+                LimitFailure::Store(error) => RelayError::Store(error),
+            });
+        }
+
         let base = match request.channel {
             Channel::Voice => Message::voice(request.to.clone(), text.expose_secret()),
             _ => Message::sms(request.to.clone(), text.expose_secret()),

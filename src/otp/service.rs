@@ -18,7 +18,7 @@ use super::request::{ResendRequest, StartRequest};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::{BuildError, ResendError, StartError, VerifyError};
 use crate::limit::{Admission, FailureCap, Limit, LimitKind, Limits, SendKeys};
-use crate::message::{Channel, Message};
+use crate::message::{Channel, Locale, Message, Purpose};
 use crate::phone::PhoneNumber;
 use crate::provider::{PhoneProvider, ProviderErrorKind};
 use crate::router::{DestinationPolicy, PolicyRefusal};
@@ -265,6 +265,28 @@ impl OtpService {
         &self.inner.keys
     }
 
+    /// What a send of our own template is billed as, for budgets: its SMS segments (the
+    /// text rendered with a stand-in code of the real length, the same characters' class
+    /// and count), or one call. Only rendered when a budget needs it.
+    fn billed_units(
+        &self,
+        channel: Channel,
+        purpose: Purpose,
+        locale: Locale,
+        lifetime: Duration,
+    ) -> u64 {
+        let inner = &self.inner;
+        if channel == Channel::Voice || inner.limits.budgets.is_none() {
+            return 1;
+        }
+        let stand_in = "0".repeat(inner.code_length);
+        let text = inner
+            .templates
+            .render(channel, purpose, locale, &stand_in, lifetime);
+        u64::try_from(crate::template::count_sms_segments(text.expose_secret()).segments)
+            .unwrap_or(u64::MAX)
+    }
+
     /// The configured code lifetime.
     pub fn lifetime(&self) -> Duration {
         self.inner.lifetime
@@ -300,12 +322,16 @@ impl OtpService {
         {
             return Err(StartError::AccountLocked);
         }
+        let locale = request.locale.unwrap_or_default();
         let limits = inner.limits.charges(&SendKeys {
             to: &request.to,
             destination_fingerprint: fingerprint,
             subject: request.subject.as_deref(),
             tenant: request.tenant.as_deref(),
             client_ip: request.client_ip,
+            channel: request.channel,
+            units: self.billed_units(request.channel, request.purpose, locale, inner.lifetime),
+            now,
         });
         if let Err(failure) = self.enforce(&limits, &request.to, now).await {
             return Err(match failure {
@@ -325,7 +351,6 @@ impl OtpService {
         let id = ChallengeId::new(key, request.purpose, fingerprint, account);
         let digest = keys.issue(&id, &request.context, code.expose_secret().as_bytes());
         let expires_at = now.saturating_add(inner.lifetime);
-        let locale = request.locale.unwrap_or_default();
         let pending = PendingChallenge {
             destination: request.to,
             channel: request.channel,
@@ -514,6 +539,14 @@ impl OtpService {
             subject: pending.subject.as_deref(),
             tenant: pending.tenant.as_deref(),
             client_ip: request.client_ip,
+            channel,
+            units: self.billed_units(
+                channel,
+                pending.purpose,
+                pending.locale,
+                pending.expires_at.saturating_duration_since(now),
+            ),
+            now,
         });
         if let Err(failure) = self.enforce(&limits, &pending.destination, now).await {
             return Err(match failure {

@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::StoreError;
 use crate::clock::Timestamp;
-use crate::limit::{Admission, BackoffState, Decision, Limit, Rule, backoff, gcra};
+use crate::limit::{Admission, BackoffState, Decision, Limit, Rule, backoff, gcra, spend};
 
 /// Default bound on rate-limit keys held at once (about 100 MB at worst). Past it, sends
 /// that need a new key fail with [`StoreError::Full`] until old state expires.
@@ -28,13 +28,15 @@ enum State {
     Tat(u64),
     /// A backoff streak.
     Backoff { state: BackoffState, expires: u64 },
+    /// A budget's use in its window.
+    Used { used: u64, expires: u64 },
 }
 
 impl State {
     fn expires(&self) -> u64 {
         match self {
             Self::Tat(tat) => *tat,
-            Self::Backoff { expires, .. } => *expires,
+            Self::Backoff { expires, .. } | Self::Used { expires, .. } => *expires,
         }
     }
 }
@@ -138,6 +140,25 @@ impl LimitTable {
                         step.decision,
                         State::Backoff {
                             state: step.state,
+                            expires,
+                        },
+                    )
+                }
+                Rule::Budget {
+                    cap,
+                    amount,
+                    resets_at_millis,
+                } => {
+                    let used = match live {
+                        Some(State::Used { used, .. }) => Some(used),
+                        _ => None,
+                    };
+                    let step = spend(used, cap, amount, resets_at_millis, now);
+                    let expires = now_ms.saturating_add(step.ttl_millis);
+                    (
+                        step.decision,
+                        State::Used {
+                            used: step.used,
                             expires,
                         },
                     )

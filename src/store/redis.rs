@@ -124,7 +124,15 @@ local writes = {}
 for i = 1, #KEYS do
   local a = 1 + (i - 1) * 6
   local kind = tonumber(ARGV[a + 1])
-  if kind == 0 then
+  if kind == 2 then
+    local cap = tonumber(ARGV[a + 2])
+    local amount = tonumber(ARGV[a + 3])
+    local resets_at = tonumber(ARGV[a + 4])
+    local used = tonumber(redis.call('GET', KEYS[i]) or '0')
+    local ttl = math.max(resets_at - now, 1)
+    if used + amount > cap then return {i, ttl} end
+    writes[i] = {string.format('%d', used + amount), ttl}
+  elseif kind == 0 then
     local interval = tonumber(ARGV[a + 2])
     local tolerance = tonumber(ARGV[a + 3])
     local tat = tonumber(redis.call('GET', KEYS[i]) or ARGV[1])
@@ -533,7 +541,7 @@ impl OtpStore for RedisStore {
         }
         let mut invocation = self.throttle.prepare_invoke();
         invocation.arg(now.as_millis());
-        // Six arguments per key: the rule (0 rate, 1 backoff), then its numbers.
+        // Six arguments per key: the rule (0 rate, 1 backoff, 2 budget), then its numbers.
         for limit in limits {
             invocation.key(self.limit_key(&limit.key));
             match limit.rule {
@@ -559,6 +567,21 @@ impl OtpStore for RedisStore {
                         .arg(duration_millis(schedule.max_wait))
                         .arg(duration_millis(schedule.decay))
                         .arg(u32::from(schedule.jitter_percent) * jitter_permille.min(1000));
+                }
+                Rule::Budget {
+                    cap,
+                    amount,
+                    resets_at_millis,
+                } => {
+                    // Lua numbers are doubles: exact to 2^53, far above any budget.
+                    let exact = |n: u64| n.min(1 << 53);
+                    invocation
+                        .arg(2)
+                        .arg(exact(cap))
+                        .arg(exact(amount))
+                        .arg(resets_at_millis)
+                        .arg(0)
+                        .arg(0);
                 }
             }
         }

@@ -3,8 +3,9 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use phone_otp::{
-    Admission, Backoff, Limit, LimitKey, LimitKind, Limits, MemoryStore, OtpStore, Purpose, Quota,
-    StartError, StartRequest,
+    Admission, Backoff, Budget, BudgetCap, BudgetScope, Budgets, Limit, LimitKey, LimitKind,
+    Limits, MemoryStore, Micros, OtpStore, PriceTable, Purpose, Quota, Rate, StartError,
+    StartRequest,
 };
 
 use crate::support::{Harness, TestResult, jp_mobile, jp_mobile_n};
@@ -440,5 +441,138 @@ async fn backoff_grows_per_user_with_bounded_jitter_and_sends_nothing_when_refus
     // The same user on a fresh number is still in backoff: it follows the user.
     let moved = StartRequest::sms(jp_mobile_n(999), Purpose::SignIn).subject("u0");
     assert_eq!(refusal(&h, moved).await.0, LimitKind::Backoff);
+    Ok(())
+}
+
+/// JP SMS at 0.062 by the dearest provider (0.05 elsewhere); no rate outside Japan.
+fn jp_prices() -> PriceTable {
+    let rate = |provider: &str, sms: f64| Rate {
+        provider: provider.into(),
+        country: "JP".into(),
+        sms: Micros::from_decimal(sms),
+        voice: None,
+    };
+    PriceTable::new("USD")
+        .with(rate("twilio", 0.062))
+        .with(rate("*", 0.05))
+}
+
+fn budgets(caps: Vec<Budget>) -> Limits {
+    Limits {
+        budgets: Some(Budgets {
+            prices: jp_prices(),
+            caps,
+        }),
+        ..Limits::danger_none()
+    }
+}
+
+#[tokio::test]
+async fn money_and_message_budgets_refuse_before_the_send_and_reset_daily() -> TestResult {
+    let h = Harness::with(|b| {
+        b.limits(budgets(vec![
+            Budget {
+                scope: BudgetScope::EachTenant,
+                per_day: BudgetCap::Messages(2),
+            },
+            Budget {
+                scope: BudgetScope::Country("JP".into()),
+                // Three sends at the dearest rate (0.186) fit; a fourth (0.248) does not.
+                per_day: BudgetCap::Money(Micros(200_000)),
+            },
+        ]))
+    });
+    let send =
+        |tenant: &str, n: u32| StartRequest::sms(jp_mobile_n(n), Purpose::SignIn).tenant(tenant);
+    h.start_request(send("billing", 1)).await;
+    h.start_request(send("billing", 2)).await;
+    let (limit, _) = refusal(&h, send("billing", 3)).await;
+    assert_eq!(limit, LimitKind::Budget, "billing's two messages are spent");
+    h.start_request(send("crm", 4)).await;
+    // Japan's money: 3 x 0.062 spent; the fourth would pass 0.20.
+    let (limit, retry_after) = refusal(&h, send("hr", 5)).await;
+    assert_eq!(limit, LimitKind::Budget);
+    assert_eq!(h.stub.attempts(), 3, "refused starts sent nothing");
+    // The budget resets with the UTC day: the wait is exactly until then.
+    h.clock.advance(retry_after);
+    h.start_request(send("hr", 6)).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_money_budget_refuses_what_it_cannot_price() -> TestResult {
+    let h = Harness::with(|b| {
+        b.limits(budgets(vec![Budget {
+            scope: BudgetScope::Total,
+            per_day: BudgetCap::Money(Micros(10_000_000)),
+        }]))
+    });
+    // No rate covers the US: fail closed.
+    let us: phone_otp::PhoneNumber = "+12025550123".parse()?;
+    let (limit, _) = refusal(&h, StartRequest::sms(us, Purpose::SignIn)).await;
+    assert_eq!(limit, LimitKind::Budget);
+    assert_eq!(h.stub.attempts(), 0);
+    h.start(&jp_mobile()).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_budget_holds_under_64_concurrent_starts() -> TestResult {
+    let h = std::sync::Arc::new(Harness::with(|b| {
+        b.limits(budgets(vec![Budget {
+            scope: BudgetScope::EachTenant,
+            // Ten sends at 0.062.
+            per_day: BudgetCap::Money(Micros(650_000)),
+        }]))
+    }));
+    let mut tasks = Vec::new();
+    for n in 0..64 {
+        let h = std::sync::Arc::clone(&h);
+        tasks.push(tokio::spawn(async move {
+            let request = StartRequest::sms(jp_mobile_n(n), Purpose::SignIn).tenant("billing");
+            h.otp.start(request).await.is_ok()
+        }));
+    }
+    let mut sent = 0;
+    for task in tasks {
+        sent += usize::from(task.await?);
+    }
+    assert_eq!(sent, 10);
+    assert_eq!(h.stub.attempts(), 10);
+    Ok(())
+}
+
+#[tokio::test]
+async fn money_budgets_price_every_sms_segment() -> TestResult {
+    let h = Harness::with(|b| {
+        b.limits(budgets(vec![Budget {
+            scope: BudgetScope::EachTenant,
+            per_day: BudgetCap::Money(Micros(150_000)),
+        }]))
+    });
+    let relay = |n: u32, text: String| {
+        phone_otp::RelayRequest::new(
+            jp_mobile_n(n),
+            phone_otp::Channel::Sms,
+            "482913",
+            Purpose::SignIn,
+        )
+        .text(text)
+        .tenant("billing")
+    };
+    // Two GSM-7 segments (161 to 306 characters): 2 x 0.062 = 0.124 of 0.15.
+    let long = format!("Your code is 482913. {}", "x".repeat(200));
+    let sent = h.otp.relay(relay(1, long)).await?;
+    assert_eq!(sent.segments.map(|s| s.segments), Some(2));
+    // One more segment would make 0.186.
+    match h
+        .otp
+        .relay(relay(2, "Your code is 482913".to_owned()))
+        .await
+    {
+        Err(phone_otp::RelayError::Limited { limit, .. }) => assert_eq!(limit, LimitKind::Budget),
+        other => panic!("expected the budget to refuse, got {other:?}"),
+    }
+    assert_eq!(h.stub.attempts(), 1);
     Ok(())
 }

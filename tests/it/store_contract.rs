@@ -10,7 +10,7 @@ use std::time::Duration;
 use phone_otp::{
     Account, Admission, Backoff, CHALLENGE_ID_BYTES, ChallengeId, Clock, FailureCap, Limit,
     LimitKey, LimitKind, Limits, ManualClock, MemoryStore, NotPending, OtpStore, Purpose, Quota,
-    ResendError, ResendRequest, StartError, StartRequest, VerifyOutcome,
+    ResendError, ResendRequest, Rule, StartError, StartRequest, VerifyOutcome,
 };
 
 use phone_otp::store::StoredDestination;
@@ -564,6 +564,94 @@ pub async fn backoff_holds_under_64_concurrent_sends(store: Arc<dyn OtpStore>) -
     Ok(())
 }
 
+/// A daily budget: spent up to its cap exactly, refused beyond it until the day ends, and
+/// a refusal spends nothing.
+pub async fn budget_refuses_at_the_boundary(store: Arc<dyn OtpStore>) -> TestResult {
+    let clock = ManualClock::new();
+    let (day, resets_at_millis) = phone_otp::day_of(clock.now());
+    let spend = |amount| {
+        [Limit {
+            key: LimitKey::budget("ten:contract", "money", day),
+            rule: Rule::Budget {
+                cap: 10,
+                amount,
+                resets_at_millis,
+            },
+        }]
+    };
+    let refused = Admission::Limited {
+        limit: LimitKind::Budget,
+        retry_after: Duration::from_millis(resets_at_millis - clock.now().as_millis()),
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            store.throttle(&spend(3), clock.now()).await?,
+            Admission::Allowed
+        );
+    }
+    assert_eq!(store.throttle(&spend(3), clock.now()).await?, refused);
+    assert_eq!(store.throttle(&spend(2), clock.now()).await?, refused);
+    // Exactly the cap is allowed; then nothing.
+    assert_eq!(
+        store.throttle(&spend(1), clock.now()).await?,
+        Admission::Allowed
+    );
+    assert!(matches!(
+        store.throttle(&spend(1), clock.now()).await?,
+        Admission::Limited {
+            limit: LimitKind::Budget,
+            ..
+        }
+    ));
+    // The next day has its own key and a full budget.
+    let (tomorrow, resets) = (day + 1, resets_at_millis + 86_400_000);
+    clock.advance(Duration::from_millis(
+        resets_at_millis - clock.now().as_millis(),
+    ));
+    let fresh = [Limit {
+        key: LimitKey::budget("ten:contract", "money", tomorrow),
+        rule: Rule::Budget {
+            cap: 10,
+            amount: 10,
+            resets_at_millis: resets,
+        },
+    }];
+    assert_eq!(
+        store.throttle(&fresh, clock.now()).await?,
+        Admission::Allowed
+    );
+    Ok(())
+}
+
+/// 64 concurrent sends against a budget of ten: exactly ten pass, never one more.
+pub async fn budget_holds_under_64_concurrent_sends(store: Arc<dyn OtpStore>) -> TestResult {
+    let clock = ManualClock::new();
+    let (day, resets_at_millis) = phone_otp::day_of(clock.now());
+    let limit = Limit {
+        key: LimitKey::budget("total", "msg", day),
+        rule: Rule::Budget {
+            cap: 10,
+            amount: 1,
+            resets_at_millis,
+        },
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (store, limits, now) = (Arc::clone(&store), [limit.clone()], clock.now());
+        tasks.push(tokio::spawn(
+            async move { store.throttle(&limits, now).await },
+        ));
+    }
+    let mut allowed = 0;
+    for task in tasks {
+        if task.await?? == Admission::Allowed {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 10);
+    Ok(())
+}
+
 /// One test per contract check for a backend: `store` is an async fn giving a fresh
 /// store, or `None` when the backend is not available (it then says so loudly).
 macro_rules! contract_tests {
@@ -581,6 +669,8 @@ macro_rules! contract_tests {
             limits_hold_under_concurrent_starts,
             backoff_schedule_and_decay,
             backoff_holds_under_64_concurrent_sends,
+            budget_refuses_at_the_boundary,
+            budget_holds_under_64_concurrent_sends,
         );
     };
     (@each $store:path; $($check:ident),* $(,)?) => {$(

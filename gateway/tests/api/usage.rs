@@ -203,3 +203,49 @@ async fn usage_per_system_country_provider_and_day_on_postgres() -> TestResult {
     };
     two_systems_and_their_bill(db).await
 }
+
+#[tokio::test]
+async fn each_system_has_its_own_daily_budget() -> TestResult {
+    let Some(db) = sqlite().await else {
+        return Ok(());
+    };
+    // One message per system per day.
+    let limits = Limits {
+        budgets: Some(phone_otp::Budgets {
+            prices: prices(),
+            caps: vec![phone_otp::Budget {
+                scope: phone_otp::BudgetScope::EachTenant,
+                per_day: phone_otp::BudgetCap::Messages(1),
+            }],
+        }),
+        ..Limits::danger_none()
+    };
+    let gw = TestGateway::with(Setup {
+        keys: Some(db.clone()),
+        limits,
+        ..Setup::default()
+    })
+    .await;
+    let billing = token(&db, "billing", &[Scope::MessagesSend]).await;
+    let crm = token(&db, "crm", &[Scope::MessagesSend]).await;
+    let body = |n: u32| json!({"to": format!("+8190123456{n:02}"), "code": "482913"});
+    assert_eq!(
+        gw.post("/v1/messages", &billing, &body(1)).await.status(),
+        200
+    );
+    let refused = gw.post("/v1/messages", &billing, &body(2)).await;
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"].to_str()?.parse()?;
+    // Until the UTC day ends: the test clock is at 21:43:40.
+    assert_eq!(retry_after, 8_180);
+    let error: Value = refused.json().await?;
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("budget")
+    );
+    assert_eq!(gw.post("/v1/messages", &crm, &body(3)).await.status(), 200);
+    assert_eq!(gw.delivered().len(), 2);
+    Ok(())
+}
