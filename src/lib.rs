@@ -104,8 +104,9 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{BuildError, RelayError, ResendError, StartError, VerifyError};
 pub use limit::{
     Admission, Backoff, BackoffState, BackoffStep, Budget, BudgetCap, BudgetScope, BudgetStep,
-    Budgets, Decision, FailureCap, GcraStep, Limit, LimitKey, LimitKind, Limits, Quota, Rule,
-    backoff, day_of, gcra, spend,
+    Budgets, ConversionGuard, ConversionState, ConversionStep, Counts, Decision, FailureCap,
+    GcraStep, Limit, LimitKey, LimitKind, Limits, Quota, Rule, backoff, bucket_millis, conversion,
+    credit, day_of, gcra, spend,
 };
 pub use message::{Channel, Locale, Message, Purpose, Receipt};
 pub use otp::{

@@ -7,6 +7,7 @@
 
 mod backoff;
 mod budget;
+mod conversion;
 mod failure_cap;
 mod gcra;
 mod quota;
@@ -18,6 +19,9 @@ use std::time::Duration;
 
 pub use backoff::{Backoff, BackoffState, BackoffStep, backoff};
 pub use budget::{Budget, BudgetCap, BudgetScope, BudgetStep, Budgets, day_of, spend};
+pub use conversion::{
+    ConversionGuard, ConversionState, ConversionStep, Counts, bucket_millis, conversion, credit,
+};
 pub use failure_cap::FailureCap;
 pub use gcra::{Decision, GcraStep, gcra};
 pub use quota::Quota;
@@ -52,6 +56,9 @@ pub enum LimitKind {
     Backoff,
     /// A daily budget (messages or money) is spent.
     Budget,
+    /// The conversion guard: too few codes sent to this number prefix (or country) are
+    /// verified, the mark of SMS pumping.
+    Conversion,
 }
 
 impl LimitKind {
@@ -69,6 +76,7 @@ impl LimitKind {
             Self::Global => "global",
             Self::Backoff => "backoff",
             Self::Budget => "budget",
+            Self::Conversion => "conversion",
         }
     }
 }
@@ -195,6 +203,24 @@ impl LimitKey {
         Self::new(LimitKind::Budget, format!("bud:{unit}:{day}:{scope}"))
     }
 
+    /// Sends and verifications to one number prefix (leading E.164 digits, country code
+    /// included: never a whole number).
+    pub fn prefix_conversion(prefix: &str) -> Self {
+        Self::new(LimitKind::Conversion, format!("cv:p:{prefix}"))
+    }
+
+    /// Sends and verifications to one country over the guard's window (`region` as in
+    /// [`LimitKey::country`]).
+    pub fn country_conversion(region: &str) -> Self {
+        Self::new(LimitKind::Conversion, format!("cv:c:{region}"))
+    }
+
+    /// Sends and verifications to one country over the baseline window: its normal
+    /// conversion.
+    pub fn country_baseline(region: &str) -> Self {
+        Self::new(LimitKind::Conversion, format!("cv:b:{region}"))
+    }
+
     /// All sends.
     pub fn global() -> Self {
         Self::new(LimitKind::Global, "global".to_owned())
@@ -220,6 +246,46 @@ impl fmt::Debug for LimitKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "LimitKey({})", self.key)
     }
+}
+
+/// The guard's keys for `to`: its prefix and country (judged) and the country's baseline
+/// (counted only).
+pub(crate) fn guard_keys(guard: &ConversionGuard, to: &PhoneNumber) -> [(LimitKey, u64); 3] {
+    let digits = to.e164().trim_start_matches('+');
+    let prefix: String = digits
+        .chars()
+        .take(usize::from(guard.prefix_digits))
+        .collect();
+    let region = match to.region() {
+        Some(region) => region.as_str().to_owned(),
+        None => format!("+{}", to.calling_code()),
+    };
+    let window = bucket_millis(guard.window);
+    [
+        (LimitKey::prefix_conversion(&prefix), window),
+        (LimitKey::country_conversion(&region), window),
+        (
+            LimitKey::country_baseline(&region),
+            bucket_millis(guard.baseline_window),
+        ),
+    ]
+}
+
+fn guard_charges(guard: &ConversionGuard, to: &PhoneNumber, floor_permille: u32) -> Vec<Limit> {
+    let [prefix, country, baseline] = guard_keys(guard, to);
+    let rule = |(key, bucket_millis): (LimitKey, u64), min_sends: u64, floor_permille| Limit {
+        key,
+        rule: Rule::Conversion {
+            bucket_millis,
+            min_sends,
+            floor_permille,
+        },
+    };
+    vec![
+        rule(prefix, u64::from(guard.min_prefix_sends), floor_permille),
+        rule(country, u64::from(guard.min_country_sends), floor_permille),
+        rule(baseline, u64::MAX, 0),
+    ]
 }
 
 /// The budget charges of one send: today's key per applicable cap, and its amount.
@@ -302,6 +368,17 @@ pub enum Rule {
         /// Scales the jitter of the wait this send starts.
         jitter_permille: u32,
     },
+    /// The conversion guard ([`conversion`]): counts the send in buckets of
+    /// `bucket_millis`, refusing it when at least `min_sends` sends in the window converted
+    /// below `floor_permille`.
+    Conversion {
+        /// The sliding window's length.
+        bucket_millis: u64,
+        /// Sends before the key can be judged (`u64::MAX`: count only).
+        min_sends: u64,
+        /// The lowest acceptable conversion, in thousandths.
+        floor_permille: u32,
+    },
     /// A budget ([`spend`]): `amount` more, at most `cap` until `resets_at_millis`.
     Budget {
         /// The most that may be used in the window.
@@ -375,6 +452,10 @@ pub struct Limits {
     pub backoff: Option<Backoff>,
     /// Daily budgets in messages or money, per tenant, country or in total. Default none.
     pub budgets: Option<Budgets>,
+    /// The conversion guard against SMS pumping (see [`ConversionGuard`]). Default off;
+    /// `Some(ConversionGuard::default())` turns it on. Verifications are then counted too
+    /// (one more store call after a code verifies, two on Redis).
+    pub conversion_guard: Option<ConversionGuard>,
 }
 
 const fn nonzero(n: u32) -> NonZeroU32 {
@@ -397,6 +478,7 @@ impl Default for Limits {
             global: None,
             backoff: None,
             budgets: None,
+            conversion_guard: None,
         }
     }
 }
@@ -415,6 +497,7 @@ impl Limits {
             global: None,
             backoff: None,
             budgets: None,
+            conversion_guard: None,
         }
     }
 }
@@ -430,6 +513,8 @@ pub(crate) struct SendKeys<'a> {
     /// SMS segments, or 1 for a call (what budgets price).
     pub(crate) units: u64,
     pub(crate) now: crate::Timestamp,
+    /// The guard's floor for this send's country (from its learned conversion).
+    pub(crate) guard_floor_permille: u32,
 }
 
 impl Limits {
@@ -466,6 +551,9 @@ impl Limits {
         add(self.global, Some(LimitKey::global()));
         if let Some(budgets) = &self.budgets {
             charges.extend(budget_charges(budgets, send));
+        }
+        if let Some(guard) = &self.conversion_guard {
+            charges.extend(guard_charges(guard, send.to, send.guard_floor_permille));
         }
         if let Some(schedule) = self.backoff {
             // Backoff last: a send refused by a fixed quota does not even reach it, and

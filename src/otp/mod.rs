@@ -3,6 +3,7 @@
 mod account;
 mod challenge;
 mod code;
+mod guard;
 mod keys;
 mod outcome;
 mod relay;

@@ -298,6 +298,7 @@ impl OtpService {
             channel: request.channel,
             units: segments.map_or(1, |s| u64::try_from(s.segments).unwrap_or(u64::MAX)),
             now,
+            guard_floor_permille: self.guard_floor(&request.to, now).await,
         }));
         if let Err(failure) = self.enforce(&limits, &request.to, now).await {
             return Err(match failure {

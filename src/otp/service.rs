@@ -199,6 +199,7 @@ impl OtpServiceBuilder {
                 policy: self.policy.unwrap_or_default(),
                 escalate_to_voice: self.escalate_to_voice,
                 failure_cap: self.failure_cap,
+                guard: super::guard::GuardState::default(),
             }),
         })
     }
@@ -217,6 +218,7 @@ pub(super) struct Inner {
     pub(super) policy: DestinationPolicy,
     pub(super) escalate_to_voice: bool,
     pub(super) failure_cap: FailureCap,
+    pub(super) guard: super::guard::GuardState,
 }
 
 /// Generates, hashes, rate-limits, delivers and verifies one-time codes.
@@ -332,6 +334,7 @@ impl OtpService {
             channel: request.channel,
             units: self.billed_units(request.channel, request.purpose, locale, inner.lifetime),
             now,
+            guard_floor_permille: self.guard_floor(&request.to, now).await,
         });
         if let Err(failure) = self.enforce(&limits, &request.to, now).await {
             return Err(match failure {
@@ -547,6 +550,7 @@ impl OtpService {
                 pending.expires_at.saturating_duration_since(now),
             ),
             now,
+            guard_floor_permille: self.guard_floor(&pending.destination, now).await,
         });
         if let Err(failure) = self.enforce(&limits, &pending.destination, now).await {
             return Err(match failure {
@@ -686,6 +690,9 @@ impl OtpService {
         }
         .map_err(VerifyError::Store)?;
         debug!(challenge = %self.log_ref(id), outcome = outcome.as_str(), "one-time code checked");
+        if outcome.is_verified() && self.inner.limits.conversion_guard.is_some() {
+            self.credit_guard(id, self.inner.clock.now()).await;
+        }
         Ok(outcome)
     }
 
@@ -746,6 +753,10 @@ impl OtpService {
                     retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
                     "one-time code send refused by rate limit"
                 );
+                self.count_refusal(limit);
+                if limit == LimitKind::Conversion {
+                    self.report_guard_refusal(to, now).await;
+                }
                 Err(LimitFailure::Refused(Refusal { limit, retry_after }))
             }
             Err(error) => Err(LimitFailure::Store(error)),

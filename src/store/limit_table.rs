@@ -12,7 +12,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::StoreError;
 use crate::clock::Timestamp;
-use crate::limit::{Admission, BackoffState, Decision, Limit, Rule, backoff, gcra, spend};
+use crate::limit::{
+    Admission, BackoffState, ConversionState, Counts, Decision, Limit, LimitKey, Rule, backoff,
+    conversion, credit, gcra, spend,
+};
 
 /// Default bound on rate-limit keys held at once (about 100 MB at worst). Past it, sends
 /// that need a new key fail with [`StoreError::Full`] until old state expires.
@@ -30,13 +33,20 @@ enum State {
     Backoff { state: BackoffState, expires: u64 },
     /// A budget's use in its window.
     Used { used: u64, expires: u64 },
+    /// The conversion guard's counts.
+    Conversion {
+        state: ConversionState,
+        expires: u64,
+    },
 }
 
 impl State {
     fn expires(&self) -> u64 {
         match self {
             Self::Tat(tat) => *tat,
-            Self::Backoff { expires, .. } | Self::Used { expires, .. } => *expires,
+            Self::Backoff { expires, .. }
+            | Self::Used { expires, .. }
+            | Self::Conversion { expires, .. } => *expires,
         }
     }
 }
@@ -163,6 +173,25 @@ impl LimitTable {
                         },
                     )
                 }
+                Rule::Conversion {
+                    bucket_millis,
+                    min_sends,
+                    floor_permille,
+                } => {
+                    let counts = match live {
+                        Some(State::Conversion { state, .. }) => Some(state),
+                        _ => None,
+                    };
+                    let step = conversion(counts, bucket_millis, min_sends, floor_permille, now);
+                    let expires = now_ms.saturating_add(step.ttl_millis);
+                    (
+                        step.decision,
+                        State::Conversion {
+                            state: step.state,
+                            expires,
+                        },
+                    )
+                }
             };
             if let Decision::Limited { retry_after } = decision {
                 return Ok(Admission::Limited {
@@ -205,6 +234,38 @@ impl LimitTable {
             }
         }
         Ok(Admission::Allowed)
+    }
+
+    /// Counts one verification on each guard key.
+    pub(super) fn credit(&self, keys: &[(LimitKey, u64)], now: Timestamp) {
+        let now_ms = now.as_millis();
+        for (key, bucket_millis) in keys {
+            let mut shard = lock(&self.shards[self.shard_of(key.as_str())]);
+            let stored = match shard.tats.get(key.as_str()) {
+                Some(State::Conversion { state, expires }) if *expires > now_ms => Some(*state),
+                _ => None,
+            };
+            let state = credit(stored, *bucket_millis, now);
+            let expires = now_ms.saturating_add(2 * bucket_millis);
+            // A verification for a key the table has no room for is dropped: it can only
+            // make the guard stricter, never let a send through.
+            if shard.tats.len() < self.capacity_per_shard || shard.tats.contains_key(key.as_str()) {
+                shard
+                    .tats
+                    .insert(key.as_str().into(), State::Conversion { state, expires });
+            }
+        }
+    }
+
+    /// One guard key's counts now.
+    pub(super) fn counts(&self, key: &LimitKey, bucket_millis: u64, now: Timestamp) -> Counts {
+        let shard = lock(&self.shards[self.shard_of(key.as_str())]);
+        match shard.tats.get(key.as_str()) {
+            Some(State::Conversion { state, expires }) if *expires > now.as_millis() => {
+                state.rolled(bucket_millis, now).counts(bucket_millis, now)
+            }
+            _ => Counts::default(),
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use super::{
     StoredDestination,
 };
 use crate::clock::{Timestamp, duration_millis};
-use crate::limit::{Admission, FailureCap, Limit};
+use crate::limit::{Admission, Counts, FailureCap, Limit, LimitKey};
 use crate::message::{Channel, Locale, Purpose};
 use crate::otp::{AccountId, Candidates, ChallengeId, Digest, KeyId, NotPending, VerifyOutcome};
 use crate::phone::PhoneNumber;
@@ -751,6 +751,31 @@ impl OtpStore for MemoryStore {
 
     async fn throttle(&self, limits: &[Limit], now: Timestamp) -> Result<Admission, StoreError> {
         self.limits.throttle(limits, now)
+    }
+
+    async fn credit_conversions(
+        &self,
+        keys: &[(LimitKey, u64)],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.limits.credit(keys, now);
+        Ok(())
+    }
+
+    async fn conversion_counts(
+        &self,
+        key: &LimitKey,
+        bucket_millis: u64,
+        now: Timestamp,
+    ) -> Result<Counts, StoreError> {
+        Ok(self.limits.counts(key, bucket_millis, now))
+    }
+
+    async fn destination(&self, id: &ChallengeId) -> Result<Option<StoredDestination>, StoreError> {
+        match self.find_challenge(id) {
+            Some(slot) => pending_from(&slot).map(|record| Some(record.destination)),
+            None => Ok(None),
+        }
     }
 
     async fn failures(&self, account: AccountId, now: Timestamp) -> Result<u32, StoreError> {

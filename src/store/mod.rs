@@ -21,7 +21,7 @@ pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
 use crate::clock::Timestamp;
-use crate::limit::{Admission, FailureCap, Limit};
+use crate::limit::{Admission, Counts, FailureCap, Limit, LimitKey};
 use crate::message::{Channel, Locale, Purpose};
 use crate::otp::{
     AccountId, Candidates, ChallengeId, Digest, NotPending, SealedDestination, VerifyOutcome,
@@ -278,6 +278,36 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Counts one verification on each conversion-guard key given (with its bucket length
+    /// in ms), in one step. Needed only with [`ConversionGuard`](crate::ConversionGuard);
+    /// a store without it cannot run the guard.
+    async fn credit_conversions(
+        &self,
+        keys: &[(LimitKey, u64)],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let _ = (keys, now);
+        Err(StoreError::Config("this store does not count conversions"))
+    }
+
+    /// The sends and verifications in one conversion-guard key's window now.
+    async fn conversion_counts(
+        &self,
+        key: &LimitKey,
+        bucket_millis: u64,
+        now: Timestamp,
+    ) -> Result<Counts, StoreError> {
+        let _ = (key, bucket_millis, now);
+        Err(StoreError::Config("this store does not count conversions"))
+    }
+
+    /// Where a challenge's codes went, whatever its state (the guard credits a verified
+    /// code to its number's prefix); `None` once the record is gone.
+    async fn destination(&self, id: &ChallengeId) -> Result<Option<StoredDestination>, StoreError> {
+        let _ = id;
+        Ok(None)
+    }
 }
 
 #[async_trait]
@@ -344,5 +374,26 @@ impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
 
     async fn ping(&self) -> Result<(), StoreError> {
         (**self).ping().await
+    }
+
+    async fn credit_conversions(
+        &self,
+        keys: &[(LimitKey, u64)],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        (**self).credit_conversions(keys, now).await
+    }
+
+    async fn conversion_counts(
+        &self,
+        key: &LimitKey,
+        bucket_millis: u64,
+        now: Timestamp,
+    ) -> Result<Counts, StoreError> {
+        (**self).conversion_counts(key, bucket_millis, now).await
+    }
+
+    async fn destination(&self, id: &ChallengeId) -> Result<Option<StoredDestination>, StoreError> {
+        (**self).destination(id).await
     }
 }

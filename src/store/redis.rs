@@ -37,7 +37,7 @@ use super::{
     StoredDestination,
 };
 use crate::clock::{Timestamp, duration_millis};
-use crate::limit::{Admission, FailureCap, Limit, LimitKey, Rule};
+use crate::limit::{Admission, ConversionState, Counts, FailureCap, Limit, LimitKey, Rule};
 use crate::message::{Channel, Locale, Purpose};
 use crate::otp::{AccountId, ChallengeId, Digest, NotPending, SealedDestination, VerifyOutcome};
 
@@ -116,15 +116,52 @@ redis.call('HSET', KEYS[1], 'd1', h[1], 'd0', ARGV[2])
 return -1
 "#;
 
-/// KEYS: the limits of one send. ARGV: now, then interval and tolerance per key. Decides
-/// all, then charges all only if every one allows. Returns {0} or {refusing index, wait}.
-const THROTTLE: &str = r#"
+/// The conversion guard's state moved on to `now`'s bucket (as `ConversionState::rolled`):
+/// `bucket:sends:verified:previous sends:previous verified`.
+macro_rules! roll_lua {
+    () => {
+        r#"
+local function roll(raw, now, bucket_ms)
+  local b, s, v, ps, pv = 0, 0, 0, 0, 0
+  if raw then
+    local x1, x2, x3, x4, x5 = string.match(raw, '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
+    b, s, v, ps, pv = tonumber(x1), tonumber(x2), tonumber(x3), tonumber(x4), tonumber(x5)
+  end
+  local cur = math.floor(now / bucket_ms)
+  if cur == b + 1 then
+    ps, pv, s, v = s, v, 0, 0
+  elseif cur ~= b then
+    ps, pv, s, v = 0, 0, 0, 0
+  end
+  return cur, s, v, ps, pv
+end
+"#
+    };
+}
+
+/// KEYS: the limits of one send. ARGV: now, then six numbers per key (its rule and the
+/// rule's settings). Decides all, then charges all only if every one allows. Returns {0}
+/// or {refusing index, wait}.
+const THROTTLE: &str = concat!(
+    roll_lua!(),
+    r#"
 local now = tonumber(ARGV[1])
 local writes = {}
 for i = 1, #KEYS do
   local a = 1 + (i - 1) * 6
   local kind = tonumber(ARGV[a + 1])
-  if kind == 2 then
+  if kind == 3 then
+    local bucket_ms = tonumber(ARGV[a + 2])
+    local min_sends = tonumber(ARGV[a + 3])
+    local floor = tonumber(ARGV[a + 4])
+    local b, s, v, ps, pv = roll(redis.call('GET', KEYS[i]), now, bucket_ms)
+    local into = now % bucket_ms
+    local weight = (bucket_ms - into) / bucket_ms
+    local sends = s + ps * weight
+    local verified = v + pv * weight
+    if sends >= min_sends and verified * 1000 < sends * floor then return {i, bucket_ms - into} end
+    writes[i] = {string.format('%d:%d:%d:%d:%d', b, s + 1, v, ps, pv), 2 * bucket_ms}
+  elseif kind == 2 then
     local cap = tonumber(ARGV[a + 2])
     local amount = tonumber(ARGV[a + 3])
     local resets_at = tonumber(ARGV[a + 4])
@@ -168,7 +205,23 @@ for i = 1, #KEYS do
   redis.call('SET', KEYS[i], writes[i][1], 'PX', string.format('%d', writes[i][2]))
 end
 return {0}
-"#;
+"#
+);
+
+/// Counts one verification on each guard key: `ARGV[1]` now, `ARGV[1 + i]` key i's bucket.
+const CREDIT: &str = concat!(
+    roll_lua!(),
+    r#"
+local now = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local bucket_ms = tonumber(ARGV[i + 1])
+  local b, s, v, ps, pv = roll(redis.call('GET', KEYS[i]), now, bucket_ms)
+  redis.call('SET', KEYS[i], string.format('%d:%d:%d:%d:%d', b, s, v + 1, ps, pv),
+    'PX', string.format('%d', 2 * bucket_ms))
+end
+return 0
+"#
+);
 
 /// A connection to one Redis server, or to a Redis Cluster (feature `redis-cluster`).
 /// Both are multiplexed, connect lazily and reconnect by themselves.
@@ -228,6 +281,7 @@ pub struct RedisStore {
     pending: Script,
     add_code: Script,
     throttle: Script,
+    credit: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -313,6 +367,7 @@ impl RedisStore {
             pending: Script::new(&format!("{STATE}{PENDING}")),
             add_code: Script::new(&format!("{STATE}{ADD_CODE}")),
             throttle: Script::new(THROTTLE),
+            credit: Script::new(CREDIT),
         }
     }
 
@@ -541,7 +596,8 @@ impl OtpStore for RedisStore {
         }
         let mut invocation = self.throttle.prepare_invoke();
         invocation.arg(now.as_millis());
-        // Six arguments per key: the rule (0 rate, 1 backoff, 2 budget), then its numbers.
+        // Six arguments per key: the rule (0 rate, 1 backoff, 2 budget, 3 conversion), then
+        // its numbers.
         for limit in limits {
             invocation.key(self.limit_key(&limit.key));
             match limit.rule {
@@ -567,6 +623,19 @@ impl OtpStore for RedisStore {
                         .arg(duration_millis(schedule.max_wait))
                         .arg(duration_millis(schedule.decay))
                         .arg(u32::from(schedule.jitter_percent) * jitter_permille.min(1000));
+                }
+                Rule::Conversion {
+                    bucket_millis,
+                    min_sends,
+                    floor_permille,
+                } => {
+                    invocation
+                        .arg(3)
+                        .arg(bucket_millis.max(1))
+                        .arg(min_sends.min(1 << 53))
+                        .arg(floor_permille)
+                        .arg(0)
+                        .arg(0);
                 }
                 Rule::Budget {
                     cap,
@@ -603,6 +672,66 @@ impl OtpStore for RedisStore {
             }
             _ => Err(StoreError::Corrupt("unknown throttle reply")),
         }
+    }
+
+    async fn credit_conversions(
+        &self,
+        keys: &[(LimitKey, u64)],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.credit.prepare_invoke();
+        invocation.arg(now.as_millis());
+        for (key, bucket_millis) in keys {
+            invocation
+                .key(self.limit_key(key))
+                .arg((*bucket_millis).max(1));
+        }
+        let _: i64 = invocation
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn conversion_counts(
+        &self,
+        key: &LimitKey,
+        bucket_millis: u64,
+        now: Timestamp,
+    ) -> Result<Counts, StoreError> {
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(self.limit_key(key))
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        let Some(raw) = raw else {
+            return Ok(Counts::default());
+        };
+        let numbers: Vec<u64> = raw.split(':').filter_map(|n| n.parse().ok()).collect();
+        let [bucket, sends, verified, previous_sends, previous_verified] = numbers[..] else {
+            return Err(StoreError::Corrupt("conversion state"));
+        };
+        let state = ConversionState {
+            bucket,
+            sends,
+            verified,
+            previous_sends,
+            previous_verified,
+        };
+        Ok(state.rolled(bucket_millis, now).counts(bucket_millis, now))
+    }
+
+    async fn destination(&self, id: &ChallengeId) -> Result<Option<StoredDestination>, StoreError> {
+        let sealed: Option<Vec<u8>> = redis::cmd("HGET")
+            .arg(self.challenge_key(id))
+            .arg("dst")
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(sealed.map(|bytes| StoredDestination::Sealed(SealedDestination::from_bytes(bytes))))
     }
 
     async fn failures(&self, account: AccountId, now: Timestamp) -> Result<u32, StoreError> {

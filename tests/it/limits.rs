@@ -3,8 +3,8 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use phone_otp::{
-    Admission, Backoff, Budget, BudgetCap, BudgetScope, Budgets, Limit, LimitKey, LimitKind,
-    Limits, MemoryStore, Micros, OtpStore, PriceTable, Purpose, Quota, Rate, StartError,
+    Admission, Backoff, Budget, BudgetCap, BudgetScope, Budgets, ConversionGuard, Limit, LimitKey,
+    LimitKind, Limits, MemoryStore, Micros, OtpStore, PriceTable, Purpose, Quota, Rate, StartError,
     StartRequest,
 };
 
@@ -575,4 +575,46 @@ async fn money_budgets_price_every_sms_segment() -> TestResult {
     }
     assert_eq!(h.stub.attempts(), 1);
     Ok(())
+}
+
+/// The guard end to end on `h`'s store: a pumped prefix is throttled after its first
+/// sends, real users in another prefix of the same country are not, and the pumped prefix
+/// is allowed again once the window has passed.
+pub async fn conversion_guard_end_to_end(h: &Harness) -> TestResult {
+    let pumped = |n: u32| format!("+8190111{n:05}").parse::<phone_otp::PhoneNumber>();
+    let real = |n: u32| format!("+8190222{n:05}").parse::<phone_otp::PhoneNumber>();
+    for n in 0..20 {
+        h.start(&pumped(n)?).await;
+    }
+    let (limit, retry_after) = refusal(h, StartRequest::sms(pumped(20)?, Purpose::SignIn)).await;
+    assert_eq!(limit, LimitKind::Conversion);
+    assert!(retry_after <= Duration::from_secs(3600));
+    assert_eq!(h.stub.attempts(), 20, "the refused send went nowhere");
+    // Thirty real users who verify their codes are never refused.
+    for n in 0..30 {
+        let (id, code) = h.start(&real(n)?).await;
+        assert!(h.otp.verify(&id, &code).await?.is_verified());
+    }
+    let refusals = h.otp.refusals();
+    let conversion = refusals
+        .iter()
+        .find(|(kind, _)| *kind == LimitKind::Conversion);
+    assert_eq!(conversion.map(|(_, n)| *n), Some(1));
+    // Two hours on, the pumped prefix's sends have left the window.
+    h.clock.advance(Duration::from_secs(2 * 3600));
+    h.start(&pumped(21)?).await;
+    Ok(())
+}
+
+pub fn guarded() -> Limits {
+    Limits {
+        conversion_guard: Some(ConversionGuard::default()),
+        ..Limits::danger_none()
+    }
+}
+
+#[tokio::test]
+async fn conversion_guard_on_the_memory_store() -> TestResult {
+    let h = Harness::with(|b| b.limits(guarded()));
+    conversion_guard_end_to_end(&h).await
 }

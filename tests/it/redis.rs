@@ -57,6 +57,16 @@ pub(crate) mod with_redis {
     store_contract::contract_tests!(store);
 
     #[tokio::test]
+    async fn conversion_guard_end_to_end_on_redis() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        let h =
+            crate::support::Harness::with(move |b| b.store(store).limits(crate::limits::guarded()));
+        crate::limits::conversion_guard_end_to_end(&h).await
+    }
+
+    #[tokio::test]
     async fn relayed_request_keys_hold_across_instances() -> TestResult {
         let Some(store) = store().await else {
             return Ok(());

@@ -652,6 +652,59 @@ pub async fn budget_holds_under_64_concurrent_sends(store: Arc<dyn OtpStore>) ->
     Ok(())
 }
 
+/// The conversion guard's counts: a key trips once it has enough sends and too few
+/// verifications, recovers as verifications are credited, and forgets as the window slides.
+pub async fn conversion_guard_trips_and_recovers(store: Arc<dyn OtpStore>) -> TestResult {
+    let clock = ManualClock::new();
+    let hour = 3_600_000;
+    let key = LimitKey::prefix_conversion("8190111");
+    let send = || {
+        [Limit {
+            key: key.clone(),
+            rule: Rule::Conversion {
+                bucket_millis: hour,
+                min_sends: 20,
+                floor_permille: 300,
+            },
+        }]
+    };
+    for _ in 0..20 {
+        assert_eq!(
+            store.throttle(&send(), clock.now()).await?,
+            Admission::Allowed
+        );
+    }
+    let into = clock.now().as_millis() % hour;
+    let tripped = Admission::Limited {
+        limit: LimitKind::Conversion,
+        retry_after: Duration::from_millis(hour - into),
+    };
+    assert_eq!(store.throttle(&send(), clock.now()).await?, tripped);
+    let counts = store.conversion_counts(&key, hour, clock.now()).await?;
+    assert_eq!(
+        (counts.sends, counts.verified),
+        (20.0, 0.0),
+        "refusals count nothing"
+    );
+    // Six of twenty verified is the 30% floor: allowed again.
+    for _ in 0..6 {
+        store
+            .credit_conversions(&[(key.clone(), hour)], clock.now())
+            .await?;
+    }
+    assert_eq!(
+        store.throttle(&send(), clock.now()).await?,
+        Admission::Allowed
+    );
+    let counts = store.conversion_counts(&key, hour, clock.now()).await?;
+    assert_eq!((counts.sends, counts.verified), (21.0, 6.0));
+    // Two buckets later the window holds nothing.
+    clock.advance(Duration::from_millis(2 * hour));
+    let counts = store.conversion_counts(&key, hour, clock.now()).await?;
+    assert_eq!((counts.sends, counts.verified), (0.0, 0.0));
+    Ok(())
+}
+
 /// One test per contract check for a backend: `store` is an async fn giving a fresh
 /// store, or `None` when the backend is not available (it then says so loudly).
 macro_rules! contract_tests {
@@ -671,6 +724,7 @@ macro_rules! contract_tests {
             backoff_holds_under_64_concurrent_sends,
             budget_refuses_at_the_boundary,
             budget_holds_under_64_concurrent_sends,
+            conversion_guard_trips_and_recovers,
         );
     };
     (@each $store:path; $($check:ident),* $(,)?) => {$(
