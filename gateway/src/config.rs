@@ -281,6 +281,10 @@ pub struct LimitsConfig {
     /// waits of 1, 2, 4 ... 32 minutes with 20% jitter, one step forgotten per quiet
     /// hour) or `"off"` (default).
     pub backoff: Option<String>,
+    /// The conversion guard against SMS pumping: `"on"` (defaults: 7-digit prefixes, a
+    /// 1-hour window, throttled below half the country's learned conversion) or `"off"`
+    /// (default).
+    pub conversion_guard: Option<String>,
     /// Daily budgets (`[[limits.budgets]]`); money is priced with `[prices]`.
     #[serde(default)]
     pub budgets: Vec<BudgetConfig>,
@@ -865,6 +869,16 @@ impl LimitsConfig {
             Some("on") => Some(phone_otp::Backoff::default()),
             Some(_) => return Err(invalid("limits.backoff", "expected \"on\" or \"off\"")),
         };
+        limits.conversion_guard = match self.conversion_guard.as_deref().map(str::trim) {
+            None | Some("off") => None,
+            Some("on") => Some(phone_otp::ConversionGuard::default()),
+            Some(_) => {
+                return Err(invalid(
+                    "limits.conversion_guard",
+                    "expected \"on\" or \"off\"",
+                ));
+            }
+        };
         Ok(limits)
     }
 }
@@ -970,6 +984,14 @@ mod tests {
         );
         assert_eq!(limits("off").ok().map(|l| l.backoff), Some(None));
         assert!(limits("yes").is_err());
+        let guard = LimitsConfig {
+            conversion_guard: Some("on".to_owned()),
+            ..LimitsConfig::default()
+        }
+        .to_limits()
+        .ok()
+        .and_then(|l| l.conversion_guard);
+        assert_eq!(guard, Some(phone_otp::ConversionGuard::default()));
         assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
         assert_eq!(parse_duration("h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("0s"), None);

@@ -90,9 +90,23 @@ impl GatewayMetrics {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The Prometheus text of these counters and, if given, a router's.
-    pub fn render(&self, router: Option<&RouterMetrics>) -> String {
+    /// The Prometheus text of these counters, the library's refusals per limit, and, if
+    /// given, a router's.
+    pub fn render(
+        &self,
+        router: Option<&RouterMetrics>,
+        refusals: &[(phone_otp::LimitKind, u64)],
+    ) -> String {
         let mut out = String::with_capacity(4096);
+        header(
+            &mut out,
+            "phone_otp_refusals_total",
+            "counter",
+            "Sends refused by each limit (conversion: the SMS-pumping guard).",
+        );
+        for (limit, n) in refusals {
+            let _ = writeln!(out, "phone_otp_refusals_total{{limit=\"{limit}\"}} {n}");
+        }
         {
             let counters = self
                 .inner

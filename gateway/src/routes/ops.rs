@@ -50,7 +50,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(router.as_ref()),
+        state.metrics.render(router.as_ref(), &state.otp.refusals()),
     )
         .into_response()
 }

@@ -40,6 +40,11 @@ async fn metrics_count_requests_outcomes_providers_and_countries() -> TestResult
     };
     let okta = [("endpoint", "okta_telephony")];
     let requests = "phone_otp_gateway_requests_total";
+    // The library's refusals per limit are exposed, each kind with its own series.
+    let refusals = "phone_otp_refusals_total";
+    assert_eq!(value(&samples, refusals, &[("limit", "conversion")]), 0.0);
+    assert!(text.contains("phone_otp_refusals_total{limit=\"conversion\"} 0"));
+    assert!(text.contains("phone_otp_refusals_total{limit=\"budget\"} 0"));
     assert_eq!(
         value(&samples, requests, &[okta[0], ("outcome", "delivered")]),
         2.0
@@ -114,6 +119,42 @@ async fn metrics_count_requests_outcomes_providers_and_countries() -> TestResult
     // No number, code or text in the metrics.
     assert!(!text.contains("9876543"));
     assert!(!text.contains("11111"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn refusals_are_counted_per_limit() -> TestResult {
+    let gw = TestGateway::start().await;
+    let body = json!({"to": "+819012345678", "code": "482913"});
+    assert_eq!(
+        gw.post("/v1/messages", crate::support::API_TOKEN, &body)
+            .await
+            .status(),
+        200
+    );
+    // Within the 30-second cooldown of that number.
+    assert_eq!(
+        gw.post("/v1/messages", crate::support::API_TOKEN, &body)
+            .await
+            .status(),
+        429
+    );
+    let text = gw
+        .client
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let Some(samples) = parse_prometheus(&text) else {
+        return Ok(());
+    };
+    let refusals = "phone_otp_refusals_total";
+    assert_eq!(
+        value(&samples, refusals, &[("limit", "resend_cooldown")]),
+        1.0
+    );
+    assert_eq!(value(&samples, refusals, &[("limit", "destination")]), 0.0);
     Ok(())
 }
 
