@@ -105,8 +105,8 @@ pub use error::{BuildError, RelayError, ResendError, StartError, VerifyError};
 pub use limit::{
     Admission, Backoff, BackoffState, BackoffStep, Budget, BudgetCap, BudgetScope, BudgetStep,
     Budgets, ConversionGuard, ConversionState, ConversionStep, Counts, Decision, FailureCap,
-    GcraStep, Limit, LimitKey, LimitKind, Limits, Quota, Rule, backoff, bucket_millis, conversion,
-    credit, day_of, gcra, spend,
+    GcraStep, Limit, LimitKey, LimitKind, Limits, Quota, Rule, SafeList, backoff, bucket_millis,
+    conversion, credit, day_of, gcra, spend,
 };
 pub use message::{Channel, Locale, Message, Purpose, Receipt};
 pub use otp::{

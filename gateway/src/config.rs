@@ -288,6 +288,24 @@ pub struct LimitsConfig {
     /// Daily budgets (`[[limits.budgets]]`); money is priced with `[prices]`.
     #[serde(default)]
     pub budgets: Vec<BudgetConfig>,
+    /// Exempt from the conversion guard and backoff (never from quotas or attempts).
+    #[serde(default)]
+    pub safe_list: SafeListConfig,
+}
+
+/// `[limits.safe_list]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SafeListConfig {
+    /// Whole numbers, with `+` and country code.
+    #[serde(default)]
+    pub numbers: Vec<String>,
+    /// Leading digits with country code (`+8190123`).
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// User ids.
+    #[serde(default)]
+    pub subjects: Vec<String>,
 }
 
 /// One daily budget.
@@ -869,6 +887,25 @@ impl LimitsConfig {
             Some("on") => Some(phone_otp::Backoff::default()),
             Some(_) => return Err(invalid("limits.backoff", "expected \"on\" or \"off\"")),
         };
+        for number in &self.safe_list.numbers {
+            let parsed = phone_otp::PhoneNumber::parse(number)
+                .map_err(|e| invalid("limits.safe_list.numbers", e.to_string()))?;
+            limits.safe_list.numbers.insert(parsed.e164().to_owned());
+        }
+        for prefix in &self.safe_list.prefixes {
+            let digits = prefix.trim_start_matches('+');
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(
+                    "limits.safe_list.prefixes",
+                    format!("{prefix:?} is not a digit prefix like \"+8190123\""),
+                ));
+            }
+            limits.safe_list.prefixes.push(digits.to_owned());
+        }
+        limits
+            .safe_list
+            .subjects
+            .extend(self.safe_list.subjects.iter().cloned());
         limits.conversion_guard = match self.conversion_guard.as_deref().map(str::trim) {
             None | Some("off") => None,
             Some("on") => Some(phone_otp::ConversionGuard::default()),
@@ -992,6 +1029,26 @@ mod tests {
         .ok()
         .and_then(|l| l.conversion_guard);
         assert_eq!(guard, Some(phone_otp::ConversionGuard::default()));
+        let safe = |numbers: &[&str], prefixes: &[&str]| {
+            LimitsConfig {
+                safe_list: SafeListConfig {
+                    numbers: numbers.iter().map(|n| (*n).to_owned()).collect(),
+                    prefixes: prefixes.iter().map(|p| (*p).to_owned()).collect(),
+                    subjects: vec!["desk".to_owned()],
+                },
+                ..LimitsConfig::default()
+            }
+            .to_limits()
+        };
+        let list = safe(&["+81 90-1234-5678"], &["+8190111"])
+            .map(|l| l.safe_list)
+            .unwrap_or_default();
+        assert!(list.numbers.contains("+819012345678"));
+        assert_eq!(list.prefixes, ["8190111"]);
+        assert!(list.subjects.contains("desk"));
+        assert!(safe(&["12"], &[]).is_err());
+        assert!(safe(&[], &["+"]).is_err());
+        assert!(safe(&[], &["81-90"]).is_err());
         assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
         assert_eq!(parse_duration("h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("0s"), None);

@@ -452,6 +452,10 @@ pub struct Limits {
     pub backoff: Option<Backoff>,
     /// Daily budgets in messages or money, per tenant, country or in total. Default none.
     pub budgets: Option<Budgets>,
+    /// Numbers, prefixes and users exempt from the conversion guard and backoff (test
+    /// numbers, a support desk, a partner's range). Never exempt from fixed quotas, a
+    /// challenge's attempts or the account failure cap.
+    pub safe_list: SafeList,
     /// The conversion guard against SMS pumping (see [`ConversionGuard`]). Default off;
     /// `Some(ConversionGuard::default())` turns it on. Verifications are then counted too
     /// (one more store call after a code verifies, two on Redis).
@@ -478,6 +482,7 @@ impl Default for Limits {
             global: None,
             backoff: None,
             budgets: None,
+            safe_list: SafeList::default(),
             conversion_guard: None,
         }
     }
@@ -497,8 +502,34 @@ impl Limits {
             global: None,
             backoff: None,
             budgets: None,
+            safe_list: SafeList::default(),
             conversion_guard: None,
         }
+    }
+}
+
+/// Sends exempt from the conversion guard and backoff.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SafeList {
+    /// Whole numbers, E.164 (`+819012345678`).
+    pub numbers: std::collections::BTreeSet<String>,
+    /// Leading E.164 digits, country code included (`+8190123` or `8190123`).
+    pub prefixes: Vec<String>,
+    /// Subjects (user ids), exactly.
+    pub subjects: std::collections::BTreeSet<String>,
+}
+
+impl SafeList {
+    /// Whether a send to `to` for `subject` is exempt.
+    pub fn covers(&self, to: &PhoneNumber, subject: Option<&str>) -> bool {
+        let digits = to.e164().trim_start_matches('+');
+        self.numbers.contains(to.e164())
+            || self
+                .prefixes
+                .iter()
+                .map(|prefix| prefix.trim_start_matches('+'))
+                .any(|prefix| !prefix.is_empty() && digits.starts_with(prefix))
+            || subject.is_some_and(|s| self.subjects.contains(s))
     }
 }
 
@@ -552,10 +583,11 @@ impl Limits {
         if let Some(budgets) = &self.budgets {
             charges.extend(budget_charges(budgets, send));
         }
-        if let Some(guard) = &self.conversion_guard {
+        let safe = self.safe_list.covers(send.to, send.subject);
+        if let Some(guard) = self.conversion_guard.as_ref().filter(|_| !safe) {
             charges.extend(guard_charges(guard, send.to, send.guard_floor_permille));
         }
-        if let Some(schedule) = self.backoff {
+        if let Some(schedule) = self.backoff.filter(|_| !safe) {
             // Backoff last: a send refused by a fixed quota does not even reach it, and
             // its refusal is reported only when nothing narrower refused.
             let jitter = jitter_permille();

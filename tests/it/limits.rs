@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use phone_otp::{
     Admission, Backoff, Budget, BudgetCap, BudgetScope, Budgets, ConversionGuard, Limit, LimitKey,
-    LimitKind, Limits, MemoryStore, Micros, OtpStore, PriceTable, Purpose, Quota, Rate, StartError,
-    StartRequest,
+    LimitKind, Limits, MemoryStore, Micros, OtpStore, PriceTable, Purpose, Quota, Rate, SafeList,
+    StartError, StartRequest,
 };
 
 use crate::support::{Harness, TestResult, jp_mobile, jp_mobile_n};
@@ -617,4 +617,43 @@ pub fn guarded() -> Limits {
 async fn conversion_guard_on_the_memory_store() -> TestResult {
     let h = Harness::with(|b| b.limits(guarded()));
     conversion_guard_end_to_end(&h).await
+}
+
+#[tokio::test]
+async fn the_safe_list_exempts_from_the_guard_and_backoff_but_not_from_quotas() -> TestResult {
+    let mut safe = SafeList::default();
+    safe.prefixes.push("+8190111".to_owned());
+    safe.prefixes.push(String::new()); // an empty prefix exempts nothing
+    safe.subjects.insert("support-desk".to_owned());
+    let h = Harness::with(|b| {
+        b.limits(Limits {
+            backoff: Some(Backoff::default()),
+            per_subject: Some(Quota::per_hour(n(12))),
+            safe_list: safe,
+            ..guarded()
+        })
+    });
+    // A partner's test range: 30 unverified sends, never throttled by the guard.
+    for i in 0..30u32 {
+        h.start(&format!("+8190111{i:05}").parse()?).await;
+    }
+    // The support desk sends twelve codes back to back: no backoff...
+    for i in 0..12u32 {
+        let to = format!("+8190333{i:05}").parse()?;
+        h.start_request(StartRequest::sms(to, Purpose::SignIn).subject("support-desk"))
+            .await;
+    }
+    // ...but its fixed quota still holds.
+    let to = "+819033300099".parse()?;
+    let request = StartRequest::sms(to, Purpose::SignIn).subject("support-desk");
+    assert_eq!(refusal(&h, request).await.0, LimitKind::Subject);
+    // Anyone else is in backoff after three.
+    for i in 0..3u32 {
+        let to = format!("+8190444{i:05}").parse()?;
+        h.start_request(StartRequest::sms(to, Purpose::SignIn).subject("someone"))
+            .await;
+    }
+    let request = StartRequest::sms("+819044400099".parse()?, Purpose::SignIn).subject("someone");
+    assert_eq!(refusal(&h, request).await.0, LimitKind::Backoff);
+    Ok(())
 }
