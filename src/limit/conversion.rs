@@ -25,7 +25,9 @@ pub struct ConversionGuard {
     /// Leading E.164 digits (country code included) that make a prefix: 7 by default
     /// (`+81 90 123…` → `8190123`), a block one carrier range or premium service shares.
     pub prefix_digits: u8,
-    /// The sliding window sends and verifications are judged over. Default 1 hour.
+    /// The sliding window sends and verifications are judged over. Default 2 hours. While
+    /// a prefix stays below the floor, about `min_prefix_sends` sends per window still get
+    /// through (as the oldest sends leave the window), so a longer window leaks less.
     pub window: Duration,
     /// Sends in the window before a prefix can be judged. Default 20.
     pub min_prefix_sends: u32,
@@ -47,7 +49,7 @@ impl Default for ConversionGuard {
     fn default() -> Self {
         Self {
             prefix_digits: 7,
-            window: Duration::from_secs(3600),
+            window: Duration::from_secs(2 * 3600),
             min_prefix_sends: 20,
             min_country_sends: 200,
             threshold_percent: 50,

@@ -12,6 +12,8 @@ mod phone;
 mod properties;
 #[cfg(all(feature = "twilio", feature = "ntt-cpaas", feature = "smslink"))]
 mod provider_errors;
+mod pumping;
+pub(crate) mod pumping_sim;
 mod redaction;
 mod redis;
 mod redis_cluster;
