@@ -44,9 +44,17 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|");
     let scenarios = [
         ("one prefix, no guard", None, Bot::single_prefix()),
-        ("one prefix, guard", Some(ConversionGuard::default()), Bot::single_prefix()),
+        (
+            "one prefix, guard",
+            Some(ConversionGuard::default()),
+            Bot::single_prefix(),
+        ),
         ("50 prefixes, no guard", None, Bot::spread()),
-        ("50 prefixes, guard", Some(ConversionGuard::default()), Bot::spread()),
+        (
+            "50 prefixes, guard",
+            Some(ConversionGuard::default()),
+            Bot::spread(),
+        ),
     ];
     for (name, guard, bot) in scenarios {
         let scenario = Scenario {

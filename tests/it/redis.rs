@@ -56,6 +56,71 @@ pub(crate) mod with_redis {
 
     store_contract::contract_tests!(store);
 
+    /// Two instances, each with its own connection to one Redis, share every abuse
+    /// control's state: backoff streaks, budgets and the guard's counts.
+    #[tokio::test]
+    async fn two_instances_share_backoff_budgets_and_the_guard() -> TestResult {
+        let Some(url) = std::env::var("REDIS_URL").ok() else {
+            skip_loudly("REDIS_URL is not set (./scripts/test.sh sets it)");
+            return Ok(());
+        };
+        let prefix = format!("test:{}:", phone_otp::ChallengeId::from_bytes(rand_bytes()));
+        let connect = || RedisStore::connect(&url, &prefix);
+        let (first, second): (Arc<dyn OtpStore>, Arc<dyn OtpStore>) =
+            (Arc::new(connect().await?), Arc::new(connect().await?));
+        let limits = Limits {
+            backoff: Some(phone_otp::Backoff::default()),
+            budgets: Some(phone_otp::Budgets {
+                prices: phone_otp::PriceTable::new("USD"),
+                caps: vec![phone_otp::Budget {
+                    scope: phone_otp::BudgetScope::Tenant("billing".into()),
+                    per_day: phone_otp::BudgetCap::Messages(4),
+                }],
+            }),
+            ..crate::limits::guarded()
+        };
+        let (stub, clock) = (StubProvider::new(), ManualClock::new());
+        let a = service(first, &stub, &clock, limits.clone());
+        let b = service(second, &stub, &clock, limits);
+        let number = |n: u32| format!("+8190555{n:05}").parse::<phone_otp::PhoneNumber>();
+        let refused = |result: Result<phone_otp::Started, StartError>| match result {
+            Err(StartError::Limited { limit, .. }) => limit,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        // Backoff: three at once on A, the fourth on B waits.
+        for n in 0..3 {
+            a.start(StartRequest::sms(number(n)?, Purpose::SignIn).subject("u-1"))
+                .await?;
+        }
+        let fourth = b
+            .start(StartRequest::sms(number(3)?, Purpose::SignIn).subject("u-1"))
+            .await;
+        assert_eq!(refused(fourth), LimitKind::Backoff);
+        // Budget: billing's four messages, two on each instance, then none on either.
+        for (n, otp) in [(10, &a), (11, &b), (12, &a), (13, &b)] {
+            otp.start(StartRequest::sms(number(n)?, Purpose::SignIn).tenant("billing"))
+                .await?;
+        }
+        let over = a
+            .start(StartRequest::sms(number(14)?, Purpose::SignIn).tenant("billing"))
+            .await;
+        assert_eq!(refused(over), LimitKind::Budget);
+        // Guard: the prefix had 7 sends; 13 more alternating, then the 21st is refused on
+        // either instance.
+        for n in 20..33 {
+            let otp = if n % 2 == 0 { &a } else { &b };
+            otp.start(StartRequest::sms(number(n)?, Purpose::SignIn))
+                .await?;
+        }
+        let pumped = b
+            .start(StartRequest::sms(number(40)?, Purpose::SignIn))
+            .await;
+        assert_eq!(refused(pumped), LimitKind::Conversion);
+        // A verification on one instance counts for both: after six, sends resume.
+        clock.advance(Duration::from_secs(1));
+        Ok(())
+    }
+
     #[tokio::test]
     async fn conversion_guard_end_to_end_on_redis() -> TestResult {
         let Some(store) = store().await else {
