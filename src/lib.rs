@@ -133,7 +133,8 @@ pub use provider::{
 pub use random::RandomError;
 pub use router::{
     BreakerConfig, BreakerStatus, CountryMetrics, DestinationPolicy, Failover, LATENCY_BUCKETS,
-    PolicyRefusal, ProviderMetrics, Router, RouterBuildError, RouterBuilder, RouterMetrics,
+    PolicyRefusal, ProviderBudgets, ProviderMetrics, Router, RouterBuildError, RouterBuilder,
+    RouterMetrics,
 };
 #[cfg(feature = "redis")]
 pub use store::RedisStore;

@@ -218,6 +218,11 @@ pub struct ProviderConfig {
     /// Overrides the provider's API base URL (tests, regional endpoints). Requests go
     /// there with the provider's credentials, hence the name.
     pub danger_base_url: Option<String>,
+    /// At most this many messages and calls through this provider per UTC day; past it
+    /// the router skips it and tries the next in the chain.
+    pub messages_per_day: Option<u64>,
+    /// At most this much estimated cost (`[prices]`) through this provider per UTC day.
+    pub money_per_day: Option<f64>,
 }
 
 /// Chains: provider kinds in the order to try.
@@ -586,15 +591,18 @@ impl Config {
             }
         };
 
-        let (router, stub_only) = self.router()?;
-        let mut otp = OtpService::builder()
+        // One store for challenges, limits and the providers' budgets.
+        let store: Arc<dyn phone_otp::OtpStore> = match redis_url {
+            Some(url) => Arc::new(self.redis(&url).await?),
+            None => Arc::new(phone_otp::MemoryStore::new()),
+        };
+        let (router, stub_only) = self.router(&store)?;
+        let otp = OtpService::builder()
             .key_ring(KeyRing::new(key))
             .provider(router.clone())
             .limits(self.limits_with_budgets()?)
-            .destination_policy(self.policy()?);
-        if let Some(url) = redis_url {
-            otp = otp.store(self.redis(&url).await?);
-        }
+            .destination_policy(self.policy()?)
+            .store(store);
         let otp = otp.build().map_err(|e| invalid("service", e.to_string()))?;
 
         let mut gateway = Gateway::builder(otp)
@@ -679,8 +687,11 @@ impl Config {
         ))
     }
 
-    fn router(&self) -> Result<(Router, bool), ConfigError> {
+    fn router(&self, store: &Arc<dyn phone_otp::OtpStore>) -> Result<(Router, bool), ConfigError> {
         let mut builder = Router::builder().name("gateway");
+        if let Some(budgets) = self.provider_budgets(store)? {
+            builder = builder.provider_budgets(budgets);
+        }
         let mut names = Vec::new();
         let stub_only = self.providers.iter().all(|p| p.kind == "stub");
         if self.providers.is_empty() {
@@ -738,6 +749,47 @@ impl Config {
             .build()
             .map_err(|e| invalid("routing", e.to_string()))?;
         Ok((router, stub_only || self.providers.is_empty()))
+    }
+
+    /// `messages_per_day` and `money_per_day` of each `[[providers]]` entry.
+    fn provider_budgets(
+        &self,
+        store: &Arc<dyn phone_otp::OtpStore>,
+    ) -> Result<Option<phone_otp::ProviderBudgets>, ConfigError> {
+        let capped = self
+            .providers
+            .iter()
+            .filter(|p| p.messages_per_day.is_some() || p.money_per_day.is_some());
+        let prices = self.prices.clone();
+        let mut budgets = None;
+        for provider in capped {
+            let name = provider.kind.clone();
+            let entry = budgets.get_or_insert_with(|| {
+                phone_otp::ProviderBudgets::new(
+                    Arc::clone(store),
+                    prices
+                        .clone()
+                        .unwrap_or_else(|| phone_otp::PriceTable::new("-")),
+                )
+            });
+            if let Some(messages) = provider.messages_per_day {
+                *entry = entry
+                    .clone()
+                    .cap(name.clone(), phone_otp::BudgetCap::Messages(messages));
+            }
+            if let Some(money) = provider.money_per_day {
+                if prices.is_none() {
+                    return Err(invalid(
+                        "providers.money_per_day",
+                        "a money budget needs [prices] to count in",
+                    ));
+                }
+                let cap = phone_otp::Micros::from_decimal(money)
+                    .ok_or_else(|| invalid("providers.money_per_day", "a non-negative amount"))?;
+                *entry = entry.clone().cap(name, phone_otp::BudgetCap::Money(cap));
+            }
+        }
+        Ok(budgets)
     }
 
     fn policy(&self) -> Result<DestinationPolicy, ConfigError> {
@@ -1152,6 +1204,23 @@ mod tests {
                 .contains("scope")
         );
         assert!(error("[[limits.budgets]]\nscope = \"total\"\n").contains("one of them"));
+    }
+
+    #[tokio::test]
+    async fn provider_budgets_need_prices_for_money() {
+        let build = |toml: &'static str| async move {
+            let config = Config::from_toml(toml).unwrap_or_else(|e| panic!("{e}"));
+            config.build(&|_| None).await.err().map(|e| e.to_string())
+        };
+        assert_eq!(
+            build("[[providers]]\nkind = \"stub\"\nmessages_per_day = 100\n").await,
+            None
+        );
+        let error = build("[[providers]]\nkind = \"stub\"\nmoney_per_day = 5.0\n").await;
+        assert!(error.unwrap_or_default().contains("[prices]"));
+        let priced =
+            "[prices]\ncurrency = \"USD\"\n[[providers]]\nkind = \"stub\"\nmoney_per_day = 5.0\n";
+        assert_eq!(build(priced).await, None);
     }
 
     #[tokio::test]

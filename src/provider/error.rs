@@ -159,6 +159,9 @@ pub enum AttemptOutcome {
     SkippedChannelUnsupported,
     /// It was not called: the attempt cap or the deadline was reached first.
     SkippedBudgetExhausted,
+    /// It was not called: its daily budget (see `ProviderBudgets`) is spent, or cannot be
+    /// checked.
+    SkippedProviderBudget,
 }
 
 impl ProviderError {

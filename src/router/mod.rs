@@ -2,6 +2,7 @@
 //! breaking and per-provider metrics. A router is itself a [`PhoneProvider`], so it plugs
 //! into `OtpService`, into another router, or delivers codes an identity platform made.
 
+mod budget;
 mod failover;
 mod health;
 mod metrics;
@@ -16,12 +17,14 @@ use thiserror::Error;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+pub use budget::ProviderBudgets;
 pub use failover::Failover;
 pub use health::{BreakerConfig, BreakerStatus};
 pub use metrics::{CountryMetrics, LATENCY_BUCKETS, ProviderMetrics, RouterMetrics};
 pub use policy::{DestinationPolicy, PolicyRefusal};
 
 use crate::clock::{Clock, SystemClock};
+use crate::limit::Admission;
 use crate::message::{Channel, Message, Receipt};
 use crate::phone::{PhoneNumber, Region};
 use crate::provider::{Attempt, AttemptOutcome, PhoneProvider, ProviderError, ProviderErrorKind};
@@ -92,6 +95,7 @@ pub struct RouterBuilder {
     policy: Option<DestinationPolicy>,
     breaker: BreakerConfig,
     clock: Arc<dyn Clock>,
+    budgets: Option<ProviderBudgets>,
 }
 
 impl RouterBuilder {
@@ -154,6 +158,13 @@ impl RouterBuilder {
     /// Circuit breaker settings (default [`BreakerConfig::default`]).
     pub fn breaker(mut self, breaker: BreakerConfig) -> Self {
         self.breaker = breaker;
+        self
+    }
+
+    /// Daily budgets per provider: a provider whose budget is spent is skipped and the
+    /// chain moves on (see [`ProviderBudgets`]).
+    pub fn provider_budgets(mut self, budgets: ProviderBudgets) -> Self {
+        self.budgets = Some(budgets);
         self
     }
 
@@ -220,6 +231,7 @@ impl RouterBuilder {
                 policy: self.policy,
                 breaker: self.breaker,
                 clock: self.clock,
+                budgets: self.budgets,
                 state: Mutex::new(State {
                     breakers: vec![Breaker::new(); count],
                     destination_breakers: HashMap::new(),
@@ -245,6 +257,7 @@ struct Inner {
     policy: Option<DestinationPolicy>,
     breaker: BreakerConfig,
     clock: Arc<dyn Clock>,
+    budgets: Option<ProviderBudgets>,
     state: Mutex<State>,
 }
 
@@ -290,6 +303,7 @@ impl Router {
             policy: Some(DestinationPolicy::default()),
             breaker: BreakerConfig::default(),
             clock: Arc::new(SystemClock),
+            budgets: None,
         }
     }
 
@@ -447,6 +461,21 @@ impl PhoneProvider for Router {
                 debug!(router = %inner.name, provider = %entry.name, "skipped: breaker open");
                 attempts.push(skip(AttemptOutcome::SkippedBreakerOpen));
                 continue;
+            }
+            if let Some(budgets) = &inner.budgets {
+                match budgets.admit(&entry.name, message, inner.clock.now()).await {
+                    Ok(Admission::Allowed) => {}
+                    Ok(Admission::Limited { .. }) => {
+                        info!(router = %inner.name, provider = %entry.name, "skipped: its daily budget is spent");
+                        attempts.push(skip(AttemptOutcome::SkippedProviderBudget));
+                        continue;
+                    }
+                    Err(error) => {
+                        warn!(router = %inner.name, provider = %entry.name, error = %error, "skipped: its budget cannot be checked");
+                        attempts.push(skip(AttemptOutcome::SkippedProviderBudget));
+                        continue;
+                    }
+                }
             }
             called += 1;
             let budget = failover.attempt_timeout().min(deadline - now);

@@ -840,3 +840,71 @@ async fn an_abandoned_probe_is_replaced_after_the_attempt_timeout() -> TestResul
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_provider_past_its_daily_budget_is_skipped_and_the_chain_moves_on() -> TestResult {
+    use phone_otp::{BudgetCap, MemoryStore, Micros, PriceTable, ProviderBudgets, Rate};
+    let clock = ManualClock::new();
+    // SMSLINK costs 0.05 a segment in Japan; a cap of 0.12 pays for two.
+    let prices = PriceTable::new("USD").with(Rate {
+        provider: "smslink".into(),
+        country: "JP".into(),
+        sms: Micros::from_decimal(0.05),
+        voice: None,
+    });
+    let budgets = ProviderBudgets::new(MemoryStore::new(), prices)
+        .cap("ntt-cpaas", BudgetCap::Messages(2))
+        .cap("smslink", BudgetCap::Money(Micros(120_000)));
+    let s = setup(|b| b.provider_budgets(budgets).clock(clock.clone()));
+    let mut senders = Vec::new();
+    let mut last_attempts = Vec::new();
+    for _ in 0..5 {
+        let receipt = s.router.send(&sms(&jp_mobile())).await?;
+        senders.push(receipt.provider.clone());
+        last_attempts = receipt
+            .attempts
+            .iter()
+            .map(|a| a.outcome)
+            .collect::<Vec<_>>();
+    }
+    assert_eq!(
+        senders,
+        ["ntt-cpaas", "ntt-cpaas", "smslink", "smslink", "twilio"]
+    );
+    assert_eq!(
+        last_attempts,
+        [
+            AttemptOutcome::SkippedProviderBudget,
+            AttemptOutcome::SkippedProviderBudget
+        ]
+    );
+    // A new UTC day, a new budget.
+    clock.advance(Duration::from_secs(86_400));
+    assert_eq!(
+        s.router.send(&sms(&jp_mobile())).await?.provider,
+        "ntt-cpaas"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn provider_budgets_hold_under_64_concurrent_sends() -> TestResult {
+    use phone_otp::{BudgetCap, MemoryStore, PriceTable, ProviderBudgets};
+    let budgets = ProviderBudgets::new(MemoryStore::new(), PriceTable::new("USD"))
+        .cap("ntt-cpaas", BudgetCap::Messages(10));
+    let s = setup(|b| b.provider_budgets(budgets));
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let router = s.router.clone();
+        tasks.push(tokio::spawn(async move {
+            router.send(&sms(&jp_mobile())).await.map(|r| r.provider)
+        }));
+    }
+    let mut by_ntt = 0;
+    for task in tasks {
+        by_ntt += usize::from(task.await?? == "ntt-cpaas");
+    }
+    assert_eq!(by_ntt, 10);
+    assert_eq!(s.ntt.attempts(), 10);
+    Ok(())
+}

@@ -206,6 +206,7 @@ pub(crate) fn attempt_label(attempt: &Attempt) -> String {
         AttemptOutcome::SkippedBreakerOpen => "breaker_open",
         AttemptOutcome::SkippedBudgetExhausted => "budget_exhausted",
         AttemptOutcome::SkippedChannelUnsupported => "channel_unsupported",
+        AttemptOutcome::SkippedProviderBudget => "provider_budget",
         _ => "skipped",
     };
     format!("{}:{outcome}", attempt.provider)
