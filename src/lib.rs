@@ -99,6 +99,8 @@ mod random;
 mod router;
 pub mod store;
 mod template;
+#[cfg(feature = "totp")]
+pub mod totp;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{BuildError, RelayError, ResendError, StartError, VerifyError};

@@ -28,6 +28,8 @@ mod store_contract;
 mod store_model;
 mod support;
 mod templates;
+#[cfg(feature = "totp")]
+mod totp;
 #[cfg(feature = "twilio")]
 mod twilio;
 mod verify;
