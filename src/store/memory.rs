@@ -15,6 +15,7 @@
 //! slot lock, which is what makes it atomic. Rate limits live apart, in a
 //! [`LimitTable`].
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_trait::async_trait;
@@ -23,8 +24,8 @@ use subtle::ConstantTimeEq;
 use super::failure_table::FailureTable;
 use super::limit_table::{DEFAULT_LIMIT_KEY_CAPACITY, LimitTable};
 use super::{
-    CODES_PER_CHALLENGE, ChallengeRecord, OtpStore, PendingRecord, RETAIN_AFTER_EXPIRY, StoreError,
-    StoredDestination,
+    CODES_PER_CHALLENGE, ChallengeRecord, OtpStore, PendingRecord, RETAIN_AFTER_EXPIRY,
+    StepDecision, StoreError, StoredDestination, TotpFactor,
 };
 use crate::clock::{Timestamp, duration_millis};
 use crate::limit::{Admission, Counts, FailureCap, Limit, LimitKey};
@@ -408,6 +409,9 @@ pub struct MemoryStore {
     shards: Arc<[Shard]>,
     limits: Arc<LimitTable>,
     failures: Arc<FailureTable>,
+    /// Authenticator-app factors, by account. Always taken after the account's failure
+    /// shard, never before, so the two cannot deadlock.
+    totp: Arc<Mutex<HashMap<AccountId, TotpFactor>>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -439,6 +443,7 @@ impl MemoryStore {
             shards: (0..count).map(|_| Shard::new(MAX_CHUNKS / count)).collect(),
             limits: Arc::new(LimitTable::new(DEFAULT_LIMIT_KEY_CAPACITY)),
             failures: Arc::new(FailureTable::new()),
+            totp: Arc::default(),
         }
     }
 
@@ -520,6 +525,16 @@ fn destination_to_int(destination: &PhoneNumber) -> Result<u64, StoreError> {
         .e164_digits()
         .parse()
         .map_err(|_| StoreError::Corrupt("destination is not numeric"))
+}
+
+/// A poisoned lock only means a thread panicked mid-operation; each operation leaves the
+/// map consistent, so carry on with its data.
+fn lock_totp(
+    mutex: &Mutex<HashMap<AccountId, TotpFactor>>,
+) -> MutexGuard<'_, HashMap<AccountId, TotpFactor>> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn pending_from(slot: &Slot) -> Result<PendingRecord, StoreError> {
@@ -769,6 +784,81 @@ impl OtpStore for MemoryStore {
         now: Timestamp,
     ) -> Result<Counts, StoreError> {
         Ok(self.limits.counts(key, bucket_millis, now))
+    }
+
+    async fn totp_factor(&self, account: AccountId) -> Result<Option<TotpFactor>, StoreError> {
+        Ok(lock_totp(&self.totp).get(&account).cloned())
+    }
+
+    async fn put_totp_factor(
+        &self,
+        account: AccountId,
+        factor: TotpFactor,
+    ) -> Result<(), StoreError> {
+        lock_totp(&self.totp).insert(account, factor);
+        Ok(())
+    }
+
+    async fn remove_totp_factor(&self, account: AccountId) -> Result<(), StoreError> {
+        lock_totp(&self.totp).remove(&account);
+        Ok(())
+    }
+
+    async fn accept_totp_step(
+        &self,
+        account: AccountId,
+        step: u64,
+        cap: FailureCap,
+        now: Timestamp,
+    ) -> Result<StepDecision, StoreError> {
+        let mut failures = self.failures.lock(account, now);
+        if failures.count(account, now) >= cap.max_consecutive.get() {
+            return Ok(StepDecision::AccountLocked);
+        }
+        let mut factors = lock_totp(&self.totp);
+        let Some(factor) = factors.get_mut(&account) else {
+            return Ok(StepDecision::NotEnrolled);
+        };
+        if factor.last_step.is_some_and(|last| last >= step) {
+            return Ok(StepDecision::Replayed);
+        }
+        factor.last_step = Some(step);
+        failures.clear(account);
+        Ok(StepDecision::Accepted)
+    }
+
+    async fn use_recovery_code(
+        &self,
+        account: AccountId,
+        digest: [u8; 32],
+        cap: FailureCap,
+        now: Timestamp,
+    ) -> Result<StepDecision, StoreError> {
+        let mut failures = self.failures.lock(account, now);
+        if failures.count(account, now) >= cap.max_consecutive.get() {
+            return Ok(StepDecision::AccountLocked);
+        }
+        let mut factors = lock_totp(&self.totp);
+        let Some(factor) = factors.get_mut(&account) else {
+            return Ok(StepDecision::NotEnrolled);
+        };
+        let Some(at) = factor.recovery.iter().position(|held| *held == digest) else {
+            return Ok(StepDecision::Replayed);
+        };
+        factor.recovery.swap_remove(at);
+        failures.clear(account);
+        Ok(StepDecision::Accepted)
+    }
+
+    async fn count_failure(
+        &self,
+        account: AccountId,
+        cap: FailureCap,
+        now: Timestamp,
+    ) -> Result<u32, StoreError> {
+        let mut failures = self.failures.lock(account, now);
+        failures.record_failure(account, cap, now);
+        Ok(failures.count(account, now))
     }
 
     async fn destination(&self, id: &ChallengeId) -> Result<Option<StoredDestination>, StoreError> {

@@ -8,6 +8,7 @@ mod limit_table;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+mod totp;
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -19,6 +20,7 @@ pub use limit_table::DEFAULT_LIMIT_KEY_CAPACITY;
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
+pub use totp::{StepDecision, TotpFactor};
 
 use crate::clock::Timestamp;
 use crate::limit::{Admission, Counts, FailureCap, Limit, LimitKey};
@@ -308,7 +310,72 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
         let _ = id;
         Ok(None)
     }
+
+    /// The account's authenticator-app factor, if it has one.
+    async fn totp_factor(&self, account: AccountId) -> Result<Option<TotpFactor>, StoreError> {
+        let _ = account;
+        Err(StoreError::Config(NO_TOTP))
+    }
+
+    /// Stores (or replaces) the account's factor.
+    async fn put_totp_factor(
+        &self,
+        account: AccountId,
+        factor: TotpFactor,
+    ) -> Result<(), StoreError> {
+        let _ = (account, factor);
+        Err(StoreError::Config(NO_TOTP))
+    }
+
+    /// Removes the account's factor.
+    async fn remove_totp_factor(&self, account: AccountId) -> Result<(), StoreError> {
+        let _ = account;
+        Err(StoreError::Config(NO_TOTP))
+    }
+
+    /// In one atomic step: refuses past the account's failure cap, refuses a `step` not
+    /// newer than the last one accepted (a replayed code), else records it as the last
+    /// accepted step and clears the account's failures. Of concurrent calls with one step,
+    /// exactly one is `Accepted`.
+    async fn accept_totp_step(
+        &self,
+        account: AccountId,
+        step: u64,
+        cap: FailureCap,
+        now: Timestamp,
+    ) -> Result<StepDecision, StoreError> {
+        let _ = (account, step, cap, now);
+        Err(StoreError::Config(NO_TOTP))
+    }
+
+    /// In one atomic step: refuses past the failure cap, else removes the recovery-code
+    /// digest if the factor holds it (`Accepted`, failures cleared) or says it does not
+    /// (`Replayed`: used before, or never issued).
+    async fn use_recovery_code(
+        &self,
+        account: AccountId,
+        digest: [u8; 32],
+        cap: FailureCap,
+        now: Timestamp,
+    ) -> Result<StepDecision, StoreError> {
+        let _ = (account, digest, cap, now);
+        Err(StoreError::Config(NO_TOTP))
+    }
+
+    /// Counts one failed verification against the account (the same count SMS codes
+    /// use, so alternating factors brings no extra guesses); returns the new count.
+    async fn count_failure(
+        &self,
+        account: AccountId,
+        cap: FailureCap,
+        now: Timestamp,
+    ) -> Result<u32, StoreError> {
+        let _ = (account, cap, now);
+        Err(StoreError::Config(NO_TOTP))
+    }
 }
+
+const NO_TOTP: &str = "this store does not keep TOTP factors";
 
 #[async_trait]
 impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
@@ -395,5 +462,50 @@ impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
 
     async fn destination(&self, id: &ChallengeId) -> Result<Option<StoredDestination>, StoreError> {
         (**self).destination(id).await
+    }
+
+    async fn totp_factor(&self, account: AccountId) -> Result<Option<TotpFactor>, StoreError> {
+        (**self).totp_factor(account).await
+    }
+
+    async fn put_totp_factor(
+        &self,
+        account: AccountId,
+        factor: TotpFactor,
+    ) -> Result<(), StoreError> {
+        (**self).put_totp_factor(account, factor).await
+    }
+
+    async fn remove_totp_factor(&self, account: AccountId) -> Result<(), StoreError> {
+        (**self).remove_totp_factor(account).await
+    }
+
+    async fn accept_totp_step(
+        &self,
+        account: AccountId,
+        step: u64,
+        cap: FailureCap,
+        now: Timestamp,
+    ) -> Result<StepDecision, StoreError> {
+        (**self).accept_totp_step(account, step, cap, now).await
+    }
+
+    async fn use_recovery_code(
+        &self,
+        account: AccountId,
+        digest: [u8; 32],
+        cap: FailureCap,
+        now: Timestamp,
+    ) -> Result<StepDecision, StoreError> {
+        (**self).use_recovery_code(account, digest, cap, now).await
+    }
+
+    async fn count_failure(
+        &self,
+        account: AccountId,
+        cap: FailureCap,
+        now: Timestamp,
+    ) -> Result<u32, StoreError> {
+        (**self).count_failure(account, cap, now).await
     }
 }

@@ -33,8 +33,8 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
 use super::{
-    CODES_PER_CHALLENGE, ChallengeRecord, OtpStore, PendingRecord, RETAIN_AFTER_EXPIRY, StoreError,
-    StoredDestination,
+    CODES_PER_CHALLENGE, ChallengeRecord, OtpStore, PendingRecord, RETAIN_AFTER_EXPIRY,
+    StepDecision, StoreError, StoredDestination, TotpFactor,
 };
 use crate::clock::{Timestamp, duration_millis};
 use crate::limit::{Admission, ConversionState, Counts, FailureCap, Limit, LimitKey, Rule};
@@ -118,6 +118,64 @@ return -1
 
 /// The conversion guard's state moved on to `now`'s bucket (as `ConversionState::rolled`):
 /// `bucket:sends:verified:previous sends:previous verified`.
+/// The account's failure count is under its cap (`KEYS[2]`, `ARGV[1]` now, `ARGV[2]` the
+/// cap) and its TOTP factor (`KEYS[1]`) exists; else returns 2 (locked) or 3 (none).
+macro_rules! totp_gate_lua {
+    () => {
+        r#"
+local now = tonumber(ARGV[1])
+local f = redis.call('HMGET', KEYS[2], 'n', 'u')
+if f[1] and tonumber(f[2]) > now and tonumber(f[1]) >= tonumber(ARGV[2]) then return 2 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 3 end
+"#
+    };
+}
+
+/// Accepts time step `ARGV[3]` once: 0 accepted, 1 replayed (not newer than the last).
+const ACCEPT_STEP: &str = concat!(
+    totp_gate_lua!(),
+    r#"
+local last = redis.call('HGET', KEYS[1], 'l')
+if last and tonumber(last) >= tonumber(ARGV[3]) then return 1 end
+redis.call('HSET', KEYS[1], 'l', ARGV[3])
+redis.call('DEL', KEYS[2])
+return 0
+"#
+);
+
+/// Uses recovery code field `ARGV[3]` once: 0 used now, 1 unknown or used before.
+const USE_RECOVERY: &str = concat!(
+    totp_gate_lua!(),
+    r#"
+if redis.call('HDEL', KEYS[1], ARGV[3]) == 0 then return 1 end
+redis.call('DEL', KEYS[2])
+return 0
+"#
+);
+
+/// One more failure on `KEYS[1]` (`ARGV[1]` now, `ARGV[2]` forget-after ms), as CHECK
+/// counts them; returns the new count.
+const COUNT_FAILURE: &str = r#"
+local now = tonumber(ARGV[1])
+local f = redis.call('HMGET', KEYS[1], 'n', 'u')
+local failures = 0
+if f[1] and tonumber(f[2]) > now then failures = tonumber(f[1]) end
+local forget_at = math.ceil((now + tonumber(ARGV[2])) / 1000) * 1000
+redis.call('HSET', KEYS[1], 'n', failures + 1, 'u', forget_at)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return failures + 1
+"#;
+
+/// Replaces the factor `KEYS[1]`: sealed secret, confirmed flag, last step ('' for none),
+/// then one field per recovery digest.
+const PUT_FACTOR: &str = r#"
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 's', ARGV[1], 'c', ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'l', ARGV[3]) end
+for i = 4, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], 1) end
+return 0
+"#;
+
 macro_rules! roll_lua {
     () => {
         r#"
@@ -282,6 +340,10 @@ pub struct RedisStore {
     add_code: Script,
     throttle: Script,
     credit: Script,
+    accept_step: Script,
+    use_recovery: Script,
+    count_failure: Script,
+    put_factor: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -368,6 +430,10 @@ impl RedisStore {
             add_code: Script::new(&format!("{STATE}{ADD_CODE}")),
             throttle: Script::new(THROTTLE),
             credit: Script::new(CREDIT),
+            accept_step: Script::new(ACCEPT_STEP),
+            use_recovery: Script::new(USE_RECOVERY),
+            count_failure: Script::new(COUNT_FAILURE),
+            put_factor: Script::new(PUT_FACTOR),
         }
     }
 
@@ -384,9 +450,52 @@ impl RedisStore {
         format!("{}f:{{{}}}", self.prefix, account.to_hex())
     }
 
+    /// Under the account's hash tag, beside its failure count: one script sees both.
+    fn totp_key(&self, account: AccountId) -> String {
+        format!("{}t:{{{}}}", self.prefix, account.to_hex())
+    }
+
+    async fn totp_gate(
+        &self,
+        script: &Script,
+        account: AccountId,
+        argument: String,
+        cap: FailureCap,
+        now: Timestamp,
+    ) -> Result<StepDecision, StoreError> {
+        let reply: i64 = script
+            .key(self.totp_key(account))
+            .key(self.failures_key(account))
+            .arg(now.as_millis())
+            .arg(cap.max_consecutive.get())
+            .arg(argument)
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        match reply {
+            0 => Ok(StepDecision::Accepted),
+            1 => Ok(StepDecision::Replayed),
+            2 => Ok(StepDecision::AccountLocked),
+            3 => Ok(StepDecision::NotEnrolled),
+            _ => Err(StoreError::Corrupt("unknown TOTP reply")),
+        }
+    }
+
     fn limit_key(&self, key: &LimitKey) -> String {
         format!("{p}{{{p}limits}}:{}", key.as_str(), p = self.prefix)
     }
+}
+
+/// 32 bytes from 64 lowercase hex digits.
+fn unhex32(hex: &[u8]) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(hex.chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
 }
 
 fn encode_digest(digest: &Digest) -> Vec<u8> {
@@ -722,6 +831,107 @@ impl OtpStore for RedisStore {
             previous_verified,
         };
         Ok(state.rolled(bucket_millis, now).counts(bucket_millis, now))
+    }
+
+    async fn totp_factor(&self, account: AccountId) -> Result<Option<TotpFactor>, StoreError> {
+        let fields: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL")
+            .arg(self.totp_key(account))
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let mut factor = TotpFactor::default();
+        for (name, value) in fields {
+            match name.as_slice() {
+                b"s" => factor.sealed_secret = value,
+                b"c" => factor.confirmed = value == b"1",
+                b"l" => {
+                    factor.last_step = std::str::from_utf8(&value)
+                        .ok()
+                        .and_then(|v| v.parse().ok());
+                }
+                other => {
+                    let digest = other
+                        .strip_prefix(b"r:")
+                        .and_then(unhex32)
+                        .ok_or(StoreError::Corrupt("TOTP factor field"))?;
+                    factor.recovery.push(digest);
+                }
+            }
+        }
+        Ok(Some(factor))
+    }
+
+    async fn put_totp_factor(
+        &self,
+        account: AccountId,
+        factor: TotpFactor,
+    ) -> Result<(), StoreError> {
+        let mut invocation = self.put_factor.prepare_invoke();
+        invocation
+            .key(self.totp_key(account))
+            .arg(factor.sealed_secret)
+            .arg(if factor.confirmed { "1" } else { "0" })
+            .arg(factor.last_step.map(|s| s.to_string()).unwrap_or_default());
+        for digest in &factor.recovery {
+            invocation.arg(format!("r:{}", crate::limit::hex(digest)));
+        }
+        let _: i64 = invocation
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn remove_totp_factor(&self, account: AccountId) -> Result<(), StoreError> {
+        let _: i64 = redis::cmd("DEL")
+            .arg(self.totp_key(account))
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn accept_totp_step(
+        &self,
+        account: AccountId,
+        step: u64,
+        cap: FailureCap,
+        now: Timestamp,
+    ) -> Result<StepDecision, StoreError> {
+        self.totp_gate(&self.accept_step, account, step.to_string(), cap, now)
+            .await
+    }
+
+    async fn use_recovery_code(
+        &self,
+        account: AccountId,
+        digest: [u8; 32],
+        cap: FailureCap,
+        now: Timestamp,
+    ) -> Result<StepDecision, StoreError> {
+        let field = format!("r:{}", crate::limit::hex(&digest));
+        self.totp_gate(&self.use_recovery, account, field, cap, now)
+            .await
+    }
+
+    async fn count_failure(
+        &self,
+        account: AccountId,
+        cap: FailureCap,
+        now: Timestamp,
+    ) -> Result<u32, StoreError> {
+        let count: i64 = self
+            .count_failure
+            .key(self.failures_key(account))
+            .arg(now.as_millis())
+            .arg(duration_millis(cap.forget_after).max(1))
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
     async fn destination(&self, id: &ChallengeId) -> Result<Option<StoredDestination>, StoreError> {

@@ -10,7 +10,8 @@ use std::time::Duration;
 use phone_otp::{
     Account, Admission, Backoff, CHALLENGE_ID_BYTES, ChallengeId, Clock, FailureCap, Limit,
     LimitKey, LimitKind, Limits, ManualClock, MemoryStore, NotPending, OtpStore, Purpose, Quota,
-    ResendError, ResendRequest, Rule, StartError, StartRequest, VerifyOutcome,
+    ResendError, ResendRequest, Rule, StartError, StartRequest, StepDecision, TotpFactor,
+    VerifyOutcome,
 };
 
 use phone_otp::store::StoredDestination;
@@ -705,6 +706,133 @@ pub async fn conversion_guard_trips_and_recovers(store: Arc<dyn OtpStore>) -> Te
     Ok(())
 }
 
+fn totp_account(byte: u8) -> phone_otp::AccountId {
+    phone_otp::AccountId([byte, 0x70, 0x74, 1, 2, 3, 4, 5])
+}
+
+/// A TOTP factor round-trips, and a time step is accepted once: of 64 concurrent
+/// submissions of one step exactly one is accepted; older steps are replays.
+pub async fn totp_steps_are_accepted_once(store: Arc<dyn OtpStore>) -> TestResult {
+    let clock = ManualClock::new();
+    let cap = FailureCap::default();
+    let account = totp_account(1);
+    assert_eq!(store.totp_factor(account).await?, None);
+    assert_eq!(
+        store
+            .accept_totp_step(account, 100, cap, clock.now())
+            .await?,
+        StepDecision::NotEnrolled
+    );
+    let factor = TotpFactor {
+        sealed_secret: vec![1, 2, 3],
+        confirmed: true,
+        last_step: None,
+        recovery: vec![[7; 32], [8; 32]],
+    };
+    store.put_totp_factor(account, factor.clone()).await?;
+    let mut read = store.totp_factor(account).await?.unwrap_or_default();
+    read.recovery.sort_unstable();
+    assert_eq!(read, factor);
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (store, now) = (Arc::clone(&store), clock.now());
+        tasks.push(tokio::spawn(async move {
+            store.accept_totp_step(account, 100, cap, now).await
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await?? {
+            StepDecision::Accepted => accepted += 1,
+            other => assert_eq!(other, StepDecision::Replayed),
+        }
+    }
+    assert_eq!(accepted, 1);
+    assert_eq!(
+        store
+            .accept_totp_step(account, 99, cap, clock.now())
+            .await?,
+        StepDecision::Replayed
+    );
+    assert_eq!(
+        store
+            .accept_totp_step(account, 101, cap, clock.now())
+            .await?,
+        StepDecision::Accepted
+    );
+    assert_eq!(
+        store.totp_factor(account).await?.and_then(|f| f.last_step),
+        Some(101)
+    );
+    store.remove_totp_factor(account).await?;
+    assert_eq!(store.totp_factor(account).await?, None);
+    Ok(())
+}
+
+/// Recovery codes are single use, also under 64 concurrent uses, and TOTP failures count
+/// against the account's one failure cap (the cap SMS codes share).
+pub async fn totp_recovery_codes_and_the_shared_failure_cap(
+    store: Arc<dyn OtpStore>,
+) -> TestResult {
+    let clock = ManualClock::new();
+    let cap = FailureCap::new(NonZeroU32::new(3).unwrap(), Duration::from_secs(3600));
+    let account = totp_account(2);
+    let factor = TotpFactor {
+        sealed_secret: vec![9],
+        confirmed: true,
+        last_step: Some(5),
+        recovery: vec![[1; 32], [2; 32]],
+    };
+    store.put_totp_factor(account, factor).await?;
+    let now = clock.now();
+    assert_eq!(
+        store.use_recovery_code(account, [1; 32], cap, now).await?,
+        StepDecision::Accepted
+    );
+    assert_eq!(
+        store.use_recovery_code(account, [1; 32], cap, now).await?,
+        StepDecision::Replayed
+    );
+    assert_eq!(
+        store.use_recovery_code(account, [3; 32], cap, now).await?,
+        StepDecision::Replayed
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store.use_recovery_code(account, [2; 32], cap, now).await
+        }));
+    }
+    let mut used = 0;
+    for task in tasks {
+        used += usize::from(task.await?? == StepDecision::Accepted);
+    }
+    assert_eq!(used, 1);
+    // Three failures lock the account for every factor, and the count is the one SMS uses.
+    for expected in 1..=3 {
+        assert_eq!(store.count_failure(account, cap, now).await?, expected);
+    }
+    assert_eq!(store.failures(account, now).await?, 3);
+    assert_eq!(
+        store.accept_totp_step(account, 6, cap, now).await?,
+        StepDecision::AccountLocked
+    );
+    // Forgotten after the hour (at the next whole second); an accepted step clears it.
+    clock.advance(Duration::from_secs(3601));
+    assert_eq!(
+        store.accept_totp_step(account, 6, cap, clock.now()).await?,
+        StepDecision::Accepted
+    );
+    store.count_failure(account, cap, clock.now()).await?;
+    assert_eq!(
+        store.accept_totp_step(account, 7, cap, clock.now()).await?,
+        StepDecision::Accepted
+    );
+    assert_eq!(store.failures(account, clock.now()).await?, 0);
+    Ok(())
+}
+
 /// One test per contract check for a backend: `store` is an async fn giving a fresh
 /// store, or `None` when the backend is not available (it then says so loudly).
 macro_rules! contract_tests {
@@ -725,6 +853,8 @@ macro_rules! contract_tests {
             budget_refuses_at_the_boundary,
             budget_holds_under_64_concurrent_sends,
             conversion_guard_trips_and_recovers,
+            totp_steps_are_accepted_once,
+            totp_recovery_codes_and_the_shared_failure_cap,
         );
     };
     (@each $store:path; $($check:ident),* $(,)?) => {$(
