@@ -221,6 +221,11 @@ impl LimitKey {
         Self::new(LimitKind::Conversion, format!("cv:b:{region}"))
     }
 
+    /// Authenticator-app attempts of one account (by its keyed id).
+    pub fn totp_attempts(account: crate::AccountId) -> Self {
+        Self::new(LimitKind::Subject, format!("totp:{}", hex(&account.0)))
+    }
+
     /// All sends.
     pub fn global() -> Self {
         Self::new(LimitKind::Global, "global".to_owned())

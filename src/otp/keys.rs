@@ -34,6 +34,8 @@ const REFERENCE_DOMAIN: &[u8] = b"phone-otp/v1/provider-reference\0";
 const ACCOUNT_DOMAIN: &[u8] = b"phone-otp/v1/account\0";
 const SEAL_DOMAIN: &[u8] = b"phone-otp/v1/seal-key\0";
 const REQUEST_DOMAIN: &[u8] = b"phone-otp/v1/relay-request\0";
+#[cfg(feature = "totp")]
+const RECOVERY_DOMAIN: &[u8] = b"phone-otp/v1/recovery-code\0";
 
 /// A key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -320,6 +322,26 @@ impl KeyRing {
     /// primary key: rotating it starts every account's count afresh.
     pub fn account_id(&self, account: &Account<'_>) -> AccountId {
         AccountId(self.primary().account(account))
+    }
+
+    /// The ids `account` had under each key of the ring, primary first: a record kept under
+    /// an older key's id can be found and moved after a rotation.
+    #[cfg(feature = "totp")]
+    pub(crate) fn account_ids(&self, account: &Account<'_>) -> Vec<AccountId> {
+        self.keys
+            .iter()
+            .map(|key| AccountId(key.account(account)))
+            .collect()
+    }
+
+    /// The keyed digest a recovery code is stored as (never the code).
+    #[cfg(feature = "totp")]
+    pub(crate) fn recovery_digest(&self, account: AccountId, code: &str) -> [u8; 32] {
+        let mut mac = self.primary().keyed.clone();
+        mac.update(RECOVERY_DOMAIN);
+        mac.update(&account.0);
+        mac.update(code.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// The key under which a relayed request is remembered (e.g. Okta's `eventId`, per

@@ -10,6 +10,8 @@ mod relay;
 mod request;
 mod seal;
 mod service;
+#[cfg(feature = "totp")]
+mod totp_factor;
 
 pub use account::Account;
 pub use challenge::{AccountId, CHALLENGE_ID_BYTES, ChallengeId, ParseChallengeIdError};
@@ -25,3 +27,5 @@ pub use service::{
     DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, MAX_SAFE_LIFETIME, OtpService, OtpServiceBuilder,
     Started,
 };
+#[cfg(feature = "totp")]
+pub use totp_factor::{Enrollment, RECOVERY_CODES, TotpError, TotpOutcome, TotpService};

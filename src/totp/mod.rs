@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use subtle::ConstantTimeEq;
 
+pub use crate::otp::{Enrollment, RECOVERY_CODES, TotpError, TotpOutcome, TotpService};
 pub use secret::{SealedTotpSecret, TOTP_SECRET_BYTES, TotpKeyError, TotpKeys, TotpSecret};
-pub use uri::{base32, key_uri};
+pub use uri::{base32, base32_decode, key_uri};
 
 /// The hash behind the codes. Authenticator apps all read SHA-1; some ignore the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

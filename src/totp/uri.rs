@@ -22,6 +22,24 @@ pub fn base32(bytes: &[u8]) -> String {
     out
 }
 
+/// The bytes of RFC 4648 base32 text (case and padding ignored), e.g. a secret exported
+/// from another system; `None` for any other character.
+pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = Vec::with_capacity(text.len() * 5 / 8);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in text.trim_end_matches('=').bytes() {
+        let value = ALPHABET.iter().position(|a| *a == c.to_ascii_uppercase())?;
+        buffer = (buffer << 5) | u32::try_from(value).ok()?;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((buffer >> bits) & 0xff).ok()?);
+        }
+    }
+    Some(out)
+}
+
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -71,5 +89,13 @@ mod tests {
             base32(b"12345678901234567890"),
             "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
         );
+        for input in ["", "f", "fooba", "foobar", "12345678901234567890"] {
+            assert_eq!(
+                base32_decode(&base32(input.as_bytes())),
+                Some(input.as_bytes().to_vec())
+            );
+        }
+        assert_eq!(base32_decode("mzxw6==="), Some(b"foo".to_vec()));
+        assert_eq!(base32_decode("MZXW1"), None);
     }
 }

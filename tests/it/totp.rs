@@ -83,3 +83,297 @@ fn the_key_uri_parses_back_with_every_parameter() -> TestResult {
     assert_eq!(query["period"], "60");
     Ok(())
 }
+
+mod service {
+    use std::num::NonZeroU32;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use phone_otp::totp::{TotpKeys, TotpOutcome, TotpService, TotpSettings};
+    use phone_otp::{Clock, FailureCap, OtpStore, Purpose, StartError, StartRequest};
+    use secrecy::{ExposeSecret, SecretSlice};
+
+    use crate::support::{Harness, TestResult, jp_mobile, wrong};
+
+    fn keys(byte: u8) -> TotpKeys {
+        TotpKeys::new(byte, &SecretSlice::from(vec![byte; 32])).unwrap()
+    }
+
+    struct Fixture {
+        h: Harness,
+        totp: TotpService,
+        secret: Vec<u8>,
+        recovery: Vec<String>,
+    }
+
+    impl Fixture {
+        fn code(&self, offset_steps: i64) -> String {
+            let settings = self.totp.settings();
+            let now = self.h.clock.now().as_millis() / 1000;
+            let step = (settings.step_at(now) as i64 + offset_steps) as u64;
+            settings.code_for_step(&self.secret, step)
+        }
+    }
+
+    async fn enrolled(h: Harness) -> Fixture {
+        let totp = h.otp.totp(TotpSettings::new("Example"), keys(1)).unwrap();
+        let enrollment = totp
+            .enroll(Some("acme"), "alice", "alice@example.com")
+            .await
+            .unwrap();
+        assert!(
+            enrollment
+                .uri
+                .expose_secret()
+                .starts_with("otpauth://totp/Example:alice%40example.com?secret=")
+        );
+        assert_eq!(format!("{enrollment:?}"), "Enrollment(..)");
+        let secret =
+            phone_otp::totp::base32_decode(enrollment.secret_base32.expose_secret()).unwrap();
+        let recovery = enrollment
+            .recovery_codes
+            .iter()
+            .map(|c| c.expose_secret().to_owned())
+            .collect();
+        let fixture = Fixture {
+            h,
+            totp,
+            secret,
+            recovery,
+        };
+        // Not usable until confirmed.
+        assert_eq!(
+            fixture
+                .totp
+                .verify(Some("acme"), "alice", &fixture.code(0))
+                .await
+                .unwrap(),
+            TotpOutcome::NotEnrolled
+        );
+        assert_eq!(
+            fixture
+                .totp
+                .confirm(Some("acme"), "alice", &fixture.code(0))
+                .await
+                .unwrap(),
+            TotpOutcome::Verified
+        );
+        fixture
+    }
+
+    pub async fn codes_verify_once_even_concurrently(h: Harness) -> TestResult {
+        let f = enrolled(h).await;
+        // Attempts high enough that all 64 reach the store's replay check.
+        let totp = &f
+            .totp
+            .clone()
+            .attempts(phone_otp::Quota::per_minute(NonZeroU32::new(1000).unwrap()));
+        // The confirming code's step is spent.
+        assert_eq!(
+            totp.verify(Some("acme"), "alice", &f.code(0)).await?,
+            TotpOutcome::AlreadyUsed
+        );
+        f.h.clock.advance(Duration::from_secs(30));
+        // 64 concurrent submissions of the new step's code: one is accepted.
+        let code = f.code(0);
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let (totp, code) = (totp.clone(), code.clone());
+            tasks.push(tokio::spawn(async move {
+                totp.verify(Some("acme"), "alice", &code).await
+            }));
+        }
+        let mut verified = 0;
+        for task in tasks {
+            match task.await?? {
+                TotpOutcome::Verified => verified += 1,
+                other => assert_eq!(other, TotpOutcome::AlreadyUsed),
+            }
+        }
+        assert_eq!(verified, 1);
+        // Another tenant's alice has no factor.
+        assert_eq!(
+            totp.verify(Some("other"), "alice", &f.code(0)).await?,
+            TotpOutcome::NotEnrolled
+        );
+        Ok(())
+    }
+
+    pub async fn recovery_codes_are_single_use(h: Harness) -> TestResult {
+        let f = enrolled(h).await;
+        assert_eq!(f.recovery.len(), 10);
+        let first = &f.recovery[0];
+        assert_eq!(
+            f.totp.verify_recovery(Some("acme"), "alice", first).await?,
+            TotpOutcome::Verified
+        );
+        assert_eq!(
+            f.totp.verify_recovery(Some("acme"), "alice", first).await?,
+            TotpOutcome::Mismatch
+        );
+        // Typed in upper case without the hyphen, the next one works.
+        let typed = f.recovery[1].replace('-', "").to_uppercase();
+        assert_eq!(
+            f.totp
+                .verify_recovery(Some("acme"), "alice", &typed)
+                .await?,
+            TotpOutcome::Verified
+        );
+        Ok(())
+    }
+
+    async fn run(
+        check: fn(Harness) -> std::pin::Pin<Box<dyn std::future::Future<Output = TestResult>>>,
+        store: Option<Arc<dyn OtpStore>>,
+    ) -> TestResult {
+        let h = match store {
+            Some(store) => Harness::with(move |b| b.store(store)),
+            None => Harness::new(),
+        };
+        check(h).await
+    }
+
+    #[tokio::test]
+    async fn totp_codes_verify_once_on_the_memory_store() -> TestResult {
+        run(|h| Box::pin(codes_verify_once_even_concurrently(h)), None).await
+    }
+
+    #[tokio::test]
+    async fn totp_recovery_codes_on_the_memory_store() -> TestResult {
+        run(|h| Box::pin(recovery_codes_are_single_use(h)), None).await
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn totp_codes_verify_once_on_redis() -> TestResult {
+        let Some(store) = crate::redis::with_redis::store().await else {
+            return Ok(());
+        };
+        run(
+            |h| Box::pin(codes_verify_once_even_concurrently(h)),
+            Some(store),
+        )
+        .await
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn totp_recovery_codes_on_redis() -> TestResult {
+        let Some(store) = crate::redis::with_redis::store().await else {
+            return Ok(());
+        };
+        run(|h| Box::pin(recovery_codes_are_single_use(h)), Some(store)).await
+    }
+
+    #[tokio::test]
+    async fn wrong_totp_and_sms_codes_share_one_failure_cap() -> TestResult {
+        let cap = FailureCap::new(NonZeroU32::new(3).unwrap(), Duration::from_secs(3600));
+        let h = Harness::with(move |b| b.failure_cap(cap));
+        let f = enrolled(h).await;
+        // Two wrong authenticator codes, then one wrong SMS code for the same user.
+        for _ in 0..2 {
+            let wrong_code = if f.code(0) == "000000" {
+                "111111"
+            } else {
+                "000000"
+            };
+            assert_eq!(
+                f.totp.verify(Some("acme"), "alice", wrong_code).await?,
+                TotpOutcome::Mismatch
+            );
+        }
+        let request = StartRequest::sms(jp_mobile(), Purpose::SignIn)
+            .subject("alice")
+            .tenant("acme");
+        let (id, code) = f.h.start_request(request).await;
+        f.h.otp.verify(&id, &wrong(&code)).await?;
+        // Locked for both factors, the right TOTP code included.
+        f.h.clock.advance(Duration::from_secs(30));
+        assert_eq!(
+            f.totp.verify(Some("acme"), "alice", &f.code(0)).await?,
+            TotpOutcome::AccountLocked
+        );
+        let again = StartRequest::sms(jp_mobile(), Purpose::SignIn)
+            .subject("alice")
+            .tenant("acme");
+        assert!(matches!(
+            f.h.otp.start(again).await,
+            Err(StartError::AccountLocked)
+        ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_hmac_key_rotation_moves_the_factor_to_the_new_account_id() -> TestResult {
+        let store: Arc<dyn OtpStore> = Arc::new(phone_otp::MemoryStore::new());
+        let h = Harness::with({
+            let store = Arc::clone(&store);
+            move |b| b.store(store)
+        });
+        let f = enrolled(h).await;
+        // A new primary HMAC key (the old one kept) over the same store.
+        let ring = phone_otp::KeyRing::new(crate::support::key(2, 8))
+            .with_previous(crate::support::key(1, 7))?;
+        let rotated = phone_otp::OtpService::builder()
+            .key_ring(ring)
+            .provider(phone_otp::StubProvider::new())
+            .store(Arc::clone(&store))
+            .clock(f.h.clock.clone())
+            .build()?;
+        let totp = rotated.totp(TotpSettings::new("Example"), keys(1)).unwrap();
+        f.h.clock.advance(Duration::from_secs(30));
+        assert_eq!(
+            totp.verify(Some("acme"), "alice", &f.code(0)).await?,
+            TotpOutcome::Verified
+        );
+        // Moved: the old service (old primary) no longer finds it, the new one does.
+        f.h.clock.advance(Duration::from_secs(30));
+        assert_eq!(
+            f.totp.verify(Some("acme"), "alice", &f.code(0)).await?,
+            TotpOutcome::NotEnrolled
+        );
+        assert_eq!(
+            totp.verify(Some("acme"), "alice", &f.code(0)).await?,
+            TotpOutcome::Verified
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn rotated_keys_move_and_reseal_the_factor_and_a_foreign_key_cannot_read_it() -> TestResult
+    {
+        let store: Arc<dyn OtpStore> = Arc::new(phone_otp::MemoryStore::new());
+        let h = Harness::with({
+            let store = Arc::clone(&store);
+            move |b| b.store(store)
+        });
+        let f = enrolled(h).await;
+        // A service with other sealing keys cannot open the secret.
+        let foreign = f.h.otp.totp(TotpSettings::new("Example"), keys(9)).unwrap();
+        f.h.clock.advance(Duration::from_secs(30));
+        assert!(
+            foreign
+                .verify(Some("acme"), "alice", &f.code(0))
+                .await
+                .is_err()
+        );
+        // New sealing keys with the old one kept: verifies, and the secret is sealed anew.
+        let rotated_keys = TotpKeys::new(2, &SecretSlice::from(vec![2; 32]))?
+            .with_older(1, &SecretSlice::from(vec![1; 32]))?;
+        let rotated =
+            f.h.otp
+                .totp(TotpSettings::new("Example"), rotated_keys)
+                .unwrap();
+        assert_eq!(
+            rotated.verify(Some("acme"), "alice", &f.code(0)).await?,
+            TotpOutcome::Verified
+        );
+        f.h.clock.advance(Duration::from_secs(30));
+        let only_new = f.h.otp.totp(TotpSettings::new("Example"), keys(2)).unwrap();
+        assert_eq!(
+            only_new.verify(Some("acme"), "alice", &f.code(0)).await?,
+            TotpOutcome::Verified
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,400 @@
+//! The authenticator-app factor as a service: enrollment (secret, key URI and recovery
+//! codes shown once), confirmation by a first code, verification with replay protection,
+//! recovery codes, and disabling. It runs on the [`OtpService`]'s store, key ring, clock
+//! and failure cap, so a subject's wrong TOTP codes and wrong SMS codes count against one
+//! cap: alternating factors brings no extra guesses.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tracing::info;
+
+use super::account::Account;
+use super::challenge::AccountId;
+use super::service::OtpService;
+use crate::limit::{Admission, Limit, LimitKey, Quota};
+use crate::store::{StepDecision, StoreError, TotpFactor};
+use crate::totp::{SealedTotpSecret, TotpKeys, TotpSecret, TotpSettings, base32, key_uri};
+
+/// Recovery codes issued at enrollment.
+pub const RECOVERY_CODES: usize = 10;
+/// Characters of a recovery code (5 bits each: 50 bits), shown as `xxxxx-xxxxx`.
+const RECOVERY_CHARS: usize = 10;
+/// Crockford's base32 alphabet, lowercase (no i, l, o or u): typing `o` for `0` or `i`/`l`
+/// for `1` still works.
+const RECOVERY_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+/// What a TOTP check decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TotpOutcome {
+    /// The code is right and was not used before.
+    Verified,
+    /// The code is wrong (counted against the account).
+    Mismatch,
+    /// The code is right but its time step was already accepted: a replay.
+    AlreadyUsed,
+    /// The subject has no factor (or, for `verify`, none confirmed yet).
+    NotEnrolled,
+    /// The account is past its failure cap.
+    AccountLocked,
+    /// Too many attempts for this subject just now.
+    Limited {
+        /// When one more attempt is allowed.
+        retry_after: Duration,
+    },
+}
+
+/// What enrollment hands the user, once.
+pub struct Enrollment {
+    /// The `otpauth://` URI (show as a QR code).
+    pub uri: SecretString,
+    /// The secret in base32, for typing into an app by hand.
+    pub secret_base32: SecretString,
+    /// Single-use recovery codes.
+    pub recovery_codes: Vec<SecretString>,
+}
+
+impl std::fmt::Debug for Enrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Enrollment(..)")
+    }
+}
+
+/// Why a TOTP operation failed (not a wrong code: that is an outcome).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TotpError {
+    /// The store failed; never treat it as verified.
+    #[error("store unavailable")]
+    Store(#[from] StoreError),
+    /// A confirmed factor exists: disable it first.
+    #[error("a confirmed authenticator is already enrolled")]
+    AlreadyEnrolled,
+    /// The stored secret does not open (its key left the ring, or it was altered).
+    #[error("the stored secret cannot be opened with these keys")]
+    Unreadable,
+    /// The random source failed.
+    #[error("random source failed")]
+    Random,
+}
+
+/// The authenticator-app factor of an [`OtpService`]. Cheap to clone.
+#[derive(Clone)]
+pub struct TotpService {
+    otp: OtpService,
+    settings: TotpSettings,
+    keys: TotpKeys,
+    attempts: Quota,
+}
+
+impl std::fmt::Debug for TotpService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpService")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OtpService {
+    /// The authenticator-app factor on this service's store, key ring, clock and failure
+    /// cap, sealing secrets with `keys`. `None` for settings a verifier may not use (see
+    /// [`TotpSettings::is_valid`]).
+    pub fn totp(&self, settings: TotpSettings, keys: TotpKeys) -> Option<TotpService> {
+        settings.is_valid().then(|| TotpService {
+            otp: self.clone(),
+            settings,
+            keys,
+            attempts: Quota::per_minute(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN)),
+        })
+    }
+}
+
+impl TotpService {
+    /// Attempts per subject (default 5 a minute), on top of the account failure cap.
+    pub fn attempts(mut self, quota: Quota) -> Self {
+        self.attempts = quota;
+        self
+    }
+
+    /// The settings codes are made with.
+    pub fn settings(&self) -> &TotpSettings {
+        &self.settings
+    }
+
+    fn subject_name<'a>(tenant: Option<&'a str>, subject: &'a str) -> Account<'a> {
+        Account::Subject { tenant, subject }
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.otp.inner.clock.now().as_millis() / 1000
+    }
+
+    /// The factor under the primary key's account id, moving it there from an older key's
+    /// id after a rotation.
+    async fn factor(
+        &self,
+        account: &Account<'_>,
+    ) -> Result<(AccountId, Option<TotpFactor>), TotpError> {
+        let store = &self.otp.inner.store;
+        let ids = self.otp.keys().account_ids(account);
+        let primary = ids[0];
+        for (index, id) in ids.iter().enumerate() {
+            if let Some(factor) = store.totp_factor(*id).await? {
+                if index > 0 {
+                    store.put_totp_factor(primary, factor.clone()).await?;
+                    store.remove_totp_factor(*id).await?;
+                }
+                return Ok((primary, Some(factor)));
+            }
+        }
+        Ok((primary, None))
+    }
+
+    /// Starts enrollment for `subject`: a new secret (replacing an unconfirmed one), its
+    /// key URI labelled `label` (what the app shows, e.g. an email), and recovery codes.
+    /// The factor works only after [`TotpService::confirm`].
+    ///
+    /// # Errors
+    /// [`TotpError::AlreadyEnrolled`] if a confirmed factor exists; store or randomness
+    /// failures.
+    pub async fn enroll(
+        &self,
+        tenant: Option<&str>,
+        subject: &str,
+        label: &str,
+    ) -> Result<Enrollment, TotpError> {
+        let account = Self::subject_name(tenant, subject);
+        let (id, existing) = self.factor(&account).await?;
+        if existing.is_some_and(|f| f.confirmed) {
+            return Err(TotpError::AlreadyEnrolled);
+        }
+        let secret = TotpSecret::generate().map_err(|_| TotpError::Random)?;
+        let sealed = self
+            .keys
+            .seal(&sealing_label(tenant, subject), &secret)
+            .map_err(|_| TotpError::Random)?;
+        let mut recovery_codes = Vec::with_capacity(RECOVERY_CODES);
+        let mut recovery = Vec::with_capacity(RECOVERY_CODES);
+        for _ in 0..RECOVERY_CODES {
+            let code = recovery_code().map_err(|_| TotpError::Random)?;
+            recovery.push(
+                self.otp
+                    .keys()
+                    .recovery_digest(id, &normalize_recovery(&code)),
+            );
+            recovery_codes.push(SecretString::from(code));
+        }
+        self.otp
+            .inner
+            .store
+            .put_totp_factor(
+                id,
+                TotpFactor {
+                    sealed_secret: sealed.as_bytes().to_vec(),
+                    confirmed: false,
+                    last_step: None,
+                    recovery,
+                },
+            )
+            .await?;
+        info!("authenticator enrollment started");
+        Ok(Enrollment {
+            uri: SecretString::from(key_uri(&self.settings, label, &secret)),
+            secret_base32: SecretString::from(base32(secret.expose())),
+            recovery_codes,
+        })
+    }
+
+    /// Activates an enrolled factor with a first correct code.
+    ///
+    /// # Errors
+    /// Store failures; a secret that does not open.
+    pub async fn confirm(
+        &self,
+        tenant: Option<&str>,
+        subject: &str,
+        code: &str,
+    ) -> Result<TotpOutcome, TotpError> {
+        self.check(tenant, subject, code, true).await
+    }
+
+    /// Checks a code of a confirmed factor. A code's time step is accepted once.
+    ///
+    /// # Errors
+    /// Store failures; a secret that does not open.
+    pub async fn verify(
+        &self,
+        tenant: Option<&str>,
+        subject: &str,
+        code: &str,
+    ) -> Result<TotpOutcome, TotpError> {
+        self.check(tenant, subject, code, false).await
+    }
+
+    async fn check(
+        &self,
+        tenant: Option<&str>,
+        subject: &str,
+        code: &str,
+        confirming: bool,
+    ) -> Result<TotpOutcome, TotpError> {
+        let inner = &self.otp.inner;
+        let now = inner.clock.now();
+        let account = Self::subject_name(tenant, subject);
+        let (id, factor) = self.factor(&account).await?;
+        if let Some(limited) = self.limit(id, now).await? {
+            return Ok(limited);
+        }
+        let Some(factor) = factor.filter(|f| f.confirmed != confirming) else {
+            return Ok(TotpOutcome::NotEnrolled);
+        };
+        let sealed = SealedTotpSecret::from_bytes(factor.sealed_secret.clone());
+        let (secret, stale) = self
+            .keys
+            .open(&sealing_label(tenant, subject), &sealed)
+            .ok_or(TotpError::Unreadable)?;
+        let Some(step) = self
+            .settings
+            .matching_step(secret.expose(), code, self.now_secs())
+        else {
+            return self.failed(id, now).await;
+        };
+        let decision = inner
+            .store
+            .accept_totp_step(id, step, inner.failure_cap, now)
+            .await?;
+        let outcome = match decision {
+            StepDecision::Accepted => TotpOutcome::Verified,
+            StepDecision::Replayed => TotpOutcome::AlreadyUsed,
+            StepDecision::AccountLocked => TotpOutcome::AccountLocked,
+            _ => TotpOutcome::NotEnrolled,
+        };
+        if outcome == TotpOutcome::Verified && (confirming || stale) {
+            // Confirm, and seal again under the primary key after a rotation.
+            let mut updated = inner.store.totp_factor(id).await?.unwrap_or(factor);
+            updated.confirmed = true;
+            if stale {
+                let resealed = self
+                    .keys
+                    .seal(&sealing_label(tenant, subject), &secret)
+                    .map_err(|_| TotpError::Random)?;
+                updated.sealed_secret = resealed.as_bytes().to_vec();
+            }
+            inner.store.put_totp_factor(id, updated).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Checks a recovery code of a confirmed factor; each works once.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn verify_recovery(
+        &self,
+        tenant: Option<&str>,
+        subject: &str,
+        code: &str,
+    ) -> Result<TotpOutcome, TotpError> {
+        let inner = &self.otp.inner;
+        let now = inner.clock.now();
+        let account = Self::subject_name(tenant, subject);
+        let (id, factor) = self.factor(&account).await?;
+        if let Some(limited) = self.limit(id, now).await? {
+            return Ok(limited);
+        }
+        if !factor.is_some_and(|f| f.confirmed) {
+            return Ok(TotpOutcome::NotEnrolled);
+        }
+        let digest = self
+            .otp
+            .keys()
+            .recovery_digest(id, &normalize_recovery(code));
+        match inner
+            .store
+            .use_recovery_code(id, digest, inner.failure_cap, now)
+            .await?
+        {
+            StepDecision::Accepted => Ok(TotpOutcome::Verified),
+            StepDecision::AccountLocked => Ok(TotpOutcome::AccountLocked),
+            StepDecision::NotEnrolled => Ok(TotpOutcome::NotEnrolled),
+            _ => self.failed(id, now).await,
+        }
+    }
+
+    /// Removes the subject's factor (e.g. after the user proved themselves another way).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn disable(&self, tenant: Option<&str>, subject: &str) -> Result<(), TotpError> {
+        let account = Self::subject_name(tenant, subject);
+        for id in self.otp.keys().account_ids(&account) {
+            self.otp.inner.store.remove_totp_factor(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts a wrong code against the account: `Mismatch`, or `AccountLocked` once the
+    /// count reaches the cap.
+    async fn failed(
+        &self,
+        id: AccountId,
+        now: crate::clock::Timestamp,
+    ) -> Result<TotpOutcome, TotpError> {
+        let inner = &self.otp.inner;
+        let count = inner
+            .store
+            .count_failure(id, inner.failure_cap, now)
+            .await?;
+        Ok(if count >= inner.failure_cap.max_consecutive.get() {
+            TotpOutcome::AccountLocked
+        } else {
+            TotpOutcome::Mismatch
+        })
+    }
+
+    async fn limit(
+        &self,
+        id: AccountId,
+        now: crate::clock::Timestamp,
+    ) -> Result<Option<TotpOutcome>, TotpError> {
+        let limit = [Limit::new(LimitKey::totp_attempts(id), self.attempts)];
+        Ok(match self.otp.inner.store.throttle(&limit, now).await? {
+            Admission::Allowed => None,
+            Admission::Limited { retry_after, .. } => Some(TotpOutcome::Limited { retry_after }),
+        })
+    }
+}
+
+/// Ten symbols from the unambiguous alphabet, shown as `xxxxx-xxxxx`.
+fn recovery_code() -> Result<String, crate::RandomError> {
+    let mut bytes = [0u8; RECOVERY_CHARS];
+    crate::random::fill(&mut bytes)?;
+    let symbols: String = bytes
+        .iter()
+        .map(|b| char::from(RECOVERY_ALPHABET[usize::from(b & 31)]))
+        .collect();
+    Ok(format!("{}-{}", &symbols[..5], &symbols[5..]))
+}
+
+/// A typed recovery code as stored: lowercase, without spaces or hyphens, with the
+/// letters people confuse for digits read as those digits.
+fn normalize_recovery(code: &str) -> String {
+    code.chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'o' => '0',
+            'i' | 'l' => '1',
+            other => other,
+        })
+        .collect()
+}
+
+/// What a sealed secret is bound to: the tenant and the subject (a secret copied into
+/// another user's record, or another tenant's, does not open).
+fn sealing_label(tenant: Option<&str>, subject: &str) -> String {
+    let tenant = tenant.unwrap_or_default();
+    format!("{}:{tenant}{subject}", tenant.len())
+}
