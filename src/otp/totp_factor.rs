@@ -243,10 +243,11 @@ impl TotpService {
         let inner = &self.otp.inner;
         let now = inner.clock.now();
         let account = Self::subject_name(tenant, subject);
-        let (id, factor) = self.factor(&account).await?;
-        if let Some(limited) = self.limit(id, now).await? {
+        // The limit first: a flood of guesses costs no factor lookup.
+        if let Some(limited) = self.limit(&account, now).await? {
             return Ok(limited);
         }
+        let (id, factor) = self.factor(&account).await?;
         let Some(factor) = factor.filter(|f| f.confirmed != confirming) else {
             return Ok(TotpOutcome::NotEnrolled);
         };
@@ -300,10 +301,11 @@ impl TotpService {
         let inner = &self.otp.inner;
         let now = inner.clock.now();
         let account = Self::subject_name(tenant, subject);
-        let (id, factor) = self.factor(&account).await?;
-        if let Some(limited) = self.limit(id, now).await? {
+        // The limit first: a flood of guesses costs no factor lookup.
+        if let Some(limited) = self.limit(&account, now).await? {
             return Ok(limited);
         }
+        let (id, factor) = self.factor(&account).await?;
         if !factor.is_some_and(|f| f.confirmed) {
             return Ok(TotpOutcome::NotEnrolled);
         }
@@ -356,9 +358,10 @@ impl TotpService {
 
     async fn limit(
         &self,
-        id: AccountId,
+        account: &Account<'_>,
         now: crate::clock::Timestamp,
     ) -> Result<Option<TotpOutcome>, TotpError> {
+        let id = self.otp.keys().account_id(account);
         let limit = [Limit::new(LimitKey::totp_attempts(id), self.attempts)];
         Ok(match self.otp.inner.store.throttle(&limit, now).await? {
             Admission::Allowed => None,

@@ -480,6 +480,32 @@ impl MemoryStore {
         self.failures.sweep(now);
     }
 
+    /// The one atomic step behind a TOTP check: refuses past the failure cap or without a
+    /// factor, else lets `spend` consume the step or recovery code (`true`: accepted, and
+    /// the account's failures cleared; `false`: used before). Failure shard first, then
+    /// the factors, as everywhere.
+    fn totp_gate(
+        &self,
+        account: AccountId,
+        cap: FailureCap,
+        now: Timestamp,
+        spend: impl FnOnce(&mut TotpFactor) -> bool,
+    ) -> StepDecision {
+        let mut failures = self.failures.lock(account, now);
+        if failures.count(account, now) >= cap.max_consecutive.get() {
+            return StepDecision::AccountLocked;
+        }
+        let mut factors = lock_totp(&self.totp);
+        let Some(factor) = factors.get_mut(&account) else {
+            return StepDecision::NotEnrolled;
+        };
+        if !spend(factor) {
+            return StepDecision::Replayed;
+        }
+        failures.clear(account);
+        StepDecision::Accepted
+    }
+
     /// Accounts with failed verifications on record.
     pub fn accounts_with_failures(&self) -> usize {
         self.failures.len()
@@ -811,20 +837,13 @@ impl OtpStore for MemoryStore {
         cap: FailureCap,
         now: Timestamp,
     ) -> Result<StepDecision, StoreError> {
-        let mut failures = self.failures.lock(account, now);
-        if failures.count(account, now) >= cap.max_consecutive.get() {
-            return Ok(StepDecision::AccountLocked);
-        }
-        let mut factors = lock_totp(&self.totp);
-        let Some(factor) = factors.get_mut(&account) else {
-            return Ok(StepDecision::NotEnrolled);
-        };
-        if factor.last_step.is_some_and(|last| last >= step) {
-            return Ok(StepDecision::Replayed);
-        }
-        factor.last_step = Some(step);
-        failures.clear(account);
-        Ok(StepDecision::Accepted)
+        Ok(self.totp_gate(account, cap, now, |factor| {
+            if factor.last_step.is_some_and(|last| last >= step) {
+                return false;
+            }
+            factor.last_step = Some(step);
+            true
+        }))
     }
 
     async fn use_recovery_code(
@@ -834,20 +853,15 @@ impl OtpStore for MemoryStore {
         cap: FailureCap,
         now: Timestamp,
     ) -> Result<StepDecision, StoreError> {
-        let mut failures = self.failures.lock(account, now);
-        if failures.count(account, now) >= cap.max_consecutive.get() {
-            return Ok(StepDecision::AccountLocked);
-        }
-        let mut factors = lock_totp(&self.totp);
-        let Some(factor) = factors.get_mut(&account) else {
-            return Ok(StepDecision::NotEnrolled);
-        };
-        let Some(at) = factor.recovery.iter().position(|held| *held == digest) else {
-            return Ok(StepDecision::Replayed);
-        };
-        factor.recovery.swap_remove(at);
-        failures.clear(account);
-        Ok(StepDecision::Accepted)
+        Ok(self.totp_gate(account, cap, now, |factor| {
+            match factor.recovery.iter().position(|held| *held == digest) {
+                Some(at) => {
+                    factor.recovery.swap_remove(at);
+                    true
+                }
+                None => false,
+            }
+        }))
     }
 
     async fn count_failure(

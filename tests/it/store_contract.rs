@@ -522,6 +522,26 @@ pub async fn backoff_schedule_and_decay(store: Arc<dyn OtpStore>) -> TestResult 
     Ok(())
 }
 
+/// How many of 64 concurrent throttles of `limits` at `now` are allowed.
+async fn allowed_of_64(
+    store: &Arc<dyn OtpStore>,
+    limits: &[Limit],
+    now: phone_otp::Timestamp,
+) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (store, limits) = (Arc::clone(store), limits.to_vec());
+        tasks.push(tokio::spawn(
+            async move { store.throttle(&limits, now).await },
+        ));
+    }
+    let mut allowed = 0;
+    for task in tasks {
+        allowed += usize::from(task.await?? == Admission::Allowed);
+    }
+    Ok(allowed)
+}
+
 /// 64 concurrent sends against three free sends: exactly three pass, and the refused ones
 /// charge nothing else.
 pub async fn backoff_holds_under_64_concurrent_sends(store: Arc<dyn OtpStore>) -> TestResult {
@@ -531,24 +551,8 @@ pub async fn backoff_holds_under_64_concurrent_sends(store: Arc<dyn OtpStore>) -
         LimitKey::tenant("backoff-contract"),
         Quota::per_hour(NonZeroU32::new(4).unwrap()),
     );
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let (store, limits, now) = (
-            Arc::clone(&store),
-            [rate.clone(), backoff.clone()],
-            clock.now(),
-        );
-        tasks.push(tokio::spawn(
-            async move { store.throttle(&limits, now).await },
-        ));
-    }
-    let mut allowed = 0;
-    for task in tasks {
-        if task.await?? == Admission::Allowed {
-            allowed += 1;
-        }
-    }
-    assert_eq!(allowed, 3);
+    let limits = [rate.clone(), backoff];
+    assert_eq!(allowed_of_64(&store, &limits, clock.now()).await?, 3);
     // The tenant was charged three times, not 64: one more fits, then none.
     let tenant_only = [rate.clone()];
     assert_eq!(
@@ -636,20 +640,7 @@ pub async fn budget_holds_under_64_concurrent_sends(store: Arc<dyn OtpStore>) ->
             resets_at_millis,
         },
     };
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let (store, limits, now) = (Arc::clone(&store), [limit.clone()], clock.now());
-        tasks.push(tokio::spawn(
-            async move { store.throttle(&limits, now).await },
-        ));
-    }
-    let mut allowed = 0;
-    for task in tasks {
-        if task.await?? == Admission::Allowed {
-            allowed += 1;
-        }
-    }
-    assert_eq!(allowed, 10);
+    assert_eq!(allowed_of_64(&store, &[limit], clock.now()).await?, 10);
     Ok(())
 }
 

@@ -134,24 +134,6 @@ fn bind_record<'q>(query: AnyQuery<'q>, record: &AuditRecord) -> AnyQuery<'q> {
         .bind(record.provider.clone())
 }
 
-fn complete_query(record: &AuditRecord) -> AnyQuery<'static> {
-    sqlx::query(
-        "UPDATE audit_records SET providers = $1, segments = $2, status = $3, outcome = $4,
-             latency_ms = $5, cost_micros = $6, currency = $7, channel = $8, provider = $9
-         WHERE id = $10",
-    )
-    .bind(record.providers.clone())
-    .bind(record.segments)
-    .bind(record.status)
-    .bind(record.outcome.clone())
-    .bind(record.latency_ms)
-    .bind(record.cost_micros)
-    .bind(record.currency.clone())
-    .bind(record.channel.clone())
-    .bind(record.provider.clone())
-    .bind(record.id.clone())
-}
-
 /// One write to the trail, for [`Db::write_audit_batch`].
 #[derive(Debug, Clone)]
 pub enum AuditWrite {
@@ -169,21 +151,6 @@ impl Db {
     pub async fn insert_audit(&self, record: &AuditRecord) -> Result<(), DbError> {
         insert_query(record).execute(self.pool()).await?;
         Ok(())
-    }
-
-    /// Replaces the outcome of a record written before (a pending send's final state).
-    ///
-    /// # Errors
-    /// The database failed, or no record has this id.
-    pub async fn complete_audit(&self, record: &AuditRecord) -> Result<(), DbError> {
-        let updated = complete_query(record).execute(self.pool()).await?;
-        if updated.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(DbError::Corrupt(
-                "audit_records: the pending record is gone",
-            ))
-        }
     }
 
     /// Writes `writes` in one transaction: all or none (one commit, so one disk sync, for

@@ -162,6 +162,8 @@ impl std::fmt::Debug for Issuer {
 #[derive(Debug)]
 pub(crate) struct JwtVerifier {
     issuers: Vec<Issuer>,
+    /// Every algorithm some issuer accepts (a token's header is checked against it first).
+    allowed: Vec<Algorithm>,
 }
 
 /// A JWKS URL that is not HTTPS (outside loopback), or a client that cannot be built.
@@ -213,8 +215,12 @@ impl JwtVerifier {
                     jwks::KeySet::new(config.jwks_url.clone(), client.clone(), config.min_refetch);
                 Ok(Issuer { config, keys })
             })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { issuers })
+            .collect::<Result<Vec<Issuer>, _>>()?;
+        let allowed = Algorithm::ALL
+            .into_iter()
+            .filter(|alg| issuers.iter().any(|i| i.config.algorithms.contains(alg)))
+            .collect();
+        Ok(Self { issuers, allowed })
     }
 
     /// Whether `token` looks like a JWS (three base64url parts, JSON header first).
@@ -224,15 +230,7 @@ impl JwtVerifier {
 
     /// Verifies `token` at `now` (Unix ms).
     pub(crate) async fn verify(&self, token: &[u8], now: i64) -> Result<TokenCaller, JwtError> {
-        let allowed: Vec<Algorithm> = Algorithm::ALL
-            .into_iter()
-            .filter(|alg| {
-                self.issuers
-                    .iter()
-                    .any(|i| i.config.algorithms.contains(alg))
-            })
-            .collect();
-        let unverified = Unverified::parse(token, &allowed)?;
+        let unverified = Unverified::parse(token, &self.allowed)?;
         let iss = string_claim(&unverified.claims, "iss").ok_or(JwtError::MissingClaim("iss"))?;
         let issuer = self
             .issuers
