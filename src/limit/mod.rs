@@ -223,7 +223,10 @@ impl LimitKey {
 
     /// Authenticator-app attempts of one account (by its keyed id).
     pub fn totp_attempts(account: crate::AccountId) -> Self {
-        Self::new(LimitKind::Subject, format!("totp:{}", hex(&account.0)))
+        let mut key = String::with_capacity(5 + 2 * account.0.len());
+        key.push_str("totp:");
+        push_hex(&mut key, &account.0);
+        Self::new(LimitKind::Subject, key)
     }
 
     /// All sends.
@@ -342,13 +345,18 @@ fn jitter_permille() -> u32 {
 
 /// Lowercase hex of `bytes`, for store keys and references.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    use fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-            let _ = write!(out, "{byte:02x}");
-            out
-        })
+    let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
+/// Appends `bytes` as lowercase hex (a table lookup: store keys are built on every call).
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 15)]));
+    }
 }
 
 /// One limit a send is charged to: the key it counts under and its rule.

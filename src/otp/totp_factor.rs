@@ -131,25 +131,30 @@ impl TotpService {
         self.otp.inner.clock.now().as_millis() / 1000
     }
 
-    /// The factor under the primary key's account id, moving it there from an older key's
-    /// id after a rotation.
+    /// The sealed secret and confirmation of `account`'s factor, under its `primary` id
+    /// (the primary key's), moving the factor there from an older key's id after a
+    /// rotation (only then are the older ids computed).
     async fn factor(
         &self,
+        primary: AccountId,
         account: &Account<'_>,
-    ) -> Result<(AccountId, Option<TotpFactor>), TotpError> {
+    ) -> Result<Option<Factor>, TotpError> {
         let store = &self.otp.inner.store;
-        let ids = self.otp.keys().account_ids(account);
-        let primary = ids[0];
-        for (index, id) in ids.iter().enumerate() {
+        if let Some((sealed, confirmed)) = store.totp_secret(primary).await? {
+            return Ok(Some(Factor { sealed, confirmed }));
+        }
+        for id in self.otp.keys().account_ids(account).iter().skip(1) {
             if let Some(factor) = store.totp_factor(*id).await? {
-                if index > 0 {
-                    store.put_totp_factor(primary, factor.clone()).await?;
-                    store.remove_totp_factor(*id).await?;
-                }
-                return Ok((primary, Some(factor)));
+                let found = Factor {
+                    sealed: factor.sealed_secret.clone(),
+                    confirmed: factor.confirmed,
+                };
+                store.put_totp_factor(primary, factor).await?;
+                store.remove_totp_factor(*id).await?;
+                return Ok(Some(found));
             }
         }
-        Ok((primary, None))
+        Ok(None)
     }
 
     /// Starts enrollment for `subject`: a new secret (replacing an unconfirmed one), its
@@ -166,14 +171,15 @@ impl TotpService {
         label: &str,
     ) -> Result<Enrollment, TotpError> {
         let account = Self::subject_name(tenant, subject);
-        let (id, existing) = self.factor(&account).await?;
+        let id = self.otp.keys().account_id(&account);
+        let existing = self.factor(id, &account).await?;
         if existing.is_some_and(|f| f.confirmed) {
             return Err(TotpError::AlreadyEnrolled);
         }
         let secret = TotpSecret::generate().map_err(|_| TotpError::Random)?;
         let sealed = self
             .keys
-            .seal(&sealing_label(tenant, subject), &secret)
+            .seal_for(&SealingLabel::new(tenant, subject).parts(), &secret)
             .map_err(|_| TotpError::Random)?;
         let mut recovery_codes = Vec::with_capacity(RECOVERY_CODES);
         let mut recovery = Vec::with_capacity(RECOVERY_CODES);
@@ -243,18 +249,20 @@ impl TotpService {
         let inner = &self.otp.inner;
         let now = inner.clock.now();
         let account = Self::subject_name(tenant, subject);
+        let id = self.otp.keys().account_id(&account);
         // The limit first: a flood of guesses costs no factor lookup.
-        if let Some(limited) = self.limit(&account, now).await? {
+        if let Some(limited) = self.limit(id, now).await? {
             return Ok(limited);
         }
-        let (id, factor) = self.factor(&account).await?;
+        let factor = self.factor(id, &account).await?;
         let Some(factor) = factor.filter(|f| f.confirmed != confirming) else {
             return Ok(TotpOutcome::NotEnrolled);
         };
-        let sealed = SealedTotpSecret::from_bytes(factor.sealed_secret.clone());
+        let label = SealingLabel::new(tenant, subject);
+        let sealed = SealedTotpSecret::from_bytes(factor.sealed);
         let (secret, stale) = self
             .keys
-            .open(&sealing_label(tenant, subject), &sealed)
+            .open_for(&label.parts(), &sealed)
             .ok_or(TotpError::Unreadable)?;
         let Some(step) = self
             .settings
@@ -273,17 +281,23 @@ impl TotpService {
             _ => TotpOutcome::NotEnrolled,
         };
         if outcome == TotpOutcome::Verified && (confirming || stale) {
-            // Confirm, and seal again under the primary key after a rotation.
-            let mut updated = inner.store.totp_factor(id).await?.unwrap_or(factor);
-            updated.confirmed = true;
-            if stale {
-                let resealed = self
-                    .keys
-                    .seal(&sealing_label(tenant, subject), &secret)
-                    .map_err(|_| TotpError::Random)?;
-                updated.sealed_secret = resealed.as_bytes().to_vec();
+            // Confirm, and seal again under the primary key after a rotation: one atomic
+            // update that leaves the last step and recovery codes alone, and changes
+            // nothing if the factor was re-enrolled or disabled meanwhile.
+            let resealed = if stale {
+                let sealed = self.keys.seal_for(&label.parts(), &secret);
+                Some(sealed.map_err(|_| TotpError::Random)?.as_bytes().to_vec())
+            } else {
+                None
+            };
+            let updated = inner
+                .store
+                .update_totp_factor(id, sealed.as_bytes(), confirming, resealed)
+                .await?;
+            if confirming && !updated {
+                // The secret this code belongs to was replaced: it confirms nothing.
+                return Ok(TotpOutcome::NotEnrolled);
             }
-            inner.store.put_totp_factor(id, updated).await?;
         }
         Ok(outcome)
     }
@@ -301,11 +315,12 @@ impl TotpService {
         let inner = &self.otp.inner;
         let now = inner.clock.now();
         let account = Self::subject_name(tenant, subject);
+        let id = self.otp.keys().account_id(&account);
         // The limit first: a flood of guesses costs no factor lookup.
-        if let Some(limited) = self.limit(&account, now).await? {
+        if let Some(limited) = self.limit(id, now).await? {
             return Ok(limited);
         }
-        let (id, factor) = self.factor(&account).await?;
+        let factor = self.factor(id, &account).await?;
         if !factor.is_some_and(|f| f.confirmed) {
             return Ok(TotpOutcome::NotEnrolled);
         }
@@ -358,16 +373,21 @@ impl TotpService {
 
     async fn limit(
         &self,
-        account: &Account<'_>,
+        id: AccountId,
         now: crate::clock::Timestamp,
     ) -> Result<Option<TotpOutcome>, TotpError> {
-        let id = self.otp.keys().account_id(account);
         let limit = [Limit::new(LimitKey::totp_attempts(id), self.attempts)];
         Ok(match self.otp.inner.store.throttle(&limit, now).await? {
             Admission::Allowed => None,
             Admission::Limited { retry_after, .. } => Some(TotpOutcome::Limited { retry_after }),
         })
     }
+}
+
+/// What a check needs of a stored factor.
+struct Factor {
+    sealed: Vec<u8>,
+    confirmed: bool,
 }
 
 /// Ten symbols from the unambiguous alphabet, shown as `xxxxx-xxxxx`.
@@ -396,8 +416,29 @@ fn normalize_recovery(code: &str) -> String {
 }
 
 /// What a sealed secret is bound to: the tenant and the subject (a secret copied into
-/// another user's record, or another tenant's, does not open).
-fn sealing_label(tenant: Option<&str>, subject: &str) -> String {
-    let tenant = tenant.unwrap_or_default();
-    format!("{}:{tenant}{subject}", tenant.len())
+/// another user's record, or another tenant's, does not open). The tenant's length goes
+/// first, so `("ab", "c")` and `("a", "bc")` differ.
+struct SealingLabel<'a> {
+    tenant_len: [u8; 8],
+    tenant: &'a str,
+    subject: &'a str,
+}
+
+impl<'a> SealingLabel<'a> {
+    fn new(tenant: Option<&'a str>, subject: &'a str) -> Self {
+        let tenant = tenant.unwrap_or_default();
+        Self {
+            tenant_len: (tenant.len() as u64).to_be_bytes(),
+            tenant,
+            subject,
+        }
+    }
+
+    fn parts(&self) -> [&[u8]; 3] {
+        [
+            &self.tenant_len,
+            self.tenant.as_bytes(),
+            self.subject.as_bytes(),
+        ]
+    }
 }

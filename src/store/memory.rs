@@ -816,6 +816,12 @@ impl OtpStore for MemoryStore {
         Ok(lock_totp(&self.totp).get(&account).cloned())
     }
 
+    async fn totp_secret(&self, account: AccountId) -> Result<Option<(Vec<u8>, bool)>, StoreError> {
+        Ok(lock_totp(&self.totp)
+            .get(&account)
+            .map(|factor| (factor.sealed_secret.clone(), factor.confirmed)))
+    }
+
     async fn put_totp_factor(
         &self,
         account: AccountId,
@@ -828,6 +834,27 @@ impl OtpStore for MemoryStore {
     async fn remove_totp_factor(&self, account: AccountId) -> Result<(), StoreError> {
         lock_totp(&self.totp).remove(&account);
         Ok(())
+    }
+
+    async fn update_totp_factor(
+        &self,
+        account: AccountId,
+        expected_secret: &[u8],
+        confirm: bool,
+        resealed: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        let mut factors = lock_totp(&self.totp);
+        let Some(factor) = factors
+            .get_mut(&account)
+            .filter(|f| f.sealed_secret == expected_secret)
+        else {
+            return Ok(false);
+        };
+        factor.confirmed |= confirm;
+        if let Some(resealed) = resealed {
+            factor.sealed_secret = resealed;
+        }
+        Ok(true)
     }
 
     async fn accept_totp_step(

@@ -317,6 +317,16 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
         Err(StoreError::Config(NO_TOTP))
     }
 
+    /// What a TOTP check reads of the account's factor: the sealed secret and whether it
+    /// is confirmed (not the recovery digests, which a check has no use for). The default
+    /// reads the whole factor.
+    async fn totp_secret(&self, account: AccountId) -> Result<Option<(Vec<u8>, bool)>, StoreError> {
+        Ok(self
+            .totp_factor(account)
+            .await?
+            .map(|factor| (factor.sealed_secret, factor.confirmed)))
+    }
+
     /// Stores (or replaces) the account's factor.
     async fn put_totp_factor(
         &self,
@@ -330,6 +340,22 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
     /// Removes the account's factor.
     async fn remove_totp_factor(&self, account: AccountId) -> Result<(), StoreError> {
         let _ = account;
+        Err(StoreError::Config(NO_TOTP))
+    }
+
+    /// In one atomic step, if the account's factor still holds `expected_secret` (it was
+    /// not re-enrolled or disabled meanwhile): marks it confirmed when `confirm`, and
+    /// replaces the sealed secret with `resealed` when given. The last step and the
+    /// recovery codes are left as they are, so a concurrent verify or recovery code is
+    /// never undone. `false` when nothing was changed.
+    async fn update_totp_factor(
+        &self,
+        account: AccountId,
+        expected_secret: &[u8],
+        confirm: bool,
+        resealed: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        let _ = (account, expected_secret, confirm, resealed);
         Err(StoreError::Config(NO_TOTP))
     }
 
@@ -468,6 +494,10 @@ impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
         (**self).totp_factor(account).await
     }
 
+    async fn totp_secret(&self, account: AccountId) -> Result<Option<(Vec<u8>, bool)>, StoreError> {
+        (**self).totp_secret(account).await
+    }
+
     async fn put_totp_factor(
         &self,
         account: AccountId,
@@ -478,6 +508,18 @@ impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
 
     async fn remove_totp_factor(&self, account: AccountId) -> Result<(), StoreError> {
         (**self).remove_totp_factor(account).await
+    }
+
+    async fn update_totp_factor(
+        &self,
+        account: AccountId,
+        expected_secret: &[u8],
+        confirm: bool,
+        resealed: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        (**self)
+            .update_totp_factor(account, expected_secret, confirm, resealed)
+            .await
     }
 
     async fn accept_totp_step(

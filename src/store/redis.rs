@@ -176,6 +176,15 @@ for i = 4, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], 1) end
 return 0
 "#;
 
+/// Confirms and/or reseals a factor only if it still holds the secret the caller opened
+/// (ARGV[1]); the last step and recovery codes stay as they are.
+const UPDATE_FACTOR: &str = r#"
+if redis.call('HGET', KEYS[1], 's') ~= ARGV[1] then return 0 end
+if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'c', '1') end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 's', ARGV[3]) end
+return 1
+"#;
+
 macro_rules! roll_lua {
     () => {
         r#"
@@ -344,6 +353,7 @@ pub struct RedisStore {
     use_recovery: Script,
     count_failure: Script,
     put_factor: Script,
+    update_factor: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -434,6 +444,7 @@ impl RedisStore {
             use_recovery: Script::new(USE_RECOVERY),
             count_failure: Script::new(COUNT_FAILURE),
             put_factor: Script::new(PUT_FACTOR),
+            update_factor: Script::new(UPDATE_FACTOR),
         }
     }
 
@@ -864,6 +875,17 @@ impl OtpStore for RedisStore {
         Ok(Some(factor))
     }
 
+    async fn totp_secret(&self, account: AccountId) -> Result<Option<(Vec<u8>, bool)>, StoreError> {
+        let (sealed, confirmed): (Option<Vec<u8>>, Option<Vec<u8>>) = redis::cmd("HMGET")
+            .arg(self.totp_key(account))
+            .arg("s")
+            .arg("c")
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(sealed.map(|sealed| (sealed, confirmed.as_deref() == Some(b"1"))))
+    }
+
     async fn put_totp_factor(
         &self,
         account: AccountId,
@@ -892,6 +914,25 @@ impl OtpStore for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn update_totp_factor(
+        &self,
+        account: AccountId,
+        expected_secret: &[u8],
+        confirm: bool,
+        resealed: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        let updated: i64 = self
+            .update_factor
+            .key(self.totp_key(account))
+            .arg(expected_secret)
+            .arg(if confirm { "1" } else { "0" })
+            .arg(resealed.unwrap_or_default())
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(updated == 1)
     }
 
     async fn accept_totp_step(

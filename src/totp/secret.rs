@@ -1,14 +1,14 @@
 //! TOTP secrets and their encryption at rest. A verifier must recompute codes, so a
-//! secret cannot be hashed like an SMS code: it is sealed with XChaCha20-Poly1305 under a
-//! key of a [`TotpKeys`] ring, with a random nonce and the subject as associated data (a
+//! secret cannot be hashed like an SMS code: it is sealed with AES-256-GCM under a key of
+//! a [`TotpKeys`] ring, with a random nonce and the subject as associated data (a
 //! sealed secret copied to another user's record does not open). The ring has ids, so a
 //! new primary key seals from now on and older keys still open; [`TotpKeys::open`] says
 //! when a secret should be sealed again under the primary (rotation on next use).
 
 use std::fmt;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::{Aes256Gcm, Key, Nonce, Tag};
 use secrecy::{ExposeSecret, SecretSlice};
 use zeroize::Zeroizing;
 
@@ -18,7 +18,13 @@ use crate::random::RandomError;
 pub const TOTP_SECRET_BYTES: usize = 20;
 /// Bytes of a sealing key.
 const KEY_BYTES: usize = 32;
-const NONCE_BYTES: usize = 24;
+/// A random 96-bit nonce per seal. Seals happen at enrollment and at a reseal after
+/// rotation, far below the 2^32 random nonces per key NIST SP 800-38D allows.
+const NONCE_BYTES: usize = 12;
+/// Bytes of the authentication tag, after the ciphertext.
+const TAG_BYTES: usize = 16;
+/// Labels up to this long build their associated data on the stack.
+const AD_STACK: usize = 256;
 const AD_DOMAIN: &[u8] = b"phone-otp/v1/totp-secret\0";
 
 /// A TOTP secret. Wiped on drop; `Debug` never shows it.
@@ -99,7 +105,7 @@ pub enum TotpKeyError {
 #[derive(Clone)]
 pub struct TotpKeys {
     /// Newest (the primary) first.
-    keys: Vec<(u8, XChaCha20Poly1305)>,
+    keys: Vec<(u8, Aes256Gcm)>,
 }
 
 impl fmt::Debug for TotpKeys {
@@ -109,16 +115,30 @@ impl fmt::Debug for TotpKeys {
     }
 }
 
-fn cipher(secret: &SecretSlice<u8>) -> Result<XChaCha20Poly1305, TotpKeyError> {
+fn cipher(secret: &SecretSlice<u8>) -> Result<Aes256Gcm, TotpKeyError> {
     let bytes = secret.expose_secret();
     if bytes.len() != KEY_BYTES {
         return Err(TotpKeyError::Length(bytes.len()));
     }
-    Ok(XChaCha20Poly1305::new(Key::from_slice(bytes)))
+    // The key schedule is expanded once here, not per seal or open.
+    Ok(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(bytes)))
 }
 
-fn associated_data(subject: &str) -> Vec<u8> {
-    [AD_DOMAIN, subject.as_bytes()].concat()
+/// Calls `f` with the associated data: the domain, then the label's parts, built on the
+/// stack when it fits (an open runs on every verify).
+fn with_associated_data<T>(label: &[&[u8]], f: impl FnOnce(&[u8]) -> T) -> T {
+    let len = AD_DOMAIN.len() + label.iter().map(|part| part.len()).sum::<usize>();
+    if len <= AD_STACK {
+        let mut buf = [0u8; AD_STACK];
+        let mut at = 0;
+        for part in std::iter::once(&AD_DOMAIN).chain(label) {
+            buf[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        f(&buf[..len])
+    } else {
+        f(&[&[AD_DOMAIN][..], label].concat().concat())
+    }
 }
 
 impl TotpKeys {
@@ -153,44 +173,67 @@ impl TotpKeys {
         subject: &str,
         secret: &TotpSecret,
     ) -> Result<SealedTotpSecret, RandomError> {
+        self.seal_for(&[subject.as_bytes()], secret)
+    }
+
+    /// [`TotpKeys::seal`] bound to a label given in parts (e.g. tenant and subject).
+    pub(crate) fn seal_for(
+        &self,
+        label: &[&[u8]],
+        secret: &TotpSecret,
+    ) -> Result<SealedTotpSecret, RandomError> {
         let (id, cipher) = &self.keys[0];
         let mut nonce = [0u8; NONCE_BYTES];
         crate::random::fill(&mut nonce)?;
-        let aad = associated_data(subject);
-        let sealed = cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: secret.expose(),
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| RandomError::internal())?;
-        let mut bytes = Vec::with_capacity(1 + NONCE_BYTES + sealed.len());
+        // id | nonce | ciphertext | tag, encrypted in place.
+        let mut bytes = Vec::with_capacity(1 + NONCE_BYTES + secret.expose().len() + TAG_BYTES);
         bytes.push(*id);
         bytes.extend_from_slice(&nonce);
-        bytes.extend_from_slice(&sealed);
+        bytes.extend_from_slice(secret.expose());
+        let tag = with_associated_data(label, |aad| {
+            cipher.encrypt_in_place_detached(
+                Nonce::from_slice(&nonce),
+                aad,
+                &mut bytes[1 + NONCE_BYTES..],
+            )
+        })
+        .map_err(|_| RandomError::internal())?;
+        bytes.extend_from_slice(&tag);
         Ok(SealedTotpSecret(bytes))
     }
 
     /// The secret `sealed` holds, if a key of the ring sealed it for `subject` and it is
     /// intact, and whether it should be sealed again under the primary key.
     pub fn open(&self, subject: &str, sealed: &SealedTotpSecret) -> Option<(TotpSecret, bool)> {
+        self.open_for(&[subject.as_bytes()], sealed)
+    }
+
+    /// [`TotpKeys::open`] for a label given in parts.
+    pub(crate) fn open_for(
+        &self,
+        label: &[&[u8]],
+        sealed: &SealedTotpSecret,
+    ) -> Option<(TotpSecret, bool)> {
         let id = sealed.key_id()?;
         let (_, cipher) = self.keys.iter().find(|(key, _)| *key == id)?;
-        let nonce: [u8; NONCE_BYTES] = sealed.0.get(1..1 + NONCE_BYTES)?.try_into().ok()?;
-        let aad = associated_data(subject);
-        let opened = cipher
-            .decrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: sealed.0.get(1 + NONCE_BYTES..)?,
-                    aad: &aad,
-                },
+        let body = sealed.0.get(1..)?;
+        if body.len() < NONCE_BYTES + TAG_BYTES {
+            return None;
+        }
+        let (nonce, rest) = body.split_at(NONCE_BYTES);
+        let (ciphertext, tag) = rest.split_at(rest.len() - TAG_BYTES);
+        let mut opened = Zeroizing::new(ciphertext.to_vec());
+        with_associated_data(label, |aad| {
+            cipher.decrypt_in_place_detached(
+                Nonce::from_slice(nonce),
+                aad,
+                &mut opened,
+                Tag::from_slice(tag),
             )
-            .ok()?;
+        })
+        .ok()?;
         let stale = id != self.keys[0].0;
-        Some((TotpSecret(Zeroizing::new(opened)), stale))
+        Some((TotpSecret(opened), stale))
     }
 }
 

@@ -824,6 +824,82 @@ pub async fn totp_recovery_codes_and_the_shared_failure_cap(
     Ok(())
 }
 
+/// Confirming and resealing change only the confirmation and the secret, and only while
+/// the factor still holds the secret the caller opened: a step accepted or a recovery code
+/// used meanwhile stays so, and a re-enrolled or removed factor is left alone.
+pub async fn totp_factor_updates_are_compare_and_set(store: Arc<dyn OtpStore>) -> TestResult {
+    let clock = ManualClock::new();
+    let cap = FailureCap::default();
+    let account = totp_account(3);
+    let factor = TotpFactor {
+        sealed_secret: vec![1, 1],
+        confirmed: false,
+        last_step: None,
+        recovery: vec![[1; 32], [2; 32]],
+    };
+    store.put_totp_factor(account, factor).await?;
+    // Meanwhile: a step accepted and a recovery code used.
+    let now = clock.now();
+    assert_eq!(
+        store.accept_totp_step(account, 50, cap, now).await?,
+        StepDecision::Accepted
+    );
+    assert_eq!(
+        store.use_recovery_code(account, [1; 32], cap, now).await?,
+        StepDecision::Accepted
+    );
+    // An update with a secret the factor no longer holds changes nothing.
+    assert!(
+        !store
+            .update_totp_factor(account, &[9, 9], true, Some(vec![3]))
+            .await?
+    );
+    let read = store.totp_factor(account).await?.unwrap_or_default();
+    assert_eq!((read.confirmed, read.sealed_secret), (false, vec![1, 1]));
+    // The matching update confirms and reseals, and nothing else.
+    assert!(
+        store
+            .update_totp_factor(account, &[1, 1], true, Some(vec![2, 2, 2]))
+            .await?
+    );
+    let read = store.totp_factor(account).await?.unwrap_or_default();
+    assert_eq!(
+        read,
+        TotpFactor {
+            sealed_secret: vec![2, 2, 2],
+            confirmed: true,
+            last_step: Some(50),
+            recovery: vec![[2; 32]],
+        }
+    );
+    assert_eq!(
+        store.use_recovery_code(account, [1; 32], cap, now).await?,
+        StepDecision::Replayed
+    );
+    assert_eq!(
+        store.accept_totp_step(account, 50, cap, now).await?,
+        StepDecision::Replayed
+    );
+    // Confirming alone leaves the secret; a removed factor is not brought back.
+    assert!(
+        store
+            .update_totp_factor(account, &[2, 2, 2], true, None)
+            .await?
+    );
+    assert_eq!(
+        store.totp_factor(account).await?.map(|f| f.sealed_secret),
+        Some(vec![2, 2, 2])
+    );
+    store.remove_totp_factor(account).await?;
+    assert!(
+        !store
+            .update_totp_factor(account, &[2, 2, 2], true, None)
+            .await?
+    );
+    assert_eq!(store.totp_factor(account).await?, None);
+    Ok(())
+}
+
 /// One test per contract check for a backend: `store` is an async fn giving a fresh
 /// store, or `None` when the backend is not available (it then says so loudly).
 macro_rules! contract_tests {
@@ -846,6 +922,7 @@ macro_rules! contract_tests {
             conversion_guard_trips_and_recovers,
             totp_steps_are_accepted_once,
             totp_recovery_codes_and_the_shared_failure_cap,
+            totp_factor_updates_are_compare_and_set,
         );
     };
     (@each $store:path; $($check:ident),* $(,)?) => {$(
