@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
 use axum::routing::{get, post};
+use phone_otp::totp::TotpService;
 use phone_otp::{Clock, OtpService, PriceTable, Router as ProviderRouter, SystemClock};
 use secrecy::SecretString;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
@@ -167,6 +168,7 @@ pub struct GatewayBuilder {
     twilio_callbacks: Option<TwilioCallbacks>,
     ntt_cpaas_callbacks: Option<SharedSecret>,
     db: Option<Db>,
+    totp: Option<TotpService>,
     jwt: Vec<JwtIssuer>,
     prices: Option<PriceTable>,
     trusted_proxies: Vec<Cidr>,
@@ -219,6 +221,14 @@ impl GatewayBuilder {
     /// tenant). A surface's static token, if configured, still works beside them.
     pub fn keys(mut self, db: Db) -> Self {
         self.db = Some(db);
+        self
+    }
+
+    /// Serves `/v1/totp` (enroll, confirm, verify, disable) with `totp`, made from the
+    /// same `OtpService` (`otp.totp(settings, keys)`) so TOTP and SMS failures share one
+    /// cap. Callers need `totp:enroll` or `totp:verify`; the calling system is the tenant.
+    pub fn totp(mut self, totp: TotpService) -> Self {
+        self.totp = Some(totp);
         self
     }
 
@@ -316,6 +326,7 @@ impl GatewayBuilder {
                 audit: self.db.clone().map(|db| Arc::new(audit_writer(db))),
                 key_lookup: self.db.clone().map(key_lookup),
                 db: self.db,
+                totp: self.totp,
                 jwt,
                 prices: self.prices,
                 trusted_proxies: self.trusted_proxies,
@@ -340,6 +351,8 @@ pub(crate) struct State {
     pub(crate) twilio_callbacks: Option<TwilioCallbacks>,
     pub(crate) ntt_cpaas_callbacks: Option<SharedSecret>,
     pub(crate) db: Option<Db>,
+    /// Authenticator-app codes, when configured.
+    pub(crate) totp: Option<TotpService>,
     /// Writes the audit trail to `db`, many requests per commit.
     pub(crate) audit: Option<Arc<AuditWriter>>,
     /// Looks keys up in `db`, many requests per query.
@@ -381,6 +394,7 @@ impl Gateway {
             twilio_callbacks: None,
             ntt_cpaas_callbacks: None,
             db: None,
+            totp: None,
             jwt: Vec::new(),
             prices: None,
             trusted_proxies: Vec::new(),
@@ -437,6 +451,13 @@ impl Gateway {
                     "/v1/challenges/{id}/verify",
                     post(routes::challenges::verify),
                 );
+        }
+        if self.state.totp.is_some() && (self.state.api.is_some() || keys) {
+            app = app
+                .route("/v1/totp/enroll", post(routes::totp::enroll))
+                .route("/v1/totp/confirm", post(routes::totp::confirm))
+                .route("/v1/totp/verify", post(routes::totp::verify))
+                .route("/v1/totp/disable", post(routes::totp::disable));
         }
         if self.state.db.is_some() {
             app = app.route("/v1/usage", get(routes::usage::usage));

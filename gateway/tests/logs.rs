@@ -103,6 +103,43 @@ async fn no_code_text_secret_or_number_in_any_log_line() -> TestResult {
         .await;
     gw.post(&verify, API_TOKEN, &json!({"code": challenge_code}))
         .await;
+    // Authenticator codes: enrollment (a secret, its URI, recovery codes), a wrong and a
+    // right code, a recovery code.
+    let enrolled: serde_json::Value = gw
+        .post(
+            "/v1/totp/enroll",
+            API_TOKEN,
+            &json!({"subject": "logs-user"}),
+        )
+        .await
+        .json()
+        .await?;
+    let totp_secret = enrolled["secret"].as_str().unwrap().to_owned();
+    let recovery = enrolled["recovery_codes"][0].as_str().unwrap().to_owned();
+    let key = phone_otp::totp::base32_decode(&totp_secret).unwrap();
+    let now = phone_otp::Clock::now(&gw.clock).as_millis() / 1000;
+    let totp_code = phone_otp::totp::TotpSettings::new("x").code_at(&key, now);
+    let body = |code: &str| json!({"subject": "logs-user", "code": code});
+    let wrong_totp = if totp_code == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    gw.post("/v1/totp/confirm", API_TOKEN, &body(wrong_totp))
+        .await;
+    assert_eq!(
+        gw.post("/v1/totp/confirm", API_TOKEN, &body(&totp_code))
+            .await
+            .status(),
+        200
+    );
+    let recovery_body = json!({"subject": "logs-user", "recovery_code": recovery});
+    assert_eq!(
+        gw.post("/v1/totp/verify", API_TOKEN, &recovery_body)
+            .await
+            .status(),
+        200
+    );
     // Every provider failing, to log the failure paths.
     gw.primary
         .fail_always(phone_otp::ProviderErrorKind::Unavailable);
@@ -131,6 +168,10 @@ async fn no_code_text_secret_or_number_in_any_log_line() -> TestResult {
         API_TOKEN,
         "d3Jvbmctc2VjcmV0",
         &id,
+        &totp_secret,
+        &totp_code,
+        &recovery,
+        &recovery.replace('-', ""),
     ] {
         assert!(!logs.contains(secret), "{secret:?} leaked into the logs");
     }

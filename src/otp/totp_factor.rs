@@ -46,6 +46,21 @@ pub enum TotpOutcome {
     },
 }
 
+impl TotpOutcome {
+    /// A stable snake_case name (`verified`, `mismatch`, `already_used`, `not_enrolled`,
+    /// `account_locked`, `limited`), for logs and wire formats.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::Mismatch => "mismatch",
+            Self::AlreadyUsed => "already_used",
+            Self::NotEnrolled => "not_enrolled",
+            Self::AccountLocked => "account_locked",
+            Self::Limited { .. } => "limited",
+        }
+    }
+}
+
 /// What enrollment hands the user, once.
 pub struct Enrollment {
     /// The `otpauth://` URI (show as a QR code).
@@ -54,6 +69,15 @@ pub struct Enrollment {
     pub secret_base32: SecretString,
     /// Single-use recovery codes.
     pub recovery_codes: Vec<SecretString>,
+}
+
+impl Enrollment {
+    /// The URI as an SVG QR code for the app to scan (feature `totp-qr`); it holds the
+    /// secret like the URI. `None` only for a URI too long for a QR code.
+    #[cfg(feature = "totp-qr")]
+    pub fn qr_svg(&self) -> Option<SecretString> {
+        crate::totp::qr_svg(&self.uri)
+    }
 }
 
 impl std::fmt::Debug for Enrollment {

@@ -7,6 +7,8 @@
 //! Codes come from `totp-lite`. A code is checked against every step of the window and
 //! compared in constant time, so timing says neither whether nor where it matched.
 
+#[cfg(feature = "totp-qr")]
+mod qr;
 mod secret;
 mod uri;
 
@@ -15,6 +17,8 @@ use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 pub use crate::otp::{Enrollment, RECOVERY_CODES, TotpError, TotpOutcome, TotpService};
+#[cfg(feature = "totp-qr")]
+pub use qr::qr_svg;
 pub use secret::{SealedTotpSecret, TOTP_SECRET_BYTES, TotpKeyError, TotpKeys, TotpSecret};
 pub use uri::{base32, base32_decode, key_uri};
 

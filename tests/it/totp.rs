@@ -377,3 +377,49 @@ mod service {
         Ok(())
     }
 }
+
+/// The SVG's black squares drawn into a greyscale image (the renderer draws each module as
+/// `M{x} {y}h{w}v{h}H{x}V{y}` in one path), then read by a real QR decoder.
+#[cfg(feature = "totp-qr")]
+fn read_qr_svg(svg: &str) -> Option<String> {
+    let number = |text: &str| text.trim().parse::<usize>().ok();
+    let size = number(svg.split("width=\"").nth(1)?.split('"').next()?)?;
+    let path = svg.split(" d=\"").nth(1)?.split('"').next()?;
+    let mut pixels = vec![255u8; size * size];
+    for square in path.split('M').filter(|s| !s.is_empty()) {
+        let (x, rest) = square.split_once(' ')?;
+        let (y, rest) = rest.split_once('h')?;
+        let (w, rest) = rest.split_once('v')?;
+        let (h, _) = rest.split_once('H')?;
+        let (x, y, w, h) = (number(x)?, number(y)?, number(w)?, number(h)?);
+        for row in y..(y + h).min(size) {
+            for column in x..(x + w).min(size) {
+                pixels[row * size + column] = 0;
+            }
+        }
+    }
+    let mut image =
+        rqrr::PreparedImage::prepare_from_greyscale(size, size, |x, y| pixels[y * size + x]);
+    let grids = image.detect_grids();
+    let (_, content) = grids.first()?.decode().ok()?;
+    Some(content)
+}
+
+#[cfg(feature = "totp-qr")]
+#[test]
+fn the_qr_code_reads_back_as_the_key_uri() -> TestResult {
+    use secrecy::{ExposeSecret, SecretString};
+    let secret = TotpSecret::generate()?;
+    let uri = key_uri(
+        &TotpSettings::new("Example Co"),
+        "alice@example.com",
+        &secret,
+    );
+    let svg = phone_otp::totp::qr_svg(&SecretString::from(uri.clone())).ok_or("no QR code")?;
+    let svg = svg.expose_secret();
+    assert!(svg.contains("<svg") && svg.contains("viewBox"), "{svg:.80}");
+    assert_eq!(read_qr_svg(svg).as_deref(), Some(uri.as_str()));
+    // A URI no QR code holds is refused, not truncated.
+    assert!(phone_otp::totp::qr_svg(&SecretString::from("x".repeat(5000))).is_none());
+    Ok(())
+}

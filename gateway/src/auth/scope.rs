@@ -19,11 +19,15 @@ pub enum Scope {
     UsageRead,
     /// Managing keys.
     KeysAdmin,
+    /// `POST /v1/totp/enroll`, `/confirm` and `/disable`: managing a user's authenticator.
+    TotpEnroll,
+    /// `POST /v1/totp/verify`: checking an authenticator or recovery code.
+    TotpVerify,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 9] = [
         Self::MessagesSend,
         Self::ChallengesStart,
         Self::ChallengesVerify,
@@ -31,6 +35,8 @@ impl Scope {
         Self::HooksAuth0,
         Self::UsageRead,
         Self::KeysAdmin,
+        Self::TotpEnroll,
+        Self::TotpVerify,
     ];
 
     /// The wire name (`messages:send`).
@@ -43,6 +49,8 @@ impl Scope {
             Self::HooksAuth0 => "hooks:auth0",
             Self::UsageRead => "usage:read",
             Self::KeysAdmin => "keys:admin",
+            Self::TotpEnroll => "totp:enroll",
+            Self::TotpVerify => "totp:verify",
         }
     }
 
@@ -51,7 +59,7 @@ impl Scope {
         Self::ALL.into_iter().find(|scope| scope.as_str() == text)
     }
 
-    fn bit(self) -> u8 {
+    fn bit(self) -> u16 {
         1 << (self as u8)
     }
 }
@@ -64,7 +72,7 @@ impl fmt::Display for Scope {
 
 /// A set of scopes.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Scopes(u8);
+pub struct Scopes(u16);
 
 impl Scopes {
     /// `scope` is in the set.

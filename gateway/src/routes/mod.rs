@@ -8,6 +8,7 @@ pub(crate) mod json;
 pub(crate) mod messages;
 pub(crate) mod okta;
 pub(crate) mod ops;
+pub(crate) mod totp;
 pub(crate) mod usage;
 pub(crate) mod wire;
 
@@ -76,6 +77,10 @@ const ENDPOINTS: &[&str] = &[
     "challenges_start",
     "challenges_resend",
     "challenges_verify",
+    "totp_enroll",
+    "totp_confirm",
+    "totp_verify",
+    "totp_disable",
     "usage",
 ];
 

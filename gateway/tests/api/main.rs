@@ -13,4 +13,5 @@ mod messages;
 mod okta;
 mod ops;
 mod support;
+mod totp;
 mod usage;

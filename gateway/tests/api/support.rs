@@ -23,6 +23,8 @@ pub const TWILIO_CALLBACK_URL: &str = "https://mycompany.com/myapp.php";
 pub const NTT_CALLBACK_TOKEN: &str = "ntt-callback-token-for-tests";
 /// The bearer token of `/v1` callers in these tests.
 pub const API_TOKEN: &str = "internal-api-token-for-tests";
+/// What authenticator apps show as the issuer in these tests.
+pub const TOTP_ISSUER: &str = "Gateway Tests";
 
 /// Serves `gateway` on 127.0.0.1 with an OS-chosen port and returns its base URL.
 pub async fn spawn_gateway(gateway: &Gateway) -> String {
@@ -106,7 +108,13 @@ impl TestGateway {
             otp = otp.store(store);
         }
         let otp = otp.build().unwrap();
+        let totp_keys =
+            phone_otp::totp::TotpKeys::new(1, &SecretSlice::from(vec![7u8; 32])).unwrap();
+        let totp = otp
+            .totp(phone_otp::totp::TotpSettings::new(TOTP_ISSUER), totp_keys)
+            .unwrap();
         let builder = Gateway::builder(otp)
+            .totp(totp)
             .provider_router(router)
             .okta(OktaHook::new(
                 "Authorization",
