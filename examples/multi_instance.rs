@@ -5,14 +5,35 @@
 //! REDIS_URL=redis://127.0.0.1:6379/0 cargo run --features redis --example multi_instance
 //! ```
 
+use std::error::Error;
+use std::process::ExitCode;
+
 use phone_otp::{
-    HmacKey, KeyRing, OtpService, PhoneNumber, Purpose, RedisStore, StartRequest, StubProvider,
+    HmacKey, KeyRing, LimitKind, OtpService, PhoneNumber, Purpose, RedisStore, StartError,
+    StartRequest, StubProvider,
 };
 use secrecy::{ExposeSecret, SecretSlice};
 
+type Failure = Box<dyn Error>;
+
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    match run(&url).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            let mut source = error.source();
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(url: &str) -> Result<(), Failure> {
     // Every instance needs the same key (from your secret manager) and the same store.
     let key = || {
         HmacKey::new(
@@ -23,11 +44,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let inbox = StubProvider::new();
     let instance = |name: &'static str| {
         let inbox = inbox.clone();
-        let url = url.clone();
         async move {
-            let store = RedisStore::connect(&url, "demo:").await?;
+            let store = RedisStore::connect(url, "demo:").await.map_err(|error| {
+                format!(
+                    "cannot reach Redis at {url} ({error}): start one (`redis-server`) or set \
+                     REDIS_URL"
+                )
+            })?;
             println!("{name}: connected to {url}");
-            Ok::<_, Box<dyn std::error::Error>>(
+            Ok::<_, Failure>(
                 OtpService::builder()
                     .key_ring(KeyRing::new(key()?))
                     .provider(inbox)
@@ -39,9 +64,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (a, b) = (instance("instance A").await?, instance("instance B").await?);
 
     let to = PhoneNumber::parse("+819012345678")?;
-    let started = a
+    let started = match a
         .start(StartRequest::sms(to.clone(), Purpose::SignIn))
-        .await?;
+        .await
+    {
+        Ok(started) => started,
+        // Limits live in Redis, shared by every instance and by every run of this example.
+        Err(StartError::Limited {
+            limit: LimitKind::ResendCooldown,
+            retry_after,
+        }) => {
+            return Err(format!(
+                "a code went to this number less than 30 s ago (an earlier run: limits live \
+                 in Redis, shared by every instance); run again in {} s",
+                retry_after.as_secs() + 1
+            )
+            .into());
+        }
+        Err(error) => return Err(error.into()),
+    };
     println!(
         "instance A: sent a code to {} (challenge {})",
         started.masked_destination, started.challenge_id

@@ -4,17 +4,20 @@
 //! ```text
 //! cargo run --example quickstart                   # automatic
 //! cargo run --example quickstart -- --interactive  # type the code yourself
-//! cargo run --example quickstart -- --provider twilio --to +81901234567X
+//! cargo run --example quickstart -- --provider twilio --to +819012345678
 //! ```
 //!
 //! With `--provider twilio|ntt-cpaas|smslink` and that provider's environment variables set
 //! (`TWILIO_*`, `NTT_CPAAS_*`, `SMSLINK_API_TOKEN`; see each config's `from_env`), a real
-//! SMS goes to `--to` and you type the code you received. Without the variables it says
-//! which one is missing and stays offline.
+//! SMS goes to `--to` and you type the code you received. A variable missing is an error
+//! naming every missing one, never a silent fallback to the stub.
 
+use std::error::Error;
 use std::io::{BufRead, Write};
+use std::process::ExitCode;
 use std::sync::Arc;
 
+use clap::{Parser, ValueEnum};
 use phone_otp::{
     HmacKey, KeyRing, NttCpaasProvider, OtpService, PhoneNumber, PhoneProvider, Purpose,
     SmslinkProvider, StartError, StartRequest, StubProvider, Templates, TwilioProvider,
@@ -22,18 +25,56 @@ use phone_otp::{
 };
 use secrecy::{ExposeSecret, SecretSlice};
 
+/// Start and verify a one-time passcode, offline or through a real provider.
+#[derive(Parser)]
+struct Args {
+    /// Type the code yourself instead of reading it from the stub's inbox.
+    #[arg(long)]
+    interactive: bool,
+    /// Send a real SMS through this provider (its environment variables must be set).
+    #[arg(long, value_enum, requires = "to")]
+    provider: Option<Provider>,
+    /// The number a real SMS goes to, in international form (+81...).
+    #[arg(long, requires = "provider")]
+    to: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Provider {
+    Twilio,
+    NttCpaas,
+    Smslink,
+}
+
+type Failure = Box<dyn Error>;
+
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let interactive = args.iter().any(|arg| arg == "--interactive");
-    let value_of = |flag: &str| args.windows(2).find(|w| w[0] == flag).map(|w| w[1].clone());
-    if let Some(name) = value_of("--provider") {
-        match real_provider(&name) {
-            Ok(provider) => return send_for_real(provider, value_of("--to")).await,
-            Err(why) => println!("--provider {name}: {why}; staying offline with the stub.\n"),
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match (args.provider, args.to) {
+        (Some(provider), Some(to)) => send_for_real(provider, &to).await,
+        _ => offline(args.interactive).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            report(error.as_ref());
+            ExitCode::FAILURE
         }
     }
+}
 
+/// Prints an error as its message and the chain of causes (never `Debug`).
+fn report(error: &dyn Error) {
+    eprintln!("error: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
+}
+
+async fn offline(interactive: bool) -> Result<(), Failure> {
     // A real deployment loads this key from a secret manager; every instance needs the same.
     let key = HmacKey::new(
         1,
@@ -77,62 +118,68 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "000000"
     };
     let outcome = otp.verify(&started.challenge_id, wrong).await?;
-    println!("4. verify({wrong}) -> {outcome:?}");
+    println!("4. verify(\"{wrong}\") -> {outcome:?}");
 
-    let typed = if interactive {
+    let (typed, label) = if interactive {
         print!("   Type the code from the SMS above: ");
         std::io::stdout().flush()?;
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
-        line.trim().to_owned()
+        let typed = line.trim().to_owned();
+        let label = format!("what you typed, \"{}\"", masked(&typed));
+        (typed, label)
     } else {
-        code.expose_secret().to_owned()
+        let label = format!(
+            "the code from the SMS, \"{}\"",
+            masked(code.expose_secret())
+        );
+        (code.expose_secret().to_owned(), label)
     };
     let outcome = otp.verify(&started.challenge_id, &typed).await?;
-    println!("5. verify(<the code>) -> {outcome:?}");
+    println!("5. verify({label}) -> {outcome:?}");
     let again = otp.verify(&started.challenge_id, &typed).await?;
-    println!("6. verify(<the code>) again -> {again:?}");
+    println!("6. The same again -> {again:?}");
 
     match otp
         .start(StartRequest::sms(to.clone(), Purpose::SignIn))
         .await
     {
         Err(error @ StartError::Limited { .. }) => {
-            println!("7. A second send right away -> refused: {error}")
+            println!("7. A second send right away -> refused: {error}");
         }
-        other => println!("7. A second send right away -> unexpected: {other:?}"),
+        Ok(_) => return Err("7. a second send right away was not limited".into()),
+        Err(other) => return Err(other.into()),
     }
 
     if !matches!(outcome, VerifyOutcome::Verified { .. }) {
-        println!("The code did not verify.");
-        std::process::exit(1);
+        return Err(format!("the code did not verify: {}", outcome.as_str()).into());
     }
     Ok(())
 }
 
-fn real_provider(name: &str) -> Result<Arc<dyn PhoneProvider>, String> {
-    let provider: Arc<dyn PhoneProvider> = match name {
-        "twilio" => Arc::new(TwilioProvider::from_env().map_err(|e| e.to_string())?),
-        "ntt-cpaas" => Arc::new(NttCpaasProvider::from_env().map_err(|e| e.to_string())?),
-        "smslink" => Arc::new(SmslinkProvider::from_env().map_err(|e| e.to_string())?),
-        other => {
-            return Err(format!(
-                "unknown provider {other:?} (twilio, ntt-cpaas, smslink)"
-            ));
-        }
-    };
-    Ok(provider)
+/// The first two characters, the rest as `*`: enough to spot a typo, not to replay it.
+fn masked(typed: &str) -> String {
+    typed
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i < 2 { c } else { '*' })
+        .collect()
+}
+
+fn real_provider(provider: Provider) -> Result<Arc<dyn PhoneProvider>, Failure> {
+    Ok(match provider {
+        Provider::Twilio => Arc::new(TwilioProvider::from_env()?),
+        Provider::NttCpaas => Arc::new(NttCpaasProvider::from_env()?),
+        Provider::Smslink => Arc::new(SmslinkProvider::from_env()?),
+    })
 }
 
 /// Sends a real SMS and verifies the code typed in.
-async fn send_for_real(
-    provider: Arc<dyn PhoneProvider>,
-    to: Option<String>,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let to = PhoneNumber::parse(&to.ok_or("--to +<number> is required with --provider")?)?;
-    let key = HmacKey::generate(1)?;
+async fn send_for_real(provider: Provider, to: &str) -> Result<(), Failure> {
+    let provider = real_provider(provider)?;
+    let to = PhoneNumber::parse(to).map_err(|e| format!("--to {to:?}: {e}"))?;
     let otp = OtpService::builder()
-        .key_ring(KeyRing::new(key))
+        .key_ring(KeyRing::new(HmacKey::generate(1)?))
         .provider(provider)
         .build()?;
     let started = otp.start(StartRequest::sms(to, Purpose::SignIn)).await?;
@@ -144,9 +191,11 @@ async fn send_for_real(
     std::io::stdout().flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    println!(
-        "verify -> {:?}",
-        otp.verify(&started.challenge_id, line.trim()).await?
-    );
-    Ok(())
+    let outcome = otp.verify(&started.challenge_id, line.trim()).await?;
+    println!("verify -> {outcome:?}");
+    if matches!(outcome, VerifyOutcome::Verified { .. }) {
+        Ok(())
+    } else {
+        Err(format!("the code did not verify: {}", outcome.as_str()).into())
+    }
 }

@@ -10,7 +10,23 @@ use phone_otp::{
 };
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // The message and its causes, never `Debug`.
+            eprintln!("error: {error}");
+            let mut source = error.source();
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let ntt = StubProvider::named("ntt-cpaas");
     let smslink = StubProvider::with_channels("smslink", &[Channel::Sms]);
     let twilio = StubProvider::named("twilio");

@@ -20,6 +20,14 @@ python3 -c "$python_modules" >/dev/null 2>&1 || /usr/bin/python3 -c "$python_mod
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)  # RSA keys for the JWT tests
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
+if [ ${#packages[@]} -gt 0 ] && ! command -v apt-get >/dev/null 2>&1; then
+  # Not Debian or Ubuntu: say what to install instead of failing half-way.
+  echo "error: missing ${packages[*]} (Debian package names), and no apt-get to install them." >&2
+  echo "Install with your package manager: redis-server and redis-cli, PostgreSQL (initdb," >&2
+  echo "pg_ctl under /usr/lib/postgresql/*/bin), Node.js, openssl, and Python 3 with the" >&2
+  echo "jsonschema, PyYAML and prometheus_client modules; then run this script again." >&2
+  exit 1
+fi
 if [ ${#packages[@]} -gt 0 ]; then
   echo "== installing ${packages[*]}"
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
@@ -120,3 +128,6 @@ export POSTGRES_URL="postgres://postgres@127.0.0.1:$pgport/postgres"
 echo "== PostgreSQL on $POSTGRES_URL"
 
 cargo test --workspace --all-features
+
+# The examples' command lines: clear errors and exit codes, no silent fallback.
+./scripts/check-examples.sh

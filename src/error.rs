@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::challenge::NotPending;
 use crate::limit::LimitKind;
 use crate::message::Channel;
-use crate::otp::NotPending;
 use crate::provider::ProviderError;
 use crate::random::RandomError;
 use crate::router::PolicyRefusal;
@@ -53,8 +53,8 @@ pub enum StartError {
     #[error("invalid start request: {0}")]
     InvalidRequest(&'static str),
     /// The destination policy refused the number (before any quota was spent).
-    #[error("destination refused by policy")]
-    Refused(#[source] PolicyRefusal),
+    #[error("destination refused: {0}")]
+    Refused(PolicyRefusal),
     /// The account has had too many wrong codes in a row
     /// ([`FailureCap`](crate::FailureCap)); nothing was spent or sent.
     #[error("account locked after too many failed verifications")]
@@ -90,8 +90,8 @@ pub enum ResendError {
     #[error("invalid resend request: {0}")]
     InvalidRequest(&'static str),
     /// The destination policy refused the number on this channel.
-    #[error("destination refused by policy")]
-    Refused(#[source] PolicyRefusal),
+    #[error("destination refused: {0}")]
+    Refused(PolicyRefusal),
     /// The challenge cannot take a new code.
     #[error("cannot resend: {0}")]
     NotPending(NotPending),
@@ -132,8 +132,8 @@ pub enum RelayError {
     #[error("code already expired")]
     Expired,
     /// The destination policy refused the number (before any quota was spent).
-    #[error("destination refused by policy")]
-    Refused(#[source] PolicyRefusal),
+    #[error("destination refused: {0}")]
+    Refused(PolicyRefusal),
     /// A rate limit refused the send, or ([`LimitKind::Duplicate`]) the request key was
     /// already relayed. Nothing was charged or sent.
     #[error("{limit} rate limit reached, retry after {}s", retry_after.as_secs_f64().ceil())]

@@ -8,8 +8,8 @@
 //!
 //! ```
 //! use phone_otp::{
-//!     HmacKey, KeyRing, ManualClock, OtpService, PhoneNumber, Purpose, StartRequest,
-//!     StubProvider, VerifyOutcome,
+//!     HmacKey, KeyRing, OtpService, PhoneNumber, Purpose, StartRequest, StubProvider,
+//!     VerifyOutcome,
 //! };
 //! use secrecy::{ExposeSecret, SecretSlice};
 //!
@@ -49,7 +49,10 @@
 //! | `ntt-cpaas` | yes | [`NttCpaasProvider`]: SMS and voice on NTT CPaaS (Infobip API) |
 //! | `smslink` | yes | [`SmslinkProvider`]: Japanese domestic SMS |
 //! | `redis` | no | `RedisStore`: challenges and limits shared by many instances, one Lua script per operation |
+//! | `redis-cluster` | no | `RedisStore::connect_cluster`, for Redis Cluster |
 //! | `serde` | no | [`PriceTable`] loads from any serde format (the gateway's TOML) |
+//! | `totp` | no | `OtpService::totp`: authenticator-app codes (RFC 6238) beside SMS, on the same store, keys and failure cap |
+//! | `totp-qr` | no | `Enrollment::qr_svg`: the key URI as an SVG QR code |
 //!
 //! ## Routing
 //!
@@ -86,7 +89,10 @@
 //! - **Unsafe settings** are named `danger_…`.
 
 #![forbid(unsafe_code)]
+// Doctests fail on any warning: an unused import in an example is a bug in the example.
+#![doc(test(attr(deny(warnings))))]
 
+mod challenge;
 mod clock;
 mod error;
 mod limit;
@@ -102,6 +108,10 @@ mod template;
 #[cfg(feature = "totp")]
 pub mod totp;
 
+pub use challenge::{
+    AccountId, CHALLENGE_ID_BYTES, Candidates, ChallengeId, Digest, KeyId, MAX_KEYS, NotPending,
+    ParseChallengeIdError, SealedDestination, VerifyOutcome,
+};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{BuildError, RelayError, ResendError, StartError, VerifyError};
 pub use limit::{
@@ -112,12 +122,10 @@ pub use limit::{
 };
 pub use message::{Channel, Locale, Message, Purpose, Receipt};
 pub use otp::{
-    Account, AccountId, CHALLENGE_ID_BYTES, Candidates, ChallengeId, DEFAULT_CODE_LENGTH,
-    DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, Digest, HmacKey, KeyError, KeyId, KeyRing,
-    MAX_CODE_LENGTH, MAX_KEYS, MAX_LABEL_BYTES, MAX_RELAY_TEXT_CHARS, MAX_REQUEST_KEY_BYTES,
-    MAX_SAFE_LIFETIME, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH, MIN_KEY_BYTES, NotPending,
-    OtpService, OtpServiceBuilder, ParseChallengeIdError, RelayRequest, Relayed, ResendRequest,
-    SealedDestination, StartRequest, Started, VerifyOutcome, bench_floor,
+    Account, DEFAULT_CODE_LENGTH, DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, HmacKey, KeyError,
+    KeyRing, MAX_CODE_LENGTH, MAX_LABEL_BYTES, MAX_RELAY_TEXT_CHARS, MAX_REQUEST_KEY_BYTES,
+    MAX_SAFE_LIFETIME, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH, MIN_KEY_BYTES, OtpService,
+    OtpServiceBuilder, RelayRequest, Relayed, ResendRequest, StartRequest, Started, bench_floor,
 };
 pub use phone::{NumberType, ParsePhoneError, PhoneNumber, Region};
 pub use price::{Micros, PriceTable, Rate};

@@ -920,35 +920,27 @@ fn merge(errors: Vec<ConfigError>) -> ConfigError {
 
 /// The variables an adapter's `from_env` needs that `env` lacks, all of them (the adapter
 /// itself stops at the first).
+/// The provider's missing variables, by name, as the library's `from_lookup` reports them.
 fn missing_provider_env(kind: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
-    let set = |name: &str| env(name).is_some_and(|v| !v.is_empty());
-    let mut required: Vec<&str> = match kind {
-        "twilio" => vec!["TWILIO_ACCOUNT_SID"],
-        "ntt-cpaas" => vec![
-            "NTT_CPAAS_BASE_URL",
-            "NTT_CPAAS_API_KEY",
-            "NTT_CPAAS_SENDER",
-        ],
-        "smslink" => vec!["SMSLINK_API_TOKEN"],
-        _ => Vec::new(),
+    let refused = match kind {
+        "twilio" => phone_otp::TwilioConfig::from_lookup(env).err(),
+        "ntt-cpaas" => phone_otp::NttCpaasConfig::from_lookup(env).err(),
+        "smslink" => phone_otp::SmslinkConfig::from_lookup(env).err(),
+        _ => None,
     };
-    if kind == "twilio" {
-        required.push(if set("TWILIO_API_KEY_SID") {
-            "TWILIO_API_KEY_SECRET"
-        } else {
-            "TWILIO_AUTH_TOKEN"
-        });
+    match refused {
+        Some(phone_otp::ConfigError::MissingEnv(names)) => {
+            names.into_iter().map(str::to_owned).collect()
+        }
+        _ => Vec::new(),
     }
-    required
-        .into_iter()
-        .filter(|name| !set(name))
-        .map(str::to_owned)
-        .collect()
 }
 
 fn provider_from_env(config: &ProviderConfig) -> Result<Arc<dyn PhoneProvider>, ConfigError> {
     let adapter = |e: phone_otp::ConfigError| match e {
-        phone_otp::ConfigError::MissingEnv(name) => ConfigError::MissingEnv(vec![name.to_owned()]),
+        phone_otp::ConfigError::MissingEnv(names) => {
+            ConfigError::MissingEnv(names.into_iter().map(str::to_owned).collect())
+        }
         other => invalid(format!("providers.{}", config.kind), other.to_string()),
     };
     let base = config.danger_base_url.as_deref();
@@ -1243,7 +1235,8 @@ mod tests {
             error.as_deref(),
             Some(
                 "environment variables not set: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, \
-                 NTT_CPAAS_BASE_URL, NTT_CPAAS_API_KEY"
+                 TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID, NTT_CPAAS_BASE_URL, \
+                 NTT_CPAAS_API_KEY"
             )
         );
     }

@@ -23,7 +23,8 @@
 //! use phone_otp_gateway::{Gateway, OktaHook};
 //! use secrecy::{SecretSlice, SecretString};
 //!
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let key = HmacKey::new(1, &SecretSlice::from(vec![42u8; 32]))?;
 //! let otp = OtpService::builder()
 //!     .key_ring(KeyRing::new(key))
@@ -42,6 +43,8 @@
 //! ```
 
 #![forbid(unsafe_code)]
+// Doctests fail on any warning: an unused import in an example is a bug in the example.
+#![doc(test(attr(deny(warnings))))]
 
 mod app;
 mod audit;
@@ -55,3 +58,10 @@ pub mod telemetry;
 
 pub use app::{BearerAccess, BuildError, Gateway, GatewayBuilder, OktaHook, TwilioCallbacks};
 pub use metrics::GatewayMetrics;
+
+/// The repository README's Rust snippets, compiled (and, unless `no_run`, run) as this
+/// crate's doctests: this crate depends on everything they use (the library with its
+/// features, axum, tokio), so the README cannot drift from the API unnoticed.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

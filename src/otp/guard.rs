@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::{info, warn};
 
-use super::challenge::ChallengeId;
 use super::service::OtpService;
+use crate::challenge::ChallengeId;
 use crate::clock::Timestamp;
 use crate::limit::{Counts, LimitKind, guard_keys};
 use crate::phone::PhoneNumber;

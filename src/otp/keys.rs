@@ -1,4 +1,4 @@
-//! HMAC keys, the key ring and code digests.
+//! HMAC keys and the key ring: what makes code digests, account ids and sealing keys.
 //!
 //! Only `HMAC-SHA256(key, context || code)` is ever stored. The context binds the challenge
 //! id (which itself carries the purpose and a keyed fingerprint of the destination) and any
@@ -11,21 +11,19 @@ use std::fmt;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretSlice};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 use thiserror::Error;
 
 use super::account::Account;
-use super::challenge::{AccountId, ChallengeId};
-use super::seal::{self, SealedDestination, Sealer};
+use super::seal::{self, Sealer};
+use crate::challenge::{
+    AccountId, Candidates, ChallengeId, Digest, KeyId, MAX_KEYS, SealedDestination,
+};
 use crate::phone::PhoneNumber;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Shortest key accepted: 256 bits, the HMAC-SHA256 output size.
 pub const MIN_KEY_BYTES: usize = 32;
-/// Most keys a ring holds: the primary and up to three retired keys. Fixed so verify
-/// computes its candidates on the stack.
-pub const MAX_KEYS: usize = 4;
 
 /// Domain separation: digests of this crate never collide with other uses of the key.
 const CODE_DOMAIN: &[u8] = b"phone-otp/v1/code\0";
@@ -57,10 +55,6 @@ pub enum KeyError {
     #[error("key id {0} is the primary key and cannot be removed")]
     RemovingPrimary(u8),
 }
-
-/// Identifies which key produced a digest, so rotation can keep old digests verifiable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId(pub u8);
 
 /// One server-side HMAC key with its id. `Debug` never shows key material.
 #[derive(Clone)]
@@ -127,10 +121,7 @@ impl HmacKey {
         );
         mac.update(context);
         mac.update(code);
-        Digest {
-            key_id: self.id,
-            bytes: mac.finalize().into_bytes().into(),
-        }
+        Digest::from_parts(self.id, mac.finalize().into_bytes().into())
     }
 
     fn reference(&self, challenge: &ChallengeId) -> [u8; 12] {
@@ -283,9 +274,8 @@ impl KeyRing {
         code: &[u8],
     ) -> Candidates {
         let mut candidates = Candidates::none();
-        for (slot, key) in candidates.digests.iter_mut().zip(&self.keys) {
-            *slot = key.digest(challenge, context, code);
-            candidates.len += 1;
+        for key in &self.keys {
+            candidates.push(key.digest(challenge, context, code));
         }
         candidates
     }
@@ -356,87 +346,6 @@ impl KeyRing {
     /// challenge's attempts.
     pub(crate) fn provider_reference(&self, challenge: &ChallengeId) -> String {
         crate::limit::hex(&self.primary().reference(challenge))
-    }
-}
-
-/// The digests a submitted code would have under each key of the ring (at most
-/// [`MAX_KEYS`], on the stack), for a store to compare with what it holds.
-#[derive(Debug)]
-pub struct Candidates {
-    digests: [Digest; MAX_KEYS],
-    len: usize,
-}
-
-impl Candidates {
-    /// No candidates: a malformed code, which only counts as a wrong attempt.
-    #[inline]
-    pub(crate) fn none() -> Self {
-        Self {
-            digests: [Digest::from_parts(KeyId(0), [0u8; 32]); MAX_KEYS],
-            len: 0,
-        }
-    }
-
-    /// The candidates: none for a malformed code, else one per key.
-    #[inline]
-    pub fn as_slice(&self) -> &[Digest] {
-        &self.digests[..self.len]
-    }
-}
-
-/// A stored code digest: `HMAC-SHA256` output plus the id of the key that made it.
-///
-/// Compared only in constant time; `Debug` shows the key id, not the bytes.
-#[derive(Clone, Copy)]
-pub struct Digest {
-    key_id: KeyId,
-    bytes: [u8; 32],
-}
-
-impl Digest {
-    /// Rebuilds a digest from stored parts (store implementations use this).
-    pub fn from_parts(key_id: KeyId, bytes: [u8; 32]) -> Self {
-        Self { key_id, bytes }
-    }
-
-    /// The key that produced it.
-    pub fn key_id(&self) -> KeyId {
-        self.key_id
-    }
-
-    /// The raw digest bytes, for store implementations to persist.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.bytes
-    }
-
-    /// Constant-time equality of the bytes; the key id (not secret) must match too.
-    pub fn matches(&self, other: &Digest) -> bool {
-        let same_bytes: bool = self.bytes.ct_eq(&other.bytes).into();
-        same_bytes & (self.key_id == other.key_id)
-    }
-
-    /// Whether any of `candidates` matches any of `stored`, comparing every pair (with the
-    /// same key id) in constant time so timing does not reveal which one matched.
-    #[inline]
-    pub fn any_match(stored: &[Digest], candidates: &[Digest]) -> bool {
-        let mut found = subtle::Choice::from(0u8);
-        for stored in stored {
-            for candidate in candidates {
-                if stored.key_id == candidate.key_id {
-                    found |= stored.bytes.ct_eq(&candidate.bytes);
-                }
-            }
-        }
-        found.into()
-    }
-}
-
-impl fmt::Debug for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Digest")
-            .field("key_id", &self.key_id.0)
-            .field("bytes", &"[REDACTED]")
-            .finish()
     }
 }
 

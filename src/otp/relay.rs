@@ -40,6 +40,7 @@ pub const MAX_REQUEST_KEY_BYTES: usize = 256;
 ///     .subject("00uyxxSknGtK8022w0g3")
 ///     .client_ip("203.0.113.7".parse().unwrap())
 ///     .once("uS5871kJThSsU8qlA1LTcg");
+/// assert_eq!(request.to.e164(), "+14155550123");
 /// # Ok::<(), phone_otp::ParsePhoneError>(())
 /// ```
 #[derive(Clone)]

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use super::challenge::ChallengeId;
+use crate::challenge::ChallengeId;
 use crate::error::StartError;
 use crate::message::{Channel, Locale, Purpose};
 use crate::phone::PhoneNumber;
@@ -22,6 +22,7 @@ pub const MAX_LABEL_BYTES: usize = 256;
 /// let request = StartRequest::sms(to, Purpose::SignIn)
 ///     .subject("user-42")
 ///     .client_ip("203.0.113.7".parse().unwrap());
+/// assert_eq!(request.subject.as_deref(), Some("user-42"));
 /// # Ok::<(), phone_otp::ParsePhoneError>(())
 /// ```
 #[derive(Clone)]
@@ -140,13 +141,15 @@ impl fmt::Debug for StartRequest {
 /// started with a client IP or a context needs them again here, or the resend is refused.
 ///
 /// ```
-/// # fn demo(id: phone_otp::ChallengeId) {
-/// use phone_otp::{Channel, ResendRequest};
+/// use phone_otp::{ChallengeId, Channel, ResendRequest};
 ///
-/// let request = ResendRequest::new(id)
-///     .client_ip("203.0.113.7".parse().unwrap())
-///     .channel(Channel::Voice);
-/// # }
+/// /// After SMS failed: the same challenge by voice, charged to this client's address.
+/// fn by_voice(id: ChallengeId) -> ResendRequest {
+///     ResendRequest::new(id)
+///         .client_ip("203.0.113.7".parse().unwrap())
+///         .channel(Channel::Voice)
+/// }
+/// # let _ = by_voice;
 /// ```
 #[derive(Clone)]
 pub struct ResendRequest {

@@ -6,37 +6,11 @@
 //! domain), a nonce taken from the challenge id (unique: its store key is random), and
 //! the whole id as associated data, so a sealed number opens only for its own challenge.
 
-use std::fmt;
-
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 
-use super::challenge::ChallengeId;
-use super::keys::KeyId;
+use crate::challenge::{ChallengeId, KeyId, SealedDestination};
 use crate::phone::PhoneNumber;
-
-/// A destination as a store keeps it when it should not hold the number in clear: the id
-/// of the key that sealed it, then the ciphertext and tag. `Debug` shows its length only.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SealedDestination(Vec<u8>);
-
-impl SealedDestination {
-    /// Rebuilds a sealed destination from the bytes a store kept.
-    pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-
-    /// The bytes to store.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SealedDestination {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SealedDestination({} bytes)", self.0.len())
-    }
-}
 
 /// The sealing half of one ring key.
 #[derive(Clone)]
@@ -72,7 +46,7 @@ impl Sealer {
         let mut bytes = Vec::with_capacity(1 + sealed.len());
         bytes.push(key_id.0);
         bytes.extend_from_slice(&sealed);
-        Some(SealedDestination(bytes))
+        Some(SealedDestination::from_bytes(bytes))
     }
 
     /// The number, if `sealed` was sealed for `challenge` under this key and is intact.
@@ -82,7 +56,7 @@ impl Sealer {
         sealed: &SealedDestination,
     ) -> Option<PhoneNumber> {
         let payload = Payload {
-            msg: sealed.0.get(1..)?,
+            msg: sealed.as_bytes().get(1..)?,
             aad: challenge.as_bytes(),
         };
         let opened = self.cipher.decrypt(&Self::nonce(challenge), payload).ok()?;
@@ -92,7 +66,7 @@ impl Sealer {
 
 /// The id of the key that sealed `sealed`.
 pub(crate) fn sealing_key(sealed: &SealedDestination) -> Option<KeyId> {
-    sealed.0.first().copied().map(KeyId)
+    sealed.as_bytes().first().copied().map(KeyId)
 }
 
 #[cfg(test)]
@@ -105,7 +79,7 @@ mod tests {
             [byte; 16],
             Purpose::SignIn,
             [1; 8],
-            super::super::AccountId([2; 8]),
+            crate::challenge::AccountId([2; 8]),
         )
     }
 

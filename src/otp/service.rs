@@ -8,13 +8,12 @@ use secrecy::{ExposeSecret, SecretString};
 use tracing::{debug, info, warn};
 
 use super::account::Account;
-use super::challenge::{AccountId, ChallengeId};
 use super::code::{
     self, DEFAULT_CODE_LENGTH, MAX_CODE_LENGTH, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH,
 };
-use super::keys::{Candidates, KeyRing};
-use super::outcome::VerifyOutcome;
+use super::keys::KeyRing;
 use super::request::{ResendRequest, StartRequest};
+use crate::challenge::{AccountId, Candidates, ChallengeId, VerifyOutcome};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::{BuildError, ResendError, StartError, VerifyError};
 use crate::limit::{Admission, FailureCap, Limit, LimitKind, Limits, SendKeys};

@@ -11,8 +11,8 @@ use secrecy::SecretString;
 use tracing::info;
 
 use super::account::Account;
-use super::challenge::AccountId;
 use super::service::OtpService;
+use crate::challenge::AccountId;
 use crate::limit::{Admission, Limit, LimitKey, Quota};
 use crate::store::{StepDecision, StoreError, TotpFactor};
 use crate::totp::{SealedTotpSecret, TotpKeys, TotpSecret, TotpSettings, base32, key_uri};

@@ -53,9 +53,10 @@ mod millis {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// An environment variable `from_env` needs is not set.
-    #[error("environment variable {0} is not set")]
-    MissingEnv(&'static str),
+    /// Environment variables `from_env` needs are not set: every one of them, by name
+    /// (an entry may name a choice: `TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID`).
+    #[error("environment variables not set: {}", .0.join(", "))]
+    MissingEnv(Vec<&'static str>),
     /// A setting is missing or malformed.
     #[error("invalid {field}: {reason}")]
     Invalid {
@@ -69,17 +70,52 @@ pub enum ConfigError {
     Client,
 }
 
-/// Reads a required environment variable.
-pub(crate) fn env(name: &'static str) -> Result<String, ConfigError> {
-    std::env::var(name)
-        .ok()
-        .filter(|value| !value.is_empty())
-        .ok_or(ConfigError::MissingEnv(name))
+/// Where `from_env` reads variables: the process environment.
+pub(crate) fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
-/// Reads an optional environment variable.
-pub(crate) fn env_opt(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.is_empty())
+/// Reads an adapter's variables through a lookup, collecting every required one that is
+/// missing so a misconfiguration is reported whole, not one variable per attempt.
+pub(crate) struct EnvReader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    missing: Vec<&'static str>,
+}
+
+impl<'a> EnvReader<'a> {
+    pub(crate) fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self {
+            lookup,
+            missing: Vec::new(),
+        }
+    }
+
+    /// The variable, or empty (and noted as missing) when unset or empty.
+    pub(crate) fn required(&mut self, name: &'static str) -> String {
+        self.optional(name).unwrap_or_else(|| {
+            self.missing.push(name);
+            String::new()
+        })
+    }
+
+    /// The variable, if set and not empty.
+    pub(crate) fn optional(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|value| !value.is_empty())
+    }
+
+    /// Notes `what` as missing (e.g. a choice of variables none of which is set).
+    pub(crate) fn missing(&mut self, what: &'static str) {
+        self.missing.push(what);
+    }
+
+    /// `Err` naming every missing variable, if any.
+    pub(crate) fn finish(self) -> Result<(), ConfigError> {
+        if self.missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::MissingEnv(self.missing))
+        }
+    }
 }
 
 /// A base URL an adapter may talk to: HTTPS, or plain HTTP to loopback only when set through

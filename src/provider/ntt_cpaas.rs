@@ -56,13 +56,27 @@ impl NttCpaasConfig {
     /// `NTT_CPAAS_VOICE_FROM`.
     ///
     /// # Errors
-    /// [`ConfigError::MissingEnv`] naming the missing variable.
+    /// [`ConfigError::MissingEnv`] naming every missing variable.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&http::process_env)
+    }
+
+    /// [`NttCpaasConfig::from_env`] reading variables through `lookup`.
+    ///
+    /// # Errors
+    /// [`ConfigError::MissingEnv`] naming every missing variable.
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = http::EnvReader::new(lookup);
+        let base_url = env.required("NTT_CPAAS_BASE_URL");
+        let api_key = SecretString::from(env.required("NTT_CPAAS_API_KEY"));
+        let sender = env.required("NTT_CPAAS_SENDER");
+        let voice_from = env.optional("NTT_CPAAS_VOICE_FROM");
+        env.finish()?;
         Ok(Self {
-            base_url: http::env("NTT_CPAAS_BASE_URL")?,
-            api_key: SecretString::from(http::env("NTT_CPAAS_API_KEY")?),
-            sender: http::env("NTT_CPAAS_SENDER")?,
-            voice_from: http::env_opt("NTT_CPAAS_VOICE_FROM"),
+            base_url,
+            api_key,
+            sender,
+            voice_from,
             voice_gender: None,
             http: HttpConfig::default(),
         })

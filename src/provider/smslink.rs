@@ -49,11 +49,23 @@ impl SmslinkConfig {
     /// Reads `SMSLINK_API_TOKEN` and optionally `SMSLINK_BASE_URL`.
     ///
     /// # Errors
-    /// [`ConfigError::MissingEnv`] naming the missing variable.
+    /// [`ConfigError::MissingEnv`] naming every missing variable.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&http::process_env)
+    }
+
+    /// [`SmslinkConfig::from_env`] reading variables through `lookup`.
+    ///
+    /// # Errors
+    /// [`ConfigError::MissingEnv`] naming every missing variable.
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = http::EnvReader::new(lookup);
+        let api_token = SecretString::from(env.required("SMSLINK_API_TOKEN"));
+        let base_url = env.optional("SMSLINK_BASE_URL");
+        env.finish()?;
         Ok(Self {
-            api_token: SecretString::from(http::env("SMSLINK_API_TOKEN")?),
-            base_url: http::env_opt("SMSLINK_BASE_URL"),
+            api_token,
+            base_url,
             http: HttpConfig::default(),
         })
     }

@@ -73,28 +73,44 @@ impl TwilioConfig {
     /// `TWILIO_API_KEY_SECRET`; optionally `TWILIO_FROM` and `TWILIO_MESSAGING_SERVICE_SID`.
     ///
     /// # Errors
-    /// [`ConfigError::MissingEnv`] naming the missing variable.
+    /// [`ConfigError::MissingEnv`] naming every missing variable.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let account_sid = http::env("TWILIO_ACCOUNT_SID")?;
-        let (auth_token, api_key_sid, api_key_secret) = match http::env_opt("TWILIO_API_KEY_SID") {
+        Self::from_lookup(&http::process_env)
+    }
+
+    /// [`TwilioConfig::from_env`] reading variables through `lookup` (a secret manager, or
+    /// a map in tests).
+    ///
+    /// # Errors
+    /// [`ConfigError::MissingEnv`] naming every missing variable.
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = http::EnvReader::new(lookup);
+        let account_sid = env.required("TWILIO_ACCOUNT_SID");
+        let (auth_token, api_key_sid, api_key_secret) = match env.optional("TWILIO_API_KEY_SID") {
             Some(sid) => (
                 None,
                 Some(sid),
-                Some(SecretString::from(http::env("TWILIO_API_KEY_SECRET")?)),
+                Some(SecretString::from(env.required("TWILIO_API_KEY_SECRET"))),
             ),
             None => (
-                Some(SecretString::from(http::env("TWILIO_AUTH_TOKEN")?)),
+                Some(SecretString::from(env.required("TWILIO_AUTH_TOKEN"))),
                 None,
                 None,
             ),
         };
+        let from = env.optional("TWILIO_FROM");
+        let messaging_service_sid = env.optional("TWILIO_MESSAGING_SERVICE_SID");
+        if from.is_none() && messaging_service_sid.is_none() {
+            env.missing("TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID");
+        }
+        env.finish()?;
         Ok(Self {
             account_sid,
             auth_token,
             api_key_sid,
             api_key_secret,
-            from: http::env_opt("TWILIO_FROM"),
-            messaging_service_sid: http::env_opt("TWILIO_MESSAGING_SERVICE_SID"),
+            from,
+            messaging_service_sid,
             voice_en: None,
             voice_ja: None,
             http: HttpConfig::default(),

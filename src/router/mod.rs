@@ -72,7 +72,7 @@ type Chain = Vec<usize>;
 /// Builds a [`Router`].
 ///
 /// ```
-/// use phone_otp::{Channel, Router, StubProvider};
+/// use phone_otp::{Channel, PhoneProvider, Router, StubProvider};
 ///
 /// let router = Router::builder()
 ///     .provider(StubProvider::named("ntt-cpaas"))
@@ -83,6 +83,7 @@ type Chain = Vec<usize>;
 ///     .default_chain(Channel::Sms, &["twilio"])
 ///     .default_chain(Channel::Voice, &["twilio"])
 ///     .build()?;
+/// assert!(router.supports(Channel::Voice));
 /// # Ok::<(), phone_otp::RouterBuildError>(())
 /// ```
 pub struct RouterBuilder {

@@ -88,7 +88,7 @@ impl From<NumberType> for NumberTypeKey {
 /// you say so.
 ///
 /// ```
-/// use phone_otp::{Channel, DestinationPolicy, NumberType, PhoneNumber};
+/// use phone_otp::{Channel, DestinationPolicy, PhoneNumber};
 ///
 /// let policy = DestinationPolicy::default().deny_country(Channel::Sms, "KP")?;
 /// let landline = PhoneNumber::parse("+81312345678")?;

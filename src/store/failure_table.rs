@@ -9,9 +9,9 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+use crate::challenge::AccountId;
 use crate::clock::{Timestamp, duration_millis};
 use crate::limit::FailureCap;
-use crate::otp::AccountId;
 
 const SHARDS: usize = 64;
 const INITIAL_CELLS: usize = 64;

@@ -27,10 +27,12 @@ use super::{
     CODES_PER_CHALLENGE, ChallengeRecord, OtpStore, PendingRecord, RETAIN_AFTER_EXPIRY,
     StepDecision, StoreError, StoredDestination, TotpFactor,
 };
+use crate::challenge::{
+    AccountId, Candidates, ChallengeId, Digest, KeyId, NotPending, VerifyOutcome,
+};
 use crate::clock::{Timestamp, duration_millis};
 use crate::limit::{Admission, Counts, FailureCap, Limit, LimitKey};
 use crate::message::{Channel, Locale, Purpose};
-use crate::otp::{AccountId, Candidates, ChallengeId, Digest, KeyId, NotPending, VerifyOutcome};
 use crate::phone::PhoneNumber;
 
 const DEFAULT_SHARDS: usize = 64;

@@ -22,12 +22,12 @@ pub use memory::MemoryStore;
 pub use redis::RedisStore;
 pub use totp::{StepDecision, TotpFactor};
 
+use crate::challenge::{
+    AccountId, Candidates, ChallengeId, Digest, NotPending, SealedDestination, VerifyOutcome,
+};
 use crate::clock::Timestamp;
 use crate::limit::{Admission, Counts, FailureCap, Limit, LimitKey};
 use crate::message::{Channel, Locale, Purpose};
-use crate::otp::{
-    AccountId, Candidates, ChallengeId, Digest, NotPending, SealedDestination, VerifyOutcome,
-};
 use crate::phone::PhoneNumber;
 
 /// How many codes of one challenge stay valid: the newest three, so a late SMS does not lock

@@ -36,10 +36,12 @@ use super::{
     CODES_PER_CHALLENGE, ChallengeRecord, OtpStore, PendingRecord, RETAIN_AFTER_EXPIRY,
     StepDecision, StoreError, StoredDestination, TotpFactor,
 };
+use crate::challenge::{
+    AccountId, ChallengeId, Digest, NotPending, SealedDestination, VerifyOutcome,
+};
 use crate::clock::{Timestamp, duration_millis};
 use crate::limit::{Admission, ConversionState, Counts, FailureCap, Limit, LimitKey, Rule};
 use crate::message::{Channel, Locale, Purpose};
-use crate::otp::{AccountId, ChallengeId, Digest, NotPending, SealedDestination, VerifyOutcome};
 
 const INSERT: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end

@@ -3,6 +3,7 @@
 // Tests state their expectations with unwrap/expect/panic; the library itself may not.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod axum_mfa;
 mod codes;
 mod limits;
 mod memory_store;

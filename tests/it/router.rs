@@ -606,8 +606,13 @@ async fn landlines_get_a_call_when_escalation_is_on_and_a_refusal_otherwise() ->
         .start(StartRequest::sms(landline, Purpose::SignIn))
         .await
     {
-        Err(StartError::Refused(PolicyRefusal::NumberType { number_type, .. })) => {
-            assert_eq!(number_type, NumberType::FixedLine)
+        Err(error @ StartError::Refused(PolicyRefusal::NumberType { number_type, .. })) => {
+            assert_eq!(number_type, NumberType::FixedLine);
+            // The message names the rule, not just "refused".
+            assert_eq!(
+                error.to_string(),
+                "destination refused: sms to fixed_line numbers is not allowed by policy"
+            );
         }
         other => panic!("expected a policy refusal, got {other:?}"),
     }

@@ -341,16 +341,42 @@ fn configuration_errors_are_clear_and_debug_hides_secrets() {
     assert!(plain_http.to_string().contains("loopback"), "{plain_http}");
     let debug = format!("{:?}", TwilioProvider::new(config()).unwrap());
     assert!(!debug.contains("token-secret-123"), "{debug}");
-    if std::env::var_os("TWILIO_ACCOUNT_SID").is_none() {
-        assert_eq!(
-            TwilioConfig::from_env().unwrap_err(),
-            ConfigError::MissingEnv("TWILIO_ACCOUNT_SID")
-        );
-        assert_eq!(
-            TwilioConfig::from_env().unwrap_err().to_string(),
-            "environment variable TWILIO_ACCOUNT_SID is not set"
-        );
-    }
+    // Every missing variable at once, by its environment name.
+    let missing = TwilioConfig::from_lookup(&|_| None).unwrap_err();
+    assert_eq!(
+        missing,
+        ConfigError::MissingEnv(vec![
+            "TWILIO_ACCOUNT_SID",
+            "TWILIO_AUTH_TOKEN",
+            "TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID"
+        ])
+    );
+    assert_eq!(
+        missing.to_string(),
+        "environment variables not set: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, \
+         TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID"
+    );
+    let api_key = |name: &str| match name {
+        "TWILIO_API_KEY_SID" => Some("SK1".to_owned()),
+        "TWILIO_MESSAGING_SERVICE_SID" => Some("MG1".to_owned()),
+        "TWILIO_ACCOUNT_SID" => Some(String::new()), // empty counts as unset
+        _ => None,
+    };
+    assert_eq!(
+        TwilioConfig::from_lookup(&api_key).unwrap_err(),
+        ConfigError::MissingEnv(vec!["TWILIO_ACCOUNT_SID", "TWILIO_API_KEY_SECRET"])
+    );
+    let complete = |name: &str| match name {
+        "TWILIO_ACCOUNT_SID" => Some("AC1".to_owned()),
+        "TWILIO_AUTH_TOKEN" => Some("t".to_owned()),
+        "TWILIO_FROM" => Some("+15005550006".to_owned()),
+        _ => None,
+    };
+    let read = TwilioConfig::from_lookup(&complete).unwrap();
+    assert_eq!(
+        (read.account_sid.as_str(), read.from.as_deref()),
+        ("AC1", Some("+15005550006"))
+    );
     let parsed: TwilioConfig = serde_json::from_str(
         r#"{"account_sid":"AC1","auth_token":"t","from":"+15005550006","http":{"connect_timeout":500,"request_timeout":900}}"#,
     )

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The examples refuse bad command lines and misconfiguration in words a user can act on,
+# with a non-zero exit, and never fall back to the stub silently. Offline: every case
+# fails before anything is sent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --quiet --example quickstart
+bin=target/debug/examples/quickstart
+failures=0
+
+# expect CODE TEXT ARGS...: runs the quick start with no provider variables set.
+expect() {
+  local code=$1 text=$2
+  shift 2
+  local out status=0
+  out=$(env -u TWILIO_ACCOUNT_SID -u TWILIO_AUTH_TOKEN -u TWILIO_API_KEY_SID \
+    -u TWILIO_FROM -u TWILIO_MESSAGING_SERVICE_SID "$@" 2>&1 </dev/null) || status=$?
+  if [ "$status" -ne "$code" ] || [[ "$out" != *"$text"* ]] || [[ "$out" == *"Error: "* ]]; then
+    echo "FAIL: $* exited $status (expected $code) with:"
+    echo "$out" | sed 's/^/    /'
+    echo "    expected to contain: $text"
+    failures=$((failures + 1))
+  else
+    echo "ok: ${*:1:6} -> $code"
+  fi
+}
+
+expect 0 "-> Verified" "$bin"
+expect 2 "--provider" "$bin" --to +819012345678
+expect 2 "a value is required for '--provider" "$bin" --provider
+expect 2 "--to" "$bin" --provider twilio
+expect 2 "invalid value 'vonage'" "$bin" --provider vonage --to +819012345678
+expect 1 "environment variables not set: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID" \
+  "$bin" --provider twilio --to +819012345678
+expect 1 "environment variables not set: NTT_CPAAS_BASE_URL, NTT_CPAAS_API_KEY, NTT_CPAAS_SENDER" \
+  env -u NTT_CPAAS_BASE_URL -u NTT_CPAAS_API_KEY -u NTT_CPAAS_SENDER "$bin" --provider ntt-cpaas --to +819012345678
+expect 1 "--to \"not-a-number\": phone number contains a character" \
+  env SMSLINK_API_TOKEN=placeholder "$bin" --provider smslink --to not-a-number
+expect 1 "not in international (+) format" \
+  env SMSLINK_API_TOKEN=placeholder "$bin" --provider smslink --to 09012345678
+
+if [ "$failures" -gt 0 ]; then
+  echo "$failures example check(s) failed"
+  exit 1
+fi
