@@ -8,6 +8,7 @@
 use std::error::Error;
 use std::process::ExitCode;
 
+use phone_otp::store::{OtpStore, StoreError};
 use phone_otp::{
     HmacKey, KeyRing, LimitKind, OtpService, PhoneNumber, Purpose, RedisStore, StartError,
     StartRequest, StubProvider,
@@ -45,12 +46,19 @@ async fn run(url: &str) -> Result<(), Failure> {
     let instance = |name: &'static str| {
         let inbox = inbox.clone();
         async move {
-            let store = RedisStore::connect(url, "demo:").await.map_err(|error| {
+            // The connection is made lazily: a ping says now whether Redis is there.
+            let unreachable = |error: StoreError| {
+                let cause = Error::source(&error).map(|c| format!(": {c}"));
                 format!(
-                    "cannot reach Redis at {url} ({error}): start one (`redis-server`) or set \
-                     REDIS_URL"
+                    "cannot reach Redis at {url} ({error}{}): start one (`redis-server`) or \
+                     set REDIS_URL",
+                    cause.unwrap_or_default()
                 )
-            })?;
+            };
+            let store = RedisStore::connect(url, "demo:")
+                .await
+                .map_err(unreachable)?;
+            store.ping().await.map_err(unreachable)?;
             println!("{name}: connected to {url}");
             Ok::<_, Failure>(
                 OtpService::builder()

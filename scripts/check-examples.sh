@@ -40,6 +40,20 @@ expect 1 "--to \"not-a-number\": phone number contains a character" \
 expect 1 "not in international (+) format" \
   env SMSLINK_API_TOKEN=placeholder "$bin" --provider smslink --to 09012345678
 
+# multi_instance: Redis down names the URL; a second run inside the resend cooldown says
+# why in words (limits live in Redis). Needs the test script's Redis (REDIS_URL).
+cargo build --quiet --features redis --example multi_instance
+multi=target/debug/examples/multi_instance
+expect 1 "cannot reach Redis at redis://127.0.0.1:1/0" env REDIS_URL=redis://127.0.0.1:1/0 "$multi"
+if [ -n "${REDIS_URL:-}" ]; then
+  # A clean slate: an earlier run's cooldown would fail the first run here.
+  redis-cli -u "$REDIS_URL" --scan --pattern 'demo:*' | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null
+  expect 0 "instance B: verify -> Verified" "$multi"
+  expect 1 "less than 30 s ago (an earlier run" "$multi"
+else
+  echo "*** multi_instance against Redis SKIPPED: REDIS_URL is not set (./scripts/test.sh sets it) ***"
+fi
+
 if [ "$failures" -gt 0 ]; then
   echo "$failures example check(s) failed"
   exit 1

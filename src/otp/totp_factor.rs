@@ -272,13 +272,10 @@ impl TotpService {
     ) -> Result<TotpOutcome, TotpError> {
         let inner = &self.otp.inner;
         let now = inner.clock.now();
-        let account = Self::subject_name(tenant, subject);
-        let id = self.otp.keys().account_id(&account);
-        // The limit first: a flood of guesses costs no factor lookup.
-        if let Some(limited) = self.limit(id, now).await? {
-            return Ok(limited);
-        }
-        let factor = self.factor(id, &account).await?;
+        let (id, factor) = match self.admit(tenant, subject, now).await? {
+            Ok(found) => found,
+            Err(limited) => return Ok(limited),
+        };
         let Some(factor) = factor.filter(|f| f.confirmed != confirming) else {
             return Ok(TotpOutcome::NotEnrolled);
         };
@@ -338,13 +335,10 @@ impl TotpService {
     ) -> Result<TotpOutcome, TotpError> {
         let inner = &self.otp.inner;
         let now = inner.clock.now();
-        let account = Self::subject_name(tenant, subject);
-        let id = self.otp.keys().account_id(&account);
-        // The limit first: a flood of guesses costs no factor lookup.
-        if let Some(limited) = self.limit(id, now).await? {
-            return Ok(limited);
-        }
-        let factor = self.factor(id, &account).await?;
+        let (id, factor) = match self.admit(tenant, subject, now).await? {
+            Ok(found) => found,
+            Err(limited) => return Ok(limited),
+        };
         if !factor.is_some_and(|f| f.confirmed) {
             return Ok(TotpOutcome::NotEnrolled);
         }
@@ -393,6 +387,23 @@ impl TotpService {
         } else {
             TotpOutcome::Mismatch
         })
+    }
+
+    /// What every check starts with: the subject's attempt limit, before any lookup (a
+    /// flood of guesses costs no factor read), then its factor. `Err` is the `Limited`
+    /// outcome to answer at once.
+    async fn admit(
+        &self,
+        tenant: Option<&str>,
+        subject: &str,
+        now: crate::clock::Timestamp,
+    ) -> Result<Result<(AccountId, Option<Factor>), TotpOutcome>, TotpError> {
+        let account = Self::subject_name(tenant, subject);
+        let id = self.otp.keys().account_id(&account);
+        if let Some(limited) = self.limit(id, now).await? {
+            return Ok(Err(limited));
+        }
+        Ok(Ok((id, self.factor(id, &account).await?)))
     }
 
     async fn limit(
