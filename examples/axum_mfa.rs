@@ -151,11 +151,7 @@ async fn verify(
     Form(form): Form<CodeForm>,
 ) -> Response {
     let Some(id) = challenge_of(&mfa, &headers) else {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "Your session expired. Start over.",
-            "/",
-        );
+        return session_expired();
     };
     let outcome = match mfa.otp.verify(&id, &form.code).await {
         Ok(outcome) => outcome,
@@ -216,11 +212,7 @@ async fn resend(
     Form(form): Form<ResendForm>,
 ) -> Response {
     let Some(id) = challenge_of(&mfa, &headers) else {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "Your session expired. Start over.",
-            "/",
-        );
+        return session_expired();
     };
     let channel = if form.channel == "voice" {
         Channel::Voice
@@ -286,6 +278,15 @@ fn set_cookie(response: &mut Response, cookie: &str) {
     if let Ok(value) = HeaderValue::from_str(cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
+}
+
+/// No cookie, or one this server did not sign: nothing to verify or resend.
+fn session_expired() -> Response {
+    problem(
+        StatusCode::BAD_REQUEST,
+        "Your session expired. Start over.",
+        "/",
+    )
 }
 
 /// A page with a message and a link onward.

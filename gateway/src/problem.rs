@@ -41,12 +41,17 @@ impl IntoResponse for Problem {
             body["error"]["retry_after"] = json!(whole_seconds(wait));
         }
         let mut response = (self.status, axum::Json(body)).into_response();
-        if let Some(wait) = self.retry_after
-            && let Ok(value) = HeaderValue::try_from(whole_seconds(wait).to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
+        if let Some(wait) = self.retry_after {
+            set_retry_after(&mut response, wait);
         }
         response
+    }
+}
+
+/// `Retry-After: <whole seconds>` on `response`.
+pub(crate) fn set_retry_after(response: &mut Response, wait: Duration) {
+    if let Ok(value) = HeaderValue::try_from(whole_seconds(wait).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
     }
 }
 

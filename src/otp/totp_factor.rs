@@ -90,6 +90,11 @@ impl std::fmt::Debug for Enrollment {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TotpError {
+    /// A subject, tenant or label is unusable (empty, over
+    /// [`MAX_LABEL_BYTES`](crate::MAX_LABEL_BYTES), or a label with `:`, which key URIs
+    /// reserve). Nothing was looked up, counted or stored.
+    #[error("invalid TOTP request: {0}")]
+    InvalidRequest(&'static str),
     /// The store failed; never treat it as verified.
     #[error("store unavailable")]
     Store(#[from] StoreError),
@@ -186,6 +191,7 @@ impl TotpService {
     /// The factor works only after [`TotpService::confirm`].
     ///
     /// # Errors
+    /// [`TotpError::InvalidRequest`] for an unusable subject, tenant or label;
     /// [`TotpError::AlreadyEnrolled`] if a confirmed factor exists; store or randomness
     /// failures.
     pub async fn enroll(
@@ -194,6 +200,12 @@ impl TotpService {
         subject: &str,
         label: &str,
     ) -> Result<Enrollment, TotpError> {
+        check_names(tenant, subject)?;
+        if label.is_empty() || label.len() > crate::MAX_LABEL_BYTES || label.contains(':') {
+            return Err(TotpError::InvalidRequest(
+                "the label must be 1-256 bytes without ':'",
+            ));
+        }
         let account = Self::subject_name(tenant, subject);
         let id = self.otp.keys().account_id(&account);
         let existing = self.factor(id, &account).await?;
@@ -240,7 +252,8 @@ impl TotpService {
     /// Activates an enrolled factor with a first correct code.
     ///
     /// # Errors
-    /// Store failures; a secret that does not open.
+    /// [`TotpError::InvalidRequest`] for an unusable subject or tenant; store failures; a
+    /// secret that does not open.
     pub async fn confirm(
         &self,
         tenant: Option<&str>,
@@ -253,7 +266,8 @@ impl TotpService {
     /// Checks a code of a confirmed factor. A code's time step is accepted once.
     ///
     /// # Errors
-    /// Store failures; a secret that does not open.
+    /// [`TotpError::InvalidRequest`] for an unusable subject or tenant; store failures; a
+    /// secret that does not open.
     pub async fn verify(
         &self,
         tenant: Option<&str>,
@@ -326,7 +340,7 @@ impl TotpService {
     /// Checks a recovery code of a confirmed factor; each works once.
     ///
     /// # Errors
-    /// Store failures.
+    /// [`TotpError::InvalidRequest`] for an unusable subject or tenant; store failures.
     pub async fn verify_recovery(
         &self,
         tenant: Option<&str>,
@@ -361,8 +375,9 @@ impl TotpService {
     /// Removes the subject's factor (e.g. after the user proved themselves another way).
     ///
     /// # Errors
-    /// Store failures.
+    /// [`TotpError::InvalidRequest`] for an unusable subject or tenant; store failures.
     pub async fn disable(&self, tenant: Option<&str>, subject: &str) -> Result<(), TotpError> {
+        check_names(tenant, subject)?;
         let account = Self::subject_name(tenant, subject);
         for id in self.otp.keys().account_ids(&account) {
             self.otp.inner.store.remove_totp_factor(id).await?;
@@ -398,6 +413,7 @@ impl TotpService {
         subject: &str,
         now: crate::clock::Timestamp,
     ) -> Result<Result<(AccountId, Option<Factor>), TotpOutcome>, TotpError> {
+        check_names(tenant, subject)?;
         let account = Self::subject_name(tenant, subject);
         let id = self.otp.keys().account_id(&account);
         if let Some(limited) = self.limit(id, now).await? {
@@ -417,6 +433,20 @@ impl TotpService {
             Admission::Limited { retry_after, .. } => Some(TotpOutcome::Limited { retry_after }),
         })
     }
+}
+
+/// A subject of 1 to [`MAX_LABEL_BYTES`](crate::MAX_LABEL_BYTES) bytes, and a tenant
+/// no longer than that: the limits SMS challenges take too.
+fn check_names(tenant: Option<&str>, subject: &str) -> Result<(), TotpError> {
+    if subject.is_empty() || subject.len() > crate::MAX_LABEL_BYTES {
+        return Err(TotpError::InvalidRequest("the subject must be 1-256 bytes"));
+    }
+    if tenant.is_some_and(|t| t.len() > crate::MAX_LABEL_BYTES) {
+        return Err(TotpError::InvalidRequest(
+            "the tenant must be at most 256 bytes",
+        ));
+    }
+    Ok(())
 }
 
 /// What a check needs of a stored factor.

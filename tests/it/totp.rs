@@ -89,7 +89,7 @@ mod service {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use phone_otp::totp::{TotpKeys, TotpOutcome, TotpService, TotpSettings};
+    use phone_otp::totp::{TotpError, TotpKeys, TotpOutcome, TotpService, TotpSettings};
     use phone_otp::{Clock, FailureCap, OtpStore, Purpose, StartError, StartRequest};
     use secrecy::{ExposeSecret, SecretSlice};
 
@@ -300,6 +300,58 @@ mod service {
             f.h.otp.start(again).await,
             Err(StartError::AccountLocked)
         ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn unusable_names_are_refused_before_anything_is_counted_or_stored() -> TestResult {
+        let store = Arc::new(phone_otp::MemoryStore::new());
+        let f = enrolled(Harness::with({
+            let store = Arc::clone(&store);
+            move |b| b.store(store)
+        }))
+        .await;
+        let (limit_keys, long) = (store.limit_keys(), "x".repeat(257));
+        let refused = |result: Result<TotpOutcome, TotpError>| {
+            assert!(
+                matches!(result, Err(TotpError::InvalidRequest(_))),
+                "{result:?}"
+            );
+        };
+        for _ in 0..2 {
+            refused(f.totp.verify(Some("acme"), "", &f.code(0)).await);
+            refused(f.totp.verify(Some("acme"), &long, &f.code(0)).await);
+            refused(f.totp.verify(Some(&long), "alice", &f.code(0)).await);
+            refused(f.totp.confirm(Some("acme"), &long, &f.code(0)).await);
+            refused(
+                f.totp
+                    .verify_recovery(Some("acme"), "", &f.recovery[0])
+                    .await,
+            );
+        }
+        assert!(matches!(
+            f.totp.disable(Some("acme"), "").await,
+            Err(TotpError::InvalidRequest(_))
+        ));
+        for label in ["", "a:b", long.as_str()] {
+            let error = f.totp.enroll(Some("acme"), "bob", label).await.err();
+            assert_eq!(
+                error.map(|e| e.to_string()).as_deref(),
+                Some("invalid TOTP request: the label must be 1-256 bytes without ':'")
+            );
+        }
+        // No attempt was counted (no new limit state), nothing stored for bob, and alice's
+        // next code still verifies.
+        assert_eq!(store.limit_keys(), limit_keys);
+        assert_eq!(
+            f.totp.verify(Some("acme"), "bob", &f.code(0)).await?,
+            TotpOutcome::NotEnrolled
+        );
+        f.h.clock.advance(Duration::from_secs(30));
+        assert_eq!(
+            f.totp.verify(Some("acme"), "alice", &f.code(0)).await?,
+            TotpOutcome::Verified
+        );
         Ok(())
     }
 

@@ -26,7 +26,7 @@ use crate::app::AppState;
 use crate::audit::Audit;
 use crate::auth::scope::Scope;
 use crate::auth::{Caller, Peer, authorize};
-use crate::problem::{Problem, whole_seconds};
+use crate::problem::{Problem, set_retry_after, whole_seconds};
 
 /// `POST /v1/totp/enroll`.
 #[derive(Deserialize)]
@@ -83,13 +83,9 @@ pub(crate) async fn enroll(
     let result = async {
         let (caller, totp) = open(&state, &mut audit, &headers, peer, Scope::TotpEnroll).await?;
         let enroll: Enroll = read_json(&headers, body)?;
-        let subject = checked_subject(&enroll.subject)?;
-        let label = enroll.label.as_deref().unwrap_or(subject);
-        if label.is_empty() || label.len() > 256 || label.contains(':') {
-            return Err(invalid("label must be 1-256 characters without ':'"));
-        }
+        let label = enroll.label.as_deref().unwrap_or(&enroll.subject);
         let enrollment = totp
-            .enroll(Some(&caller.system), subject, label)
+            .enroll(Some(&caller.system), &enroll.subject, label)
             .await
             .map_err(|error| totp_problem(&error))?;
         let codes: Vec<&str> = enrollment
@@ -126,12 +122,11 @@ pub(crate) async fn confirm(
     let result = async {
         let (caller, totp) = open(&state, &mut audit, &headers, peer, Scope::TotpEnroll).await?;
         let check: Check = read_json(&headers, body)?;
-        let subject = checked_subject(&check.subject)?;
         let (Some(code), None) = (check.code, check.recovery_code) else {
             return Err(invalid("confirm takes a code"));
         };
         let outcome = totp
-            .confirm(Some(&caller.system), subject, &code)
+            .confirm(Some(&caller.system), &check.subject, &code)
             .await
             .map_err(|error| totp_problem(&error))?;
         Ok(verdict(outcome))
@@ -151,8 +146,7 @@ pub(crate) async fn verify(
     let result = async {
         let (caller, totp) = open(&state, &mut audit, &headers, peer, Scope::TotpVerify).await?;
         let check: Check = read_json(&headers, body)?;
-        let subject = checked_subject(&check.subject)?;
-        let tenant = Some(caller.system.as_str());
+        let (tenant, subject) = (Some(caller.system.as_str()), check.subject.as_str());
         let outcome = match (check.code, check.recovery_code) {
             (Some(code), None) => totp.verify(tenant, subject, &code).await,
             (None, Some(code)) => totp.verify_recovery(tenant, subject, &code).await,
@@ -176,22 +170,13 @@ pub(crate) async fn disable(
     let result = async {
         let (caller, totp) = open(&state, &mut audit, &headers, peer, Scope::TotpEnroll).await?;
         let disable: Disable = read_json(&headers, body)?;
-        let subject = checked_subject(&disable.subject)?;
-        totp.disable(Some(&caller.system), subject)
+        totp.disable(Some(&caller.system), &disable.subject)
             .await
             .map_err(|error| totp_problem(&error))?;
         Ok(StatusCode::NO_CONTENT.into_response())
     }
     .await;
     super::respond(&state, audit, result).await
-}
-
-/// A subject as the caller's user id: 1-256 bytes.
-fn checked_subject(subject: &str) -> Result<&str, Problem> {
-    if subject.is_empty() || subject.len() > 256 {
-        return Err(invalid("subject must be 1-256 bytes"));
-    }
-    Ok(subject)
 }
 
 fn invalid(message: &'static str) -> Problem {
@@ -209,18 +194,18 @@ fn verdict(outcome: TotpOutcome) -> Response {
         TotpOutcome::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::NOT_FOUND,
     };
-    let mut body = json!({"outcome": name});
-    let mut response = if let TotpOutcome::Limited { retry_after } = outcome {
-        let seconds = whole_seconds(retry_after);
-        body["retry_after"] = json!(seconds);
-        let mut response = (status, axum::Json(body)).into_response();
-        if let Ok(value) = HeaderValue::try_from(seconds.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        response
-    } else {
-        (status, axum::Json(body)).into_response()
+    let wait = match outcome {
+        TotpOutcome::Limited { retry_after } => Some(retry_after),
+        _ => None,
     };
+    let mut body = json!({"outcome": name});
+    if let Some(wait) = wait {
+        body["retry_after"] = json!(whole_seconds(wait));
+    }
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(wait) = wait {
+        set_retry_after(&mut response, wait);
+    }
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -229,6 +214,7 @@ fn verdict(outcome: TotpOutcome) -> Response {
 
 fn totp_problem(error: &TotpError) -> Problem {
     match error {
+        TotpError::InvalidRequest(reason) => invalid(reason),
         TotpError::AlreadyEnrolled => Problem::new(
             StatusCode::CONFLICT,
             "already_enrolled",
