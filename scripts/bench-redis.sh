@@ -11,7 +11,8 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 workdir=$(mktemp -d)
 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
   --daemonize yes --pidfile "$workdir/redis.pid" --logfile "$workdir/redis.log" --dir "$workdir"
-trap 'kill "$(cat "$workdir/redis.pid")" 2>/dev/null || true; rm -rf "$workdir"' EXIT
+# SHUTDOWN returns once the server has stopped writing its log, so the removal cannot race it.
+trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1; rm -rf "$workdir" || true' EXIT
 until [ "$(redis-cli -p "$port" ping 2>/dev/null)" = "PONG" ]; do sleep 0.05; done
 
 # The check script exactly as src/store/redis.rs builds it (STATE then CHECK).

@@ -40,15 +40,29 @@ export PYTHON
 
 workdir=$(mktemp -d)
 pgdir=""
+# Stops the servers and removes their files. It keeps the run's exit status: a leftover
+# temporary directory is reported, never turned into a failed run.
 cleanup() {
+  local status=$? pids=() pid alive
+  set +e
   for pidfile in "$workdir"/*.pid; do
-    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    [ -f "$pidfile" ] && pids+=("$(cat "$pidfile")")
   done
-  rm -rf "$workdir"
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+  # A Redis server writes its log and cluster config as it stops: wait until each has exited
+  # before removing its directory, or the removal races those writes.
+  for _ in $(seq 1 200); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" -eq 0 ] && break
+    sleep 0.05
+  done
+  rm -rf "$workdir" || echo "warning: could not remove $workdir" >&2
   if [ -n "$pgdir" ]; then
-    $as_postgres "$pg_bin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$pgdir"
+    $as_postgres "$pg_bin/pg_ctl" -D "$pgdir/data" -m immediate -w stop >/dev/null 2>&1
+    rm -rf "$pgdir" || echo "warning: could not remove $pgdir" >&2
   fi
+  exit "$status"
 }
 trap cleanup EXIT
 
