@@ -124,6 +124,15 @@ impl HmacKey {
         Digest::from_parts(self.id, mac.finalize().into_bytes().into())
     }
 
+    #[cfg(feature = "totp")]
+    fn recovery(&self, account: AccountId, code: &str) -> [u8; 32] {
+        let mut mac = self.keyed.clone();
+        mac.update(RECOVERY_DOMAIN);
+        mac.update(&account.0);
+        mac.update(code.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn reference(&self, challenge: &ChallengeId) -> [u8; 12] {
         let mut mac = self.keyed.clone();
         mac.update(REFERENCE_DOMAIN);
@@ -324,14 +333,22 @@ impl KeyRing {
             .collect()
     }
 
-    /// The keyed digest a recovery code is stored as (never the code).
+    /// The keyed digest a new recovery code is stored as (never the code), under the
+    /// primary key and the account's id under it.
     #[cfg(feature = "totp")]
     pub(crate) fn recovery_digest(&self, account: AccountId, code: &str) -> [u8; 32] {
-        let mut mac = self.primary().keyed.clone();
-        mac.update(RECOVERY_DOMAIN);
-        mac.update(&account.0);
-        mac.update(code.as_bytes());
-        mac.finalize().into_bytes().into()
+        self.primary().recovery(account, code)
+    }
+
+    /// Every digest a typed recovery code may be stored as: one per key of the ring, with
+    /// the account's id under that key. A factor moved to the new id after a rotation
+    /// keeps the digests made under the older key (the codes themselves are never kept).
+    #[cfg(feature = "totp")]
+    pub(crate) fn recovery_digests(&self, account: &Account<'_>, code: &str) -> Vec<[u8; 32]> {
+        self.keys
+            .iter()
+            .map(|key| key.recovery(AccountId(key.account(account)), code))
+            .collect()
     }
 
     /// The key under which a relayed request is remembered (e.g. Okta's `eventId`, per

@@ -14,7 +14,7 @@ use super::account::Account;
 use super::service::OtpService;
 use crate::challenge::AccountId;
 use crate::limit::{Admission, Limit, LimitKey, Quota};
-use crate::store::{StepDecision, StoreError, TotpFactor};
+use crate::store::{FactorWrite, StepDecision, StoreError, TotpFactor};
 use crate::totp::{SealedTotpSecret, TotpKeys, TotpSecret, TotpSettings, base32, key_uri};
 
 /// Recovery codes issued at enrollment.
@@ -163,6 +163,10 @@ impl TotpService {
     /// The sealed secret and confirmation of `account`'s factor, under its `primary` id
     /// (the primary key's), moving the factor there from an older key's id after a
     /// rotation (only then are the older ids computed).
+    ///
+    /// The move writes only where the primary id has no factor yet: of concurrent first
+    /// uses after a rotation one moves it, and the others read what it moved, so a step
+    /// or recovery code used under the new id is never brought back by a late copy.
     async fn factor(
         &self,
         primary: AccountId,
@@ -178,9 +182,19 @@ impl TotpService {
                     sealed: factor.sealed_secret.clone(),
                     confirmed: factor.confirmed,
                 };
-                store.put_totp_factor(primary, factor).await?;
+                let moved = store
+                    .put_totp_factor(primary, factor, FactorWrite::IfAbsent)
+                    .await?;
                 store.remove_totp_factor(*id).await?;
-                return Ok(Some(found));
+                if moved {
+                    info!("authenticator factor moved to the primary key's account id");
+                    return Ok(Some(found));
+                }
+                // Another request moved it first: use what is there now.
+                return Ok(store
+                    .totp_secret(primary)
+                    .await?
+                    .map(|(sealed, confirmed)| Factor { sealed, confirmed }));
             }
         }
         Ok(None)
@@ -228,7 +242,9 @@ impl TotpService {
             );
             recovery_codes.push(SecretString::from(code));
         }
-        self.otp
+        // Confirmed since the check above (a confirm racing this enrollment): keep it.
+        let written = self
+            .otp
             .inner
             .store
             .put_totp_factor(
@@ -239,8 +255,12 @@ impl TotpService {
                     last_step: None,
                     recovery,
                 },
+                FactorWrite::UnlessConfirmed,
             )
             .await?;
+        if !written {
+            return Err(TotpError::AlreadyEnrolled);
+        }
         info!("authenticator enrollment started");
         Ok(Enrollment {
             uri: SecretString::from(key_uri(&self.settings, label, &secret)),
@@ -356,13 +376,14 @@ impl TotpService {
         if !factor.is_some_and(|f| f.confirmed) {
             return Ok(TotpOutcome::NotEnrolled);
         }
-        let digest = self
+        let account = Self::subject_name(tenant, subject);
+        let digests = self
             .otp
             .keys()
-            .recovery_digest(id, &normalize_recovery(code));
+            .recovery_digests(&account, &normalize_recovery(code));
         match inner
             .store
-            .use_recovery_code(id, digest, inner.failure_cap, now)
+            .use_recovery_code(id, &digests, inner.failure_cap, now)
             .await?
         {
             StepDecision::Accepted => Ok(TotpOutcome::Verified),
@@ -379,7 +400,11 @@ impl TotpService {
     pub async fn disable(&self, tenant: Option<&str>, subject: &str) -> Result<(), TotpError> {
         check_names(tenant, subject)?;
         let account = Self::subject_name(tenant, subject);
-        for id in self.otp.keys().account_ids(&account) {
+        // Older keys' ids first, the primary's last: a factor moved after a rotation
+        // survives only if its move read the old id before the first removal and wrote
+        // the primary id after the last (keys under different ids cannot share one atomic
+        // step on a Redis Cluster).
+        for id in self.otp.keys().account_ids(&account).into_iter().rev() {
             self.otp.inner.store.remove_totp_factor(id).await?;
         }
         Ok(())

@@ -24,8 +24,8 @@ use subtle::ConstantTimeEq;
 use super::failure_table::FailureTable;
 use super::limit_table::{DEFAULT_LIMIT_KEY_CAPACITY, LimitTable};
 use super::{
-    CODES_PER_CHALLENGE, ChallengeRecord, OtpStore, PendingRecord, RETAIN_AFTER_EXPIRY,
-    StepDecision, StoreError, StoredDestination, TotpFactor,
+    CODES_PER_CHALLENGE, ChallengeRecord, FactorWrite, OtpStore, PendingRecord,
+    RETAIN_AFTER_EXPIRY, StepDecision, StoreError, StoredDestination, TotpFactor,
 };
 use crate::challenge::{
     AccountId, Candidates, ChallengeId, Digest, KeyId, NotPending, VerifyOutcome,
@@ -828,9 +828,18 @@ impl OtpStore for MemoryStore {
         &self,
         account: AccountId,
         factor: TotpFactor,
-    ) -> Result<(), StoreError> {
-        lock_totp(&self.totp).insert(account, factor);
-        Ok(())
+        when: FactorWrite,
+    ) -> Result<bool, StoreError> {
+        let mut factors = lock_totp(&self.totp);
+        let allowed = match (factors.get(&account), when) {
+            (None, _) => true,
+            (Some(_), FactorWrite::IfAbsent) => false,
+            (Some(held), FactorWrite::UnlessConfirmed) => !held.confirmed,
+        };
+        if allowed {
+            factors.insert(account, factor);
+        }
+        Ok(allowed)
     }
 
     async fn remove_totp_factor(&self, account: AccountId) -> Result<(), StoreError> {
@@ -878,12 +887,16 @@ impl OtpStore for MemoryStore {
     async fn use_recovery_code(
         &self,
         account: AccountId,
-        digest: [u8; 32],
+        digests: &[[u8; 32]],
         cap: FailureCap,
         now: Timestamp,
     ) -> Result<StepDecision, StoreError> {
         Ok(self.totp_gate(account, cap, now, |factor| {
-            match factor.recovery.iter().position(|held| *held == digest) {
+            match factor
+                .recovery
+                .iter()
+                .position(|held| digests.contains(held))
+            {
                 Some(at) => {
                     factor.recovery.swap_remove(at);
                     true

@@ -20,7 +20,7 @@ pub use limit_table::DEFAULT_LIMIT_KEY_CAPACITY;
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
-pub use totp::{StepDecision, TotpFactor};
+pub use totp::{FactorWrite, StepDecision, TotpFactor};
 
 use crate::challenge::{
     AccountId, Candidates, ChallengeId, Digest, NotPending, SealedDestination, VerifyOutcome,
@@ -327,13 +327,15 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
             .map(|factor| (factor.sealed_secret, factor.confirmed)))
     }
 
-    /// Stores (or replaces) the account's factor.
+    /// Stores the account's factor, replacing what `when` allows, in one atomic step;
+    /// `false` when it was not written.
     async fn put_totp_factor(
         &self,
         account: AccountId,
         factor: TotpFactor,
-    ) -> Result<(), StoreError> {
-        let _ = (account, factor);
+        when: FactorWrite,
+    ) -> Result<bool, StoreError> {
+        let _ = (account, factor, when);
         Err(StoreError::Config(NO_TOTP))
     }
 
@@ -374,17 +376,18 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
         Err(StoreError::Config(NO_TOTP))
     }
 
-    /// In one atomic step: refuses past the failure cap, else removes the recovery-code
-    /// digest if the factor holds it (`Accepted`, failures cleared) or says it does not
-    /// (`Replayed`: used before, or never issued).
+    /// In one atomic step: refuses past the failure cap, else removes the first of
+    /// `digests` the factor holds (`Accepted`, failures cleared) or says it holds none
+    /// (`Replayed`: used before, or never issued). A code has one digest per key of the
+    /// ring, since a factor moved after a rotation keeps the digests made under the old key.
     async fn use_recovery_code(
         &self,
         account: AccountId,
-        digest: [u8; 32],
+        digests: &[[u8; 32]],
         cap: FailureCap,
         now: Timestamp,
     ) -> Result<StepDecision, StoreError> {
-        let _ = (account, digest, cap, now);
+        let _ = (account, digests, cap, now);
         Err(StoreError::Config(NO_TOTP))
     }
 
@@ -502,8 +505,9 @@ impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
         &self,
         account: AccountId,
         factor: TotpFactor,
-    ) -> Result<(), StoreError> {
-        (**self).put_totp_factor(account, factor).await
+        when: FactorWrite,
+    ) -> Result<bool, StoreError> {
+        (**self).put_totp_factor(account, factor, when).await
     }
 
     async fn remove_totp_factor(&self, account: AccountId) -> Result<(), StoreError> {
@@ -535,11 +539,11 @@ impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
     async fn use_recovery_code(
         &self,
         account: AccountId,
-        digest: [u8; 32],
+        digests: &[[u8; 32]],
         cap: FailureCap,
         now: Timestamp,
     ) -> Result<StepDecision, StoreError> {
-        (**self).use_recovery_code(account, digest, cap, now).await
+        (**self).use_recovery_code(account, digests, cap, now).await
     }
 
     async fn count_failure(

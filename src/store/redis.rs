@@ -33,8 +33,8 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
 use super::{
-    CODES_PER_CHALLENGE, ChallengeRecord, OtpStore, PendingRecord, RETAIN_AFTER_EXPIRY,
-    StepDecision, StoreError, StoredDestination, TotpFactor,
+    CODES_PER_CHALLENGE, ChallengeRecord, FactorWrite, OtpStore, PendingRecord,
+    RETAIN_AFTER_EXPIRY, StepDecision, StoreError, StoredDestination, TotpFactor,
 };
 use crate::challenge::{
     AccountId, ChallengeId, Digest, NotPending, SealedDestination, VerifyOutcome,
@@ -145,13 +145,18 @@ return 0
 "#
 );
 
-/// Uses recovery code field `ARGV[3]` once: 0 used now, 1 unknown or used before.
+/// Uses the first held of the recovery code fields `ARGV[3..]` once: 0 used now, 1 none
+/// held (unknown, or used before).
 const USE_RECOVERY: &str = concat!(
     totp_gate_lua!(),
     r#"
-if redis.call('HDEL', KEYS[1], ARGV[3]) == 0 then return 1 end
-redis.call('DEL', KEYS[2])
-return 0
+for i = 3, #ARGV do
+  if redis.call('HDEL', KEYS[1], ARGV[i]) == 1 then
+    redis.call('DEL', KEYS[2])
+    return 0
+  end
+end
+return 1
 "#
 );
 
@@ -168,14 +173,17 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return failures + 1
 "#;
 
-/// Replaces the factor `KEYS[1]`: sealed secret, confirmed flag, last step ('' for none),
-/// then one field per recovery digest.
+/// Writes the factor `KEYS[1]` unless `ARGV[1]` forbids it ('absent': only where there is
+/// none; else not over a confirmed one): sealed secret, confirmed flag, last step ('' for
+/// none), then one field per recovery digest. 1 written, 0 not.
 const PUT_FACTOR: &str = r#"
+if ARGV[1] == 'absent' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('HGET', KEYS[1], 'c') == '1' then return 0 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 's', ARGV[1], 'c', ARGV[2])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'l', ARGV[3]) end
-for i = 4, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], 1) end
-return 0
+redis.call('HSET', KEYS[1], 's', ARGV[2], 'c', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'l', ARGV[4]) end
+for i = 5, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], 1) end
+return 1
 "#;
 
 /// Confirms and/or reseals a factor only if it still holds the secret the caller opened
@@ -472,7 +480,7 @@ impl RedisStore {
         &self,
         script: &Script,
         account: AccountId,
-        argument: String,
+        arguments: &[String],
         cap: FailureCap,
         now: Timestamp,
     ) -> Result<StepDecision, StoreError> {
@@ -481,7 +489,7 @@ impl RedisStore {
             .key(self.failures_key(account))
             .arg(now.as_millis())
             .arg(cap.max_consecutive.get())
-            .arg(argument)
+            .arg(arguments)
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(unavailable)?;
@@ -892,21 +900,26 @@ impl OtpStore for RedisStore {
         &self,
         account: AccountId,
         factor: TotpFactor,
-    ) -> Result<(), StoreError> {
+        when: FactorWrite,
+    ) -> Result<bool, StoreError> {
         let mut invocation = self.put_factor.prepare_invoke();
         invocation
             .key(self.totp_key(account))
+            .arg(match when {
+                FactorWrite::IfAbsent => "absent",
+                FactorWrite::UnlessConfirmed => "unconfirmed",
+            })
             .arg(factor.sealed_secret)
             .arg(if factor.confirmed { "1" } else { "0" })
             .arg(factor.last_step.map(|s| s.to_string()).unwrap_or_default());
         for digest in &factor.recovery {
             invocation.arg(format!("r:{}", crate::limit::hex(digest)));
         }
-        let _: i64 = invocation
+        let written: i64 = invocation
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(unavailable)?;
-        Ok(())
+        Ok(written == 1)
     }
 
     async fn remove_totp_factor(&self, account: AccountId) -> Result<(), StoreError> {
@@ -944,19 +957,22 @@ impl OtpStore for RedisStore {
         cap: FailureCap,
         now: Timestamp,
     ) -> Result<StepDecision, StoreError> {
-        self.totp_gate(&self.accept_step, account, step.to_string(), cap, now)
+        self.totp_gate(&self.accept_step, account, &[step.to_string()], cap, now)
             .await
     }
 
     async fn use_recovery_code(
         &self,
         account: AccountId,
-        digest: [u8; 32],
+        digests: &[[u8; 32]],
         cap: FailureCap,
         now: Timestamp,
     ) -> Result<StepDecision, StoreError> {
-        let field = format!("r:{}", crate::limit::hex(&digest));
-        self.totp_gate(&self.use_recovery, account, field, cap, now)
+        let fields: Vec<String> = digests
+            .iter()
+            .map(|digest| format!("r:{}", crate::limit::hex(digest)))
+            .collect();
+        self.totp_gate(&self.use_recovery, account, &fields, cap, now)
             .await
     }
 

@@ -28,6 +28,19 @@ impl fmt::Debug for TotpFactor {
     }
 }
 
+/// When [`OtpStore::put_totp_factor`](super::OtpStore::put_totp_factor) may write: the
+/// condition is checked in the same atomic step as the write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FactorWrite {
+    /// Only where the account has no factor. A factor moved after a key rotation never
+    /// overwrites one a concurrent request already moved (and may have used since).
+    IfAbsent,
+    /// Where the account has no factor or an unconfirmed one. A new enrollment never
+    /// replaces a factor confirmed meanwhile.
+    UnlessConfirmed,
+}
+
 /// What the atomic accept step decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

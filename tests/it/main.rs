@@ -31,6 +31,8 @@ mod support;
 mod templates;
 #[cfg(feature = "totp")]
 mod totp;
+#[cfg(feature = "totp")]
+mod totp_rotation_race;
 #[cfg(feature = "twilio")]
 mod twilio;
 mod verify;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use phone_otp::{
-    Account, Admission, Backoff, CHALLENGE_ID_BYTES, ChallengeId, Clock, FailureCap, Limit,
-    LimitKey, LimitKind, Limits, ManualClock, MemoryStore, NotPending, OtpStore, Purpose, Quota,
-    ResendError, ResendRequest, Rule, StartError, StartRequest, StepDecision, TotpFactor,
+    Account, Admission, Backoff, CHALLENGE_ID_BYTES, ChallengeId, Clock, FactorWrite, FailureCap,
+    Limit, LimitKey, LimitKind, Limits, ManualClock, MemoryStore, NotPending, OtpStore, Purpose,
+    Quota, ResendError, ResendRequest, Rule, StartError, StartRequest, StepDecision, TotpFactor,
     VerifyOutcome,
 };
 
@@ -720,7 +720,11 @@ pub async fn totp_steps_are_accepted_once(store: Arc<dyn OtpStore>) -> TestResul
         last_step: None,
         recovery: vec![[7; 32], [8; 32]],
     };
-    store.put_totp_factor(account, factor.clone()).await?;
+    assert!(
+        store
+            .put_totp_factor(account, factor.clone(), FactorWrite::IfAbsent)
+            .await?
+    );
     let mut read = store.totp_factor(account).await?.unwrap_or_default();
     read.recovery.sort_unstable();
     assert_eq!(read, factor);
@@ -774,25 +778,35 @@ pub async fn totp_recovery_codes_and_the_shared_failure_cap(
         last_step: Some(5),
         recovery: vec![[1; 32], [2; 32]],
     };
-    store.put_totp_factor(account, factor).await?;
+    assert!(
+        store
+            .put_totp_factor(account, factor, FactorWrite::IfAbsent)
+            .await?
+    );
     let now = clock.now();
     assert_eq!(
-        store.use_recovery_code(account, [1; 32], cap, now).await?,
+        store
+            .use_recovery_code(account, &[[1; 32]], cap, now)
+            .await?,
         StepDecision::Accepted
     );
     assert_eq!(
-        store.use_recovery_code(account, [1; 32], cap, now).await?,
+        store
+            .use_recovery_code(account, &[[1; 32]], cap, now)
+            .await?,
         StepDecision::Replayed
     );
     assert_eq!(
-        store.use_recovery_code(account, [3; 32], cap, now).await?,
+        store
+            .use_recovery_code(account, &[[3; 32]], cap, now)
+            .await?,
         StepDecision::Replayed
     );
     let mut tasks = Vec::new();
     for _ in 0..64 {
         let store = Arc::clone(&store);
         tasks.push(tokio::spawn(async move {
-            store.use_recovery_code(account, [2; 32], cap, now).await
+            store.use_recovery_code(account, &[[2; 32]], cap, now).await
         }));
     }
     let mut used = 0;
@@ -837,7 +851,11 @@ pub async fn totp_factor_updates_are_compare_and_set(store: Arc<dyn OtpStore>) -
         last_step: None,
         recovery: vec![[1; 32], [2; 32]],
     };
-    store.put_totp_factor(account, factor).await?;
+    assert!(
+        store
+            .put_totp_factor(account, factor, FactorWrite::IfAbsent)
+            .await?
+    );
     // Meanwhile: a step accepted and a recovery code used.
     let now = clock.now();
     assert_eq!(
@@ -845,7 +863,9 @@ pub async fn totp_factor_updates_are_compare_and_set(store: Arc<dyn OtpStore>) -
         StepDecision::Accepted
     );
     assert_eq!(
-        store.use_recovery_code(account, [1; 32], cap, now).await?,
+        store
+            .use_recovery_code(account, &[[1; 32]], cap, now)
+            .await?,
         StepDecision::Accepted
     );
     // An update with a secret the factor no longer holds changes nothing.
@@ -873,7 +893,9 @@ pub async fn totp_factor_updates_are_compare_and_set(store: Arc<dyn OtpStore>) -
         }
     );
     assert_eq!(
-        store.use_recovery_code(account, [1; 32], cap, now).await?,
+        store
+            .use_recovery_code(account, &[[1; 32]], cap, now)
+            .await?,
         StepDecision::Replayed
     );
     assert_eq!(
@@ -900,6 +922,96 @@ pub async fn totp_factor_updates_are_compare_and_set(store: Arc<dyn OtpStore>) -
     Ok(())
 }
 
+/// A factor is written only where its condition allows, in one step with the check: a
+/// move (`IfAbsent`) never overwrites, of 64 concurrent moves exactly one lands, and an
+/// enrollment (`UnlessConfirmed`) replaces a pending factor but never a confirmed one. A
+/// recovery code offered under several digests (one per key of a rotated ring) is spent
+/// once, one digest at a time.
+pub async fn totp_factor_writes_keep_their_condition(store: Arc<dyn OtpStore>) -> TestResult {
+    let clock = ManualClock::new();
+    let cap = FailureCap::default();
+    let account = totp_account(4);
+    let factor = |secret: u8, confirmed: bool| TotpFactor {
+        sealed_secret: vec![secret; 3],
+        confirmed,
+        last_step: None,
+        recovery: vec![[1; 32], [2; 32]],
+    };
+    let mut tasks = Vec::new();
+    for i in 0..64u8 {
+        let (store, factor) = (Arc::clone(&store), factor(i, true));
+        tasks.push(tokio::spawn(async move {
+            store
+                .put_totp_factor(account, factor, FactorWrite::IfAbsent)
+                .await
+                .map(|written| written.then_some(i))
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        winners.extend(task.await??);
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let held = |f: Option<TotpFactor>| f.map(|f| (f.sealed_secret, f.confirmed));
+    assert_eq!(
+        held(store.totp_factor(account).await?),
+        Some((vec![winners[0]; 3], true))
+    );
+    // A confirmed factor is kept by both conditions.
+    for when in [FactorWrite::IfAbsent, FactorWrite::UnlessConfirmed] {
+        assert!(
+            !store
+                .put_totp_factor(account, factor(200, false), when)
+                .await?
+        );
+    }
+    assert_eq!(
+        held(store.totp_factor(account).await?),
+        Some((vec![winners[0]; 3], true))
+    );
+    // A pending one is replaced by an enrollment, whole, but not by a move.
+    let other = totp_account(5);
+    assert!(
+        store
+            .put_totp_factor(other, factor(1, false), FactorWrite::UnlessConfirmed)
+            .await?
+    );
+    assert!(
+        !store
+            .put_totp_factor(other, factor(2, false), FactorWrite::IfAbsent)
+            .await?
+    );
+    let replacement = TotpFactor {
+        recovery: vec![[3; 32]],
+        ..factor(3, false)
+    };
+    assert!(
+        store
+            .put_totp_factor(other, replacement.clone(), FactorWrite::UnlessConfirmed)
+            .await?
+    );
+    assert_eq!(store.totp_factor(other).await?, Some(replacement));
+
+    // Several digests for one code: the first held is spent, one per use.
+    let now = clock.now();
+    let both = [[9; 32], [1; 32], [2; 32]];
+    for _ in 0..2 {
+        assert_eq!(
+            store.use_recovery_code(account, &both, cap, now).await?,
+            StepDecision::Accepted
+        );
+    }
+    assert_eq!(
+        store.use_recovery_code(account, &both, cap, now).await?,
+        StepDecision::Replayed
+    );
+    assert_eq!(
+        store.totp_factor(account).await?.map(|f| f.recovery),
+        Some(vec![])
+    );
+    Ok(())
+}
+
 /// One test per contract check for a backend: `store` is an async fn giving a fresh
 /// store, or `None` when the backend is not available (it then says so loudly).
 macro_rules! contract_tests {
@@ -923,6 +1035,7 @@ macro_rules! contract_tests {
             totp_steps_are_accepted_once,
             totp_recovery_codes_and_the_shared_failure_cap,
             totp_factor_updates_are_compare_and_set,
+            totp_factor_writes_keep_their_condition,
         );
     };
     (@each $store:path; $($check:ident),* $(,)?) => {$(

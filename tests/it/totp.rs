@@ -222,6 +222,86 @@ mod service {
         Ok(())
     }
 
+    /// After an HMAC key rotation (new primary, old key kept) over the same store: of 64
+    /// concurrent first uses of one code, which also move the factor to the new account
+    /// id, exactly one is accepted; recovery codes issued under the old key still work,
+    /// once each; the old service no longer finds the moved factor.
+    pub async fn a_rotation_keeps_replay_protection_and_recovery_codes(
+        store: Arc<dyn OtpStore>,
+    ) -> TestResult {
+        let h = Harness::with({
+            let store = Arc::clone(&store);
+            move |b| b.store(store)
+        });
+        let f = enrolled(h).await;
+        let ring = phone_otp::KeyRing::new(crate::support::key(2, 8))
+            .with_previous(crate::support::key(1, 7))?;
+        let rotated = phone_otp::OtpService::builder()
+            .key_ring(ring)
+            .provider(phone_otp::StubProvider::new())
+            .store(store)
+            .clock(f.h.clock.clone())
+            .build()?;
+        let totp = rotated
+            .totp(TotpSettings::new("Example"), keys(1))
+            .unwrap()
+            .attempts(phone_otp::Quota::per_minute(NonZeroU32::new(1000).unwrap()));
+        f.h.clock.advance(Duration::from_secs(30));
+        let code = f.code(0);
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let (totp, code) = (totp.clone(), code.clone());
+            tasks.push(tokio::spawn(async move {
+                totp.verify(Some("acme"), "alice", &code).await
+            }));
+        }
+        let mut verified = 0;
+        for task in tasks {
+            match task.await?? {
+                TotpOutcome::Verified => verified += 1,
+                other => assert_eq!(other, TotpOutcome::AlreadyUsed),
+            }
+        }
+        assert_eq!(verified, 1);
+        for recovery in &f.recovery[..2] {
+            assert_eq!(
+                totp.verify_recovery(Some("acme"), "alice", recovery)
+                    .await?,
+                TotpOutcome::Verified
+            );
+            assert_eq!(
+                totp.verify_recovery(Some("acme"), "alice", recovery)
+                    .await?,
+                TotpOutcome::Mismatch
+            );
+        }
+        assert_eq!(
+            f.totp
+                .verify_recovery(Some("acme"), "alice", &f.recovery[2])
+                .await?,
+            TotpOutcome::NotEnrolled
+        );
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_rotation_keeps_replay_protection_and_recovery_codes_on_the_memory_store()
+    -> TestResult {
+        a_rotation_keeps_replay_protection_and_recovery_codes(Arc::new(
+            phone_otp::MemoryStore::new(),
+        ))
+        .await
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_rotation_keeps_replay_protection_and_recovery_codes_on_redis() -> TestResult {
+        let Some(store) = crate::redis::with_redis::store().await else {
+            return Ok(());
+        };
+        a_rotation_keeps_replay_protection_and_recovery_codes(store).await
+    }
+
     async fn run(
         check: fn(Harness) -> std::pin::Pin<Box<dyn std::future::Future<Output = TestResult>>>,
         store: Option<Arc<dyn OtpStore>>,
