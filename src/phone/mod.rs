@@ -11,6 +11,8 @@ use std::str::FromStr;
 use phonenumber::country::Id;
 use thiserror::Error;
 
+mod patterns;
+
 /// Longest input we hand to the parser. Real numbers with separators fit comfortably.
 const MAX_INPUT_CHARS: usize = 64;
 /// E.164 allows at most 15 digits; national formats may add a trunk or IDD prefix.
@@ -253,6 +255,7 @@ impl PhoneNumber {
         // The parser is third-party code over untrusted input: a panic inside it must not
         // take a login request down, so it becomes an ordinary refusal.
         let parsed = catch_unwind(AssertUnwindSafe(|| {
+            patterns::ensure_compiled();
             phonenumber::parse(country, &normalized)
         }))
         .map_err(|_| ParsePhoneError::InvalidForRegion {
@@ -275,7 +278,10 @@ impl PhoneNumber {
             };
             return Err(ParsePhoneError::InvalidForRegion { region: label });
         }
-        let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+        // E.164 is the calling code and the national number as parsed (leading zeros
+        // kept). Written here: the crate's E.164 formatter also searches the region's
+        // formats with their regexes first, a third of a parse, to use none of them.
+        let e164 = format!("+{}{}", parsed.country().code(), parsed.national());
         // E.164 allows 15 digits. The metadata accepts some longer national numbers (a
         // Japanese 0800 number with 15 digits after the trunk prefix), which then fail to
         // parse back from their own E.164 form: found by fuzzing.
