@@ -31,7 +31,9 @@ fn worldwide() -> Vec<String> {
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("phone");
     group.measurement_time(Duration::from_secs(5));
-    let jp: Vec<String> = (0..1000).map(|i| format!("+8190{:08}", 12_340_000 + i)).collect();
+    let jp: Vec<String> = (0..1000)
+        .map(|i| format!("+8190{:08}", 12_340_000 + i))
+        .collect();
     let mut at = 0;
     group.bench_function("E.164, one country (JP mobiles)", |b| {
         b.iter(|| {
@@ -39,7 +41,9 @@ fn bench(c: &mut Criterion) {
             black_box(PhoneNumber::parse(&jp[at]).unwrap())
         });
     });
-    let national: Vec<String> = (0..1000).map(|i| format!("98{:08}", 10_000_000 + i)).collect();
+    let national: Vec<String> = (0..1000)
+        .map(|i| format!("98{:08}", 10_000_000 + i))
+        .collect();
     group.bench_function("national, one country (IN mobiles, parsed twice)", |b| {
         b.iter(|| {
             at = (at + 1) % national.len();

@@ -127,6 +127,8 @@ pub use otp::{
     MAX_SAFE_LIFETIME, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH, MIN_KEY_BYTES, OtpService,
     OtpServiceBuilder, RelayRequest, Relayed, ResendRequest, StartRequest, Started, bench_floor,
 };
+#[doc(hidden)]
+pub use phone::fuzz_classification_agrees;
 pub use phone::{NumberType, ParsePhoneError, PhoneNumber, Region};
 pub use price::{Micros, PriceTable, Rate};
 #[cfg(feature = "_http")]

@@ -1,11 +1,15 @@
 //! Phone number parsing: never panics; an accepted number is valid, normalises to itself,
-//! and never prints whole; a refusal never repeats the input.
+//! and never prints whole; a refusal never repeats the input; the region, validity and
+//! type this crate finds agree with `phonenumber`'s own.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use phone_otp::PhoneNumber;
 
 fuzz_target!(|input: &str| {
+    // Region, validity and type as this crate finds them agree with `phonenumber`'s own.
+    phone_otp::fuzz_classification_agrees(input, "JP");
+    phone_otp::fuzz_classification_agrees(input, "US");
     for parsed in [
         PhoneNumber::parse(input),
         PhoneNumber::parse_with_region(input, "JP"),

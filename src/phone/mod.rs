@@ -11,6 +11,7 @@ use std::str::FromStr;
 use phonenumber::country::Id;
 use thiserror::Error;
 
+mod classify;
 mod patterns;
 
 /// Longest input we hand to the parser. Real numbers with separators fit comfortably.
@@ -255,7 +256,8 @@ impl PhoneNumber {
         // The parser is third-party code over untrusted input: a panic inside it must not
         // take a login request down, so it becomes an ordinary refusal.
         let parsed = catch_unwind(AssertUnwindSafe(|| {
-            patterns::ensure_compiled();
+            // Compiles the metadata's patterns into the parser's cache on the first call.
+            let _ = patterns::patterns();
             phonenumber::parse(country, &normalized)
         }))
         .map_err(|_| ParsePhoneError::InvalidForRegion {
@@ -266,11 +268,15 @@ impl PhoneNumber {
         if parsed.extension().is_some() {
             return Err(ParsePhoneError::InvalidCharacter);
         }
-        let region = parsed
-            .country()
-            .id()
+        // Region, validity and type, each found once (see `classify.rs`).
+        let classification = catch_unwind(AssertUnwindSafe(|| classify::classify(&parsed)))
+            .map_err(|_| ParsePhoneError::InvalidForRegion {
+                region: region_label(default_region),
+            })?;
+        let region = classification
+            .region
             .and_then(|id| Region::new(id.as_ref()).ok());
-        if !parsed.is_valid() {
+        if !classification.valid {
             // Without a known region, name the calling code instead.
             let label = match region.or(default_region) {
                 Some(region) => region.as_str().to_owned(),
@@ -288,8 +294,7 @@ impl PhoneNumber {
         if e164.len() > E164_MAX_DIGITS + 1 {
             return Err(ParsePhoneError::TooLong);
         }
-        let number_type =
-            NumberType::from_metadata(parsed.number_type(&phonenumber::metadata::DATABASE));
+        let number_type = NumberType::from_metadata(classification.kind);
         Ok(Self {
             e164,
             region,
@@ -379,6 +384,29 @@ fn region_label(region: Option<Region>) -> String {
 
 /// Checks characters and length before the parser sees the input, and folds full-width
 /// digits, plus and hyphen (common in Japanese input) to ASCII.
+/// For the `phone_parse` fuzz target, not part of the API: panics if this crate's
+/// classification of a parsed number (region, validity, type) differs from `phonenumber`'s
+/// own answers, for `input` read internationally and in `default_region`.
+#[doc(hidden)]
+pub fn fuzz_classification_agrees(input: &str, default_region: &str) {
+    let Ok(normalized) = normalize_input(input) else {
+        return;
+    };
+    let country = Region::new(default_region).ok().and_then(Region::to_id);
+    for country in [None, country] {
+        // A panic inside the parser is its own bug, caught by `parse` in this crate.
+        let parsed = catch_unwind(AssertUnwindSafe(|| {
+            phonenumber::parse(country, &normalized)
+        }));
+        if let Ok(Ok(parsed)) = parsed
+            && let Ok(theirs) =
+                catch_unwind(AssertUnwindSafe(|| classify::as_phonenumber_does(&parsed)))
+        {
+            assert_eq!(classify::classify(&parsed), theirs, "{normalized}");
+        }
+    }
+}
+
 fn normalize_input(input: &str) -> Result<String, ParsePhoneError> {
     let trimmed = input.trim();
     if trimmed.is_empty() {
