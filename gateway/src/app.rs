@@ -283,6 +283,8 @@ impl GatewayBuilder {
     /// # Errors
     /// An unknown default region or a weak hook secret.
     pub fn build(self) -> Result<Gateway, BuildError> {
+        // The number metadata compiles here, not in the first request's parse.
+        phone_otp::PhoneNumber::warm_up();
         if let Some(region) = &self.default_region
             && phone_otp::PhoneNumber::parse_with_region("+1 202 555 0123", region).is_err()
         {

@@ -14,7 +14,7 @@ use super::account::Account;
 use super::service::OtpService;
 use crate::challenge::AccountId;
 use crate::limit::{Admission, Limit, LimitKey, Quota};
-use crate::store::{FactorWrite, StepDecision, StoreError, TotpFactor};
+use crate::store::{FactorWrite, OtpStore, StepDecision, StoreError, TotpFactor};
 use crate::totp::{SealedTotpSecret, TotpKeys, TotpSecret, TotpSettings, base32, key_uri};
 
 /// Recovery codes issued at enrollment.
@@ -173,10 +173,14 @@ impl TotpService {
         account: &Account<'_>,
     ) -> Result<Option<Factor>, TotpError> {
         let store = &self.otp.inner.store;
-        if let Some((sealed, confirmed)) = store.totp_secret(primary).await? {
-            return Ok(Some(Factor { sealed, confirmed }));
+        if let Some(found) = Self::primary_factor(store.as_ref(), primary).await? {
+            return Ok(Some(found));
         }
-        for id in self.otp.keys().account_ids(account).iter().skip(1) {
+        let ids = self.otp.keys().account_ids(account);
+        if ids.len() < 2 {
+            return Ok(None);
+        }
+        for id in ids.iter().skip(1) {
             if let Some(factor) = store.totp_factor(*id).await? {
                 let found = Factor {
                     sealed: factor.sealed_secret.clone(),
@@ -191,13 +195,23 @@ impl TotpService {
                     return Ok(Some(found));
                 }
                 // Another request moved it first: use what is there now.
-                return Ok(store
-                    .totp_secret(primary)
-                    .await?
-                    .map(|(sealed, confirmed)| Factor { sealed, confirmed }));
+                return Self::primary_factor(store.as_ref(), primary).await;
             }
         }
-        Ok(None)
+        // Not under an older id either. A concurrent request may have moved it between
+        // the first read and these: a move writes the primary id before it removes the
+        // old one, so the primary id now holds it, unless it was disabled.
+        Self::primary_factor(store.as_ref(), primary).await
+    }
+
+    async fn primary_factor(
+        store: &dyn OtpStore,
+        primary: AccountId,
+    ) -> Result<Option<Factor>, TotpError> {
+        Ok(store
+            .totp_secret(primary)
+            .await?
+            .map(|(sealed, confirmed)| Factor { sealed, confirmed }))
     }
 
     /// Starts enrollment for `subject`: a new secret (replacing an unconfirmed one), its

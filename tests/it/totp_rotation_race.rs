@@ -1,9 +1,14 @@
-//! The one interleaving in which moving a TOTP factor after an HMAC key rotation could
-//! undo replay protection, forced step by step: two requests read the factor under the
-//! old key's id; the first moves it, and its code's step is accepted under the new id;
-//! only then does the second write its copy. Were that copy written over the moved
-//! factor, it would bring back a factor with no step spent, and the same code would
-//! verify twice.
+//! Two interleavings of concurrent first uses after an HMAC key rotation, when a TOTP
+//! factor moves from the old key's account id to the new one, each forced step by step by
+//! a store that holds calls until others have happened:
+//!
+//! - **A late copy.** Both requests read the factor under the old id; the first moves it,
+//!   and its code's step is accepted under the new id; only then does the second write its
+//!   copy. Written over the moved factor, the copy would bring back a factor with no step
+//!   spent, and the same code would verify twice.
+//! - **A late lookup.** Both find nothing under the new id; the first moves the factor;
+//!   only then does the second look under the old id, and finds nothing there either. It
+//!   must still find the factor (now under the new id), not answer `NotEnrolled`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,22 +26,41 @@ use tokio::sync::watch;
 
 use crate::support::{TestResult, key};
 
+/// Which interleaving the store forces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Race {
+    /// The first factor write waits until both requests read the old factor, the second
+    /// until a step was accepted.
+    LateCopy,
+    /// The second lookup under the old id waits until the first request removed it there;
+    /// the move's write waits until both requests looked under the new id.
+    LateLookup,
+}
+
 /// What the gates wait for.
 #[derive(Debug, Default, Clone, Copy)]
 struct Seen {
-    /// Reads of a whole factor (what a move reads under an older id).
+    /// While setting up: nothing waits.
+    open: bool,
+    /// Reads of the secret under an id (each check's first look, under the new id).
+    secret_reads: usize,
+    /// Lookups of a whole factor started (a move's look under an older id).
+    factor_lookups: usize,
+    /// Reads of a whole factor done.
     factor_reads: usize,
     /// Factor writes started.
     writes: usize,
+    /// Factors removed.
+    removes: usize,
     /// Steps accepted.
     accepted: usize,
 }
 
-/// A `MemoryStore` that holds the first factor write until both requests have read the
-/// old factor, and the second write until a step was accepted.
+/// A `MemoryStore` that forces one `Race`.
 #[derive(Debug)]
 struct Gated {
     inner: MemoryStore,
+    race: Race,
     seen: watch::Sender<Seen>,
 }
 
@@ -44,7 +68,7 @@ impl Gated {
     async fn wait_for(&self, ready: impl Fn(Seen) -> bool) {
         let mut seen = self.seen.subscribe();
         // The sender lives as long as the store, so the wait ends only when `ready` does.
-        let _ = seen.wait_for(|seen| ready(*seen)).await;
+        let _ = seen.wait_for(|seen| seen.open || ready(*seen)).await;
     }
 
     fn record(&self, change: impl FnOnce(&mut Seen)) {
@@ -97,12 +121,22 @@ impl OtpStore for Gated {
         self.inner.reset_failures(account).await
     }
     async fn totp_factor(&self, account: AccountId) -> Result<Option<TotpFactor>, StoreError> {
+        let mut order = 0;
+        self.record(|seen| {
+            order = seen.factor_lookups;
+            seen.factor_lookups += 1;
+        });
+        if self.race == Race::LateLookup && order > 0 {
+            self.wait_for(|seen| seen.removes >= 1).await;
+        }
         let factor = self.inner.totp_factor(account).await;
         self.record(|seen| seen.factor_reads += 1);
         factor
     }
     async fn totp_secret(&self, account: AccountId) -> Result<Option<(Vec<u8>, bool)>, StoreError> {
-        self.inner.totp_secret(account).await
+        let secret = self.inner.totp_secret(account).await;
+        self.record(|seen| seen.secret_reads += 1);
+        secret
     }
     async fn put_totp_factor(
         &self,
@@ -115,15 +149,17 @@ impl OtpStore for Gated {
             order = seen.writes;
             seen.writes += 1;
         });
-        if order == 0 {
-            self.wait_for(|seen| seen.factor_reads >= 2).await;
-        } else {
-            self.wait_for(|seen| seen.accepted >= 1).await;
+        match (self.race, order) {
+            (Race::LateCopy, 0) => self.wait_for(|seen| seen.factor_reads >= 2).await,
+            (Race::LateCopy, _) => self.wait_for(|seen| seen.accepted >= 1).await,
+            (Race::LateLookup, _) => self.wait_for(|seen| seen.secret_reads >= 2).await,
         }
         self.inner.put_totp_factor(account, factor, when).await
     }
     async fn remove_totp_factor(&self, account: AccountId) -> Result<(), StoreError> {
-        self.inner.remove_totp_factor(account).await
+        let removed = self.inner.remove_totp_factor(account).await;
+        self.record(|seen| seen.removes += 1);
+        removed
     }
     async fn update_totp_factor(
         &self,
@@ -170,11 +206,18 @@ impl OtpStore for Gated {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_late_copy_of_a_moved_factor_does_not_undo_a_spent_step() -> TestResult {
+/// Enrolls under the old key, rotates, and sends two concurrent verifies of the next code
+/// through a store forcing `race`: their outcomes, best first, and what the store saw.
+async fn two_first_uses_after_a_rotation(
+    race: Race,
+) -> Result<([TotpOutcome; 2], Seen), Box<dyn std::error::Error + Send + Sync>> {
     let store = Arc::new(Gated {
         inner: MemoryStore::new(),
-        seen: watch::Sender::new(Seen::default()),
+        race,
+        seen: watch::Sender::new(Seen {
+            open: true,
+            ..Seen::default()
+        }),
     });
     let clock = ManualClock::new();
     let service = |ring: KeyRing| {
@@ -188,10 +231,6 @@ async fn a_late_copy_of_a_moved_factor_does_not_undo_a_spent_step() -> TestResul
     let totp_keys = TotpKeys::new(1, &SecretSlice::from(vec![1; 32]))?;
     let settings = TotpSettings::new("Example");
     // Enrolled and confirmed under the old HMAC key, every gate open.
-    store.record(|seen| {
-        seen.factor_reads = 2;
-        seen.accepted = 1;
-    });
     let before = service(KeyRing::new(key(1, 7)))?
         .totp(settings.clone(), totp_keys.clone())
         .unwrap();
@@ -227,8 +266,24 @@ async fn a_late_copy_of_a_moved_factor_does_not_undo_a_spent_step() -> TestResul
     .map_err(|_| "the interleaving did not happen: a gate was never opened")?;
     let mut outcomes = [first??, second??];
     outcomes.sort_by_key(|o| *o != TotpOutcome::Verified);
+    let seen = *store.seen.borrow();
+    Ok((outcomes, seen))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_copy_of_a_moved_factor_does_not_undo_a_spent_step() -> TestResult {
+    let (outcomes, seen) = two_first_uses_after_a_rotation(Race::LateCopy).await?;
     assert_eq!(outcomes, [TotpOutcome::Verified, TotpOutcome::AlreadyUsed]);
-    // Both writes happened: the interleaving was the one described above.
-    assert_eq!(store.seen.borrow().writes, 2);
+    // Both wrote: the second copy came after the step was spent, and was refused.
+    assert_eq!(seen.writes, 2);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_lookup_finds_the_factor_another_request_moved() -> TestResult {
+    let (outcomes, seen) = two_first_uses_after_a_rotation(Race::LateLookup).await?;
+    assert_eq!(outcomes, [TotpOutcome::Verified, TotpOutcome::AlreadyUsed]);
+    // One move; the second lookup under the old id came after it and found nothing.
+    assert_eq!((seen.writes, seen.factor_lookups), (1, 2));
     Ok(())
 }
