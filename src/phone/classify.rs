@@ -135,7 +135,8 @@ mod tests {
 
     use super::*;
 
-    /// Every region's example numbers of every type, and variations of each (each digit
+    /// Every region's example numbers of every type (short codes and emergency numbers
+    /// too), and variations of each (each digit
     /// position changed, a digit dropped or added, leading zeros), parsed by `phonenumber`
     /// and classified both ways: the answers agree.
     #[test]
@@ -145,20 +146,9 @@ mod tests {
         for code in 1..=999u16 {
             for meta in DATABASE.by_code(&code).unwrap_or_default() {
                 let descriptors = meta.descriptors();
-                let examples = [
-                    Type::FixedLine,
-                    Type::Mobile,
-                    Type::TollFree,
-                    Type::PremiumRate,
-                    Type::SharedCost,
-                    Type::PersonalNumber,
-                    Type::Voip,
-                    Type::Pager,
-                    Type::Uan,
-                    Type::Voicemail,
-                ]
-                .into_iter()
-                .filter_map(|kind| descriptors.get(kind)?.example());
+                let examples = crate::phone::patterns::TYPES
+                    .into_iter()
+                    .filter_map(|kind| descriptors.get(kind)?.example());
                 for example in examples {
                     for national in variations(example) {
                         for input in [format!("+{code}{national}"), format!("+{code}0{national}")] {

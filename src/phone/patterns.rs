@@ -29,7 +29,7 @@ use regex::Regex;
 const SPARE_ENTRIES: usize = 256;
 
 /// Every descriptor a region may have.
-const TYPES: [Type; 16] = [
+pub(crate) const TYPES: [Type; 16] = [
     Type::Unknown,
     Type::FixedLine,
     Type::Mobile,

@@ -161,6 +161,29 @@ mod service {
         fixture
     }
 
+    /// Submits `code` for acme's alice from 64 concurrent tasks: how many were `Verified`
+    /// (every other answer must be `AlreadyUsed`).
+    async fn verified_of_64(
+        totp: &TotpService,
+        code: &str,
+    ) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let (totp, code) = (totp.clone(), code.to_owned());
+            tasks.push(tokio::spawn(async move {
+                totp.verify(Some("acme"), "alice", &code).await
+            }));
+        }
+        let mut verified = 0;
+        for task in tasks {
+            match task.await?? {
+                TotpOutcome::Verified => verified += 1,
+                other => assert_eq!(other, TotpOutcome::AlreadyUsed),
+            }
+        }
+        Ok(verified)
+    }
+
     pub async fn codes_verify_once_even_concurrently(h: Harness) -> TestResult {
         let f = enrolled(h).await;
         // Attempts high enough that all 64 reach the store's replay check.
@@ -175,22 +198,7 @@ mod service {
         );
         f.h.clock.advance(Duration::from_secs(30));
         // 64 concurrent submissions of the new step's code: one is accepted.
-        let code = f.code(0);
-        let mut tasks = Vec::new();
-        for _ in 0..64 {
-            let (totp, code) = (totp.clone(), code.clone());
-            tasks.push(tokio::spawn(async move {
-                totp.verify(Some("acme"), "alice", &code).await
-            }));
-        }
-        let mut verified = 0;
-        for task in tasks {
-            match task.await?? {
-                TotpOutcome::Verified => verified += 1,
-                other => assert_eq!(other, TotpOutcome::AlreadyUsed),
-            }
-        }
-        assert_eq!(verified, 1);
+        assert_eq!(verified_of_64(totp, &f.code(0)).await?, 1);
         // Another tenant's alice has no factor.
         assert_eq!(
             totp.verify(Some("other"), "alice", &f.code(0)).await?,
@@ -247,22 +255,7 @@ mod service {
             .unwrap()
             .attempts(phone_otp::Quota::per_minute(NonZeroU32::new(1000).unwrap()));
         f.h.clock.advance(Duration::from_secs(30));
-        let code = f.code(0);
-        let mut tasks = Vec::new();
-        for _ in 0..64 {
-            let (totp, code) = (totp.clone(), code.clone());
-            tasks.push(tokio::spawn(async move {
-                totp.verify(Some("acme"), "alice", &code).await
-            }));
-        }
-        let mut verified = 0;
-        for task in tasks {
-            match task.await?? {
-                TotpOutcome::Verified => verified += 1,
-                other => assert_eq!(other, TotpOutcome::AlreadyUsed),
-            }
-        }
-        assert_eq!(verified, 1);
+        assert_eq!(verified_of_64(&totp, &f.code(0)).await?, 1);
         for recovery in &f.recovery[..2] {
             assert_eq!(
                 totp.verify_recovery(Some("acme"), "alice", recovery)
