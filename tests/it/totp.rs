@@ -230,13 +230,11 @@ mod service {
         Ok(())
     }
 
-    /// After an HMAC key rotation (new primary, old key kept) over the same store: of 64
-    /// concurrent first uses of one code, which also move the factor to the new account
-    /// id, exactly one is accepted; recovery codes issued under the old key still work,
-    /// once each; the old service no longer finds the moved factor.
-    pub async fn a_rotation_keeps_replay_protection_and_recovery_codes(
+    /// Alice enrolled and confirmed on `store` under HMAC key 1, and a service over the
+    /// same store with a new primary HMAC key (2) and key 1 kept: a rotation.
+    async fn enrolled_then_rotated(
         store: Arc<dyn OtpStore>,
-    ) -> TestResult {
+    ) -> Result<(Fixture, phone_otp::OtpService), Box<dyn std::error::Error + Send + Sync>> {
         let h = Harness::with({
             let store = Arc::clone(&store);
             move |b| b.store(store)
@@ -250,6 +248,17 @@ mod service {
             .store(store)
             .clock(f.h.clock.clone())
             .build()?;
+        Ok((f, rotated))
+    }
+
+    /// After an HMAC key rotation (new primary, old key kept) over the same store: of 64
+    /// concurrent first uses of one code, which also move the factor to the new account
+    /// id, exactly one is accepted; recovery codes issued under the old key still work,
+    /// once each; the old service no longer finds the moved factor.
+    pub async fn a_rotation_keeps_replay_protection_and_recovery_codes(
+        store: Arc<dyn OtpStore>,
+    ) -> TestResult {
+        let (f, rotated) = enrolled_then_rotated(store).await?;
         let totp = rotated
             .totp(TotpSettings::new("Example"), keys(1))
             .unwrap()
@@ -431,20 +440,7 @@ mod service {
     #[tokio::test]
     async fn an_hmac_key_rotation_moves_the_factor_to_the_new_account_id() -> TestResult {
         let store: Arc<dyn OtpStore> = Arc::new(phone_otp::MemoryStore::new());
-        let h = Harness::with({
-            let store = Arc::clone(&store);
-            move |b| b.store(store)
-        });
-        let f = enrolled(h).await;
-        // A new primary HMAC key (the old one kept) over the same store.
-        let ring = phone_otp::KeyRing::new(crate::support::key(2, 8))
-            .with_previous(crate::support::key(1, 7))?;
-        let rotated = phone_otp::OtpService::builder()
-            .key_ring(ring)
-            .provider(phone_otp::StubProvider::new())
-            .store(Arc::clone(&store))
-            .clock(f.h.clock.clone())
-            .build()?;
+        let (f, rotated) = enrolled_then_rotated(store).await?;
         let totp = rotated.totp(TotpSettings::new("Example"), keys(1)).unwrap();
         f.h.clock.advance(Duration::from_secs(30));
         assert_eq!(
