@@ -164,9 +164,10 @@ impl TotpService {
     /// (the primary key's), moving the factor there from an older key's id after a
     /// rotation (only then are the older ids computed).
     ///
-    /// The move writes only where the primary id has no factor yet: of concurrent first
+    /// The move writes only where the primary id has nothing yet: of concurrent first
     /// uses after a rotation one moves it, and the others read what it moved, so a step
-    /// or recovery code used under the new id is never brought back by a late copy.
+    /// or recovery code used under the new id is never brought back by a late copy, and a
+    /// disable's marker is never written over. `None` for the marker.
     async fn factor(
         &self,
         primary: AccountId,
@@ -174,7 +175,7 @@ impl TotpService {
     ) -> Result<Option<Factor>, TotpError> {
         let store = &self.otp.inner.store;
         if let Some(found) = Self::primary_factor(store.as_ref(), primary).await? {
-            return Ok(Some(found));
+            return Ok(found.usable());
         }
         let ids = self.otp.keys().account_ids(account);
         if ids.len() < 2 {
@@ -182,6 +183,11 @@ impl TotpService {
         }
         for id in ids.iter().skip(1) {
             if let Some(factor) = store.totp_factor(*id).await? {
+                if factor.is_disabled() {
+                    // A marker left when that key was primary: nothing to move.
+                    store.remove_totp_factor(*id).await?;
+                    continue;
+                }
                 let found = Factor {
                     sealed: factor.sealed_secret.clone(),
                     confirmed: factor.confirmed,
@@ -194,14 +200,19 @@ impl TotpService {
                     info!("authenticator factor moved to the primary key's account id");
                     return Ok(Some(found));
                 }
-                // Another request moved it first: use what is there now.
-                return Self::primary_factor(store.as_ref(), primary).await;
+                // Another request moved it first, or a disable left its marker: use what
+                // is there now.
+                return Ok(Self::primary_factor(store.as_ref(), primary)
+                    .await?
+                    .and_then(Factor::usable));
             }
         }
         // Not under an older id either. A concurrent request may have moved it between
         // the first read and these: a move writes the primary id before it removes the
         // old one, so the primary id now holds it, unless it was disabled.
-        Self::primary_factor(store.as_ref(), primary).await
+        Ok(Self::primary_factor(store.as_ref(), primary)
+            .await?
+            .and_then(Factor::usable))
     }
 
     async fn primary_factor(
@@ -409,18 +420,36 @@ impl TotpService {
 
     /// Removes the subject's factor (e.g. after the user proved themselves another way).
     ///
+    /// While the key ring holds older keys (a rotation), it leaves a marker with no secret
+    /// under the current key's id ([`TotpFactor::disabled`]) rather than nothing: a check
+    /// that started before and is moving the factor from an older key's id then finds the
+    /// marker and does not write, so the factor does not come back. A new enrollment
+    /// replaces the marker.
+    ///
     /// # Errors
     /// [`TotpError::InvalidRequest`] for an unusable subject or tenant; store failures.
     pub async fn disable(&self, tenant: Option<&str>, subject: &str) -> Result<(), TotpError> {
         check_names(tenant, subject)?;
         let account = Self::subject_name(tenant, subject);
-        // Older keys' ids first, the primary's last: a factor moved after a rotation
-        // survives only if its move read the old id before the first removal and wrote
-        // the primary id after the last (keys under different ids cannot share one atomic
-        // step on a Redis Cluster).
-        for id in self.otp.keys().account_ids(&account).into_iter().rev() {
-            self.otp.inner.store.remove_totp_factor(id).await?;
+        let store = &self.otp.inner.store;
+        let ids = self.otp.keys().account_ids(&account);
+        let Some((primary, older)) = ids.split_first() else {
+            return Ok(());
+        };
+        if older.is_empty() {
+            // One key: no factor can be on its way from an older id.
+            store.remove_totp_factor(*primary).await?;
+        } else {
+            // The marker first, then the older ids: a move that read an older id before
+            // its removal meets the marker when it writes.
+            store
+                .put_totp_factor(*primary, TotpFactor::disabled(), FactorWrite::Replace)
+                .await?;
+            for id in older {
+                store.remove_totp_factor(*id).await?;
+            }
         }
+        info!("authenticator factor disabled");
         Ok(())
     }
 
@@ -492,6 +521,13 @@ fn check_names(tenant: Option<&str>, subject: &str) -> Result<(), TotpError> {
 struct Factor {
     sealed: Vec<u8>,
     confirmed: bool,
+}
+
+impl Factor {
+    /// `None` for a disable's marker (no secret).
+    fn usable(self) -> Option<Self> {
+        (!self.sealed.is_empty()).then_some(self)
+    }
 }
 
 /// Ten symbols from the unambiguous alphabet, shown as `xxxxx-xxxxx`.

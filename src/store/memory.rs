@@ -498,7 +498,7 @@ impl MemoryStore {
             return StepDecision::AccountLocked;
         }
         let mut factors = lock_totp(&self.totp);
-        let Some(factor) = factors.get_mut(&account) else {
+        let Some(factor) = factors.get_mut(&account).filter(|f| !f.is_disabled()) else {
             return StepDecision::NotEnrolled;
         };
         if !spend(factor) {
@@ -835,6 +835,7 @@ impl OtpStore for MemoryStore {
             (None, _) => true,
             (Some(_), FactorWrite::IfAbsent) => false,
             (Some(held), FactorWrite::UnlessConfirmed) => !held.confirmed,
+            (Some(_), FactorWrite::Replace) => true,
         };
         if allowed {
             factors.insert(account, factor);

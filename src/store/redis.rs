@@ -121,14 +121,16 @@ return -1
 /// The conversion guard's state moved on to `now`'s bucket (as `ConversionState::rolled`):
 /// `bucket:sends:verified:previous sends:previous verified`.
 /// The account's failure count is under its cap (`KEYS[2]`, `ARGV[1]` now, `ARGV[2]` the
-/// cap) and its TOTP factor (`KEYS[1]`) exists; else returns 2 (locked) or 3 (none).
+/// cap) and its TOTP factor (`KEYS[1]`) exists with a secret (not a disable's marker);
+/// else returns 2 (locked) or 3 (none).
 macro_rules! totp_gate_lua {
     () => {
         r#"
 local now = tonumber(ARGV[1])
 local f = redis.call('HMGET', KEYS[2], 'n', 'u')
 if f[1] and tonumber(f[2]) > now and tonumber(f[1]) >= tonumber(ARGV[2]) then return 2 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return 3 end
+local secret = redis.call('HGET', KEYS[1], 's')
+if not secret or secret == '' then return 3 end
 "#
     };
 }
@@ -174,11 +176,12 @@ return failures + 1
 "#;
 
 /// Writes the factor `KEYS[1]` unless `ARGV[1]` forbids it ('absent': only where there is
-/// none; else not over a confirmed one): sealed secret, confirmed flag, last step ('' for
-/// none), then one field per recovery digest. 1 written, 0 not.
+/// none; 'unconfirmed': not over a confirmed one; 'replace': always): sealed secret,
+/// confirmed flag, last step ('' for none), then one field per recovery digest. 1 written,
+/// 0 not.
 const PUT_FACTOR: &str = r#"
 if ARGV[1] == 'absent' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if redis.call('HGET', KEYS[1], 'c') == '1' then return 0 end
+if ARGV[1] == 'unconfirmed' and redis.call('HGET', KEYS[1], 'c') == '1' then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 's', ARGV[2], 'c', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'l', ARGV[4]) end
@@ -908,6 +911,7 @@ impl OtpStore for RedisStore {
             .arg(match when {
                 FactorWrite::IfAbsent => "absent",
                 FactorWrite::UnlessConfirmed => "unconfirmed",
+                FactorWrite::Replace => "replace",
             })
             .arg(factor.sealed_secret)
             .arg(if factor.confirmed { "1" } else { "0" })

@@ -18,6 +18,21 @@ pub struct TotpFactor {
     pub recovery: Vec<[u8; 32]>,
 }
 
+impl TotpFactor {
+    /// What disabling leaves under the account's current id: no secret, so it verifies
+    /// nothing and every check answers `NotEnrolled`, yet it is there, so a factor that a
+    /// check started before the disable is moving from an older key's id cannot land on
+    /// it ([`FactorWrite::IfAbsent`]). A new enrollment replaces it.
+    pub fn disabled() -> Self {
+        Self::default()
+    }
+
+    /// Whether this is the marker [`TotpFactor::disabled`] leaves.
+    pub fn is_disabled(&self) -> bool {
+        self.sealed_secret.is_empty()
+    }
+}
+
 impl fmt::Debug for TotpFactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TotpFactor")
@@ -39,6 +54,8 @@ pub enum FactorWrite {
     /// Where the account has no factor or an unconfirmed one. A new enrollment never
     /// replaces a factor confirmed meanwhile.
     UnlessConfirmed,
+    /// Over whatever is there: disabling, which leaves [`TotpFactor::disabled`].
+    Replace,
 }
 
 /// What the atomic accept step decided.
@@ -51,6 +68,6 @@ pub enum StepDecision {
     Replayed,
     /// The account is past its failure cap. Nothing changed.
     AccountLocked,
-    /// The subject has no factor.
+    /// The subject has no factor (or only the marker a disable left).
     NotEnrolled,
 }

@@ -926,7 +926,8 @@ pub async fn totp_factor_updates_are_compare_and_set(store: Arc<dyn OtpStore>) -
 /// move (`IfAbsent`) never overwrites, of 64 concurrent moves exactly one lands, and an
 /// enrollment (`UnlessConfirmed`) replaces a pending factor but never a confirmed one. A
 /// recovery code offered under several digests (one per key of a rotated ring) is spent
-/// once, one digest at a time.
+/// once, one digest at a time. A disable's marker (`Replace`) is there for writes and
+/// absent for checks.
 pub async fn totp_factor_writes_keep_their_condition(store: Arc<dyn OtpStore>) -> TestResult {
     let clock = ManualClock::new();
     let cap = FailureCap::default();
@@ -1008,6 +1009,38 @@ pub async fn totp_factor_writes_keep_their_condition(store: Arc<dyn OtpStore>) -
     assert_eq!(
         store.totp_factor(account).await?.map(|f| f.recovery),
         Some(vec![])
+    );
+
+    // A disable's marker replaces even a confirmed factor, accepts no step and no recovery
+    // code, keeps a move out, and gives way to a new enrollment.
+    assert!(
+        store
+            .put_totp_factor(account, TotpFactor::disabled(), FactorWrite::Replace)
+            .await?
+    );
+    let marker = store.totp_factor(account).await?.unwrap_or_default();
+    assert!(marker.is_disabled() && !marker.confirmed);
+    assert_eq!(
+        store.accept_totp_step(account, 500, cap, now).await?,
+        StepDecision::NotEnrolled
+    );
+    assert_eq!(
+        store.use_recovery_code(account, &both, cap, now).await?,
+        StepDecision::NotEnrolled
+    );
+    assert!(
+        !store
+            .put_totp_factor(account, factor(7, true), FactorWrite::IfAbsent)
+            .await?
+    );
+    assert!(
+        store
+            .put_totp_factor(account, factor(8, false), FactorWrite::UnlessConfirmed)
+            .await?
+    );
+    assert_eq!(
+        held(store.totp_factor(account).await?),
+        Some((vec![8; 3], false))
     );
     Ok(())
 }

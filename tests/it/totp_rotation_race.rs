@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use phone_otp::store::{ChallengeRecord, PendingRecord};
-use phone_otp::totp::{TotpKeys, TotpOutcome, TotpSettings};
+use phone_otp::totp::{TotpKeys, TotpOutcome, TotpService, TotpSettings};
 use phone_otp::{
     AccountId, Admission, ChallengeId, Clock, Digest, FactorWrite, FailureCap, KeyRing, Limit,
     ManualClock, MemoryStore, NotPending, OtpService, OtpStore, StepDecision, StoreError,
@@ -35,6 +35,8 @@ enum Race {
     /// The second lookup under the old id waits until the first request removed it there;
     /// the move's write waits until both requests looked under the new id.
     LateLookup,
+    /// A move's write waits until the test releases it, after a disable.
+    DisableDuringMove,
 }
 
 /// What the gates wait for.
@@ -42,6 +44,8 @@ enum Race {
 struct Seen {
     /// While setting up: nothing waits.
     open: bool,
+    /// Set by the test: a held move may write.
+    released: bool,
     /// Reads of the secret under an id (each check's first look, under the new id).
     secret_reads: usize,
     /// Lookups of a whole factor started (a move's look under an older id).
@@ -153,6 +157,10 @@ impl OtpStore for Gated {
             (Race::LateCopy, 0) => self.wait_for(|seen| seen.factor_reads >= 2).await,
             (Race::LateCopy, _) => self.wait_for(|seen| seen.accepted >= 1).await,
             (Race::LateLookup, _) => self.wait_for(|seen| seen.secret_reads >= 2).await,
+            (Race::DisableDuringMove, _) if when == FactorWrite::IfAbsent => {
+                self.wait_for(|seen| seen.released).await;
+            }
+            (Race::DisableDuringMove, _) => {}
         }
         self.inner.put_totp_factor(account, factor, when).await
     }
@@ -208,9 +216,18 @@ impl OtpStore for Gated {
 
 /// Enrolls under the old key, rotates, and sends two concurrent verifies of the next code
 /// through a store forcing `race`: their outcomes, best first, and what the store saw.
-async fn two_first_uses_after_a_rotation(
-    race: Race,
-) -> Result<([TotpOutcome; 2], Seen), Box<dyn std::error::Error + Send + Sync>> {
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// After a rotation: the factor under the old key's id, a service with the new key, and
+/// the next step's code; every gate closed again.
+struct Rotated {
+    store: Arc<Gated>,
+    after: TotpService,
+    next: String,
+}
+
+/// Enrolls and confirms alice under the old HMAC key (gates open), then rotates.
+async fn enrolled_then_rotated(race: Race) -> Result<Rotated, Failure> {
     let store = Arc::new(Gated {
         inner: MemoryStore::new(),
         race,
@@ -244,12 +261,18 @@ async fn two_first_uses_after_a_rotation(
     );
     store.record(|seen| *seen = Seen::default());
 
-    // Rotated: the factor is under the old key's id. Two requests with the next code.
     let after = service(KeyRing::new(key(2, 8)).with_previous(key(1, 7))?)?
         .totp(settings.clone(), totp_keys)
         .unwrap();
     clock.advance(Duration::from_secs(30));
     let next = code(&clock);
+    Ok(Rotated { store, after, next })
+}
+
+/// Two concurrent verifies of the next code after a rotation, through a store forcing
+/// `race`: their outcomes, best first, and what the store saw.
+async fn two_first_uses_after_a_rotation(race: Race) -> Result<([TotpOutcome; 2], Seen), Failure> {
+    let Rotated { store, after, next } = enrolled_then_rotated(race).await?;
     let (first, second) = tokio::time::timeout(Duration::from_secs(20), async {
         tokio::join!(
             tokio::spawn({
@@ -285,5 +308,34 @@ async fn a_late_lookup_finds_the_factor_another_request_moved() -> TestResult {
     assert_eq!(outcomes, [TotpOutcome::Verified, TotpOutcome::AlreadyUsed]);
     // One move; the second lookup under the old id came after it and found nothing.
     assert_eq!((seen.writes, seen.factor_lookups), (1, 2));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disable_during_a_move_is_not_undone() -> TestResult {
+    let Rotated { store, after, next } = enrolled_then_rotated(Race::DisableDuringMove).await?;
+    // A check reads the factor under the old id and is held before it writes the move.
+    let check = tokio::spawn({
+        let (after, next) = (after.clone(), next.clone());
+        async move { after.verify(None, "alice", &next).await }
+    });
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        store.wait_for(|seen| seen.writes >= 1),
+    )
+    .await
+    .map_err(|_| "the check never reached its move")?;
+    // Meanwhile the factor is disabled; then the move may write.
+    after.disable(None, "alice").await?;
+    store.record(|seen| seen.released = true);
+    let outcome = tokio::time::timeout(Duration::from_secs(20), check)
+        .await
+        .map_err(|_| "the held move never finished")???;
+    assert_eq!(outcome, TotpOutcome::NotEnrolled);
+    // And the factor stays disabled.
+    assert_eq!(
+        after.verify(None, "alice", &next).await?,
+        TotpOutcome::NotEnrolled
+    );
     Ok(())
 }
