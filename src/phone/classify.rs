@@ -67,7 +67,7 @@ pub(crate) fn as_phonenumber_does(parsed: &phonenumber::PhoneNumber) -> Classifi
 fn source_for<'p>(code: &'p CallingCode, national: &str) -> Option<&'p RegionPatterns> {
     match code {
         CallingCode::Unassigned => None,
-        CallingCode::Single(region) => region.as_deref(),
+        CallingCode::Single(region) => Some(region),
         CallingCode::Shared(regions) => {
             regions.iter().find(|region| match &region.leading_digits {
                 Some(leading) => leading.find(national).is_some_and(|m| m.start() == 0),

@@ -261,12 +261,16 @@ impl PhoneNumber {
         } else {
             default_region.and_then(Region::to_id)
         };
-        // The parser is third-party code over untrusted input: a panic inside it must not
-        // take a login request down, so it becomes an ordinary refusal.
-        let parsed = catch_unwind(AssertUnwindSafe(|| {
+        // The parser is third-party code over untrusted input (its metadata included): a
+        // panic inside it must not take a login request down, so it becomes an ordinary
+        // refusal.
+        let (parsed, classification) = catch_unwind(AssertUnwindSafe(|| {
             // Compiles the metadata's patterns into the parser's cache on the first call.
             let _ = patterns::patterns();
-            phonenumber::parse(country, &normalized)
+            let parsed = phonenumber::parse(country, &normalized)?;
+            // Region, validity and type, each found once (see `classify.rs`).
+            let classification = classify::classify(&parsed);
+            Ok((parsed, classification))
         }))
         .map_err(|_| ParsePhoneError::InvalidForRegion {
             region: region_label(default_region),
@@ -276,11 +280,6 @@ impl PhoneNumber {
         if parsed.extension().is_some() {
             return Err(ParsePhoneError::InvalidCharacter);
         }
-        // Region, validity and type, each found once (see `classify.rs`).
-        let classification = catch_unwind(AssertUnwindSafe(|| classify::classify(&parsed)))
-            .map_err(|_| ParsePhoneError::InvalidForRegion {
-                region: region_label(default_region),
-            })?;
         let region = classification
             .region
             .and_then(|id| Region::new(id.as_ref()).ok());

@@ -59,10 +59,10 @@ pub(crate) struct Patterns {
 
 /// The regions of one calling code, as `phonenumber`'s validator looks them up.
 pub(crate) enum CallingCode {
-    /// No region has this code.
+    /// No region has this code (or its one region's id is not one the parser knows).
     Unassigned,
-    /// One region (or one non-geographic entity), or none if its id does not parse.
-    Single(Option<Box<RegionPatterns>>),
+    /// One region, or one non-geographic entity.
+    Single(Box<RegionPatterns>),
     /// Several regions, in the metadata's order, told apart by leading digits or type.
     Shared(Vec<RegionPatterns>),
 }
@@ -160,7 +160,9 @@ impl Patterns {
                             .ok()
                             .and_then(|id| DATABASE.by_id(id.as_ref()))
                     };
-                    return CallingCode::Single(meta.map(|meta| Box::new(region(meta))));
+                    return meta.map_or(CallingCode::Unassigned, |meta| {
+                        CallingCode::Single(Box::new(region(meta)))
+                    });
                 }
                 CallingCode::Shared(
                     regions

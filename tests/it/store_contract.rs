@@ -701,6 +701,30 @@ fn totp_account(byte: u8) -> phone_otp::AccountId {
     phone_otp::AccountId([byte, 0x70, 0x74, 1, 2, 3, 4, 5])
 }
 
+/// A factor with two recovery-code digests, `[1; 32]` and `[2; 32]`.
+fn factor_with_two_codes(secret: Vec<u8>, confirmed: bool, last_step: Option<u64>) -> TotpFactor {
+    TotpFactor {
+        sealed_secret: secret,
+        confirmed,
+        last_step,
+        recovery: vec![[1; 32], [2; 32]],
+    }
+}
+
+/// Stores `factor` where `account` has none, and checks it was written.
+async fn put_new(
+    store: &Arc<dyn OtpStore>,
+    account: phone_otp::AccountId,
+    factor: TotpFactor,
+) -> TestResult {
+    assert!(
+        store
+            .put_totp_factor(account, factor, FactorWrite::IfAbsent)
+            .await?
+    );
+    Ok(())
+}
+
 /// A TOTP factor round-trips, and a time step is accepted once: of 64 concurrent
 /// submissions of one step exactly one is accepted; older steps are replays.
 pub async fn totp_steps_are_accepted_once(store: Arc<dyn OtpStore>) -> TestResult {
@@ -714,17 +738,8 @@ pub async fn totp_steps_are_accepted_once(store: Arc<dyn OtpStore>) -> TestResul
             .await?,
         StepDecision::NotEnrolled
     );
-    let factor = TotpFactor {
-        sealed_secret: vec![1, 2, 3],
-        confirmed: true,
-        last_step: None,
-        recovery: vec![[7; 32], [8; 32]],
-    };
-    assert!(
-        store
-            .put_totp_factor(account, factor.clone(), FactorWrite::IfAbsent)
-            .await?
-    );
+    let factor = factor_with_two_codes(vec![1, 2, 3], true, None);
+    put_new(&store, account, factor.clone()).await?;
     let mut read = store.totp_factor(account).await?.unwrap_or_default();
     read.recovery.sort_unstable();
     assert_eq!(read, factor);
@@ -772,17 +787,12 @@ pub async fn totp_recovery_codes_and_the_shared_failure_cap(
     let clock = ManualClock::new();
     let cap = FailureCap::new(NonZeroU32::new(3).unwrap(), Duration::from_secs(3600));
     let account = totp_account(2);
-    let factor = TotpFactor {
-        sealed_secret: vec![9],
-        confirmed: true,
-        last_step: Some(5),
-        recovery: vec![[1; 32], [2; 32]],
-    };
-    assert!(
-        store
-            .put_totp_factor(account, factor, FactorWrite::IfAbsent)
-            .await?
-    );
+    put_new(
+        &store,
+        account,
+        factor_with_two_codes(vec![9], true, Some(5)),
+    )
+    .await?;
     let now = clock.now();
     assert_eq!(
         store
@@ -845,17 +855,12 @@ pub async fn totp_factor_updates_are_compare_and_set(store: Arc<dyn OtpStore>) -
     let clock = ManualClock::new();
     let cap = FailureCap::default();
     let account = totp_account(3);
-    let factor = TotpFactor {
-        sealed_secret: vec![1, 1],
-        confirmed: false,
-        last_step: None,
-        recovery: vec![[1; 32], [2; 32]],
-    };
-    assert!(
-        store
-            .put_totp_factor(account, factor, FactorWrite::IfAbsent)
-            .await?
-    );
+    put_new(
+        &store,
+        account,
+        factor_with_two_codes(vec![1, 1], false, None),
+    )
+    .await?;
     // Meanwhile: a step accepted and a recovery code used.
     let now = clock.now();
     assert_eq!(
@@ -932,12 +937,8 @@ pub async fn totp_factor_writes_keep_their_condition(store: Arc<dyn OtpStore>) -
     let clock = ManualClock::new();
     let cap = FailureCap::default();
     let account = totp_account(4);
-    let factor = |secret: u8, confirmed: bool| TotpFactor {
-        sealed_secret: vec![secret; 3],
-        confirmed,
-        last_step: None,
-        recovery: vec![[1; 32], [2; 32]],
-    };
+    let factor =
+        |secret: u8, confirmed: bool| factor_with_two_codes(vec![secret; 3], confirmed, None);
     let mut tasks = Vec::new();
     for i in 0..64u8 {
         let (store, factor) = (Arc::clone(&store), factor(i, true));
