@@ -125,7 +125,8 @@ pub use otp::{
     Account, DEFAULT_CODE_LENGTH, DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, HmacKey, KeyError,
     KeyRing, MAX_CODE_LENGTH, MAX_LABEL_BYTES, MAX_RELAY_TEXT_CHARS, MAX_REQUEST_KEY_BYTES,
     MAX_SAFE_LIFETIME, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH, MIN_KEY_BYTES, OtpService,
-    OtpServiceBuilder, RelayRequest, Relayed, ResendRequest, StartRequest, Started, bench_floor,
+    OtpServiceBuilder, RelayRequest, Relayed, ResendRequest, StartRequest, Started, VerifyRequest,
+    bench_floor,
 };
 #[doc(hidden)]
 pub use phone::fuzz_classification_agrees;

@@ -16,7 +16,7 @@ pub use account::Account;
 pub use code::{DEFAULT_CODE_LENGTH, MAX_CODE_LENGTH, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH};
 pub use keys::{HmacKey, KeyError, KeyRing, MIN_KEY_BYTES, bench_floor};
 pub use relay::{MAX_RELAY_TEXT_CHARS, MAX_REQUEST_KEY_BYTES, RelayRequest, Relayed};
-pub use request::{MAX_LABEL_BYTES, ResendRequest, StartRequest};
+pub use request::{MAX_LABEL_BYTES, ResendRequest, StartRequest, VerifyRequest};
 pub use service::{
     DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, MAX_SAFE_LIFETIME, OtpService, OtpServiceBuilder,
     Started,

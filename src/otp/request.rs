@@ -1,5 +1,5 @@
-//! What callers ask for: a new challenge ([`StartRequest`]) or a new code for a live one
-//! ([`ResendRequest`]).
+//! What callers ask for: a new challenge ([`StartRequest`]), a new code for a live one
+//! ([`ResendRequest`]), or a check of a typed code ([`VerifyRequest`]).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -161,6 +161,10 @@ pub struct ResendRequest {
     pub client_ip: Option<IpAddr>,
     /// The caller bytes the challenge was started with ([`StartRequest::context`]).
     pub context: Vec<u8>,
+    /// The tenant the caller acts for: a challenge started for another tenant (or for
+    /// one, when this is `None`) is [`NotPending::NotFound`](crate::NotPending::NotFound),
+    /// and nothing is sent or charged.
+    pub tenant: Option<String>,
 }
 
 impl ResendRequest {
@@ -171,7 +175,14 @@ impl ResendRequest {
             channel: None,
             client_ip: None,
             context: Vec::new(),
+            tenant: None,
         }
+    }
+
+    /// Acts for `tenant`, the tenant the challenge was started for.
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
     }
 
     /// Sends on `channel` instead of the challenge's own.
@@ -200,6 +211,66 @@ impl fmt::Debug for ResendRequest {
             .field("channel", &self.channel)
             .field("client_ip", &self.client_ip)
             .field("context_bytes", &self.context.len())
+            .field("tenant", &self.tenant)
             .finish()
+    }
+}
+
+/// A typed code to check against a challenge.
+///
+/// ```
+/// use phone_otp::{ChallengeId, VerifyRequest};
+///
+/// /// The code a user of tenant `acme` typed.
+/// fn for_acme(id: ChallengeId, typed: &str) -> VerifyRequest<'_> {
+///     VerifyRequest::new(id, typed).tenant("acme")
+/// }
+/// # let _ = for_acme;
+/// ```
+#[derive(Clone)]
+pub struct VerifyRequest<'a> {
+    /// The challenge.
+    pub challenge_id: ChallengeId,
+    /// What the user typed.
+    pub code: &'a str,
+    /// The caller bytes the challenge was started with ([`StartRequest::context`]).
+    pub context: &'a [u8],
+    /// The tenant the caller acts for: a challenge started for another tenant (or for
+    /// one, when this is `None`) is [`VerifyOutcome::NotFound`](crate::VerifyOutcome::NotFound)
+    /// and no attempt is counted.
+    pub tenant: Option<&'a str>,
+}
+
+impl<'a> VerifyRequest<'a> {
+    /// A check of `code` for `challenge_id`, without context or tenant.
+    pub fn new(challenge_id: ChallengeId, code: &'a str) -> Self {
+        Self {
+            challenge_id,
+            code,
+            context: &[],
+            tenant: None,
+        }
+    }
+
+    /// The context bytes the challenge was started with.
+    pub fn context(mut self, context: &'a [u8]) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// Acts for `tenant`, the tenant the challenge was started for.
+    pub fn tenant(mut self, tenant: &'a str) -> Self {
+        self.tenant = Some(tenant);
+        self
+    }
+}
+
+impl fmt::Debug for VerifyRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("challenge_id", &self.challenge_id)
+            .field("context_bytes", &self.context.len())
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
     }
 }

@@ -12,7 +12,7 @@ use super::code::{
     self, DEFAULT_CODE_LENGTH, MAX_CODE_LENGTH, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH,
 };
 use super::keys::KeyRing;
-use super::request::{ResendRequest, StartRequest};
+use super::request::{ResendRequest, StartRequest, VerifyRequest};
 use crate::challenge::{AccountId, Candidates, ChallengeId, VerifyOutcome};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::{BuildError, ResendError, StartError, VerifyError};
@@ -489,7 +489,7 @@ impl OtpService {
         let now = inner.clock.now();
         let record = inner
             .store
-            .pending(id, now)
+            .pending(id, request.tenant.as_deref(), now)
             .await
             .map_err(ResendError::Store)?
             .map_err(ResendError::NotPending)?;
@@ -565,7 +565,7 @@ impl OtpService {
             .issue(id, &request.context, code.expose_secret().as_bytes());
         inner
             .store
-            .add_code(id, digest, now)
+            .add_code(id, request.tenant.as_deref(), digest, now)
             .await
             .map_err(ResendError::Store)?
             .map_err(ResendError::NotPending)?;
@@ -662,6 +662,27 @@ impl OtpService {
         code: &str,
         context: &[u8],
     ) -> Result<VerifyOutcome, VerifyError> {
+        self.verify_with(VerifyRequest::new(*id, code).context(context))
+            .await
+    }
+
+    /// Checks a code as `request` says: with the challenge's context, and for the tenant
+    /// it was started for (a challenge of another tenant is `NotFound` and counts no
+    /// attempt, so an id that leaks from one tenant is of no use to another).
+    ///
+    /// # Errors
+    /// As [`OtpService::verify`].
+    pub async fn verify_with(
+        &self,
+        request: VerifyRequest<'_>,
+    ) -> Result<VerifyOutcome, VerifyError> {
+        let VerifyRequest {
+            challenge_id,
+            code,
+            context,
+            tenant,
+        } = request;
+        let id = &challenge_id;
         let mut prepare = || {
             // Six ASCII digits, the usual input, go straight to the HMAC; anything else
             // is folded first (full-width digits, spaces, hyphens), so a pasted code does
@@ -677,13 +698,17 @@ impl OtpService {
         };
         // An in-memory store answers at once, fetching the record while the HMAC runs.
         let cap = self.inner.failure_cap;
-        let outcome = match self.inner.store.check_prepared(id, cap, &mut prepare) {
+        let outcome = match self
+            .inner
+            .store
+            .check_prepared(id, tenant, cap, &mut prepare)
+        {
             Some(outcome) => outcome,
             None => {
                 let (candidates, now) = prepare();
                 self.inner
                     .store
-                    .check(id, candidates.as_slice(), cap, now)
+                    .check(id, tenant, candidates.as_slice(), cap, now)
                     .await
             }
         }

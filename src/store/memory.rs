@@ -180,6 +180,14 @@ impl Slot {
         self.state() != STATE_FREE && bool::from(self.key_tail.ct_eq(&key[SLOT_BYTES..]))
     }
 
+    /// The tenant it was started for.
+    #[inline]
+    fn tenant(&self) -> Option<&str> {
+        self.extra
+            .as_ref()
+            .and_then(|extra| extra.tenant.as_deref())
+    }
+
     /// Holds a challenge (pending or used), as opposed to free or merely reserved.
     #[inline]
     fn holds_challenge(&self) -> bool {
@@ -533,9 +541,13 @@ impl MemoryStore {
 
     /// The slot `key` names, locked, if it holds a challenge under this key.
     #[inline]
-    fn find_challenge(&self, id: &ChallengeId) -> Option<MutexGuard<'_, Slot>> {
+    fn find_challenge(
+        &self,
+        id: &ChallengeId,
+        tenant: Option<&str>,
+    ) -> Option<MutexGuard<'_, Slot>> {
         let key = id.store_key();
-        challenge_in(self.cell(&key), &key, id.account())
+        challenge_in(self.cell(&key), &key, id.account(), tenant)
     }
 }
 
@@ -574,11 +586,7 @@ fn pending_from(slot: &Slot) -> Result<PendingRecord, StoreError> {
         locale: slot.locale().ok_or(StoreError::Corrupt("locale"))?,
         purpose: Purpose::from_tag(slot.purpose).ok_or(StoreError::Corrupt("purpose"))?,
         subject: slot.subject.to_owned_string()?,
-        tenant: slot
-            .extra
-            .as_ref()
-            .and_then(|extra| extra.tenant.as_deref())
-            .map(str::to_owned),
+        tenant: slot.tenant().map(str::to_owned),
         client_ip_given: slot.client_ip_given(),
         context_bound: slot.context_bound(),
         expires_at: Timestamp::from_millis(slot.expires_at),
@@ -590,29 +598,32 @@ fn pending_from(slot: &Slot) -> Result<PendingRecord, StoreError> {
 fn check_cell(
     cell: Option<&SlotCell>,
     id: &ChallengeId,
+    tenant: Option<&str>,
     candidates: &[Digest],
     failures: &FailureTable,
     cap: FailureCap,
     now: Timestamp,
 ) -> Result<VerifyOutcome, StoreError> {
     let account = id.account();
-    match challenge_in(cell, &id.store_key(), account) {
+    match challenge_in(cell, &id.store_key(), account, tenant) {
         Some(mut slot) => check_slot(&mut slot, account, candidates, failures, cap, now),
         None => Ok(VerifyOutcome::NotFound),
     }
 }
 
 /// `cell`'s slot, locked, if it holds a challenge (pending or used) under exactly `key`
-/// for `account` (an id whose account bytes were changed finds nothing).
+/// for `account` and `tenant` (an id whose account bytes were changed finds nothing, and
+/// neither does another tenant).
 #[inline]
 fn challenge_in<'a>(
     cell: Option<&'a SlotCell>,
     key: &[u8; 16],
     account: AccountId,
+    tenant: Option<&str>,
 ) -> Option<MutexGuard<'a, Slot>> {
-    cell?
-        .lock_keyed(key)
-        .filter(|slot| slot.holds_challenge() && slot.account == account.0)
+    cell?.lock_keyed(key).filter(|slot| {
+        slot.holds_challenge() && slot.account == account.0 && slot.tenant() == tenant
+    })
 }
 
 /// Under the slot's lock, and the account's failure shard's inside it (always in this
@@ -717,12 +728,13 @@ impl OtpStore for MemoryStore {
     async fn check(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         candidates: &[Digest],
         cap: FailureCap,
         now: Timestamp,
     ) -> Result<VerifyOutcome, StoreError> {
         let cell = self.cell(&id.store_key());
-        check_cell(cell, id, candidates, &self.failures, cap, now)
+        check_cell(cell, id, tenant, candidates, &self.failures, cap, now)
     }
 
     /// Prefetches the slot, then runs `prepare` (the HMAC and the clock) while it loads. No
@@ -731,6 +743,7 @@ impl OtpStore for MemoryStore {
     fn check_prepared(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         cap: FailureCap,
         prepare: &mut dyn FnMut() -> (Candidates, Timestamp),
     ) -> Option<Result<VerifyOutcome, StoreError>> {
@@ -743,6 +756,7 @@ impl OtpStore for MemoryStore {
         Some(check_cell(
             cell,
             id,
+            tenant,
             candidates.as_slice(),
             &self.failures,
             cap,
@@ -753,9 +767,10 @@ impl OtpStore for MemoryStore {
     async fn pending(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         now: Timestamp,
     ) -> Result<Result<PendingRecord, NotPending>, StoreError> {
-        let Some(slot) = self.find_challenge(id) else {
+        let Some(slot) = self.find_challenge(id, tenant) else {
             return Ok(Err(NotPending::NotFound));
         };
         match slot.not_pending(now.as_millis()) {
@@ -767,10 +782,11 @@ impl OtpStore for MemoryStore {
     async fn add_code(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         digest: Digest,
         now: Timestamp,
     ) -> Result<Result<(), NotPending>, StoreError> {
-        let Some(mut slot) = self.find_challenge(id) else {
+        let Some(mut slot) = self.find_challenge(id, tenant) else {
             return Ok(Err(NotPending::NotFound));
         };
         if let Some(reason) = slot.not_pending(now.as_millis()) {
@@ -919,7 +935,12 @@ impl OtpStore for MemoryStore {
     }
 
     async fn destination(&self, id: &ChallengeId) -> Result<Option<StoredDestination>, StoreError> {
-        match self.find_challenge(id) {
+        let key = id.store_key();
+        let slot = self
+            .cell(&key)
+            .and_then(|cell| cell.lock_keyed(&key))
+            .filter(|slot| slot.holds_challenge() && slot.account == id.account().0);
+        match slot {
             Some(slot) => pending_from(&slot).map(|record| Some(record.destination)),
             None => Ok(None),
         }

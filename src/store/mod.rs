@@ -192,6 +192,15 @@ impl<D> PendingChallenge<D> {
 }
 
 /// Storage for challenges and rate-limit state.
+///
+/// # Tenants
+///
+/// A challenge belongs to the tenant it was started for ([`ChallengeRecord::tenant`]).
+/// `check`, `pending` and `add_code` take the tenant the caller acts for and treat a
+/// challenge of any other tenant (or of a tenant, when given none) exactly as an unknown
+/// id: `NotFound`, and nothing counted or changed. The comparison is part of the same
+/// atomic step as the rest of the operation, so whoever learns another tenant's challenge
+/// id can neither spend its attempts nor send its codes.
 #[async_trait]
 pub trait OtpStore: Send + Sync + fmt::Debug {
     /// Turns 128 fresh random bits into the key of a challenge about to be inserted (the
@@ -214,15 +223,16 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
     /// Stores a new challenge. `now` lets a store drop dead records as it goes.
     async fn insert(&self, challenge: ChallengeRecord, now: Timestamp) -> Result<(), StoreError>;
 
-    /// In one atomic step: finds the challenge (under its store key and the id's account),
-    /// checks expiry, attempts and the account's consecutive failures against `cap`
-    /// (`AccountLocked` past it), compares the candidates with its live digests in
+    /// In one atomic step: finds the challenge (under its store key, the id's account and
+    /// `tenant`: see [Tenants](OtpStore#tenants)), checks expiry, attempts and the
+    /// account's consecutive failures against `cap` (`AccountLocked` past it), compares the candidates with its live digests in
     /// constant time, and either consumes it (`Verified`, clearing the account's failures)
     /// or counts a wrong attempt on it and a failure on the account. With no candidates it
     /// counts a wrong attempt.
     async fn check(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         candidates: &[Digest],
         cap: FailureCap,
         now: Timestamp,
@@ -238,25 +248,28 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
     fn check_prepared(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         cap: FailureCap,
         prepare: &mut dyn FnMut() -> (Candidates, Timestamp),
     ) -> Option<Result<VerifyOutcome, StoreError>> {
-        let _ = (id, cap, prepare);
+        let _ = (id, tenant, cap, prepare);
         None
     }
 
-    /// Reads a live challenge for a resend, or says why it is not live.
+    /// Reads a live challenge of `tenant` for a resend, or says why it is not live.
     async fn pending(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         now: Timestamp,
     ) -> Result<Result<PendingRecord, NotPending>, StoreError>;
 
-    /// Adds the digest of a resent code if the challenge is still live, keeping the newest
-    /// [`CODES_PER_CHALLENGE`] digests.
+    /// Adds the digest of a resent code if the challenge of `tenant` is still live, keeping
+    /// the newest [`CODES_PER_CHALLENGE`] digests.
     async fn add_code(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         digest: Digest,
         now: Timestamp,
     ) -> Result<Result<(), NotPending>, StoreError>;
@@ -419,37 +432,41 @@ impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
     async fn check(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         candidates: &[Digest],
         cap: FailureCap,
         now: Timestamp,
     ) -> Result<VerifyOutcome, StoreError> {
-        (**self).check(id, candidates, cap, now).await
+        (**self).check(id, tenant, candidates, cap, now).await
     }
 
     fn check_prepared(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         cap: FailureCap,
         prepare: &mut dyn FnMut() -> (Candidates, Timestamp),
     ) -> Option<Result<VerifyOutcome, StoreError>> {
-        (**self).check_prepared(id, cap, prepare)
+        (**self).check_prepared(id, tenant, cap, prepare)
     }
 
     async fn pending(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         now: Timestamp,
     ) -> Result<Result<PendingRecord, NotPending>, StoreError> {
-        (**self).pending(id, now).await
+        (**self).pending(id, tenant, now).await
     }
 
     async fn add_code(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         digest: Digest,
         now: Timestamp,
     ) -> Result<Result<(), NotPending>, StoreError> {
-        (**self).add_code(id, digest, now).await
+        (**self).add_code(id, tenant, digest, now).await
     }
 
     async fn remove(&self, id: &ChallengeId) -> Result<(), StoreError> {

@@ -54,11 +54,15 @@ return 1
 "#;
 
 /// Shared state checks: returns a code (0 not found, 1 used, 2 expired, 3 exhausted) or the
-/// fields for the caller.
+/// fields for the caller. `owner` is the caller's tenant as `owner_arg` writes it; a
+/// challenge of another tenant is not found.
 const STATE: &str = r#"
-local function state(key, now)
-  local h = redis.call('HMGET', key, 'st', 'exp', 'att')
+local function state(key, now, owner)
+  local h = redis.call('HMGET', key, 'st', 'exp', 'att', 'ten')
   if not h[1] then return 0 end
+  local held = '0'
+  if h[4] then held = '1' .. h[4] end
+  if held ~= owner then return 0 end
   if h[1] == 'u' then return 1 end
   if now >= tonumber(h[2]) then return 2 end
   if tonumber(h[3]) <= 0 then return 3 end
@@ -66,12 +70,12 @@ local function state(key, now)
 end
 "#;
 
-/// KEYS: challenge, account failures. ARGV: now, cap, forget-after ms, candidates...
+/// KEYS: challenge, account failures. ARGV: now, cap, forget-after ms, owner, candidates...
 /// The failure count is a hash (`n`, and `u`: when it is forgotten, on the service's
 /// clock); the key's own TTL only tidies up.
 const CHECK: &str = r#"
 local now = tonumber(ARGV[1])
-local s = state(KEYS[1], now)
+local s = state(KEYS[1], now, ARGV[4])
 if s >= 0 then return {s} end
 local f = redis.call('HMGET', KEYS[2], 'n', 'u')
 local failures = 0
@@ -81,7 +85,7 @@ local h = redis.call('HMGET', KEYS[1], 'd0', 'd1', 'd2', 'p', 'sub')
 local matched = false
 for i = 1, 3 do
   if h[i] then
-    for j = 4, #ARGV do
+    for j = 5, #ARGV do
       if h[i] == ARGV[j] then matched = true end
     end
   end
@@ -99,8 +103,9 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return {5, redis.call('HINCRBY', KEYS[1], 'att', -1)}
 "#;
 
+/// KEYS: challenge. ARGV: now, owner.
 const PENDING: &str = r#"
-local s = state(KEYS[1], tonumber(ARGV[1]))
+local s = state(KEYS[1], tonumber(ARGV[1]), ARGV[2])
 if s >= 0 then return {s} end
 local h = redis.call('HMGET', KEYS[1], 'dst', 'ch', 'lo', 'p', 'exp', 'fl', 'sub', 'ten')
 local reply = {-1, h[1], h[2], h[3], h[4], h[5], h[6], 0, '', 0, ''}
@@ -109,8 +114,9 @@ if h[8] then reply[10] = 1; reply[11] = h[8] end
 return reply
 "#;
 
+/// KEYS: challenge. ARGV: now, digest, owner.
 const ADD_CODE: &str = r#"
-local s = state(KEYS[1], tonumber(ARGV[1]))
+local s = state(KEYS[1], tonumber(ARGV[1]), ARGV[3])
 if s >= 0 then return s end
 local h = redis.call('HMGET', KEYS[1], 'd0', 'd1')
 if h[2] then redis.call('HSET', KEYS[1], 'd2', h[2]) end
@@ -565,6 +571,20 @@ fn not_pending(code: i64) -> Result<NotPending, StoreError> {
     }
 }
 
+/// The caller's tenant as the scripts compare it with a record's `ten` field: `0` for
+/// none, else `1` and the tenant (so no tenant name can pass for "none").
+fn owner_arg(tenant: Option<&str>) -> Vec<u8> {
+    match tenant {
+        None => b"0".to_vec(),
+        Some(tenant) => {
+            let mut owner = Vec::with_capacity(tenant.len() + 1);
+            owner.push(b'1');
+            owner.extend_from_slice(tenant.as_bytes());
+            owner
+        }
+    }
+}
+
 #[async_trait]
 impl OtpStore for RedisStore {
     async fn insert(&self, challenge: ChallengeRecord, now: Timestamp) -> Result<(), StoreError> {
@@ -609,6 +629,7 @@ impl OtpStore for RedisStore {
     async fn check(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         candidates: &[Digest],
         cap: FailureCap,
         now: Timestamp,
@@ -618,7 +639,8 @@ impl OtpStore for RedisStore {
             .key(self.failures_key(id.account()))
             .arg(now.as_millis())
             .arg(cap.max_consecutive.get())
-            .arg(duration_millis(cap.forget_after).max(1));
+            .arg(duration_millis(cap.forget_after).max(1))
+            .arg(owner_arg(tenant));
         for candidate in candidates {
             invocation.arg(encode_digest(candidate));
         }
@@ -651,12 +673,14 @@ impl OtpStore for RedisStore {
     async fn pending(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         now: Timestamp,
     ) -> Result<Result<PendingRecord, NotPending>, StoreError> {
         let reply: Vec<Value> = self
             .pending
             .key(self.challenge_key(id))
             .arg(now.as_millis())
+            .arg(owner_arg(tenant))
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(unavailable)?;
@@ -695,6 +719,7 @@ impl OtpStore for RedisStore {
     async fn add_code(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         digest: Digest,
         now: Timestamp,
     ) -> Result<Result<(), NotPending>, StoreError> {
@@ -705,6 +730,7 @@ impl OtpStore for RedisStore {
             .key(self.challenge_key(id))
             .arg(now.as_millis())
             .arg(encode_digest(&digest))
+            .arg(owner_arg(tenant))
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(unavailable)?;

@@ -145,31 +145,33 @@ async fn check_with_ready_candidates_counts_attempts_and_consumes() -> TestResul
     let other_key = Digest::from_parts(KeyId(2), [4; 32]);
     assert_eq!(
         store
-            .check(&id, &[wrong], FailureCap::default(), now)
+            .check(&id, None, &[wrong], FailureCap::default(), now)
             .await?,
         VerifyOutcome::Mismatch { attempts_left: 4 }
     );
     assert_eq!(
         store
-            .check(&id, &[other_key], FailureCap::default(), now)
+            .check(&id, None, &[other_key], FailureCap::default(), now)
             .await?,
         VerifyOutcome::Mismatch { attempts_left: 3 },
         "same bytes under another key id do not match"
     );
     assert_eq!(
-        store.check(&id, &[], FailureCap::default(), now).await?,
+        store
+            .check(&id, None, &[], FailureCap::default(), now)
+            .await?,
         VerifyOutcome::Mismatch { attempts_left: 2 },
         "no candidates is a wrong attempt"
     );
     assert!(
         store
-            .check(&id, &[wrong, right], FailureCap::default(), now)
+            .check(&id, None, &[wrong, right], FailureCap::default(), now)
             .await?
             .is_verified()
     );
     assert_eq!(
         store
-            .check(&id, &[right], FailureCap::default(), now)
+            .check(&id, None, &[right], FailureCap::default(), now)
             .await?,
         VerifyOutcome::AlreadyUsed
     );
@@ -192,7 +194,10 @@ async fn subjects_of_every_length_come_back_from_verify_and_pending() -> TestRes
     for (n, subject) in (0u32..).zip(subjects) {
         let request = StartRequest::sms(jp_mobile_n(n), Purpose::SignIn).subject(subject.clone());
         let (id, code) = h.start_request(request).await;
-        let pending = store.pending(&id, h.clock.now()).await?.expect("live");
+        let pending = store
+            .pending(&id, None, h.clock.now())
+            .await?
+            .expect("live");
         assert_eq!(pending.subject.as_deref(), Some(subject.as_str()));
         assert_eq!(
             h.otp.verify(&id, &code).await?,

@@ -184,7 +184,11 @@ async fn resends_are_charged_to_the_client_ip_and_tenant() -> TestResult {
     let (id, _) = h
         .start_request(StartRequest::sms(jp_mobile(), Purpose::SignIn).tenant("acme"))
         .await;
-    match h.otp.resend(&id).await {
+    match h
+        .otp
+        .resend_with(ResendRequest::new(id).tenant("acme"))
+        .await
+    {
         Err(ResendError::Limited { limit, .. }) => assert_eq!(limit, LimitKind::Tenant),
         other => panic!("expected the tenant limit, got {other:?}"),
     }

@@ -11,7 +11,7 @@ use phone_otp::{
     Account, Admission, Backoff, CHALLENGE_ID_BYTES, ChallengeId, Clock, FactorWrite, FailureCap,
     Limit, LimitKey, LimitKind, Limits, ManualClock, MemoryStore, NotPending, OtpStore, Purpose,
     Quota, ResendError, ResendRequest, Rule, StartError, StartRequest, StepDecision, TotpFactor,
-    VerifyOutcome,
+    VerifyOutcome, VerifyRequest,
 };
 
 use phone_otp::store::StoredDestination;
@@ -77,7 +77,10 @@ pub async fn single_use_under_64_concurrent_checks<S: OtpStore + Clone + 'static
 pub async fn resend_codes_and_pending_state<S: OtpStore + Clone + 'static>(store: S) -> TestResult {
     let h = Harness::with_store(store.clone());
     let (id, _) = h.start(&jp_mobile_n(77)).await;
-    let pending = store.pending(&id, h.clock.now()).await?.expect("live");
+    let pending = store
+        .pending(&id, None, h.clock.now())
+        .await?
+        .expect("live");
     // In clear in this process's memory; sealed (no digits of it) in a shared store.
     match &pending.destination {
         StoredDestination::Number(number) => assert_eq!(number, &jp_mobile_n(77)),
@@ -96,12 +99,12 @@ pub async fn resend_codes_and_pending_state<S: OtpStore + Clone + 'static>(store
     }
     h.clock.advance(Duration::from_secs(300));
     assert!(matches!(
-        store.pending(&id, h.clock.now()).await?,
+        store.pending(&id, None, h.clock.now()).await?,
         Err(NotPending::Expired)
     ));
     store.remove(&id).await?;
     assert!(matches!(
-        store.pending(&id, h.clock.now()).await?,
+        store.pending(&id, None, h.clock.now()).await?,
         Err(NotPending::NotFound)
     ));
     Ok(())
@@ -130,7 +133,10 @@ pub async fn pending_keeps_what_a_resend_needs<S: OtpStore + Clone + 'static>(
             request = request.context(b"ctx".to_vec());
         }
         let (id, code) = h.start_request(request).await;
-        let pending = store.pending(&id, h.clock.now()).await?.expect("live");
+        let pending = store
+            .pending(&id, tenant, h.clock.now())
+            .await?
+            .expect("live");
         assert_eq!(pending.subject.as_deref(), subject, "case {i}");
         assert_eq!(pending.tenant.as_deref(), tenant, "case {i}");
         assert_eq!(pending.client_ip_given, with_ip, "case {i}");
@@ -138,13 +144,19 @@ pub async fn pending_keeps_what_a_resend_needs<S: OtpStore + Clone + 'static>(
         // After a resend too (the memory store moves older codes next to the tenant).
         let context: &[u8] = if with_context { b"ctx" } else { b"" };
         let mut resend = ResendRequest::new(id).context(context);
+        resend.tenant = tenant.map(str::to_owned);
         if with_ip {
             resend = resend.client_ip("192.0.2.1".parse()?);
         }
         h.otp.resend_with(resend).await?;
-        let pending = store.pending(&id, h.clock.now()).await?.expect("live");
+        let pending = store
+            .pending(&id, tenant, h.clock.now())
+            .await?
+            .expect("live");
         assert_eq!(pending.tenant.as_deref(), tenant, "case {i} after resend");
-        let outcome = h.otp.verify_with_context(&id, &code, context).await?;
+        let mut verify = VerifyRequest::new(id, &code).context(context);
+        verify.tenant = tenant;
+        let outcome = h.otp.verify_with(verify).await?;
         assert_eq!(
             outcome,
             VerifyOutcome::Verified {
@@ -226,7 +238,12 @@ pub async fn failures_are_capped_per_account<S: OtpStore + Clone + 'static>(
                 .tenant("t2"),
         )
         .await;
-    assert!(h.otp.verify(&other, &other_code).await?.is_verified());
+    assert!(
+        h.otp
+            .verify_with(VerifyRequest::new(other, &other_code).tenant("t2"))
+            .await?
+            .is_verified()
+    );
 
     // An administrator's reset unlocks; the challenge's last attempt is still there.
     h.otp.reset_failures(account).await?;
@@ -316,7 +333,7 @@ pub async fn an_id_with_another_account_finds_nothing<S: OtpStore + Clone + 'sta
     };
     assert_eq!(h.otp.failures(victim_account).await?, 0);
     assert!(matches!(
-        store.pending(&forged, h.clock.now()).await?,
+        store.pending(&forged, None, h.clock.now()).await?,
         Err(NotPending::NotFound)
     ));
     // The genuine id kept all its attempts.
@@ -324,6 +341,90 @@ pub async fn an_id_with_another_account_finds_nothing<S: OtpStore + Clone + 'sta
         h.otp.verify(&own, &wrong(&own_code)).await?,
         VerifyOutcome::Mismatch { attempts_left: 4 }
     );
+    Ok(())
+}
+
+/// A challenge answers only the tenant it was started for: any other tenant (or none)
+/// finds nothing, spends no attempt, sends nothing, and the owner's challenge is untouched,
+/// also while 32 other-tenant checks with the right code race the owner's own.
+pub async fn a_challenge_answers_only_its_tenant<S: OtpStore + Clone + 'static>(
+    store: S,
+) -> TestResult {
+    let h = Harness::with_store(store.clone());
+    let to = jp_mobile_n(31);
+    let (id, code) = h
+        .start_request(
+            StartRequest::sms(to.clone(), Purpose::SignIn)
+                .subject("user-1")
+                .tenant("sys-a"),
+        )
+        .await;
+    let sent = h.stub.attempts();
+    let now = h.clock.now();
+    for tenant in [Some("sys-b"), None, Some("sys-a "), Some("sys")] {
+        let mut request = VerifyRequest::new(id, &code);
+        request.tenant = tenant;
+        assert_eq!(h.otp.verify_with(request).await?, VerifyOutcome::NotFound);
+        let mut resend = ResendRequest::new(id);
+        resend.tenant = tenant.map(str::to_owned);
+        assert!(matches!(
+            h.otp.resend_with(resend).await,
+            Err(ResendError::NotPending(NotPending::NotFound))
+        ));
+        assert!(matches!(
+            store.pending(&id, tenant, now).await?,
+            Err(NotPending::NotFound)
+        ));
+        let digest = phone_otp::Digest::from_parts(phone_otp::KeyId(1), [9; 32]);
+        assert!(matches!(
+            store.add_code(&id, tenant, digest, now).await?,
+            Err(NotPending::NotFound)
+        ));
+    }
+    assert_eq!(
+        h.stub.attempts(),
+        sent,
+        "nothing was sent for another tenant"
+    );
+    let account = Account::Subject {
+        tenant: Some("sys-a"),
+        subject: "user-1",
+    };
+    assert_eq!(h.otp.failures(account).await?, 0);
+    // The owner's challenge kept every attempt and its code.
+    assert_eq!(
+        h.otp
+            .verify_with(VerifyRequest::new(id, &wrong(&code)).tenant("sys-a"))
+            .await?,
+        VerifyOutcome::Mismatch { attempts_left: 4 }
+    );
+    let record = store.pending(&id, Some("sys-a"), now).await?.expect("live");
+    assert_eq!(record.tenant.as_deref(), Some("sys-a"));
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..33 {
+        let (otp, code) = (h.otp.clone(), code.clone());
+        tasks.spawn(async move {
+            let tenant = if task == 16 { "sys-a" } else { "sys-b" };
+            let outcome = otp
+                .verify_with(VerifyRequest::new(id, &code).tenant(tenant))
+                .await;
+            (tenant, outcome)
+        });
+    }
+    let mut verified = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (tenant, outcome) = joined?;
+        match (tenant, outcome?) {
+            ("sys-a", VerifyOutcome::Verified { subject, .. }) => {
+                assert_eq!(subject.as_deref(), Some("user-1"));
+                verified += 1;
+            }
+            ("sys-b", VerifyOutcome::NotFound) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(verified, 1);
     Ok(())
 }
 
@@ -1058,6 +1159,7 @@ macro_rules! contract_tests {
             failures_are_capped_per_account,
             failure_cap_holds_under_concurrent_wrong_codes,
             an_id_with_another_account_finds_nothing,
+            a_challenge_answers_only_its_tenant,
             throttle_decisions_and_retry_after,
             throttle_charges_all_limits_or_none,
             limits_hold_under_concurrent_starts,

@@ -368,7 +368,12 @@ mod service {
             .subject("alice")
             .tenant("acme");
         let (id, code) = f.h.start_request(request).await;
-        f.h.otp.verify(&id, &wrong(&code)).await?;
+        let wrong_code = wrong(&code);
+        let wrong_sms = phone_otp::VerifyRequest::new(id, &wrong_code).tenant("acme");
+        assert!(matches!(
+            f.h.otp.verify_with(wrong_sms).await?,
+            phone_otp::VerifyOutcome::Mismatch { .. }
+        ));
         // Locked for both factors, the right TOTP code included.
         f.h.clock.advance(Duration::from_secs(30));
         assert_eq!(

@@ -91,26 +91,29 @@ impl OtpStore for Gated {
     async fn check(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         candidates: &[Digest],
         cap: FailureCap,
         now: Timestamp,
     ) -> Result<VerifyOutcome, StoreError> {
-        self.inner.check(id, candidates, cap, now).await
+        self.inner.check(id, tenant, candidates, cap, now).await
     }
     async fn pending(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         now: Timestamp,
     ) -> Result<Result<PendingRecord, NotPending>, StoreError> {
-        self.inner.pending(id, now).await
+        self.inner.pending(id, tenant, now).await
     }
     async fn add_code(
         &self,
         id: &ChallengeId,
+        tenant: Option<&str>,
         digest: Digest,
         now: Timestamp,
     ) -> Result<Result<(), NotPending>, StoreError> {
-        self.inner.add_code(id, digest, now).await
+        self.inner.add_code(id, tenant, digest, now).await
     }
     async fn remove(&self, id: &ChallengeId) -> Result<(), StoreError> {
         self.inner.remove(id).await

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use phone_otp::{
     ChallengeId, NotPending, ResendError, ResendRequest, StartError, StartRequest, Started,
-    VerifyOutcome,
+    VerifyOutcome, VerifyRequest,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -122,7 +122,7 @@ pub(crate) async fn resend(
 ) -> Response {
     let mut audit = Audit::start(&state, &headers, "challenges_resend");
     let result = async {
-        authorize(
+        let caller = authorize(
             &mut audit,
             &state,
             &headers,
@@ -137,7 +137,9 @@ pub(crate) async fn resend(
         } else {
             read_json(&headers, body)?
         };
-        let mut request = ResendRequest::new(id);
+        // Only the system that started the challenge may resend it: for any other the
+        // library answers not found, before anything is charged or sent.
+        let mut request = ResendRequest::new(id).tenant(caller.system);
         if let Some(channel) = resend.channel {
             request = request.channel(channel.into());
         }
@@ -170,7 +172,7 @@ pub(crate) async fn verify(
 ) -> Response {
     let mut audit = Audit::start(&state, &headers, "challenges_verify");
     let result = async {
-        authorize(
+        let caller = authorize(
             &mut audit,
             &state,
             &headers,
@@ -185,17 +187,17 @@ pub(crate) async fn verify(
             Some(context) => decode_context(&context)?,
             None => Vec::new(),
         };
-        let outcome = state
-            .otp
-            .verify_with_context(&id, &verify.code, &context)
-            .await
-            .map_err(|_| {
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "the code could not be checked; treat as not verified",
-                )
-            })?;
+        // Another system's challenge is not found, and no attempt is spent on it.
+        let request = VerifyRequest::new(id, &verify.code)
+            .context(&context)
+            .tenant(&caller.system);
+        let outcome = state.otp.verify_with(request).await.map_err(|_| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the code could not be checked; treat as not verified",
+            )
+        })?;
         Ok(verdict(&outcome))
     }
     .await;
@@ -249,7 +251,13 @@ fn verdict(outcome: &VerifyOutcome) -> Response {
         VerifyOutcome::AccountLocked => (StatusCode::LOCKED, json!({"outcome": name})),
         _ => (StatusCode::NOT_FOUND, json!({"outcome": "not_found"})),
     };
-    (status, axum::Json(body)).into_response()
+    let audited = match outcome {
+        VerifyOutcome::Verified { .. } => "ok",
+        _ if status == StatusCode::NOT_FOUND => "not_found",
+        _ => name,
+    };
+    let audited = axum::Extension(super::Outcome(audited));
+    (status, audited, axum::Json(body)).into_response()
 }
 
 fn start_problem(error: &StartError) -> Problem {

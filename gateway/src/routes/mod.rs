@@ -27,7 +27,13 @@ pub(crate) async fn respond(
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     let (outcome, response) = match result {
-        Ok(response) => ("ok", response),
+        Ok(response) => (
+            response
+                .extensions()
+                .get::<Outcome>()
+                .map_or("ok", |outcome| outcome.0),
+            response,
+        ),
         Err(problem) => (problem.code, problem.into_response()),
     };
     let (started, endpoint) = (audit.started(), endpoint_name(audit.endpoint()));
@@ -35,6 +41,11 @@ pub(crate) async fn respond(
     state.metrics.record(endpoint, outcome, started.elapsed());
     response
 }
+
+/// What a successful response's audit record and metrics call its outcome when not `ok`
+/// (a verification's `mismatch` or `not_found` is an answer, not an error body).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outcome(pub(crate) &'static str);
 
 /// Relays `request` and answers what was sent, recording providers and segments.
 pub(crate) async fn relay_answer(

@@ -13,5 +13,6 @@ mod messages;
 mod okta;
 mod ops;
 mod support;
+mod tenancy;
 mod totp;
 mod usage;

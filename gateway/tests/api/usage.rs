@@ -16,7 +16,7 @@ use crate::keys::{NOW, spec};
 use crate::support::{Setup, TestGateway, TestResult};
 
 /// JP SMS via `primary` 0.062 a segment, JP calls 0.1; US SMS anywhere 0.0079.
-fn prices() -> PriceTable {
+pub fn prices() -> PriceTable {
     PriceTable::new("USD")
         .with(Rate {
             provider: "primary".into(),
