@@ -95,7 +95,10 @@ async fn serve(name: &str, gateway: &Gateway, token: &str) -> std::io::Result<()
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let open = gateway()?
-        .api(BearerAccess::new(SecretString::from(OPEN_TOKEN), "bench"))
+        .api(
+            BearerAccess::new(SecretString::from(OPEN_TOKEN), "bench")
+                .scopes(Scopes::of(&[Scope::MessagesSend])),
+        )
         .build()?;
     serve("OPEN", &open, OPEN_TOKEN).await?;
 

@@ -16,6 +16,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::audit::{AuditWriter, audit_writer};
 use crate::auth::cidr::Cidr;
 use crate::auth::jwt::{IssuerError, JwtIssuer, JwtVerifier};
+use crate::auth::scope::{Scope, Scopes};
 use crate::auth::{KeyLookup, SharedSecret, key_lookup};
 use crate::db::Db;
 use crate::metrics::GatewayMetrics;
@@ -93,22 +94,33 @@ impl OktaHook {
     }
 }
 
-/// A bearer token callers send (`Authorization: Bearer <token>`), and the tenant their
-/// sends are counted under. Used by Auth0 Actions and by the `/v1` API; the governance
-/// work replaces it with a key per calling system.
+/// A static bearer token callers send (`Authorization: Bearer <token>`), the tenant their
+/// sends are counted under, and what it may do. Used by Auth0 Actions and by the `/v1`
+/// API beside per-system keys.
 #[derive(Debug, Clone)]
 pub struct BearerAccess {
     pub(crate) secret: SharedSecret,
     pub(crate) tenant: String,
+    pub(crate) scopes: Scopes,
 }
 
 impl BearerAccess {
-    /// Callers must send `token`; their sends count under `tenant`.
+    /// Callers must send `token`; their sends count under `tenant`. It may do nothing
+    /// until given [`BearerAccess::scopes`] (for Auth0's hook, [`GatewayBuilder::auth0`]
+    /// gives it `hooks:auth0`).
     pub fn new(token: SecretString, tenant: impl Into<String>) -> Self {
         Self {
             secret: SharedSecret::new(token),
             tenant: tenant.into(),
+            scopes: Scopes::default(),
         }
+    }
+
+    /// What the token may do: nothing is implied (`usage:read:all` reads every system's
+    /// usage, so give it only to an administrator's token).
+    pub fn scopes(mut self, scopes: Scopes) -> Self {
+        self.scopes = scopes;
+        self
     }
 }
 
@@ -155,6 +167,9 @@ pub enum BuildError {
     /// Okta's hook uses OAuth but no issuer (or key database) can check its token.
     #[error("the okta hook uses oauth, but no jwt issuer is configured")]
     NoIssuer,
+    /// A static token was given no scope: it could call nothing.
+    #[error("the {0} token has no scopes: name what it may call")]
+    NoScopes(&'static str),
 }
 
 /// Builds a [`Gateway`] around an [`OtpService`].
@@ -191,13 +206,15 @@ impl GatewayBuilder {
         self
     }
 
-    /// Serves Auth0 Actions at `POST /hooks/auth0/phone-message`.
+    /// Serves Auth0 Actions at `POST /hooks/auth0/phone-message`; the token may call that
+    /// hook and nothing else.
     pub fn auth0(mut self, access: BearerAccess) -> Self {
-        self.auth0 = Some(access);
+        self.auth0 = Some(access.scopes(Scopes::of(&[Scope::HooksAuth0])));
         self
     }
 
-    /// Serves `POST /v1/messages` and the `/v1/challenges` endpoints.
+    /// Serves `POST /v1/messages` and the `/v1/challenges` endpoints. The static token may
+    /// call what its [`BearerAccess::scopes`] name (at least one, or the build fails).
     pub fn api(mut self, access: BearerAccess) -> Self {
         self.api = Some(access);
         self
@@ -308,6 +325,9 @@ impl GatewayBuilder {
             if access.as_ref().is_some_and(|a| a.secret.len() < 16) {
                 return Err(BuildError::WeakSecret(name));
             }
+        }
+        if self.api.as_ref().is_some_and(|api| api.scopes.is_empty()) {
+            return Err(BuildError::NoScopes("api"));
         }
         if self
             .ntt_cpaas_callbacks

@@ -23,6 +23,7 @@ use tracing::warn;
 use crate::app::{BearerAccess, Gateway, OktaHook, TwilioCallbacks};
 use crate::auth::cidr::Cidr;
 use crate::auth::jwt::{Algorithm, JwtIssuer};
+use crate::auth::scope::{Scope, Scopes};
 use crate::db::Db;
 use crate::telemetry::LogFormat;
 
@@ -485,6 +486,30 @@ pub struct BearerConfig {
     pub token_env: String,
     /// Tenant their sends are counted under (default `auth0`, or `api`).
     pub tenant: Option<String>,
+    /// What the `[api]` token may call (required there: nothing is implied). Auth0's
+    /// token calls its hook only and takes none.
+    pub scopes: Option<Vec<String>>,
+}
+
+impl BearerConfig {
+    /// The `[api]` token's scopes, each a known name.
+    fn api_scopes(&self) -> Result<Scopes, ConfigError> {
+        let names = self.scopes.as_ref().ok_or_else(|| {
+            invalid(
+                "api.scopes",
+                "required: name what the static token may call, e.g. [\"messages:send\", \"challenges:start\", \"challenges:verify\"]",
+            )
+        })?;
+        let scopes = names.iter().try_fold(Scopes::default(), |set, name| {
+            Scope::parse(name)
+                .map(|scope| set.with(scope))
+                .ok_or_else(|| invalid("api.scopes", format!("{name:?} is not a scope")))
+        })?;
+        if scopes.is_empty() {
+            return Err(invalid("api.scopes", "name at least one scope"));
+        }
+        Ok(scopes)
+    }
 }
 
 impl JwtConfig {
@@ -720,6 +745,12 @@ impl Config {
             gateway = gateway.okta(hook);
         }
         if let (Some(config), Some(token)) = (&self.auth0, auth0_token) {
+            if config.scopes.is_some() {
+                return Err(invalid(
+                    "auth0.scopes",
+                    "Auth0's token calls its hook only: remove scopes",
+                ));
+            }
             let tenant = config.tenant.clone().unwrap_or_else(|| "auth0".to_owned());
             gateway = gateway.auth0(BearerAccess::new(SecretString::from(token), tenant));
         }
@@ -751,7 +782,8 @@ impl Config {
         }
         if let (Some(config), Some(token)) = (&self.api, api_token) {
             let tenant = config.tenant.clone().unwrap_or_else(|| "api".to_owned());
-            gateway = gateway.api(BearerAccess::new(SecretString::from(token), tenant));
+            let access = BearerAccess::new(SecretString::from(token), tenant);
+            gateway = gateway.api(access.scopes(config.api_scopes()?));
         }
         Ok(Built {
             gateway: gateway.build().map_err(ConfigError::Gateway)?,
@@ -1346,5 +1378,37 @@ mod tests {
             "{issuer}jwks_url = \"https://idp.example.com/keys\"\n[okta]\nauth = \"oauth\"\n"
         );
         assert_eq!(build(Box::leak(ok.into_boxed_str())).await, None);
+    }
+
+    #[tokio::test]
+    async fn the_static_api_token_has_only_the_scopes_it_is_given() {
+        let env = |name: &str| (name == "TOKEN").then(|| "a-static-token-for-tests".to_owned());
+        let build = |toml: &'static str| async move {
+            let config = Config::from_toml(toml).unwrap_or_else(|e| panic!("{e}"));
+            config.build(&env).await.err().map(|e| e.to_string())
+        };
+        let api = "[api]\ntoken_env = \"TOKEN\"\n";
+        let error = build(api).await.unwrap_or_default();
+        assert!(
+            error.contains("api.scopes") && error.contains("required"),
+            "{error}"
+        );
+        let error = build("[api]\ntoken_env = \"TOKEN\"\nscopes = []\n")
+            .await
+            .unwrap_or_default();
+        assert!(error.contains("at least one"), "{error}");
+        let error = build("[api]\ntoken_env = \"TOKEN\"\nscopes = [\"usage:everything\"]\n")
+            .await
+            .unwrap_or_default();
+        assert!(
+            error.contains("\"usage:everything\" is not a scope"),
+            "{error}"
+        );
+        let error = build("[auth0]\ntoken_env = \"TOKEN\"\nscopes = [\"usage:read\"]\n")
+            .await
+            .unwrap_or_default();
+        assert!(error.contains("auth0.scopes"), "{error}");
+        let ok = "[api]\ntoken_env = \"TOKEN\"\nscopes = [\"messages:send\", \"usage:read:all\"]\n";
+        assert_eq!(build(ok).await, None);
     }
 }

@@ -220,7 +220,15 @@ async fn usage(config: &Config, query: &str) -> Result<String, Box<dyn std::erro
     let db = config
         .open_database(&|name| std::env::var(name).ok())
         .await?;
-    let report = db.usage(query.from, query.to, &query.group_by).await?;
+    // The host's operator reads every system (or one, with `system=`).
+    let report = db
+        .usage(
+            query.from,
+            query.to,
+            query.system.as_deref(),
+            &query.group_by,
+        )
+        .await?;
     Ok(if query.csv {
         report.to_csv()
     } else {

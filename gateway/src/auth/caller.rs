@@ -13,7 +13,7 @@ use super::api_key::PresentedKey;
 use super::bearer;
 use super::cidr::Cidr;
 use super::jwt::{JwtError, JwtVerifier};
-use super::scope::Scope;
+use super::scope::{Scope, Scopes};
 use crate::app::{AppState, BearerAccess};
 use crate::audit::Audit;
 use crate::problem::Problem;
@@ -25,6 +25,8 @@ pub(crate) struct Caller {
     pub(crate) system: String,
     /// The key's public id (none for a static token).
     pub(crate) key_id: Option<String>,
+    /// What it may do.
+    pub(crate) scopes: Scopes,
 }
 
 /// The TCP peer's address, when the server was started with connect info.
@@ -118,9 +120,10 @@ pub(crate) async fn authorize(
                     .token_id
                     .map_or_else(|| "jwt".to_owned(), |jti| format!("jwt:{jti}")),
             ),
+            scopes: verified.scopes,
         };
         audit.caller(&caller);
-        if !verified.scopes.contains(scope) {
+        if !verified.scopes.allows(scope) {
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
                 "insufficient_scope",
@@ -152,13 +155,14 @@ pub(crate) async fn authorize(
         let caller = Caller {
             system: key.owner.clone(),
             key_id: Some(key.id.clone()),
+            scopes: key.scopes,
         };
         audit.caller(&caller);
         let now = state.now_millis();
         if !key.is_live(now) {
             return Err(unauthorized("the key is expired or revoked"));
         }
-        if !key.scopes.contains(scope) {
+        if !key.scopes.allows(scope) {
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
                 "insufficient_scope",
@@ -188,8 +192,16 @@ pub(crate) async fn authorize(
             let caller = Caller {
                 system: access.tenant.clone(),
                 key_id: None,
+                scopes: access.scopes,
             };
             audit.caller(&caller);
+            if !access.scopes.allows(scope) {
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "insufficient_scope",
+                    format!("the static token is not configured with the {scope} scope"),
+                ));
+            }
             Ok(caller)
         }
         _ => Err(unauthorized("a valid bearer token is required")),

@@ -15,8 +15,10 @@ pub enum Scope {
     HooksOkta,
     /// Auth0 Actions.
     HooksAuth0,
-    /// Usage reports.
+    /// The calling system's own usage report.
     UsageRead,
+    /// Every system's usage report (an administrator's or finance's scope).
+    UsageReadAll,
     /// Managing keys.
     KeysAdmin,
     /// `POST /v1/totp/enroll`, `/confirm` and `/disable`: managing a user's authenticator.
@@ -27,13 +29,14 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 9] = [
+    pub const ALL: [Scope; 10] = [
         Self::MessagesSend,
         Self::ChallengesStart,
         Self::ChallengesVerify,
         Self::HooksOkta,
         Self::HooksAuth0,
         Self::UsageRead,
+        Self::UsageReadAll,
         Self::KeysAdmin,
         Self::TotpEnroll,
         Self::TotpVerify,
@@ -48,6 +51,7 @@ impl Scope {
             Self::HooksOkta => "hooks:okta",
             Self::HooksAuth0 => "hooks:auth0",
             Self::UsageRead => "usage:read",
+            Self::UsageReadAll => "usage:read:all",
             Self::KeysAdmin => "keys:admin",
             Self::TotpEnroll => "totp:enroll",
             Self::TotpVerify => "totp:verify",
@@ -78,6 +82,24 @@ impl Scopes {
     /// `scope` is in the set.
     pub fn contains(self, scope: Scope) -> bool {
         self.0 & scope.bit() != 0
+    }
+
+    /// The set lets its holder call an endpoint that needs `scope`: it contains it, or
+    /// (for `usage:read`) `usage:read:all`, which reads every system's usage and so its own.
+    pub fn allows(self, scope: Scope) -> bool {
+        self.contains(scope) || (scope == Scope::UsageRead && self.contains(Scope::UsageReadAll))
+    }
+
+    /// No scope at all.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The set of `scopes`.
+    pub fn of(scopes: &[Scope]) -> Self {
+        scopes
+            .iter()
+            .fold(Self::default(), |set, scope| set.with(*scope))
     }
 
     /// Adds `scope`.
@@ -148,5 +170,15 @@ mod tests {
             Scopes::parse_lenient("openid read:users hooks:okta"),
             Scopes::default().with(Scope::HooksOkta)
         );
+    }
+
+    #[test]
+    fn reading_all_usage_is_its_own_scope() {
+        let own = Scopes::of(&[Scope::UsageRead]);
+        let all = Scopes::parse("usage:read:all").unwrap_or_default();
+        assert_eq!(all, Scopes::of(&[Scope::UsageReadAll]));
+        assert!(own.allows(Scope::UsageRead) && !own.allows(Scope::UsageReadAll));
+        assert!(all.allows(Scope::UsageRead) && all.allows(Scope::UsageReadAll));
+        assert!(!all.allows(Scope::MessagesSend));
     }
 }

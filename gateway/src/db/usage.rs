@@ -114,7 +114,8 @@ pub struct UsageReport {
 }
 
 impl Db {
-    /// Sums the audit trail over `[from, to)` (Unix ms) by `group_by`.
+    /// Sums the audit trail over `[from, to)` (Unix ms) by `group_by`, of one calling
+    /// system's requests when `system` is given, else of all.
     ///
     /// # Errors
     /// The database failed.
@@ -122,6 +123,7 @@ impl Db {
         &self,
         from: i64,
         to: i64,
+        system: Option<&str>,
         group_by: &[Dimension],
     ) -> Result<UsageReport, DbError> {
         let mut select = String::new();
@@ -135,15 +137,16 @@ impl Db {
             "SELECT {select}currency, COUNT(*) AS requests, COUNT(provider) AS sends,
                  CAST(COALESCE(SUM(CASE WHEN provider IS NULL THEN 0 ELSE segments END), 0) AS BIGINT) AS segments,
                  CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost_micros
-             FROM audit_records WHERE at >= $1 AND at < $2
+             FROM audit_records WHERE at >= $1 AND at < $2{only}
              GROUP BY {groups} ORDER BY {groups}",
-            groups = groups.join(", ")
+            groups = groups.join(", "),
+            only = if system.is_some() { " AND system = $3" } else { "" },
         );
-        let rows = sqlx::query(&sql)
-            .bind(from)
-            .bind(to)
-            .fetch_all(self.pool())
-            .await?;
+        let mut query = sqlx::query(&sql).bind(from).bind(to);
+        if let Some(system) = system {
+            query = query.bind(system);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
         let rows = rows
             .iter()
             .map(|row| {
@@ -239,11 +242,13 @@ pub struct UsageQuery {
     pub group_by: Vec<Dimension>,
     /// `format=csv`.
     pub csv: bool,
+    /// `system=`: one calling system's usage only.
+    pub system: Option<String>,
 }
 
 impl UsageQuery {
     /// Reads `from`, `to` (RFC 3339 times, or `YYYY-MM-DD` days in UTC; a day as `to`
-    /// includes that day), `group_by` and `format`. Defaults: the last 30 days up to
+    /// includes that day), `group_by`, `system` and `format`. Defaults: the last 30 days up to
     /// `now`, grouped by system.
     ///
     /// # Errors
@@ -254,6 +259,7 @@ impl UsageQuery {
             to: now,
             group_by: vec![Dimension::System],
             csv: false,
+            system: None,
         };
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             match name.as_ref() {
@@ -265,6 +271,7 @@ impl UsageQuery {
                     parsed.to = instant(&value, true).ok_or("to: not a date or RFC 3339 time")?
                 }
                 "group_by" => parsed.group_by = Dimension::parse_list(&value)?,
+                "system" => parsed.system = Some(value.into_owned()),
                 "format" => {
                     parsed.csv = match value.as_ref() {
                         "csv" => true,

@@ -1,6 +1,7 @@
-//! `GET /v1/usage?from=&to=&group_by=system,country,provider,day`: requests, sends, SMS
-//! parts and estimated cost per group, as JSON or (`format=csv` or `Accept: text/csv`)
-//! as CSV. Needs the `usage:read` scope.
+//! `GET /v1/usage?from=&to=&group_by=system,country,provider,day&system=`: requests,
+//! sends, SMS parts and estimated cost per group, as JSON or (`format=csv` or
+//! `Accept: text/csv`) as CSV. With the `usage:read` scope a caller reads its own system's
+//! usage only; `usage:read:all` reads every system's (or one, with `system=`).
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -34,7 +35,7 @@ async fn answer(
     query: Option<&str>,
     audit: &mut Audit,
 ) -> Result<Response, Problem> {
-    authorize(
+    let caller = authorize(
         audit,
         state,
         headers,
@@ -45,6 +46,17 @@ async fn answer(
     .await?;
     let query = UsageQuery::parse(query.unwrap_or(""), state.now_millis())
         .map_err(|reason| Problem::new(StatusCode::BAD_REQUEST, "invalid_request", reason))?;
+    let system = if caller.scopes.contains(Scope::UsageReadAll) {
+        query.system.as_deref()
+    } else if query.system.as_ref().is_none_or(|s| *s == caller.system) {
+        Some(caller.system.as_str())
+    } else {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "reading another system's usage needs the usage:read:all scope",
+        ));
+    };
     let Some(db) = &state.db else {
         return Err(Problem::new(
             StatusCode::NOT_FOUND,
@@ -53,7 +65,7 @@ async fn answer(
         ));
     };
     let report = db
-        .usage(query.from, query.to, &query.group_by)
+        .usage(query.from, query.to, system, &query.group_by)
         .await
         .map_err(|error| {
             tracing::error!(error = %error, "usage query failed");

@@ -234,7 +234,7 @@ async fn two_instances_four_systems_exact_records_and_quotas() -> TestResult {
     }
     assert!(all.iter().all(|r| r.outcome != "pending"));
     // The ledger's sums per system are exact too: 250 JP segments at 0.062 USD each.
-    let usage = db.usage(0, i64::MAX, &[Dimension::System]).await?;
+    let usage = db.usage(0, i64::MAX, None, &[Dimension::System]).await?;
     let rows: Vec<(String, i64, i64, i64, i64)> = usage
         .rows
         .iter()

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use phone_otp::{
     Channel, HmacKey, KeyRing, Limits, ManualClock, OtpService, Router, StubProvider, Timestamp,
 };
+use phone_otp_gateway::auth::scope::{Scope, Scopes};
 use phone_otp_gateway::{BearerAccess, Gateway, GatewayBuilder, OktaHook, TwilioCallbacks};
 use secrecy::{SecretSlice, SecretString};
 use serde_json::Value;
@@ -121,7 +122,15 @@ impl TestGateway {
                 SecretString::from(OKTA_SECRET),
             ))
             .auth0(BearerAccess::new(SecretString::from(AUTH0_TOKEN), "auth0"))
-            .api(BearerAccess::new(SecretString::from(API_TOKEN), "internal"))
+            .api(
+                BearerAccess::new(SecretString::from(API_TOKEN), "internal").scopes(Scopes::of(&[
+                    Scope::MessagesSend,
+                    Scope::ChallengesStart,
+                    Scope::ChallengesVerify,
+                    Scope::TotpEnroll,
+                    Scope::TotpVerify,
+                ])),
+            )
             .twilio_callbacks(TwilioCallbacks::new(
                 TWILIO_CALLBACK_URL,
                 SecretString::from(TWILIO_TOKEN),

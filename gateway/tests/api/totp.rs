@@ -295,7 +295,7 @@ async fn scopes_and_one_factor_per_system() -> TestResult {
 async fn the_totp_section_configures_the_routes() -> TestResult {
     let key_1 = "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE="; // 32 bytes of '1'
     let key_2 = "MjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjI=";
-    let toml = "[api]\ntoken_env = \"API\"\n[totp]\nissuer = \"Config Co\"\ndigits = 8\n";
+    let toml = "[api]\ntoken_env = \"API\"\nscopes = [\"totp:enroll\"]\n[totp]\nissuer = \"Config Co\"\ndigits = 8\n";
     let config = Config::from_toml(toml)?;
     let env = |keys: &'static str| {
         move |name: &str| match name {
@@ -346,7 +346,7 @@ async fn the_totp_section_configures_the_routes() -> TestResult {
     );
 
     // Without [totp] the routes are not there.
-    let plain = Config::from_toml("[api]\ntoken_env = \"API\"\n")?
+    let plain = Config::from_toml("[api]\ntoken_env = \"API\"\nscopes = [\"totp:enroll\"]\n")?
         .build(&env(key_1))
         .await?;
     let url = spawn_gateway(&plain.gateway).await;

@@ -52,7 +52,9 @@ async fn two_systems_and_their_bill(db: Db) -> TestResult {
     )
     .await;
     let crm = token(&db, "crm", &[Scope::MessagesSend]).await;
-    let finance = token(&db, "finance", &[Scope::UsageRead]).await;
+    let crm_reader = token(&db, "crm", &[Scope::UsageRead]).await;
+    // Reading every system's usage is its own, explicit scope.
+    let finance = token(&db, "finance", &[Scope::UsageReadAll]).await;
 
     // Day one: billing sends two JP SMS, one JP call and one US SMS by challenge; crm
     // sends one JP SMS and has one refused (a bad number).
@@ -102,8 +104,39 @@ async fn two_systems_and_their_bill(db: Db) -> TestResult {
             .bearer_auth(token)
             .send()
     };
-    // Senders cannot read usage.
+    // Senders cannot read usage, nor can the static token unless configured to.
     assert_eq!(usage("", &billing).await?.status(), 403);
+    assert_eq!(usage("", crate::support::API_TOKEN).await?.status(), 403);
+    // A system's own reader sees its own rows only, and cannot ask for another's.
+    let own: Value = usage("from=2022-01-28&to=2022-01-28&group_by=system", &crm_reader)
+        .await?
+        .json()
+        .await?;
+    let systems: Vec<&Value> = own["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["system"])
+        .collect();
+    assert_eq!(systems, [&json!("crm")]);
+    assert_eq!(own["rows"][0]["sends"], 1);
+    let theirs = usage("system=billing", &crm_reader).await?;
+    assert_eq!(theirs.status(), 403);
+    assert!(
+        theirs.json::<Value>().await?["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("usage:read:all")
+    );
+    let one: Value = usage(
+        "from=2022-01-28&to=2022-01-28&group_by=system&system=billing",
+        &finance,
+    )
+    .await?
+    .json()
+    .await?;
+    assert_eq!(one["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(one["rows"][0]["system"], "billing");
 
     let report: Value = usage("from=2022-01-28&to=2022-01-28&group_by=system", &finance)
         .await?
@@ -157,8 +190,8 @@ async fn two_systems_and_their_bill(db: Db) -> TestResult {
     .json()
     .await?;
     // Requests that send nothing are on the ledger too: billing's refused read (recorded
-    // under billing: the key was known, only its scope lacking) and finance's two reads
-    // before this one.
+    // under billing: the key was known, only its scope lacking), crm's reads and finance's
+    // three reads before this one.
     let day_two: Vec<(Value, Value, Value)> = by_day["rows"]
         .as_array()
         .unwrap()
@@ -176,8 +209,9 @@ async fn two_systems_and_their_bill(db: Db) -> TestResult {
         day_two,
         [
             (json!("billing"), json!(1), json!(0)),
-            (json!("crm"), json!(1), json!(1)),
-            (json!("finance"), json!(2), json!(0))
+            (json!("crm"), json!(3), json!(1)),
+            (json!("finance"), json!(3), json!(0)),
+            (json!("internal"), json!(1), json!(0))
         ]
     );
     // A bad query is named.
