@@ -128,6 +128,10 @@ pub enum RelayError {
     /// Nothing was spent or sent.
     #[error("invalid relay request: {0}")]
     InvalidRequest(&'static str),
+    /// The text is not one a code relay may carry ([`RelayTextPolicy`](crate::RelayTextPolicy)):
+    /// the code is not a word of its own in it, or it holds a link. Nothing was spent or sent.
+    #[error("relayed text refused: {0}")]
+    TextRefused(crate::TextRefusal),
     /// The code had already expired; nothing was spent or sent.
     #[error("code already expired")]
     Expired,

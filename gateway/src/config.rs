@@ -14,7 +14,7 @@ use base64::Engine as _;
 use phone_otp::totp::{TotpAlgorithm, TotpKeys, TotpService, TotpSettings};
 use phone_otp::{
     Channel, DestinationPolicy, Failover, HmacKey, KeyRing, Limits, OtpService, PhoneProvider,
-    Quota, Router, StubProvider,
+    Quota, RelayTextPolicy, Router, StubProvider,
 };
 use secrecy::{SecretSlice, SecretString};
 use serde::Deserialize;
@@ -62,6 +62,9 @@ pub struct Config {
     /// Send limits (`"5/10m"`, `"30s"`, `"off"`); unset ones keep the library defaults.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// What relayed texts (Okta, Auth0, `/v1/messages`) may say.
+    #[serde(default)]
+    pub relay: RelayConfig,
     /// Okta's telephony inline hook.
     pub okta: Option<OktaConfig>,
     /// Auth0 Actions (`POST /hooks/auth0/phone-message`).
@@ -478,6 +481,48 @@ pub enum OktaAuthKind {
     OAuth,
 }
 
+/// `[relay]`: the rules for texts a caller asks the gateway to relay with its code.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Host names (with their subdomains) a relayed text may name, e.g. your own domain;
+    /// every other link or host name is refused.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Ignore callers' texts and send the gateway's own templates (per purpose and
+    /// locale): only a code is ever relayed.
+    #[serde(default)]
+    pub templates_only: bool,
+    /// Let relayed texts carry any link: a caller could then send phishing texts.
+    #[serde(default)]
+    pub danger_allow_links: bool,
+}
+
+impl RelayConfig {
+    fn policy(&self) -> Result<RelayTextPolicy, ConfigError> {
+        if self.templates_only && self.danger_allow_links {
+            return Err(invalid(
+                "relay",
+                "templates_only and danger_allow_links exclude each other",
+            ));
+        }
+        let mut policy = self
+            .allowed_hosts
+            .iter()
+            .fold(RelayTextPolicy::default(), |policy, host| {
+                policy.allow_host(host.clone())
+            });
+        if self.templates_only {
+            policy = policy.templates_only();
+        }
+        if self.danger_allow_links {
+            warn!("relayed texts may carry any link ([relay] danger_allow_links)");
+            policy = policy.danger_allow_links();
+        }
+        Ok(policy)
+    }
+}
+
 /// A bearer-token surface (Auth0 Actions, the `/v1` API).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -712,6 +757,7 @@ impl Config {
             .provider(router.clone())
             .limits(self.limits_with_budgets()?)
             .destination_policy(self.policy()?)
+            .relay_texts(self.relay.policy()?)
             .store(store);
         let otp = otp.build().map_err(|e| invalid("service", e.to_string()))?;
 

@@ -127,6 +127,11 @@ pub(crate) fn internal() -> Problem {
 pub(crate) fn relay_problem(error: &RelayError) -> Problem {
     match error {
         RelayError::InvalidRequest(reason) => invalid_request(reason),
+        RelayError::TextRefused(refusal) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "text_refused",
+            format!("{refusal}: a relay carries a code, never free text"),
+        ),
         RelayError::Expired => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "code_expired",

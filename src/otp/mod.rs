@@ -6,6 +6,7 @@ mod code;
 mod guard;
 mod keys;
 mod relay;
+mod relay_text;
 mod request;
 mod seal;
 mod service;
@@ -15,7 +16,11 @@ mod totp_factor;
 pub use account::Account;
 pub use code::{DEFAULT_CODE_LENGTH, MAX_CODE_LENGTH, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH};
 pub use keys::{HmacKey, KeyError, KeyRing, MIN_KEY_BYTES, bench_floor};
-pub use relay::{MAX_RELAY_TEXT_CHARS, MAX_REQUEST_KEY_BYTES, RelayRequest, Relayed};
+pub use relay::{
+    MAX_RELAY_CODE_DIGITS, MAX_RELAY_TEXT_CHARS, MAX_REQUEST_KEY_BYTES, MIN_RELAY_CODE_DIGITS,
+    RelayRequest, Relayed,
+};
+pub use relay_text::{RelayTextPolicy, TextRefusal};
 pub use request::{MAX_LABEL_BYTES, ResendRequest, StartRequest, VerifyRequest};
 pub use service::{
     DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, MAX_SAFE_LIFETIME, OtpService, OtpServiceBuilder,

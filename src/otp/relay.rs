@@ -14,6 +14,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use tracing::{info, warn};
 
+use super::relay_text::RelayTextPolicy;
 use super::service::{LimitFailure, OtpService, Refusal};
 use crate::clock::Timestamp;
 use crate::error::RelayError;
@@ -25,6 +26,11 @@ use crate::template::{SmsSegments, count_sms_segments};
 
 /// The longest caller-rendered text a relay sends, in characters (ten UCS-2 SMS parts).
 pub const MAX_RELAY_TEXT_CHARS: usize = 670;
+
+/// The fewest digits a relayed code may have.
+pub const MIN_RELAY_CODE_DIGITS: usize = 4;
+/// The most digits a relayed code may have (Okta and Auth0 generate 4 to 10).
+pub const MAX_RELAY_CODE_DIGITS: usize = 10;
 
 /// The longest request key ([`RelayRequest::once`]) in bytes.
 pub const MAX_REQUEST_KEY_BYTES: usize = 256;
@@ -49,12 +55,13 @@ pub struct RelayRequest {
     pub to: PhoneNumber,
     /// SMS or voice.
     pub channel: Channel,
-    /// The code to deliver (4 to 12 ASCII letters or digits).
+    /// The code to deliver (4 to 10 ASCII digits).
     pub code: SecretString,
     /// What the code is for (picks the template when no text is given).
     pub purpose: Purpose,
-    /// The caller's own text, which must contain the code (separators between its
-    /// characters allowed); the service's template otherwise.
+    /// The caller's own text, held to the service's [`RelayTextPolicy`] (by default: the
+    /// code as a word of its own, separators between its digits allowed by voice, and no
+    /// link or host name); the service's template otherwise.
     pub text: Option<SecretString>,
     /// The message language (default English).
     pub locale: Option<Locale>,
@@ -156,11 +163,15 @@ impl RelayRequest {
         self
     }
 
-    fn check(&self) -> Result<(), RelayError> {
+    /// Checks every field before anything is spent; the text against `texts` (a text
+    /// without the code, or with a link, would make this a message relay for phishing).
+    fn check(&self, texts: &RelayTextPolicy) -> Result<(), RelayError> {
         let code = self.code.expose_secret();
-        if !(4..=12).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if !(MIN_RELAY_CODE_DIGITS..=MAX_RELAY_CODE_DIGITS).contains(&code.len())
+            || !code.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(RelayError::InvalidRequest(
-                "code must be 4 to 12 ASCII letters or digits",
+                "code must be 4 to 10 ASCII digits",
             ));
         }
         if let Some(text) = &self.text {
@@ -170,12 +181,12 @@ impl RelayRequest {
                     "text is longer than 670 characters",
                 ));
             }
-            // A text without the code would make this a general-purpose message relay.
-            // Separators between the code's characters are fine: a voice text spells it
-            // out ("1. 2. 3. 4. 5. 6.").
-            let compact: String = text.chars().filter(char::is_ascii_alphanumeric).collect();
-            if !compact.contains(code) {
-                return Err(RelayError::InvalidRequest("text does not contain the code"));
+            if texts.uses_caller_text() {
+                match self.channel {
+                    Channel::Voice => texts.check_voice(text, code),
+                    _ => texts.check_sms(text, code),
+                }
+                .map_err(RelayError::TextRefused)?;
             }
         }
         let too_long =
@@ -249,7 +260,10 @@ impl OtpService {
     /// [`RelayError::Delivery`] when no provider accepted in time.
     pub async fn relay(&self, mut request: RelayRequest) -> Result<Relayed, RelayError> {
         let inner = &self.inner;
-        request.check()?;
+        request.check(&inner.relay_texts)?;
+        if !inner.relay_texts.uses_caller_text() {
+            request.text = None;
+        }
         let now = inner.clock.now();
         let expires_at = request
             .expires_at

@@ -66,6 +66,7 @@ pub struct OtpServiceBuilder {
     policy: Option<DestinationPolicy>,
     escalate_to_voice: bool,
     failure_cap: FailureCap,
+    relay_texts: super::RelayTextPolicy,
 }
 
 impl OtpServiceBuilder {
@@ -159,6 +160,13 @@ impl OtpServiceBuilder {
         self
     }
 
+    /// What texts [`OtpService::relay`] accepts from its callers (default: the code as a
+    /// word of its own, no link or host name).
+    pub fn relay_texts(mut self, policy: super::RelayTextPolicy) -> Self {
+        self.relay_texts = policy;
+        self
+    }
+
     /// Checks the configuration and builds the service.
     ///
     /// # Errors
@@ -198,6 +206,7 @@ impl OtpServiceBuilder {
                 policy: self.policy.unwrap_or_default(),
                 escalate_to_voice: self.escalate_to_voice,
                 failure_cap: self.failure_cap,
+                relay_texts: self.relay_texts,
                 guard: super::guard::GuardState::default(),
             }),
         })
@@ -217,6 +226,7 @@ pub(super) struct Inner {
     pub(super) policy: DestinationPolicy,
     pub(super) escalate_to_voice: bool,
     pub(super) failure_cap: FailureCap,
+    pub(super) relay_texts: super::RelayTextPolicy,
     pub(super) guard: super::guard::GuardState,
 }
 

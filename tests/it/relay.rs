@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use phone_otp::{
     AttemptOutcome, Channel, LimitKind, Limits, Message, PhoneNumber, PhoneProvider, PolicyRefusal,
-    ProviderError, ProviderErrorKind, Purpose, Receipt, RelayError, RelayRequest, Router,
-    StubProvider, Timestamp,
+    ProviderError, ProviderErrorKind, Purpose, Receipt, RelayError, RelayRequest, RelayTextPolicy,
+    Router, StubProvider, TextRefusal, Timestamp,
 };
 use secrecy::ExposeSecret;
 
@@ -65,14 +65,50 @@ async fn the_callers_text_is_sent_as_is_and_must_hold_the_code() -> TestResult {
         .await;
     assert!(matches!(
         refused,
-        Err(RelayError::InvalidRequest("text does not contain the code"))
+        Err(RelayError::TextRefused(TextRefusal::NoCode))
     ));
+    // The phishing texts a hook's caller could send before: a link with the code, the
+    // code hidden inside another number, or a word for a code.
+    for (code, text, why) in [
+        (
+            "482913",
+            "Your bank account is locked. Click https://evil.example/login to unlock it. 482913",
+            Some(TextRefusal::Link),
+        ),
+        (
+            "482913",
+            "482913 Locked? evil.example/login",
+            Some(TextRefusal::Link),
+        ),
+        ("11111", "Call +1 800 111112 now", Some(TextRefusal::NoCode)),
+        ("Click", "Your bank account is locked. Click here", None),
+        ("locked", "Your account is locked", None),
+    ] {
+        let refused = h.otp.relay(relay(other.clone(), code).text(text)).await;
+        match why {
+            Some(why) => assert!(
+                matches!(refused, Err(RelayError::TextRefused(r)) if r == why),
+                "{text}: {refused:?}"
+            ),
+            None => assert!(
+                matches!(refused, Err(RelayError::InvalidRequest(_))),
+                "{code}: {refused:?}"
+            ),
+        }
+    }
     let too_long = h
         .otp
         .relay(relay(other.clone(), "11111").text(format!("11111 {}", "x".repeat(700))))
         .await;
     assert!(matches!(too_long, Err(RelayError::InvalidRequest(_))));
-    for code in ["123", "1234567890123", "12 345", "１２３４５"] {
+    for code in [
+        "123",
+        "12345678901",
+        "1234567890123",
+        "12 345",
+        "１２３４５",
+        "abc123",
+    ] {
         let bad = h.otp.relay(relay(other.clone(), code)).await;
         assert!(
             matches!(bad, Err(RelayError::InvalidRequest(_))),
@@ -81,7 +117,38 @@ async fn the_callers_text_is_sent_as_is_and_must_hold_the_code() -> TestResult {
     }
     // Refused requests spent nothing: the number's cooldown is still free.
     assert_eq!(h.stub.delivered().len(), 2);
-    h.otp.relay(relay(other, "22222")).await?;
+    h.otp.relay(relay(other, "1234567890")).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn relayed_texts_follow_the_services_text_policy() -> TestResult {
+    // Our own domain may be named; with templates only, the caller's text is replaced.
+    let ours =
+        Harness::with(|b| b.relay_texts(RelayTextPolicy::default().allow_host("acme.example")));
+    ours.otp
+        .relay(relay(jp_mobile(), "482913").text("482913 is your code. Help: acme.example/help"))
+        .await?;
+    let refused = ours
+        .otp
+        .relay(relay(jp_mobile_n(2), "482913").text("482913 is your code. evil.example"))
+        .await;
+    assert!(matches!(
+        refused,
+        Err(RelayError::TextRefused(TextRefusal::Link))
+    ));
+    assert_eq!(ours.stub.delivered().len(), 1);
+
+    let templates = Harness::with(|b| b.relay_texts(RelayTextPolicy::default().templates_only()));
+    templates
+        .otp
+        .relay(relay(jp_mobile(), "482913").text("Locked! evil.example 482913"))
+        .await?;
+    let sent = templates.stub.delivered()[0]
+        .text()
+        .expose_secret()
+        .to_owned();
+    assert!(sent.contains("482913") && !sent.contains("evil"), "{sent}");
     Ok(())
 }
 

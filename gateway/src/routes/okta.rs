@@ -327,6 +327,11 @@ fn describe(error: &RelayError) -> (&'static str, String, String) {
             "the request is unusable".into(),
             (*reason).into(),
         ),
+        RelayError::TextRefused(refusal) => (
+            "text_refused",
+            "the message template is refused".into(),
+            format!("{refusal}: the gateway relays codes, never free text"),
+        ),
         RelayError::ChannelUnsupported(channel) => (
             "unsupported",
             "no provider for this channel".into(),

@@ -279,6 +279,27 @@ async fn refusals_send_nothing() -> TestResult {
     spam["as_text"] = json!("Win a prize at http://evil.example");
     let response = gw.post(PATH, AUTH0_TOKEN, &spam).await;
     assert_eq!(response.status(), 422);
+    // Phishing with a code of the caller's choosing: a word as the code, or a link.
+    let mut word = ok.clone();
+    word["code"] = json!("Click");
+    word["as_text"] =
+        json!("Your bank account is locked. Click https://evil.example/login to unlock it");
+    let response = gw.post(PATH, AUTH0_TOKEN, &word).await;
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await?;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("digits"),
+        "{body}"
+    );
+    let mut link = ok.clone();
+    link["as_text"] = json!("Your account is locked. Unlock at evil.example/login with 123456");
+    let response = gw.post(PATH, AUTH0_TOKEN, &link).await;
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await?;
+    assert_eq!(body["error"]["code"], "text_refused");
     // An unknown field or channel.
     let mut unknown = ok.clone();
     unknown["delivery_method"] = json!("fax");

@@ -242,6 +242,41 @@ async fn when_no_provider_delivers_okta_gets_its_error_object() -> TestResult {
     Ok(())
 }
 
+#[tokio::test]
+async fn the_hook_relays_codes_never_free_text() -> TestResult {
+    let gw = TestGateway::start().await;
+    for (code, template) in [
+        (
+            "locked",
+            "Your bank account is locked. Click https://evil.example/login to unlock it",
+        ),
+        (
+            "11111",
+            "Your account is locked: evil.example/login (11111)",
+        ),
+        ("11111", "Call 111112 to unlock"),
+    ] {
+        let Some(request) = sample(|r| {
+            profile(r)["otpCode"] = json!(code);
+            profile(r)["msgTemplate"] = json!(template);
+        }) else {
+            return Ok(());
+        };
+        let response = gw.okta(&request).await;
+        assert_eq!(response.status(), 200, "Okta reads errors from a 200 body");
+        let body: Value = response.json().await?;
+        assert_error_object(&body);
+    }
+    assert!(gw.delivered().is_empty());
+    // Okta's own sample still goes through (nothing was spent above).
+    let Some(request) = sample(|_| {}) else {
+        return Ok(());
+    };
+    let body: Value = gw.okta(&request).await.json().await?;
+    assert_eq!(status_of(&body), "SUCCESSFUL", "{body}");
+    Ok(())
+}
+
 /// A provider that never answers.
 #[derive(Debug)]
 struct Hung;
