@@ -1,6 +1,7 @@
 //! The gateway's state and its axum router: which endpoints exist, and the layers every
 //! request passes (body limit, timeout, request id, trace span).
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::audit::{AuditWriter, audit_writer};
 use crate::auth::cidr::Cidr;
+use crate::auth::failures::{AuthFailures, DEFAULT_AUTH_FAILURES_PER_MINUTE};
 use crate::auth::jwt::{IssuerError, JwtIssuer, JwtVerifier};
 use crate::auth::scope::{Scope, Scopes};
 use crate::auth::{KeyLookup, SharedSecret, key_lookup};
@@ -191,6 +193,7 @@ pub struct GatewayBuilder {
     default_region: Option<String>,
     body_limit: usize,
     request_timeout: Duration,
+    auth_failures_per_minute: NonZeroU32,
 }
 
 impl GatewayBuilder {
@@ -295,6 +298,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// Failed authentications a source network (IPv4 /24, IPv6 /48) may have per minute
+    /// before its requests are refused unread, 429 (default 30).
+    pub fn auth_failures_per_minute(mut self, failures: NonZeroU32) -> Self {
+        self.auth_failures_per_minute = failures;
+        self
+    }
+
     /// Checks the configuration.
     ///
     /// # Errors
@@ -355,6 +365,7 @@ impl GatewayBuilder {
                 clock: self.clock,
                 default_region: self.default_region,
                 metrics: GatewayMetrics::default(),
+                auth_failures: AuthFailures::new(self.auth_failures_per_minute),
             }),
             body_limit: self.body_limit,
             request_timeout: self.request_timeout,
@@ -385,6 +396,8 @@ pub(crate) struct State {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) default_region: Option<String>,
     pub(crate) metrics: GatewayMetrics,
+    /// Failed authentications per source network.
+    pub(crate) auth_failures: AuthFailures,
 }
 
 impl State {
@@ -424,6 +437,7 @@ impl Gateway {
             default_region: None,
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
         }
     }
 
@@ -494,5 +508,8 @@ impl Gateway {
             .layer(PropagateRequestIdLayer::new(request_id.clone()))
             .layer(telemetry::trace_layer())
             .layer(SetRequestIdLayer::new(request_id, telemetry::RequestIds))
+            .layer(axum::middleware::map_request(
+                telemetry::keep_valid_request_id,
+            ))
     }
 }

@@ -253,6 +253,10 @@ pub struct ServerConfig {
     /// Proxies (CIDR blocks) whose `X-Forwarded-For` is believed for key allow-lists.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Failed authentications a source network (IPv4 /24, IPv6 /48) may have a minute
+    /// before it is refused unread (default 30).
+    #[serde(default = "default_auth_failures")]
+    pub auth_failures_per_minute: NonZeroU32,
 }
 
 impl Default for ServerConfig {
@@ -261,8 +265,13 @@ impl Default for ServerConfig {
             body_limit_bytes: default_body_limit(),
             request_timeout_ms: default_request_timeout(),
             trusted_proxies: Vec::new(),
+            auth_failures_per_minute: default_auth_failures(),
         }
     }
+}
+
+fn default_auth_failures() -> NonZeroU32 {
+    crate::auth::failures::DEFAULT_AUTH_FAILURES_PER_MINUTE
 }
 
 fn default_body_limit() -> usize {
@@ -764,6 +773,7 @@ impl Config {
         let mut gateway = Gateway::builder(otp.clone())
             .provider_router(router)
             .body_limit(self.server.body_limit_bytes)
+            .auth_failures_per_minute(self.server.auth_failures_per_minute)
             .request_timeout(Duration::from_millis(self.server.request_timeout_ms));
         if let Some(region) = &self.default_region {
             gateway = gateway.default_region(region);

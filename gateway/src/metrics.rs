@@ -32,6 +32,10 @@ struct Counters {
     receipts: BTreeMap<(&'static str, String, bool), u64>,
     /// Receipt callbacks refused (bad signature or token), by provider.
     receipts_refused: BTreeMap<&'static str, u64>,
+    /// Failed authentications (no, malformed, unknown or wrong credentials).
+    auth_failures: u64,
+    /// Requests refused because their network failed authentication too often.
+    auth_throttled: u64,
 }
 
 /// A Prometheus histogram: cumulative bucket counts, sum and count.
@@ -77,6 +81,16 @@ impl GatewayMetrics {
             .receipts
             .entry((provider, country.to_owned(), delivered))
             .or_default() += 1;
+    }
+
+    /// Counts a failed authentication.
+    pub(crate) fn record_auth_failure(&self) {
+        self.lock().auth_failures += 1;
+    }
+
+    /// Counts a request refused before authentication (its network failed too often).
+    pub(crate) fn record_auth_throttled(&self) {
+        self.lock().auth_throttled += 1;
     }
 
     /// Counts a receipt callback refused for its signature or token.
@@ -160,6 +174,28 @@ impl GatewayMetrics {
                     label(country)
                 );
             }
+            header(
+                &mut out,
+                "phone_otp_gateway_auth_failures_total",
+                "counter",
+                "Failed authentications: no, malformed, unknown or wrong credentials.",
+            );
+            let _ = writeln!(
+                out,
+                "phone_otp_gateway_auth_failures_total {}",
+                counters.auth_failures
+            );
+            header(
+                &mut out,
+                "phone_otp_gateway_auth_throttled_total",
+                "counter",
+                "Requests refused unread: their network failed authentication too often.",
+            );
+            let _ = writeln!(
+                out,
+                "phone_otp_gateway_auth_throttled_total {}",
+                counters.auth_throttled
+            );
             header(
                 &mut out,
                 "phone_otp_delivery_reports_refused_total",

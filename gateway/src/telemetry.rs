@@ -57,6 +57,35 @@ impl MakeRequestId for RequestIds {
     }
 }
 
+/// The longest client request id kept.
+const MAX_REQUEST_ID: usize = 64;
+
+/// A client's `X-Request-Id` is kept when it is 1 to 64 ASCII letters, digits, `-`, `_`,
+/// `.` or `:` (UUIDs, ULIDs, Okta's and Auth0's ids); anything else is replaced by ours,
+/// so logs and the audit trail never hold a client's free text.
+pub(crate) fn is_valid_request_id(id: &str) -> bool {
+    (1..=MAX_REQUEST_ID).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Drops a client's `X-Request-Id` that is not of that form (before ids are assigned).
+pub(crate) async fn keep_valid_request_id(
+    mut request: axum::extract::Request,
+) -> axum::extract::Request {
+    let valid = request
+        .headers()
+        .get_all("x-request-id")
+        .iter()
+        .map(|value| value.to_str().is_ok_and(is_valid_request_id))
+        .collect::<Vec<_>>();
+    if valid != [true] && !valid.is_empty() {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
+}
+
 /// The span of one request.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestSpan;

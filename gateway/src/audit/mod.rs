@@ -2,7 +2,9 @@
 //! `/v1`), refused ones included. A send is recorded as `pending` before any provider is
 //! called; if that write fails the send is refused (fail closed), so no message goes out
 //! unrecorded. The final state (providers tried, segments, status, latency) replaces it
-//! before the response is sent. Never a code, a text, a secret or a whole number.
+//! before the response is sent, or, if the request is cancelled (the client went away,
+//! the request timed out), as the record is dropped. Requests that never authenticated
+//! are not recorded. Never a code, a text, a secret or a whole number.
 
 mod writer;
 
@@ -50,13 +52,14 @@ impl Audit {
             prices: state.prices.clone(),
             record: AuditRecord {
                 id: id.iter().map(|b| format!("{b:02x}")).collect(),
+                // A client's id only when it has the strict short form (see
+                // `telemetry::keep_valid_request_id`); the gateway's own otherwise.
                 request_id: headers
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
+                    .filter(|id| crate::telemetry::is_valid_request_id(id))
                     .unwrap_or("")
-                    .chars()
-                    .take(128)
-                    .collect(),
+                    .to_owned(),
                 at: state.now_millis(),
                 endpoint: endpoint.to_owned(),
                 outcome: "pending".to_owned(),
@@ -176,22 +179,60 @@ impl Audit {
 
     /// Writes the final state. A failure here is logged: the message (if any) is already
     /// out and its pending record stands.
+    ///
+    /// A request that never authenticated writes nothing: anonymous refusals are counted
+    /// (metrics, a log line per network a minute), so a flood of them costs no database
+    /// write and does not swell the usage report.
     pub(crate) async fn finish(mut self, status: StatusCode, outcome: &str) {
         let Some(writer) = self.writer.take() else {
             return;
         };
+        if self.record.system.is_none() && !self.reserved {
+            return;
+        }
         self.record.status = i64::from(status.as_u16());
         self.record.outcome = outcome.to_owned();
         self.record.latency_ms = elapsed_ms(self.started);
-        let id = self.record.id.clone();
+        let record = std::mem::take(&mut self.record);
+        let id = record.id.clone();
         let write = if self.reserved {
-            AuditWrite::Complete(self.record)
+            AuditWrite::Complete(record)
         } else {
-            AuditWrite::Insert(self.record)
+            AuditWrite::Insert(record)
         };
         if let Err(e) = writer.call(write).await {
             error!(error = %e, record = %id, "audit record could not be completed");
         }
+    }
+}
+
+/// Status recorded for a send whose request was cancelled after its record was reserved
+/// (nginx's "client closed request"): the provider may or may not have been called.
+pub(crate) const CANCELLED_STATUS: i64 = 499;
+
+impl Drop for Audit {
+    /// A reserved record whose request never reached `finish` (the client went away or
+    /// the request timed out, and the handler was dropped mid-send) is completed as
+    /// `cancelled`, never left `pending`.
+    fn drop(&mut self) {
+        if !self.reserved {
+            return;
+        }
+        let (Some(writer), Ok(runtime)) =
+            (self.writer.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let mut record = std::mem::take(&mut self.record);
+        record.status = CANCELLED_STATUS;
+        record.outcome = "cancelled".to_owned();
+        record.latency_ms = elapsed_ms(self.started);
+        runtime.spawn(async move {
+            let id = record.id.clone();
+            if let Err(e) = writer.call(AuditWrite::Complete(record)).await {
+                error!(error = %e, record = %id, "cancelled request's audit record could not be completed");
+            }
+        });
     }
 }
 

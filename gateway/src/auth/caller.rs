@@ -7,11 +7,12 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::api_key::PresentedKey;
 use super::bearer;
 use super::cidr::Cidr;
+use super::failures::Network;
 use super::jwt::{JwtError, JwtVerifier};
 use super::scope::{Scope, Scopes};
 use crate::app::{AppState, BearerAccess};
@@ -78,7 +79,52 @@ pub(crate) fn client_ip(
 /// has a key database, an access token from a configured issuer, else the surface's
 /// static token. The caller goes into `audit` as soon as it is known, so a refusal for
 /// scope, expiry or address is recorded with its system and key.
+///
+/// A network that has failed too often is refused (429) before any credential is looked
+/// at; a failed authentication (no, malformed, unknown or wrong credentials) counts
+/// against its network. A lacking scope or address does not: the credential was good.
 pub(crate) async fn authorize(
+    audit: &mut Audit,
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Peer,
+    scope: Scope,
+    fallback: Option<&BearerAccess>,
+) -> Result<Caller, Problem> {
+    let network = Network::of(client_ip(headers, peer.0, &state.trusted_proxies));
+    guard_network(state, network)?;
+    let result = authenticate(audit, state, headers, peer, scope, fallback).await;
+    if let Err(problem) = &result
+        && problem.status == StatusCode::UNAUTHORIZED
+    {
+        failed_authentication(state, network);
+    }
+    result
+}
+
+/// Refuses a network that failed authentication too often, before any work.
+pub(crate) fn guard_network(state: &AppState, network: Network) -> Result<(), Problem> {
+    match state.auth_failures.throttled(network, state.clock.now()) {
+        Some(wait) => {
+            state.metrics.record_auth_throttled();
+            Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failed_authentications",
+                "too many failed authentications from this network",
+            )
+            .retry_after(wait))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Counts one failed authentication from `network` (metrics, and its minute's log line).
+pub(crate) fn failed_authentication(state: &AppState, network: Network) {
+    state.metrics.record_auth_failure();
+    state.auth_failures.record(network, state.clock.now());
+}
+
+async fn authenticate(
     audit: &mut Audit,
     state: &AppState,
     headers: &HeaderMap,
@@ -105,7 +151,8 @@ pub(crate) async fn authorize(
                         "the token's issuer keys cannot be fetched now; nothing was sent",
                     ),
                     error => {
-                        warn!(reason = %error, "access token refused");
+                        // Counted and logged per network by `authorize`, not per request.
+                        debug!(reason = %error, "access token refused");
                         Problem::new(
                             StatusCode::UNAUTHORIZED,
                             "invalid_token",

@@ -5,6 +5,7 @@
 pub mod api_key;
 mod caller;
 pub mod cidr;
+pub(crate) mod failures;
 pub mod jwt;
 pub mod key_admin;
 mod key_lookup;
@@ -13,7 +14,7 @@ mod shared_secret;
 
 use axum::http::{HeaderMap, header};
 
-pub(crate) use caller::{Caller, Peer, authorize};
+pub(crate) use caller::{Caller, Peer, authorize, client_ip, failed_authentication, guard_network};
 pub(crate) use key_lookup::{KeyLookup, key_lookup};
 pub(crate) use shared_secret::SharedSecret;
 

@@ -18,15 +18,18 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use phone_otp::PhoneNumber;
 use serde::Deserialize;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::json::read_value;
 use crate::app::AppState;
+use crate::auth::failures::Network;
+use crate::auth::{Peer, client_ip, failed_authentication, guard_network};
 use crate::problem::Problem;
 
 /// Twilio's status callback.
 pub(crate) async fn twilio_status(
     State(state): State<AppState>,
+    peer: Peer,
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -35,6 +38,10 @@ pub(crate) async fn twilio_status(
         return Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
             .into_response();
     };
+    let network = Network::of(client_ip(&headers, peer.0, &state.trusted_proxies));
+    if let Err(problem) = guard_network(&state, network) {
+        return problem.into_response();
+    }
     let Ok(body) = body else {
         return Problem::new(
             StatusCode::BAD_REQUEST,
@@ -61,8 +68,8 @@ pub(crate) async fn twilio_status(
             signature,
         )
     {
-        warn!("twilio status callback: missing or wrong signature");
         state.metrics.record_receipt_refused("twilio");
+        failed_authentication(&state, network);
         return Problem::new(
             StatusCode::FORBIDDEN,
             "bad_signature",
@@ -117,6 +124,7 @@ struct NttReports {
 /// The NTT CPaaS delivery-report webhook.
 pub(crate) async fn ntt_cpaas_delivery(
     State(state): State<AppState>,
+    peer: Peer,
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -125,6 +133,11 @@ pub(crate) async fn ntt_cpaas_delivery(
         return Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
             .into_response();
     };
+    // A token cannot be guessed 30 times a minute from one network.
+    let network = Network::of(client_ip(&headers, peer.0, &state.trusted_proxies));
+    if let Err(problem) = guard_network(&state, network) {
+        return problem.into_response();
+    }
     let from_header = headers
         .get("x-callback-token")
         .map(|v| v.as_bytes().to_vec());
@@ -137,8 +150,8 @@ pub(crate) async fn ntt_cpaas_delivery(
         .or(from_query)
         .is_some_and(|token| secret.matches(&token))
     {
-        warn!("ntt-cpaas delivery report: missing or wrong token");
         state.metrics.record_receipt_refused("ntt-cpaas");
+        failed_authentication(&state, network);
         return Problem::new(
             StatusCode::FORBIDDEN,
             "bad_token",

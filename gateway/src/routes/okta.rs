@@ -26,8 +26,9 @@ use tracing::{info, warn};
 use super::fields::{FieldError, Fields};
 use crate::app::{AppState, OktaAuth, OktaHook};
 use crate::audit::{Audit, attempt_label};
+use crate::auth::failures::Network;
 use crate::auth::scope::Scope;
-use crate::auth::{Peer, authorize};
+use crate::auth::{Peer, authorize, client_ip, failed_authentication, guard_network};
 
 const ENDPOINT: &str = "okta_telephony";
 const COMMAND: &str = "com.okta.telephony.action";
@@ -59,12 +60,34 @@ async fn answer(
         return ("not_found", StatusCode::NOT_FOUND.into_response());
     };
     let authorized = match &hook.auth {
-        OktaAuth::Header { header, secret } => headers
-            .get(header)
-            .is_some_and(|value| secret.matches(value.as_bytes())),
+        OktaAuth::Header { header, secret } => {
+            let network = Network::of(client_ip(headers, peer.0, &state.trusted_proxies));
+            if let Err(problem) = guard_network(state, network) {
+                let mut response = error_response(problem.status, "Too many failed requests", &[]);
+                if let Some(wait) = problem.retry_after {
+                    crate::problem::set_retry_after(&mut response, wait);
+                }
+                return ("throttled", response);
+            }
+            let matched = headers
+                .get(header)
+                .is_some_and(|value| secret.matches(value.as_bytes()));
+            if !matched {
+                failed_authentication(state, network);
+            }
+            matched
+        }
         OktaAuth::OAuth => {
             match authorize(audit, state, headers, peer, Scope::HooksOkta, None).await {
                 Ok(_) => true,
+                Err(problem) if problem.status == StatusCode::TOO_MANY_REQUESTS => {
+                    let mut response =
+                        error_response(problem.status, "Too many failed requests", &[]);
+                    if let Some(wait) = problem.retry_after {
+                        crate::problem::set_retry_after(&mut response, wait);
+                    }
+                    return ("throttled", response);
+                }
                 Err(problem) if problem.status == StatusCode::SERVICE_UNAVAILABLE => {
                     return (
                         "auth_unavailable",
@@ -80,12 +103,13 @@ async fn answer(
         }
     };
     if !authorized {
-        warn!("okta hook: missing or wrong credentials");
         return (
             "unauthorized",
             error_response(StatusCode::UNAUTHORIZED, "Unauthorized", &[]),
         );
     }
+    // Authenticated: from here on the request is Okta's, and its record is kept.
+    audit.system(&hook.tenant);
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {

@@ -184,7 +184,12 @@ async fn gateway(jwks: &Jwks, limits: Limits) -> TestGateway {
     let issuer = JwtIssuer::new(ISSUER, AUDIENCE, &jwks.url).min_refetch(Duration::from_secs(30));
     TestGateway::with(Setup {
         limits,
-        configure: Box::new(move |builder| builder.jwt(issuer)),
+        // Failed tokens here test the JWKS, not the per-network failure limit.
+        configure: Box::new(move |builder| {
+            builder
+                .jwt(issuer)
+                .auth_failures_per_minute(std::num::NonZeroU32::new(10_000).unwrap())
+        }),
         ..Setup::default()
     })
     .await

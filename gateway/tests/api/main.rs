@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod anonymous;
 mod audit;
 mod auth0;
 mod callbacks;
