@@ -257,6 +257,16 @@ pub struct ServerConfig {
     /// before it is refused unread (default 30).
     #[serde(default = "default_auth_failures")]
     pub auth_failures_per_minute: NonZeroU32,
+    /// The longest a client may take to send a request head (default 10 s).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_ms: u64,
+    /// The longest a connection may stay open without a request (default 5 s).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_ms: u64,
+    /// Connections open at once (default 4096, and at most the open-file limit less 64);
+    /// past it the oldest one not serving a request is closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -266,8 +276,43 @@ impl Default for ServerConfig {
             request_timeout_ms: default_request_timeout(),
             trusted_proxies: Vec::new(),
             auth_failures_per_minute: default_auth_failures(),
+            header_read_timeout_ms: default_header_read_timeout(),
+            idle_timeout_ms: default_idle_timeout(),
+            max_connections: default_max_connections(),
         }
     }
+}
+
+impl ServerConfig {
+    /// The connection limits, with the cap fitted under `descriptors` (the open-file
+    /// limit) so accepting never fails for want of one.
+    pub fn connection_limits(&self, descriptors: Option<u64>) -> crate::serve::ConnectionLimits {
+        let fits = descriptors
+            .and_then(|n| usize::try_from(n.saturating_sub(64)).ok())
+            .unwrap_or(usize::MAX)
+            .max(1);
+        crate::serve::ConnectionLimits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms.max(1)),
+            max_connections: self.max_connections.min(fits).max(1),
+        }
+    }
+}
+
+fn default_header_read_timeout() -> u64 {
+    duration_ms(crate::serve::DEFAULT_HEADER_READ_TIMEOUT)
+}
+
+fn default_idle_timeout() -> u64 {
+    duration_ms(crate::serve::DEFAULT_IDLE_TIMEOUT)
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn default_max_connections() -> usize {
+    crate::serve::DEFAULT_MAX_CONNECTIONS
 }
 
 fn default_auth_failures() -> NonZeroU32 {

@@ -34,10 +34,12 @@
 //!     .okta(OktaHook::new("authorization", SecretString::from("Basic c2VjcmV0")))
 //!     .default_region("US")
 //!     .build()?;
-//! // Merge into your own app, or serve it alone.
-//! let app = axum::Router::new().merge(gateway.router());
+//! // Merge `gateway.router()` into your own app, or serve it alone with the gateway's
+//! // connection limits (header-read and idle timeouts, a connection cap):
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, app).await?;
+//! let limits = phone_otp_gateway::serve::ConnectionLimits::default();
+//! phone_otp_gateway::serve::serve(listener, gateway.router(), limits, std::future::pending())
+//!     .await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -54,6 +56,7 @@ pub mod db;
 mod metrics;
 mod problem;
 mod routes;
+pub mod serve;
 pub mod telemetry;
 
 pub use app::{BearerAccess, BuildError, Gateway, GatewayBuilder, OktaHook, TwilioCallbacks};

@@ -168,13 +168,22 @@ async fn main() -> ExitCode {
     let address = listener
         .local_addr()
         .map_or_else(|_| config.listen.to_string(), |a| a.to_string());
-    info!(%address, "phone-otp-gateway listening");
-    let app = built.gateway.router();
-    let served = axum::serve(
+    // One descriptor per connection: take what the hard limit allows, and cap
+    // connections under it.
+    let descriptors = phone_otp_gateway::serve::raise_descriptor_limit();
+    let limits = config.server.connection_limits(descriptors);
+    info!(
+        %address,
+        max_connections = limits.max_connections,
+        open_file_limit = descriptors.unwrap_or(0),
+        "phone-otp-gateway listening"
+    );
+    let served = phone_otp_gateway::serve::serve(
         listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        built.gateway.router(),
+        limits,
+        shutdown_signal(),
     )
-    .with_graceful_shutdown(shutdown_signal())
     .await;
     match served {
         Ok(()) => {

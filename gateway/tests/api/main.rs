@@ -7,6 +7,7 @@ mod audit;
 mod auth0;
 mod callbacks;
 mod challenges;
+mod connections;
 mod db;
 mod jwt;
 mod keys;
