@@ -17,6 +17,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::audit::{AuditWriter, audit_writer};
 use crate::auth::cidr::Cidr;
 use crate::auth::failures::{AuthFailures, DEFAULT_AUTH_FAILURES_PER_MINUTE};
+use crate::auth::forwarded::{ForwardedHeader, TrustedProxies};
 use crate::auth::jwt::{IssuerError, JwtIssuer, JwtVerifier};
 use crate::auth::scope::{Scope, Scopes};
 use crate::auth::{KeyLookup, SharedSecret, key_lookup};
@@ -189,6 +190,7 @@ pub struct GatewayBuilder {
     jwt: Vec<JwtIssuer>,
     prices: Option<PriceTable>,
     trusted_proxies: Vec<Cidr>,
+    forwarded_header: ForwardedHeader,
     clock: Arc<dyn Clock>,
     default_region: Option<String>,
     body_limit: usize,
@@ -271,6 +273,13 @@ impl GatewayBuilder {
     /// other peer the header is ignored.
     pub fn trusted_proxies(mut self, proxies: Vec<Cidr>) -> Self {
         self.trusted_proxies = proxies;
+        self
+    }
+
+    /// The header the trusted proxies set (default `X-Forwarded-For`). Only the one they
+    /// set (and strip from what clients send) may be read: a client can write any other.
+    pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.forwarded_header = header;
         self
     }
 
@@ -361,7 +370,7 @@ impl GatewayBuilder {
                 totp: self.totp,
                 jwt,
                 prices: self.prices,
-                trusted_proxies: self.trusted_proxies,
+                trusted_proxies: TrustedProxies::new(self.trusted_proxies, self.forwarded_header),
                 clock: self.clock,
                 default_region: self.default_region,
                 metrics: GatewayMetrics::default(),
@@ -392,7 +401,7 @@ pub(crate) struct State {
     pub(crate) key_lookup: Option<KeyLookup>,
     pub(crate) jwt: Option<JwtVerifier>,
     pub(crate) prices: Option<PriceTable>,
-    pub(crate) trusted_proxies: Vec<Cidr>,
+    pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) default_region: Option<String>,
     pub(crate) metrics: GatewayMetrics,
@@ -433,6 +442,7 @@ impl Gateway {
             jwt: Vec::new(),
             prices: None,
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
             clock: Arc::new(SystemClock),
             default_region: None,
             body_limit: DEFAULT_BODY_LIMIT,

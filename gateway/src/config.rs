@@ -250,9 +250,13 @@ pub struct ServerConfig {
     /// Longest a request may run (default 10 s).
     #[serde(default = "default_request_timeout")]
     pub request_timeout_ms: u64,
-    /// Proxies (CIDR blocks) whose `X-Forwarded-For` is believed for key allow-lists.
+    /// Proxies (CIDR blocks) whose forwarding header is believed for key allow-lists and
+    /// the per-network failure limit.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// The header those proxies set: `x-forwarded-for` (default) or `forwarded` (RFC 7239).
+    #[serde(default)]
+    pub forwarded_header: crate::auth::forwarded::ForwardedHeader,
     /// Failed authentications a source network (IPv4 /24, IPv6 /48) may have a minute
     /// before it is refused unread (default 30).
     #[serde(default = "default_auth_failures")]
@@ -275,6 +279,7 @@ impl Default for ServerConfig {
             body_limit_bytes: default_body_limit(),
             request_timeout_ms: default_request_timeout(),
             trusted_proxies: Vec::new(),
+            forwarded_header: crate::auth::forwarded::ForwardedHeader::default(),
             auth_failures_per_minute: default_auth_failures(),
             header_read_timeout_ms: default_header_read_timeout(),
             idle_timeout_ms: default_idle_timeout(),
@@ -865,7 +870,9 @@ impl Config {
             .map(|block| block.parse())
             .collect::<Result<Vec<Cidr>, _>>()
             .map_err(|e| invalid("server.trusted_proxies", e.to_string()))?;
-        gateway = gateway.trusted_proxies(proxies);
+        gateway = gateway
+            .trusted_proxies(proxies)
+            .forwarded_header(self.server.forwarded_header);
         if let Some(prices) = &self.prices {
             gateway = gateway.prices(prices.clone());
         }

@@ -11,7 +11,6 @@ use tracing::{debug, warn};
 
 use super::api_key::PresentedKey;
 use super::bearer;
-use super::cidr::Cidr;
 use super::failures::Network;
 use super::jwt::{JwtError, JwtVerifier};
 use super::scope::{Scope, Scopes};
@@ -47,34 +46,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     }
 }
 
-/// The client's address: the peer, or, when the peer is a trusted proxy, the last
-/// `X-Forwarded-For` entry that is not one (what the first untrusted hop saw).
-pub(crate) fn client_ip(
-    headers: &HeaderMap,
-    peer: Option<IpAddr>,
-    proxies: &[Cidr],
-) -> Option<IpAddr> {
-    let peer = peer?;
-    let trusted = |ip: IpAddr| proxies.iter().any(|block| block.contains(ip));
-    if !trusted(peer) {
-        return Some(peer);
-    }
-    let forwarded: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|entry| entry.trim().parse().ok())
-        .collect();
-    Some(
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !trusted(*ip))
-            .unwrap_or(peer),
-    )
-}
-
 /// Authenticates the request for `scope`: an API key or personal token when the gateway
 /// has a key database, an access token from a configured issuer, else the surface's
 /// static token. The caller goes into `audit` as soon as it is known, so a refusal for
@@ -91,7 +62,7 @@ pub(crate) async fn authorize(
     scope: Scope,
     fallback: Option<&BearerAccess>,
 ) -> Result<Caller, Problem> {
-    let network = Network::of(client_ip(headers, peer.0, &state.trusted_proxies));
+    let network = Network::of(state.trusted_proxies.client_ip(headers, peer.0));
     guard_network(state, network)?;
     let result = authenticate(audit, state, headers, peer, scope, fallback).await;
     if let Err(problem) = &result
@@ -217,7 +188,7 @@ async fn authenticate(
             ));
         }
         if !key.allowed.is_empty() {
-            let ip = client_ip(headers, peer.0, &state.trusted_proxies);
+            let ip = state.trusted_proxies.client_ip(headers, peer.0);
             if !ip.is_some_and(|ip| key.allowed.iter().any(|block| block.contains(ip))) {
                 return Err(Problem::new(
                     StatusCode::FORBIDDEN,
@@ -252,38 +223,5 @@ async fn authenticate(
             Ok(caller)
         }
         _ => Err(unauthorized("a valid bearer token is required")),
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
-
-    #[test]
-    fn forwarded_addresses_count_only_behind_trusted_proxies() {
-        let proxies: Vec<Cidr> = vec!["10.0.0.0/8".parse().unwrap()];
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("198.51.100.1, 203.0.113.9, 10.1.2.3"),
-        );
-        let ip = |s: &str| s.parse::<IpAddr>().ok();
-        // From the proxy: the last untrusted hop (a client can prepend anything).
-        assert_eq!(
-            client_ip(&headers, ip("10.0.0.1"), &proxies),
-            ip("203.0.113.9")
-        );
-        // From anyone else: the header is ignored.
-        assert_eq!(
-            client_ip(&headers, ip("192.0.2.5"), &proxies),
-            ip("192.0.2.5")
-        );
-        assert_eq!(client_ip(&headers, None, &proxies), None);
-        assert_eq!(
-            client_ip(&HeaderMap::new(), ip("10.0.0.1"), &proxies),
-            ip("10.0.0.1")
-        );
     }
 }

@@ -6,6 +6,7 @@ pub mod api_key;
 mod caller;
 pub mod cidr;
 pub(crate) mod failures;
+pub mod forwarded;
 pub mod jwt;
 pub mod key_admin;
 mod key_lookup;
@@ -14,7 +15,7 @@ mod shared_secret;
 
 use axum::http::{HeaderMap, header};
 
-pub(crate) use caller::{Caller, Peer, authorize, client_ip, failed_authentication, guard_network};
+pub(crate) use caller::{Caller, Peer, authorize, failed_authentication, guard_network};
 pub(crate) use key_lookup::{KeyLookup, key_lookup};
 pub(crate) use shared_secret::SharedSecret;
 

@@ -23,7 +23,7 @@ use tracing::debug;
 use super::json::read_value;
 use crate::app::AppState;
 use crate::auth::failures::Network;
-use crate::auth::{Peer, client_ip, failed_authentication, guard_network};
+use crate::auth::{Peer, failed_authentication, guard_network};
 use crate::problem::Problem;
 
 /// Twilio's status callback.
@@ -38,7 +38,7 @@ pub(crate) async fn twilio_status(
         return Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
             .into_response();
     };
-    let network = Network::of(client_ip(&headers, peer.0, &state.trusted_proxies));
+    let network = Network::of(state.trusted_proxies.client_ip(&headers, peer.0));
     if let Err(problem) = guard_network(&state, network) {
         return problem.into_response();
     }
@@ -134,7 +134,7 @@ pub(crate) async fn ntt_cpaas_delivery(
             .into_response();
     };
     // A token cannot be guessed 30 times a minute from one network.
-    let network = Network::of(client_ip(&headers, peer.0, &state.trusted_proxies));
+    let network = Network::of(state.trusted_proxies.client_ip(&headers, peer.0));
     if let Err(problem) = guard_network(&state, network) {
         return problem.into_response();
     }

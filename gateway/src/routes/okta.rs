@@ -28,7 +28,7 @@ use crate::app::{AppState, OktaAuth, OktaHook};
 use crate::audit::{Audit, attempt_label};
 use crate::auth::failures::Network;
 use crate::auth::scope::Scope;
-use crate::auth::{Peer, authorize, client_ip, failed_authentication, guard_network};
+use crate::auth::{Peer, authorize, failed_authentication, guard_network};
 
 const ENDPOINT: &str = "okta_telephony";
 const COMMAND: &str = "com.okta.telephony.action";
@@ -61,7 +61,7 @@ async fn answer(
     };
     let authorized = match &hook.auth {
         OktaAuth::Header { header, secret } => {
-            let network = Network::of(client_ip(headers, peer.0, &state.trusted_proxies));
+            let network = Network::of(state.trusted_proxies.client_ip(headers, peer.0));
             if let Err(problem) = guard_network(state, network) {
                 let mut response = error_response(problem.status, "Too many failed requests", &[]);
                 if let Some(wait) = problem.retry_after {

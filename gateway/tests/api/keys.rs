@@ -244,7 +244,25 @@ async fn ip_allow_lists_and_trusted_proxies() -> TestResult {
     // A client cannot prepend its way in: the last untrusted hop counts.
     gw.clock.advance(Duration::from_secs(60));
     assert_eq!(send("203.0.113.50, 198.51.100.9").await?.status(), 403);
-    assert_eq!(gw.delivered().len(), 1);
+    // Nor by writing an allowed address left of an entry the gateway cannot read: the
+    // client is then unknown, and an allow-listed key is refused.
+    for real in [
+        "198.51.100.7:51234",
+        "[2001:db9::7]:443",
+        "[2001:db9::7]",
+        "unknown",
+        "_hidden",
+    ] {
+        let forwarded: &'static str = Box::leak(format!("203.0.113.5, {real}").into_boxed_str());
+        let response = send(forwarded).await?;
+        assert_eq!(response.status(), 403, "{forwarded}");
+    }
+    // A port or brackets on an allowed address are read as the address.
+    gw.clock.advance(Duration::from_secs(60));
+    assert_eq!(send("198.51.100.7, 203.0.113.9:443").await?.status(), 200);
+    gw.clock.advance(Duration::from_secs(60));
+    assert_eq!(send("[2001:db8::5]:8443").await?.status(), 200);
+    assert_eq!(gw.delivered().len(), 3);
     Ok(())
 }
 
