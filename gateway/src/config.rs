@@ -192,6 +192,13 @@ pub struct JwtConfig {
     /// Auth0's default profile issue such tokens). Default false.
     #[serde(default)]
     pub danger_accept_untyped: bool,
+    /// Clients' systems are `<namespace>:<client_id>` (default namespace: the issuer
+    /// without its scheme).
+    pub namespace: Option<String>,
+    /// Or: client ids mapped to system names (then only these clients are accepted). A
+    /// mapped name may not be a key owner's.
+    #[serde(default)]
+    pub clients: BTreeMap<String, String>,
 }
 
 /// The SQL database.
@@ -639,6 +646,12 @@ impl JwtConfig {
         if let Some(seconds) = self.min_refetch_s {
             issuer = issuer.min_refetch(Duration::from_secs(seconds));
         }
+        if let Some(namespace) = &self.namespace {
+            issuer = issuer.namespace(namespace.clone());
+        }
+        for (client, system) in &self.clients {
+            issuer = issuer.client(client.clone(), system.clone());
+        }
         if self.danger_accept_untyped {
             issuer = issuer.danger_accept_untyped();
         }
@@ -726,8 +739,29 @@ impl Config {
     /// Builds the gateway, reading secrets through `env` (the process environment in
     /// the binary). Every missing variable is reported at once.
     ///
+    /// The calling systems the configuration itself defines: JWT clients mapped to
+    /// systems and the static tokens' tenants. No API key may be owned by one of them.
+    pub fn reserved_systems(&self) -> Vec<String> {
+        let mut reserved: Vec<String> = self
+            .jwt
+            .iter()
+            .flat_map(|jwt| jwt.clients.values().cloned())
+            .collect();
+        if let Some(okta) = &self.okta {
+            reserved.push(okta.tenant.clone().unwrap_or_else(|| "okta".to_owned()));
+        }
+        if let Some(auth0) = &self.auth0 {
+            reserved.push(auth0.tenant.clone().unwrap_or_else(|| "auth0".to_owned()));
+        }
+        if let Some(api) = &self.api {
+            reserved.push(api.tenant.clone().unwrap_or_else(|| "api".to_owned()));
+        }
+        reserved
+    }
+
     /// # Errors
-    /// Missing variables, malformed values, an unreachable store.
+    /// Missing variables, malformed values, an unreachable store, or an API key owned by
+    /// a system the configuration defines ([`Config::reserved_systems`]).
     pub async fn build(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Built, ConfigError> {
         let mut missing = Vec::new();
         let mut need = |name: &str| {
@@ -861,7 +895,23 @@ impl Config {
             gateway = gateway.auth0(BearerAccess::new(SecretString::from(token), tenant));
         }
         if let Some(url) = database_url {
-            gateway = gateway.keys(Db::connect(&url).await.map_err(ConfigError::Database)?);
+            let db = Db::connect(&url).await.map_err(ConfigError::Database)?;
+            let reserved = self.reserved_systems();
+            let keys = db.keys().await.map_err(ConfigError::Database)?;
+            let taken = keys
+                .iter()
+                .find(|key| key.revoked_at.is_none() && reserved.contains(&key.owner));
+            if let Some(taken) = taken {
+                return Err(invalid(
+                    "jwt.clients",
+                    format!(
+                        "system {:?} is both configured here and the owner of API key {}: \
+                         they would share one tenant; rename one",
+                        taken.owner, taken.id
+                    ),
+                ));
+            }
+            gateway = gateway.keys(db);
         }
         let proxies = self
             .server

@@ -261,7 +261,9 @@ mod keys {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use phone_otp_gateway::auth::api_key::KeyKind;
-    use phone_otp_gateway::auth::key_admin::{KeySpec, create_key, rotate_key};
+    use phone_otp_gateway::auth::key_admin::{
+        KeySpec, check_owner_is_free, create_key, rotate_key,
+    };
     use phone_otp_gateway::auth::scope::Scopes;
     use phone_otp_gateway::config::{Config, parse_duration};
     use secrecy::ExposeSecret;
@@ -330,6 +332,7 @@ mod keys {
                     allowed,
                     lifetime,
                 };
+                check_owner_is_free(&spec.owner, &config.reserved_systems())?;
                 let (token, record) = create_key(&db, &spec, now()).await?;
                 println!("id:      {}", record.id);
                 println!("owner:   {}", record.owner);

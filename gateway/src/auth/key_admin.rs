@@ -46,6 +46,22 @@ pub enum KeyAdminError {
     Random,
 }
 
+/// Refuses a key owner that another kind of caller already is: a JWT client mapped to
+/// that system, or a static token's tenant (`reserved`, e.g. from
+/// [`Config::reserved_systems`](crate::config::Config::reserved_systems)). They would share
+/// one tenant: each could act on the other's challenges and factors.
+///
+/// # Errors
+/// [`KeyAdminError::Invalid`] when `owner` is reserved.
+pub fn check_owner_is_free(owner: &str, reserved: &[String]) -> Result<(), KeyAdminError> {
+    if reserved.iter().any(|name| name == owner) {
+        return Err(KeyAdminError::Invalid(
+            "the owner is already a configured system (a JWT client or a static token's tenant)",
+        ));
+    }
+    Ok(())
+}
+
 /// Issues a key: stores its hash and returns the token (show it once) with the record.
 ///
 /// # Errors
@@ -58,6 +74,12 @@ pub async fn create_key(
     if spec.owner.trim().is_empty() || spec.owner.len() > 128 {
         return Err(KeyAdminError::Invalid(
             "the owner must be 1 to 128 characters",
+        ));
+    }
+    // Access tokens' systems are `<namespace>:<client>`: a key owner never looks like one.
+    if spec.owner.contains(super::jwt::NAMESPACE_SEPARATOR) {
+        return Err(KeyAdminError::Invalid(
+            "the owner may not contain ':' (it would look like an access token's system)",
         ));
     }
     if spec.scopes == Scopes::default() {

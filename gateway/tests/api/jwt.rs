@@ -525,3 +525,125 @@ async fn okta_hook_takes_an_oauth_token_with_its_scope() -> TestResult {
     assert_eq!(gw.delivered().len(), 1);
     Ok(())
 }
+
+const SECOND_ISSUER: &str = "https://idp.example.com/oauth2/second";
+
+#[tokio::test]
+async fn a_token_is_never_the_key_owner_of_the_same_name() -> TestResult {
+    use phone_otp_gateway::auth::key_admin::create_key;
+    use phone_otp_gateway::auth::scope::Scope;
+    use secrecy::ExposeSecret;
+
+    let ec = ec_key();
+    let jwks = Jwks::serve(vec![ec_jwk(&ec, "ec-1")]).await;
+    let db = crate::db::sqlite().await.unwrap();
+    let (first, second) = (
+        JwtIssuer::new(ISSUER, AUDIENCE, &jwks.url),
+        JwtIssuer::new(SECOND_ISSUER, AUDIENCE, &jwks.url),
+    );
+    let gw = TestGateway::with(Setup {
+        keys: Some(db.clone()),
+        limits: Limits::danger_none(),
+        configure: Box::new(move |builder| builder.jwt(first).jwt(second)),
+        ..Setup::default()
+    })
+    .await;
+    // Key owner `sysa` enrolls and confirms alice's authenticator.
+    let scopes = [Scope::TotpEnroll, Scope::TotpVerify];
+    let (key, _) = create_key(&db, &crate::keys::spec("sysa", &scopes), crate::keys::NOW).await?;
+    let key = key.expose_secret().to_owned();
+    let enrolled: Value = gw
+        .post("/v1/totp/enroll", &key, &json!({"subject": "alice"}))
+        .await
+        .json()
+        .await?;
+    let secret = enrolled["secret"].as_str().unwrap().to_owned();
+    let code = crate::totp::app_code(&gw, &secret);
+    let confirmed = gw
+        .post(
+            "/v1/totp/confirm",
+            &key,
+            &json!({"subject": "alice", "code": code}),
+        )
+        .await;
+    assert_eq!(confirmed.status(), 200);
+
+    // A token from the second issuer whose client is also called `sysa`: another system.
+    gw.clock.advance(Duration::from_secs(30));
+    let code = crate::totp::app_code(&gw, &secret);
+    let token = es256(
+        &ec,
+        "ec-1",
+        &with(
+            claims("sysa", "totp:enroll totp:verify"),
+            json!({"iss": SECOND_ISSUER}),
+        ),
+    );
+    let verify = gw
+        .post(
+            "/v1/totp/verify",
+            &token,
+            &json!({"subject": "alice", "code": code}),
+        )
+        .await;
+    assert_eq!(verify.status(), 404, "not sysa's factor");
+    let disable = gw
+        .post("/v1/totp/disable", &token, &json!({"subject": "alice"}))
+        .await;
+    assert!(disable.status().is_success());
+    // The key owner's factor is untouched, and the code is still unspent.
+    let verify = gw
+        .post(
+            "/v1/totp/verify",
+            &key,
+            &json!({"subject": "alice", "code": code}),
+        )
+        .await;
+    assert_eq!(verify.status(), 200);
+    // The audit trail names the token's system by its issuer.
+    let systems: Vec<Option<String>> = db
+        .audit_records(0, i64::MAX)
+        .await?
+        .into_iter()
+        .map(|r| r.system)
+        .collect();
+    assert!(systems.contains(&Some("idp.example.com/oauth2/second:sysa".to_owned())));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_mapped_system_cannot_also_be_a_key_owner() -> TestResult {
+    use phone_otp_gateway::auth::key_admin::{KeyAdminError, check_owner_is_free, create_key};
+    use phone_otp_gateway::auth::scope::Scope;
+
+    let path = std::env::temp_dir().join(format!("potp-gw-{}.db", unique()));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let db = phone_otp_gateway::db::Db::connect(&url).await?;
+    let spec = crate::keys::spec("billing", &[Scope::MessagesSend]);
+    create_key(&db, &spec, crate::keys::NOW).await?;
+    let toml = format!(
+        "[database]\nurl = \"{url}\"\n[[jwt]]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\n\
+         jwks_url = \"https://idp.example.com/keys\"\nclients = {{ \"0oa-billing\" = \"billing\" }}\n"
+    );
+    let config = phone_otp_gateway::config::Config::from_toml(&toml)?;
+    let refused = config.build(&|_| None).await.err().map(|e| e.to_string());
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|e| e.contains("\"billing\"") && e.contains("one tenant")),
+        "{refused:?}"
+    );
+    // And at key creation: a configured system, or an owner shaped like a token's system.
+    assert_eq!(config.reserved_systems(), ["billing"]);
+    assert!(matches!(
+        check_owner_is_free("billing", &config.reserved_systems()),
+        Err(KeyAdminError::Invalid(_))
+    ));
+    assert!(check_owner_is_free("crm", &config.reserved_systems()).is_ok());
+    let colon = crate::keys::spec("idp.example.com:sysa", &[Scope::MessagesSend]);
+    assert!(matches!(
+        create_key(&db, &colon, crate::keys::NOW).await,
+        Err(KeyAdminError::Invalid(_))
+    ));
+    Ok(())
+}

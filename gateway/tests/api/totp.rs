@@ -16,7 +16,7 @@ use crate::keys::{NOW, spec};
 use crate::support::{API_TOKEN, Setup, TOTP_ISSUER, TestGateway, TestResult, spawn_gateway};
 
 /// The code an authenticator app shows now for `secret` (base32).
-fn app_code(gw: &TestGateway, secret: &str) -> String {
+pub fn app_code(gw: &TestGateway, secret: &str) -> String {
     let key = base32_decode(secret).unwrap();
     TotpSettings::new(TOTP_ISSUER).code_at(&key, gw.clock.now().as_millis() / 1000)
 }

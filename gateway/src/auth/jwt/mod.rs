@@ -8,11 +8,14 @@
 //! signature verifies with the key its `kid` names in that issuer's JWKS;
 //! `exp` is in the future and `nbf` in the past (within the leeway); `aud` contains our
 //! audience. Its `scope` (space-separated) or `scp` (Okta's array) claim maps to the
-//! gateway's scopes, and `client_id` (else `azp`, else `sub`) becomes the calling system.
+//! gateway's scopes, and `client_id` (else `azp`, else `sub`) names the calling system:
+//! namespaced by its issuer (`<namespace>:<client>`), or as the issuer's client map says,
+//! so two issuers' clients, and a client and a key owner, are never one system.
 
 mod jwks;
 mod token;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -36,7 +39,15 @@ pub struct JwtIssuer {
     leeway: Duration,
     min_refetch: Duration,
     accept_untyped: bool,
+    /// What a client's system is called: `<namespace>:<client>`...
+    namespace: String,
+    /// ...unless clients are mapped to systems, and then only mapped ones are accepted.
+    clients: BTreeMap<String, String>,
 }
+
+/// The separator between an issuer's namespace and a client id in a system's name. Key
+/// owners cannot contain it, so a token's system is never a key owner's.
+pub const NAMESPACE_SEPARATOR: char = ':';
 
 impl JwtIssuer {
     /// Tokens whose `iss` is exactly `issuer` and whose `aud` contains `audience` (the
@@ -48,14 +59,52 @@ impl JwtIssuer {
         audience: impl Into<String>,
         jwks_url: impl Into<String>,
     ) -> Self {
+        let issuer: String = issuer.into();
+        // `https://example.okta.com/oauth2/default` -> `example.okta.com/oauth2/default`.
+        let namespace = issuer
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
         Self {
-            issuer: issuer.into(),
+            issuer,
             audience: audience.into(),
             jwks_url: jwks_url.into(),
             algorithms: Algorithm::ALL.to_vec(),
             leeway: DEFAULT_LEEWAY,
             min_refetch: DEFAULT_MIN_REFETCH,
             accept_untyped: false,
+            namespace,
+            clients: BTreeMap::new(),
+        }
+    }
+
+    /// Names this issuer's clients `<namespace>:<client>` (default namespace: the issuer
+    /// without its scheme, e.g. `example.okta.com/oauth2/default`).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// Maps the client `client_id` to the calling system `system` (a short name, without
+    /// `:`, that no key owner may take). Once one client is mapped, this issuer's tokens
+    /// from any unmapped client are refused.
+    pub fn client(mut self, client_id: impl Into<String>, system: impl Into<String>) -> Self {
+        self.clients.insert(client_id.into(), system.into());
+        self
+    }
+
+    /// The systems clients are mapped to ([`JwtIssuer::client`]).
+    pub fn mapped_systems(&self) -> impl Iterator<Item = &str> {
+        self.clients.values().map(String::as_str)
+    }
+
+    /// The calling system of `client`, or `None` when clients are mapped and it is not.
+    fn system_of(&self, client: &str) -> Option<String> {
+        if self.clients.is_empty() {
+            Some(format!("{}{NAMESPACE_SEPARATOR}{client}", self.namespace))
+        } else {
+            self.clients.get(client).cloned()
         }
     }
 
@@ -130,6 +179,9 @@ pub enum JwtError {
     /// `aud` does not contain our audience.
     #[error("wrong audience")]
     Audience,
+    /// The issuer maps its clients to systems, and this client is not one of them.
+    #[error("the client is not mapped to a system")]
+    UnknownClient,
     /// The issuer's JWKS cannot be fetched (and no key is cached): fail closed.
     #[error("the issuer's signing keys cannot be fetched")]
     KeysUnavailable,
@@ -138,7 +190,7 @@ pub enum JwtError {
 /// A verified token's caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TokenCaller {
-    /// `client_id`, else `azp`, else `sub`.
+    /// The calling system: its issuer's name for `client_id` (else `azp`, else `sub`).
     pub(crate) client: String,
     pub(crate) scopes: Scopes,
     /// `jti`, for the audit trail.
@@ -211,11 +263,41 @@ impl JwtVerifier {
                 if config.issuer.is_empty() || config.audience.is_empty() {
                     return Err(fail("issuer and audience must not be empty"));
                 }
+                if config.namespace.is_empty() {
+                    return Err(fail("the namespace must not be empty"));
+                }
+                if let Some(bad) = config
+                    .mapped_systems()
+                    .find(|system| system.is_empty() || system.contains(NAMESPACE_SEPARATOR))
+                {
+                    return Err(fail(&format!(
+                        "client system {bad:?} must be non-empty and without ':'"
+                    )));
+                }
                 let keys =
                     jwks::KeySet::new(config.jwks_url.clone(), client.clone(), config.min_refetch);
                 Ok(Issuer { config, keys })
             })
             .collect::<Result<Vec<Issuer>, _>>()?;
+        // Two issuers must not name a system alike: their clients would be one tenant.
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for issuer in &issuers {
+            let names: Vec<String> = if issuer.config.clients.is_empty() {
+                vec![format!("{}{NAMESPACE_SEPARATOR}", issuer.config.namespace)]
+            } else {
+                issuer.config.mapped_systems().map(str::to_owned).collect()
+            };
+            for name in names {
+                if let Some(other) = seen.insert(name.clone(), &issuer.config.issuer)
+                    && other != issuer.config.issuer
+                {
+                    return Err(IssuerError {
+                        issuer: issuer.config.issuer.clone(),
+                        reason: format!("names systems like issuer {other} ({name:?})"),
+                    });
+                }
+            }
+        }
         let allowed = Algorithm::ALL
             .into_iter()
             .filter(|alg| issuers.iter().any(|i| i.config.algorithms.contains(alg)))
@@ -303,7 +385,7 @@ fn check_claims(
         .filter_map(Scope::parse)
         .fold(Scopes::default(), Scopes::with);
     Ok(TokenCaller {
-        client: client.to_owned(),
+        client: config.system_of(client).ok_or(JwtError::UnknownClient)?,
         scopes,
         token_id: string_claim(claims, "jti").map(|jti| jti.chars().take(64).collect()),
     })
@@ -323,13 +405,60 @@ mod tests {
     }
 
     #[test]
+    fn clients_are_namespaced_or_mapped() {
+        let now = 1_000_000_000;
+        let token = claims(json!({"exp": 1_000_100, "aud": "api://otp", "client_id": "sysa"}));
+        let named = JwtIssuer::new(
+            "https://idp.example.com/oauth2/two/",
+            "api://otp",
+            "https://k",
+        )
+        .namespace("idp2");
+        assert_eq!(
+            check_claims(&token, &named, now).unwrap().client,
+            "idp2:sysa"
+        );
+        let default = JwtIssuer::new(
+            "https://idp.example.com/oauth2/two/",
+            "api://otp",
+            "https://k",
+        );
+        assert_eq!(
+            check_claims(&token, &default, now).unwrap().client,
+            "idp.example.com/oauth2/two:sysa"
+        );
+        let mapped = default.clone().client("0oa-billing", "billing");
+        assert_eq!(
+            check_claims(&token, &mapped, now),
+            Err(JwtError::UnknownClient),
+            "unmapped clients are refused once any is mapped"
+        );
+        let billing =
+            claims(json!({"exp": 1_000_100, "aud": "api://otp", "client_id": "0oa-billing"}));
+        assert_eq!(
+            check_claims(&billing, &mapped, now).unwrap().client,
+            "billing"
+        );
+        // Mapped names cannot carry the separator; two issuers cannot share a namespace.
+        let colon = default.clone().client("x", "a:b");
+        assert!(JwtVerifier::new(vec![colon]).is_err());
+        let twin = JwtIssuer::new("https://other.example/", "api://otp", "https://k")
+            .namespace("idp.example.com/oauth2/two");
+        assert!(JwtVerifier::new(vec![default.clone(), twin]).is_err());
+        let same_system = JwtIssuer::new("https://other.example/", "api://otp", "https://k")
+            .client("y", "billing");
+        assert!(JwtVerifier::new(vec![mapped, same_system]).is_err());
+    }
+
+    #[test]
     fn checks_time_audience_and_maps_scopes() {
         let config = JwtIssuer::new("https://idp", "api://otp", "https://idp/keys");
         let now = 1_000_000_000;
         let base = json!({"exp": 1_000_100, "aud": ["x", "api://otp"], "client_id": "billing",
             "azp": "other", "scope": "messages:send unknown usage:read", "jti": "t1"});
         let caller = check_claims(&claims(base.clone()), &config, now).unwrap();
-        assert_eq!(caller.client, "billing");
+        // Namespaced by the issuer: never a key owner's name, nor another issuer's client.
+        assert_eq!(caller.client, "idp:billing");
         assert!(caller.scopes.contains(Scope::MessagesSend));
         assert!(caller.scopes.contains(Scope::UsageRead));
         assert!(!caller.scopes.contains(Scope::ChallengesStart));
@@ -357,7 +486,10 @@ mod tests {
         // azp, then sub, when client_id is absent.
         let mut map = claims(base.clone());
         map.remove("client_id");
-        assert_eq!(check_claims(&map, &config, now).unwrap().client, "other");
+        assert_eq!(
+            check_claims(&map, &config, now).unwrap().client,
+            "idp:other"
+        );
         map.remove("azp");
         assert_eq!(
             check_claims(&map, &config, now),
