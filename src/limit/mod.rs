@@ -32,9 +32,11 @@ use crate::phone::PhoneNumber;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LimitKind {
-    /// The same relayed request (e.g. Okta's `eventId`) was already sent: one message per
-    /// request key while its code lives.
+    /// The same relayed request (e.g. Okta's `eventId`) was already sent, or is being
+    /// sent now: one message per request key while its code lives.
     Duplicate,
+    /// The same relayed request failed to deliver twice: it is not tried a third time.
+    RequestRetries,
     /// Too soon after the last send to this number.
     ResendCooldown,
     /// Too many sends to this number.
@@ -66,6 +68,7 @@ impl LimitKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Duplicate => "duplicate",
+            Self::RequestRetries => "request_retries",
             Self::ResendCooldown => "resend_cooldown",
             Self::Destination => "destination",
             Self::Subject => "subject",
@@ -113,6 +116,15 @@ impl LimitKey {
         Self::new(
             LimitKind::Duplicate,
             format!("req:{}", hex(&request_fingerprint)),
+        )
+    }
+
+    /// The delivery attempts of one relayed request: a request whose delivery failed is
+    /// released for one retry (two attempts per code lifetime).
+    pub fn request_attempts(request_fingerprint: [u8; 16]) -> Self {
+        Self::new(
+            LimitKind::RequestRetries,
+            format!("reqn:{}", hex(&request_fingerprint)),
         )
     }
 

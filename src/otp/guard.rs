@@ -29,8 +29,9 @@ pub(super) struct GuardState {
 }
 
 /// The limit kinds refusals are counted for, in [`OtpService::refusals`] order.
-const REFUSAL_KINDS: [LimitKind; 12] = [
+const REFUSAL_KINDS: [LimitKind; 13] = [
     LimitKind::Duplicate,
+    LimitKind::RequestRetries,
     LimitKind::ResendCooldown,
     LimitKind::Destination,
     LimitKind::Subject,

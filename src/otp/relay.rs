@@ -281,15 +281,26 @@ impl OtpService {
         }
 
         let keys = self.keys();
-        let mut limits = Vec::with_capacity(10);
+        let destination_fingerprint = keys.destination_fingerprint(request.to.e164());
+        let mut limits = Vec::with_capacity(11);
+        let mut request_keys = None;
         if let Some(key) = &request.request_key {
             let fingerprint = keys.request_fingerprint(request.tenant.as_deref(), key.as_bytes());
-            // One per lifetime (at least a second, so a repeat in the same instant counts).
+            // One in flight or delivered per lifetime (at least a second, so a repeat in
+            // the same instant counts); a failed one is released for one retry, so two
+            // attempts at most.
             let window = remaining.max(Duration::from_secs(1));
-            limits.push(Limit::new(
+            let (once, attempts) = (
                 LimitKey::request(fingerprint),
-                Quota::one_every(window),
+                LimitKey::request_attempts(fingerprint),
+            );
+            limits.push(Limit::new(once.clone(), Quota::one_every(window)));
+            let two = std::num::NonZeroU32::MIN.saturating_add(1);
+            limits.push(Limit::new(
+                attempts,
+                Quota::per_period(two, window.saturating_mul(2)),
             ));
+            request_keys = Some(once);
         }
         // The text first: budgets count its SMS segments.
         let locale = request.locale.unwrap_or_default();
@@ -306,7 +317,7 @@ impl OtpService {
             (request.channel == Channel::Sms).then(|| count_sms_segments(text.expose_secret()));
         limits.extend(inner.limits.charges(&SendKeys {
             to: &request.to,
-            destination_fingerprint: keys.destination_fingerprint(request.to.e164()),
+            destination_fingerprint,
             subject: request.subject.as_deref(),
             tenant: request.tenant.as_deref(),
             client_ip: request.client_ip,
@@ -370,6 +381,16 @@ impl OtpService {
             }
             Err(error) => {
                 warn!(to = %request.to, channel = %request.channel, error = %error, "relayed code delivery failed");
+                if let Some(once) = request_keys {
+                    // Nothing went out: the caller's retry of this request (Okta retries
+                    // once) must be sent, not answered as a duplicate. Its number's
+                    // cooldown goes too (it was charged for a message that never left);
+                    // every other charge stands.
+                    let release = [once, LimitKey::resend_cooldown(destination_fingerprint)];
+                    if let Err(store_error) = inner.store.release_limits(&release).await {
+                        warn!(error = %store_error, "could not release a failed request for its retry");
+                    }
+                }
                 Err(RelayError::Delivery(error))
             }
         }

@@ -89,6 +89,15 @@ impl LimitTable {
         self.shards.iter().map(|shard| lock(shard).tats.len()).sum()
     }
 
+    /// Forgets `keys`' state, as if they had never been charged.
+    pub(super) fn release(&self, keys: &[LimitKey]) {
+        for key in keys {
+            lock(&self.shards[self.shard_of(key.as_str())])
+                .tats
+                .remove(key.as_str());
+        }
+    }
+
     pub(super) fn sweep(&self, now: Timestamp) {
         for shard in self.shards.iter() {
             lock(shard).sweep(now.as_millis());

@@ -812,6 +812,11 @@ impl OtpStore for MemoryStore {
         self.limits.throttle(limits, now)
     }
 
+    async fn release_limits(&self, keys: &[LimitKey]) -> Result<(), StoreError> {
+        self.limits.release(keys);
+        Ok(())
+    }
+
     async fn credit_conversions(
         &self,
         keys: &[(LimitKey, u64)],

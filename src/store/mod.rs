@@ -282,6 +282,14 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
     /// the order given and writes nothing.
     async fn throttle(&self, limits: &[Limit], now: Timestamp) -> Result<Admission, StoreError>;
 
+    /// Forgets the state of `keys`, as if they had never been charged: a relay whose
+    /// delivery failed releases its request key, so the caller's retry is sent rather
+    /// than refused as a duplicate of a message that never went out.
+    async fn release_limits(&self, keys: &[LimitKey]) -> Result<(), StoreError> {
+        let _ = keys;
+        Err(StoreError::Config("this store does not release limits"))
+    }
+
     /// The account's consecutive failed verifications now (0 once forgotten).
     async fn failures(&self, account: AccountId, now: Timestamp) -> Result<u32, StoreError>;
 
@@ -475,6 +483,10 @@ impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
 
     async fn throttle(&self, limits: &[Limit], now: Timestamp) -> Result<Admission, StoreError> {
         (**self).throttle(limits, now).await
+    }
+
+    async fn release_limits(&self, keys: &[LimitKey]) -> Result<(), StoreError> {
+        (**self).release_limits(keys).await
     }
 
     async fn failures(&self, account: AccountId, now: Timestamp) -> Result<u32, StoreError> {

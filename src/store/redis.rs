@@ -740,6 +740,22 @@ impl OtpStore for RedisStore {
         Ok(Ok(()))
     }
 
+    async fn release_limits(&self, keys: &[LimitKey]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        // One DEL: every limit key shares one hash tag, so one slot on a cluster too.
+        let mut del = redis::cmd("DEL");
+        for key in keys {
+            del.arg(self.limit_key(key));
+        }
+        let _: i64 = del
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn remove(&self, id: &ChallengeId) -> Result<(), StoreError> {
         let _: i64 = redis::cmd("DEL")
             .arg(self.challenge_key(id))

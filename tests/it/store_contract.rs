@@ -428,6 +428,63 @@ pub async fn a_challenge_answers_only_its_tenant<S: OtpStore + Clone + 'static>(
     Ok(())
 }
 
+/// A relayed request (Okta's `eventId`) whose delivery failed is tried again on its
+/// repeat, once: while in flight or after delivery a repeat is a duplicate, and a request
+/// that failed twice is not tried a third time. The default limits stay on (the failed
+/// attempt's cooldown is released with it).
+pub async fn a_failed_relay_is_released_for_one_retry(store: Arc<dyn OtpStore>) -> TestResult {
+    use phone_otp::{ProviderErrorKind, RelayError, RelayRequest};
+    let h = Harness::with(|b| b.store(store));
+    let relay = |n: u32| {
+        RelayRequest::sms(jp_mobile_n(n), "482913", Purpose::SignIn)
+            .tenant("okta")
+            .once(format!("event-{n}"))
+    };
+    // Fails, then its repeat is delivered, then a further repeat is a duplicate.
+    h.stub.fail_next(ProviderErrorKind::Unavailable);
+    assert!(matches!(
+        h.otp.relay(relay(41)).await,
+        Err(RelayError::Delivery(_))
+    ));
+    h.otp.relay(relay(41)).await?;
+    assert!(matches!(
+        h.otp.relay(relay(41)).await,
+        Err(RelayError::Limited {
+            limit: LimitKind::Duplicate,
+            ..
+        })
+    ));
+    assert_eq!(h.stub.delivered().len(), 1);
+    // Fails twice: the third call is refused, and nothing is sent for it.
+    h.stub.fail_always(ProviderErrorKind::Unavailable);
+    for _ in 0..2 {
+        assert!(matches!(
+            h.otp.relay(relay(42)).await,
+            Err(RelayError::Delivery(_))
+        ));
+    }
+    let attempts = h.stub.attempts();
+    assert!(matches!(
+        h.otp.relay(relay(42)).await,
+        Err(RelayError::Limited {
+            limit: LimitKind::RequestRetries,
+            ..
+        })
+    ));
+    assert_eq!(h.stub.attempts(), attempts, "no third attempt");
+    // Another request to a number whose message went out still waits out its cooldown.
+    h.stub.recover();
+    let again = RelayRequest::sms(jp_mobile_n(41), "482913", Purpose::SignIn).once("other");
+    assert!(matches!(
+        h.otp.relay(again).await,
+        Err(RelayError::Limited {
+            limit: LimitKind::ResendCooldown,
+            ..
+        })
+    ));
+    Ok(())
+}
+
 /// Limits hold under a race: 64 concurrent starts from one client IP, each to its own
 /// number, with an IP quota of 10: exactly 10 are sent, and the refused ones spent no
 /// number's budget (each number can still be sent to at once).
@@ -1160,6 +1217,7 @@ macro_rules! contract_tests {
             failure_cap_holds_under_concurrent_wrong_codes,
             an_id_with_another_account_finds_nothing,
             a_challenge_answers_only_its_tenant,
+            a_failed_relay_is_released_for_one_retry,
             throttle_decisions_and_retry_after,
             throttle_charges_all_limits_or_none,
             limits_hold_under_concurrent_starts,

@@ -121,6 +121,9 @@ impl OtpStore for Gated {
     async fn throttle(&self, limits: &[Limit], now: Timestamp) -> Result<Admission, StoreError> {
         self.inner.throttle(limits, now).await
     }
+    async fn release_limits(&self, keys: &[phone_otp::LimitKey]) -> Result<(), StoreError> {
+        self.inner.release_limits(keys).await
+    }
     async fn failures(&self, account: AccountId, now: Timestamp) -> Result<u32, StoreError> {
         self.inner.failures(account, now).await
     }

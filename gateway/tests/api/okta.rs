@@ -459,6 +459,61 @@ async fn per_ip_limits_use_oktas_end_user_address() -> TestResult {
     Ok(())
 }
 
+/// Okta retries a hook call once after a timeout. When the first attempt failed (every
+/// provider down on that instance), the retry on another instance sharing one Redis is
+/// sent; a further repeat after delivery is answered PENDING with nothing sent.
+#[tokio::test]
+async fn oktas_retry_of_a_failed_send_is_delivered_across_instances() -> TestResult {
+    let Some(request) = sample(|_| {}) else {
+        return Ok(());
+    };
+    let Ok(redis_url) = std::env::var("REDIS_URL") else {
+        crate::support::skip_loudly("REDIS_URL is not set (./scripts/test.sh sets it)");
+        return Ok(());
+    };
+    let prefix = format!("okta-retry:{}:", crate::support::unique());
+    let store: Arc<dyn phone_otp::OtpStore> =
+        Arc::new(phone_otp::RedisStore::connect(&redis_url, &prefix).await?);
+    let instance = || {
+        TestGateway::with(Setup {
+            store: Some(Arc::clone(&store)),
+            ..Setup::default()
+        })
+    };
+    let (a, b) = (instance().await, instance().await);
+    a.primary.fail_always(ProviderErrorKind::Unavailable);
+    a.secondary.fail_always(ProviderErrorKind::Unavailable);
+    let failed: Value = a.okta(&request).await.json().await?;
+    assert_error_object(&failed);
+    // Okta's retry reaches the other instance, whose providers work: it is sent.
+    let retried: Value = b.okta(&request).await.json().await?;
+    assert_eq!(status_of(&retried), "SUCCESSFUL", "{retried}");
+    assert_eq!(b.delivered().len(), 1);
+    // A repeat after delivery sends nothing, on either instance.
+    a.primary.recover();
+    for gw in [&a, &b] {
+        let repeat: Value = gw.okta(&request).await.json().await?;
+        assert_eq!(status_of(&repeat), "PENDING", "{repeat}");
+    }
+    assert_eq!(a.delivered().len() + b.delivered().len(), 1);
+
+    // An event that fails twice is not tried a third time: Okta gets its error object
+    // (and sends through its own provider), and no provider is called.
+    let other = sample(|r| r["eventId"] = json!("event-failing-twice")).unwrap_or_default();
+    b.primary.fail_always(ProviderErrorKind::Unavailable);
+    b.secondary.fail_always(ProviderErrorKind::Unavailable);
+    for gw in [&a, &b] {
+        gw.primary.fail_always(ProviderErrorKind::Unavailable);
+        let body: Value = gw.okta(&other).await.json().await?;
+        assert_error_object(&body);
+    }
+    let attempts = a.primary.attempts() + b.primary.attempts();
+    let third: Value = a.okta(&other).await.json().await?;
+    assert_error_object(&third);
+    assert_eq!(a.primary.attempts() + b.primary.attempts(), attempts);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_repeated_event_id_sends_one_message() -> TestResult {
     let Some(request) = sample(|_| {}) else {
