@@ -182,6 +182,7 @@ pub struct GatewayBuilder {
     router: Option<ProviderRouter>,
     okta: Option<OktaHook>,
     auth0: Option<BearerAccess>,
+    auth0_notices: bool,
     api: Option<BearerAccess>,
     twilio_callbacks: Option<TwilioCallbacks>,
     ntt_cpaas_callbacks: Option<SharedSecret>,
@@ -215,6 +216,14 @@ impl GatewayBuilder {
     /// hook and nothing else.
     pub fn auth0(mut self, access: BearerAccess) -> Self {
         self.auth0 = Some(access.scopes(Scopes::of(&[Scope::HooksAuth0])));
+        self
+    }
+
+    /// Whether the Auth0 hook delivers the security notices Auth0 sends a custom phone
+    /// provider (`blocked_account`, `change_password`, `password_breach`), in the
+    /// gateway's own words and under the same policy and limits (default: yes).
+    pub fn auth0_notices(mut self, deliver: bool) -> Self {
+        self.auth0_notices = deliver;
         self
     }
 
@@ -361,6 +370,7 @@ impl GatewayBuilder {
                 router: self.router,
                 okta: self.okta,
                 auth0: self.auth0,
+                auth0_notices: self.auth0_notices,
                 api: self.api,
                 twilio_callbacks: self.twilio_callbacks,
                 ntt_cpaas_callbacks: self.ntt_cpaas_callbacks,
@@ -389,6 +399,8 @@ pub(crate) struct State {
     pub(crate) router: Option<ProviderRouter>,
     pub(crate) okta: Option<OktaHook>,
     pub(crate) auth0: Option<BearerAccess>,
+    /// Whether Auth0's security notices are delivered.
+    pub(crate) auth0_notices: bool,
     pub(crate) api: Option<BearerAccess>,
     pub(crate) twilio_callbacks: Option<TwilioCallbacks>,
     pub(crate) ntt_cpaas_callbacks: Option<SharedSecret>,
@@ -434,6 +446,7 @@ impl Gateway {
             router: None,
             okta: None,
             auth0: None,
+            auth0_notices: true,
             api: None,
             twilio_callbacks: None,
             ntt_cpaas_callbacks: None,

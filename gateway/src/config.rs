@@ -600,6 +600,9 @@ pub struct BearerConfig {
     /// What the `[api]` token may call (required there: nothing is implied). Auth0's
     /// token calls its hook only and takes none.
     pub scopes: Option<Vec<String>>,
+    /// `[auth0]` only: deliver Auth0's security notices (`blocked_account`,
+    /// `change_password`, `password_breach`) in the gateway's own words (default true).
+    pub notices: Option<bool>,
 }
 
 impl BearerConfig {
@@ -892,7 +895,9 @@ impl Config {
                 ));
             }
             let tenant = config.tenant.clone().unwrap_or_else(|| "auth0".to_owned());
-            gateway = gateway.auth0(BearerAccess::new(SecretString::from(token), tenant));
+            gateway = gateway
+                .auth0(BearerAccess::new(SecretString::from(token), tenant))
+                .auth0_notices(config.notices.unwrap_or(true));
         }
         if let Some(url) = database_url {
             let db = Db::connect(&url).await.map_err(ConfigError::Database)?;
@@ -939,6 +944,9 @@ impl Config {
             gateway = gateway.ntt_cpaas_callbacks(SecretString::from(token));
         }
         if let (Some(config), Some(token)) = (&self.api, api_token) {
+            if config.notices.is_some() {
+                return Err(invalid("api.notices", "notices are an [auth0] setting"));
+            }
             let tenant = config.tenant.clone().unwrap_or_else(|| "api".to_owned());
             let access = BearerAccess::new(SecretString::from(token), tenant);
             gateway = gateway.api(access.scopes(config.api_scopes()?));

@@ -5,6 +5,7 @@ mod account;
 mod code;
 mod guard;
 mod keys;
+mod notice;
 mod relay;
 mod relay_text;
 mod request;
@@ -16,6 +17,7 @@ mod totp_factor;
 pub use account::Account;
 pub use code::{DEFAULT_CODE_LENGTH, MAX_CODE_LENGTH, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH};
 pub use keys::{HmacKey, KeyError, KeyRing, MIN_KEY_BYTES, bench_floor};
+pub use notice::Notice;
 pub use relay::{
     MAX_RELAY_CODE_DIGITS, MAX_RELAY_TEXT_CHARS, MAX_REQUEST_KEY_BYTES, MIN_RELAY_CODE_DIGITS,
     RelayRequest, Relayed,

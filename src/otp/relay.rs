@@ -14,6 +14,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use tracing::{info, warn};
 
+use super::notice::Notice;
 use super::relay_text::RelayTextPolicy;
 use super::service::{LimitFailure, OtpService, Refusal};
 use crate::clock::Timestamp;
@@ -79,9 +80,20 @@ pub struct RelayRequest {
     pub request_key: Option<String>,
     /// The longest the provider may take, across failovers (e.g. 2.5 s under Okta's 3 s).
     pub deadline: Option<Duration>,
+    /// A security notice instead of a code ([`RelayRequest::notice`]): the service's own
+    /// text for it is sent, and `code` and `text` must be empty.
+    pub notice: Option<Notice>,
 }
 
 impl RelayRequest {
+    /// The security notice `notice` on `channel`, in the service's own words (no code, no
+    /// caller text), under the same policy and limits as a code.
+    pub fn notice(to: PhoneNumber, channel: Channel, notice: Notice) -> Self {
+        let mut request = Self::new(to, channel, String::new(), Purpose::SignIn);
+        request.notice = Some(notice);
+        request
+    }
+
     /// `code` by SMS.
     pub fn sms(to: PhoneNumber, code: impl Into<String>, purpose: Purpose) -> Self {
         Self::new(to, Channel::Sms, code, purpose)
@@ -112,6 +124,7 @@ impl RelayRequest {
             expires_at: None,
             request_key: None,
             deadline: None,
+            notice: None,
         }
     }
 
@@ -167,6 +180,14 @@ impl RelayRequest {
     /// without the code, or with a link, would make this a message relay for phishing).
     fn check(&self, texts: &RelayTextPolicy) -> Result<(), RelayError> {
         let code = self.code.expose_secret();
+        if self.notice.is_some() {
+            if !code.is_empty() || self.text.is_some() {
+                return Err(RelayError::InvalidRequest(
+                    "a notice carries neither a code nor the caller's text",
+                ));
+            }
+            return self.check_labels();
+        }
         if !(MIN_RELAY_CODE_DIGITS..=MAX_RELAY_CODE_DIGITS).contains(&code.len())
             || !code.bytes().all(|b| b.is_ascii_digit())
         {
@@ -189,6 +210,10 @@ impl RelayRequest {
                 .map_err(RelayError::TextRefused)?;
             }
         }
+        self.check_labels()
+    }
+
+    fn check_labels(&self) -> Result<(), RelayError> {
         let too_long =
             |label: &Option<String>, max: usize| label.as_ref().is_some_and(|l| l.len() > max);
         if too_long(&self.subject, crate::MAX_LABEL_BYTES) {
@@ -225,6 +250,7 @@ impl fmt::Debug for RelayRequest {
             .field("expires_at", &self.expires_at)
             .field("request_key", &self.request_key.as_ref().map(|_| "[SET]"))
             .field("deadline", &self.deadline)
+            .field("notice", &self.notice)
             .finish()
     }
 }
@@ -305,12 +331,15 @@ impl OtpService {
         // The text first: budgets count its SMS segments.
         let locale = request.locale.unwrap_or_default();
         let code = request.code.expose_secret();
-        let text = match (&request.text, request.channel) {
-            (Some(text), _) => text.clone(),
-            (None, channel) => {
+        let text = match (&request.text, request.notice) {
+            (_, Some(notice)) => {
+                SecretString::from(notice.text(request.channel, locale, inner.templates.app_name()))
+            }
+            (Some(text), None) => text.clone(),
+            (None, None) => {
                 inner
                     .templates
-                    .render(channel, request.purpose, locale, code, remaining)
+                    .render(request.channel, request.purpose, locale, code, remaining)
             }
         };
         let segments =
@@ -341,8 +370,12 @@ impl OtpService {
         };
         let mut reference = [0u8; 12];
         crate::random::fill(&mut reference).map_err(RelayError::Random)?;
+        let base = if request.notice.is_some() {
+            base
+        } else {
+            base.with_code(code)
+        };
         let message = base
-            .with_code(code)
             .with_locale(locale)
             .with_validity(remaining)
             .with_reference(format!("r{}-{}", hex(&reference), now.as_millis()));

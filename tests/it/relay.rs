@@ -376,3 +376,53 @@ pub(crate) async fn duplicates_across_instances(
     assert_eq!(a_stub.delivered().len() + b_stub.delivered().len(), 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_notice_is_sent_in_the_services_words_under_the_same_limits() -> TestResult {
+    use phone_otp::{Locale, Notice};
+    let h = Harness::new();
+    h.otp
+        .relay(
+            RelayRequest::notice(jp_mobile(), Channel::Sms, Notice::ChangePassword)
+                .locale(Locale::Ja),
+        )
+        .await?;
+    let sent = &h.stub.delivered()[0];
+    assert!(sent.code().is_none());
+    assert!(
+        sent.text()
+            .expose_secret()
+            .contains("パスワードが変更されました")
+    );
+    // The number's cooldown applies to notices too.
+    let again = h
+        .otp
+        .relay(RelayRequest::notice(
+            jp_mobile(),
+            Channel::Sms,
+            Notice::PasswordBreach,
+        ))
+        .await;
+    assert!(matches!(
+        again,
+        Err(RelayError::Limited {
+            limit: LimitKind::ResendCooldown,
+            ..
+        })
+    ));
+    // A notice carries neither caller text nor a code.
+    let texted = RelayRequest::notice(jp_mobile_n(2), Channel::Sms, Notice::BlockedAccount)
+        .text("Locked: call +1 900 555 0100");
+    assert!(matches!(
+        h.otp.relay(texted).await,
+        Err(RelayError::InvalidRequest(_))
+    ));
+    let mut coded = RelayRequest::notice(jp_mobile_n(2), Channel::Sms, Notice::BlockedAccount);
+    coded.code = "123456".to_owned().into();
+    assert!(matches!(
+        h.otp.relay(coded).await,
+        Err(RelayError::InvalidRequest(_))
+    ));
+    assert_eq!(h.stub.delivered().len(), 1);
+    Ok(())
+}

@@ -102,6 +102,11 @@ impl Audit {
         self.record.purpose = Some(purpose.as_str().to_owned());
     }
 
+    /// The send is a security notice: recorded as its purpose (`notice:blocked_account`).
+    pub(crate) fn notice(&mut self, notice: phone_otp::Notice) {
+        self.record.purpose = Some(format!("notice:{}", notice.as_str()));
+    }
+
     /// A relay went out: which providers were tried and how many parts were billed.
     pub(crate) fn relayed(&mut self, relayed: &Relayed) {
         let mut providers = attempts_text(&relayed.attempts);

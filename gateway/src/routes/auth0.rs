@@ -3,8 +3,10 @@
 //!
 //! Auth0 defines only the Action's `event`; the HTTP body is ours. Two shapes are read:
 //! - ours, sent by the Actions in `examples/auth0/`: `recipient`, `delivery_method`
-//!   (`text`/`voice`), `message_type` (`otp_verify`, `otp_enroll`), `code`, `as_text`,
-//!   `as_voice`, `locale`, `user_id`, `client_ip`, and an optional `request_id`;
+//!   (`text`/`voice`), `message_type` (`otp_verify`, `otp_enroll`, or the security notices
+//!   `blocked_account`, `change_password`, `password_breach`, sent in the gateway's own
+//!   words), `code`, `as_text`, `as_voice`, `locale`, `user_id`, `client_ip`, and an
+//!   optional `request_id`;
 //! - Auth0's documented sample Action's (INTEGRATIONS.md 2.3): `recipient`,
 //!   `message_type` (`text`/`voice`), `action`, `text`, `code`, `language`, `from`.
 //!
@@ -18,11 +20,11 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use phone_otp::{Channel, PhoneNumber, Purpose, RelayRequest};
+use phone_otp::{Channel, Notice, PhoneNumber, Purpose, RelayRequest};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::json::read_value;
+use super::json::read_value_of_any_type;
 use crate::app::AppState;
 use crate::audit::Audit;
 use crate::auth::scope::Scope;
@@ -90,13 +92,22 @@ async fn answer(
         state.auth0.as_ref(),
     )
     .await?;
-    let value = read_value(headers, body)?;
+    // Auth0's published sample Action posts JSON without a Content-Type (Node's fetch
+    // then says text/plain): a body that parses is read whatever its type claims.
+    let value = read_value_of_any_type(body)?;
     let request = if value.get("delivery_method").is_some() {
-        from_notification(parse(value)?, state.default_region.as_deref())?
+        from_notification(
+            parse(value)?,
+            state.default_region.as_deref(),
+            state.auth0_notices,
+        )?
     } else {
         from_sample(parse(value)?, state.default_region.as_deref())?
     };
     audit.destination(&request.to, request.channel, request.purpose);
+    if let Some(notice) = request.notice {
+        audit.notice(notice);
+    }
     let request = request.tenant(caller.system);
     audit.reserve().await?;
     super::relay_answer(state, request, audit).await
@@ -112,33 +123,51 @@ fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Problem> {
     })
 }
 
-fn from_notification(n: Notification, region: Option<&str>) -> Result<RelayRequest, Problem> {
+fn from_notification(
+    n: Notification,
+    region: Option<&str>,
+    notices: bool,
+) -> Result<RelayRequest, Problem> {
     let channel = match n.delivery_method.as_str() {
         "text" | "sms" => Channel::Sms,
         "voice" => Channel::Voice,
         _ => return Err(invalid("delivery_method must be text or voice")),
     };
     let purpose = match n.message_type.as_str() {
-        "otp_enroll" => Purpose::SignUp,
-        "otp_verify" => Purpose::SignIn,
-        // blocked_account, change_password, password_breach carry no code: this gateway
-        // delivers one-time codes only, never free text.
-        _ => {
+        "otp_enroll" => Some(Purpose::SignUp),
+        "otp_verify" => Some(Purpose::SignIn),
+        _ => None,
+    };
+    let to = recipient(&n.recipient, region)?;
+    let mut request = match (purpose, Notice::parse(&n.message_type)) {
+        (Some(purpose), _) => {
+            let code = n.code.ok_or_else(|| invalid("code is required"))?;
+            let text = match channel {
+                Channel::Voice => n.as_voice,
+                _ => n.as_text,
+            };
+            let request = RelayRequest::new(to, channel, code, purpose);
+            match text.filter(|t| !t.is_empty()) {
+                Some(text) => request.text(text),
+                None => request,
+            }
+        }
+        // A security notice: the gateway's own words for it, never Auth0's text.
+        (None, Some(_)) if n.code.is_some() => {
+            return Err(invalid("a security notice carries no code"));
+        }
+        (None, Some(notice)) if notices => RelayRequest::notice(to, channel, notice),
+        (None, Some(_)) => {
             return Err(invalid(
-                "message_type must be otp_verify or otp_enroll (only one-time codes are delivered)",
+                "security notices are switched off on this gateway ([auth0] notices = false)",
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                "message_type must be otp_verify, otp_enroll, blocked_account, change_password or password_breach",
             ));
         }
     };
-    let code = n.code.ok_or_else(|| invalid("code is required"))?;
-    let to = recipient(&n.recipient, region)?;
-    let text = match channel {
-        Channel::Voice => n.as_voice,
-        _ => n.as_text,
-    };
-    let mut request = RelayRequest::new(to, channel, code, purpose);
-    if let Some(text) = text.filter(|t| !t.is_empty()) {
-        request = request.text(text);
-    }
     if let Some(locale) = n.locale {
         request = request.locale(super::okta::locale(&locale));
     }

@@ -24,12 +24,16 @@ pub(crate) fn read_json<T: DeserializeOwned>(
     })
 }
 
-/// The body as any JSON value.
-pub(crate) fn read_value(
-    headers: &HeaderMap,
+/// The body as any JSON value, whatever its `Content-Type` claims (for callers whose
+/// published samples send none).
+pub(crate) fn read_value_of_any_type(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<serde_json::Value, Problem> {
-    let body = body.map_err(|rejection| {
+    parse_value(readable(body)?)
+}
+
+fn readable(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Problem> {
+    body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(status, "body_too_large", "the request body is too large")
@@ -40,14 +44,10 @@ pub(crate) fn read_value(
                 "the request body could not be read",
             )
         }
-    })?;
-    if !super::is_json(headers) {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Content-Type must be application/json",
-        ));
-    }
+    })
+}
+
+fn parse_value(body: Bytes) -> Result<serde_json::Value, Problem> {
     serde_json::from_slice(&body).map_err(|_| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -55,4 +55,20 @@ pub(crate) fn read_value(
             "the body is not valid JSON",
         )
     })
+}
+
+/// The body as any JSON value.
+pub(crate) fn read_value(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<serde_json::Value, Problem> {
+    let body = readable(body)?;
+    if !super::is_json(headers) {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type must be application/json",
+        ));
+    }
+    parse_value(body)
 }

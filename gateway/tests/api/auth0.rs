@@ -243,6 +243,118 @@ async fn auth0s_own_sample_body_works_unchanged() -> TestResult {
     Ok(())
 }
 
+/// Auth0's own sample Action sends JSON without a Content-Type (Node's fetch then says
+/// `text/plain;charset=UTF-8`) and only logs the answer: the code must still go out.
+#[tokio::test]
+async fn auth0s_sample_action_without_a_content_type_delivers() -> TestResult {
+    let Some(event) = custom_event("+14155550131") else {
+        return Ok(());
+    };
+    let gw = TestGateway::start().await;
+    let Some(calls) = run_action(
+        &gw,
+        "../../tests/api/auth0_sample_action.js",
+        "onExecuteCustomPhoneProvider",
+        &event,
+    )
+    .await
+    else {
+        return Ok(());
+    };
+    assert!(calls.threw.is_none(), "{calls:?}");
+    let delivered = gw.delivered();
+    assert_eq!(delivered.len(), 1, "the sample's code was delivered");
+    assert_eq!(
+        delivered[0].text().expose_secret(),
+        "123456 is your verification code for Example App."
+    );
+    // What the sample sends, byte for byte, as text/plain: accepted; not JSON: 400.
+    let sample = fixture("auth0-action-forward-body.json").unwrap_or_default();
+    let mut body = sample.clone();
+    body["recipient"] = json!("+14155550132");
+    let plain = |text: String| {
+        gw.client
+            .post(format!("{}{PATH}", gw.url))
+            .bearer_auth(AUTH0_TOKEN)
+            .header("content-type", "text/plain;charset=UTF-8")
+            .body(text)
+            .send()
+    };
+    assert_eq!(plain(body.to_string()).await?.status(), 200);
+    assert_eq!(plain("recipient=+1415".to_owned()).await?.status(), 400);
+    Ok(())
+}
+
+/// Auth0's security notices carry no code: they are delivered in the gateway's own
+/// words (never Auth0's `as_text`), under the same limits, unless switched off.
+#[tokio::test]
+async fn security_notices_are_delivered_in_the_gateways_words() -> TestResult {
+    let gw = TestGateway::start().await;
+    for (n, notice, expected) in [
+        (1, "blocked_account", "your account was blocked"),
+        (2, "change_password", "your password was changed"),
+        (3, "password_breach", "appeared in a data breach"),
+    ] {
+        let Some(mut event) = custom_event(&format!("+1415555014{n}")) else {
+            return Ok(());
+        };
+        event["notification"]["message_type"] = json!(notice);
+        event["notification"]
+            .as_object_mut()
+            .map(|o| o.remove("code"));
+        event["notification"]["as_text"] =
+            json!("Your account is locked. Unlock it at https://evil.example/login");
+        let calls = run_action(
+            &gw,
+            "custom-phone-provider.js",
+            "onExecuteCustomPhoneProvider",
+            &event,
+        )
+        .await
+        .unwrap();
+        assert!(
+            calls.retry.is_none() && calls.drop.is_none() && calls.threw.is_none(),
+            "{notice}: {calls:?}"
+        );
+        let sent = gw.primary.delivered();
+        let text = sent.last().unwrap().text().expose_secret().to_owned();
+        assert!(text.contains(expected) && !text.contains("evil"), "{text}");
+        assert!(sent.last().unwrap().code().is_none());
+    }
+    // Japanese for a Japanese locale.
+    let ja = json!({"recipient": "+819012345640", "delivery_method": "text",
+        "message_type": "change_password", "locale": "ja_JP", "user_id": "auth0|ja"});
+    assert_eq!(gw.post(PATH, AUTH0_TOKEN, &ja).await.status(), 200);
+    let text = gw
+        .primary
+        .delivered()
+        .last()
+        .unwrap()
+        .text()
+        .expose_secret()
+        .to_owned();
+    assert!(text.contains("パスワードが変更されました"), "{text}");
+    // A notice never carries a code or an unknown type.
+    let mut coded = ja.clone();
+    coded["code"] = json!("123456");
+    assert_eq!(gw.post(PATH, AUTH0_TOKEN, &coded).await.status(), 422);
+    let mut unknown = ja.clone();
+    unknown["message_type"] = json!("password_reset");
+    assert_eq!(gw.post(PATH, AUTH0_TOKEN, &unknown).await.status(), 422);
+    assert_eq!(gw.delivered().len(), 4);
+
+    // Switched off: refused (the Action drops it), nothing sent.
+    let off = TestGateway::with(crate::support::Setup {
+        configure: Box::new(|builder| builder.auth0_notices(false)),
+        ..crate::support::Setup::default()
+    })
+    .await;
+    let response = off.post(PATH, AUTH0_TOKEN, &ja).await;
+    assert_eq!(response.status(), 422);
+    assert!(off.delivered().is_empty());
+    Ok(())
+}
+
 #[tokio::test]
 async fn refusals_send_nothing() -> TestResult {
     let gw = TestGateway::start().await;
@@ -269,9 +381,8 @@ async fn refusals_send_nothing() -> TestResult {
     assert_eq!(response.status(), 422);
     let body: Value = response.json().await?;
     assert_eq!(body["error"]["code"], "destination_refused");
-    // A notification that carries no code: never relayed as free text.
+    // A code-bearing type without its code.
     let mut no_code = ok.clone();
-    no_code["message_type"] = json!("change_password");
     no_code.as_object_mut().map(|o| o.remove("code"));
     assert_eq!(gw.post(PATH, AUTH0_TOKEN, &no_code).await.status(), 422);
     // A text without the code.

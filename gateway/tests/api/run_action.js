@@ -7,6 +7,8 @@ const fs = require('fs');
 const path = require('path');
 
 const [actionPath, handler, eventPath, url, token] = process.argv.slice(2);
+// An Action's own logging goes to stderr: stdout carries only what it did, as JSON.
+console.log = (...args) => { process.stderr.write(`${args.join(' ')}\n`); };
 const action = require(path.resolve(actionPath));
 const event = JSON.parse(fs.readFileSync(eventPath, 'utf8'));
 event.secrets = { GATEWAY_URL: url, GATEWAY_TOKEN: token };
