@@ -39,6 +39,18 @@ pub struct OktaHook {
     pub(crate) auth: OktaAuth,
     pub(crate) deadline: Duration,
     pub(crate) tenant: String,
+    /// Fictional numbers answered `SUCCESSFUL` by provider `dry-run` without sending
+    /// (digits only); empty: off.
+    pub(crate) dry_run_numbers: Vec<String>,
+}
+
+/// The fictional numbers Okta's own previews use: `+15555551212` in the hook setup guide,
+/// `9876543210` in the reference sample.
+pub const OKTA_PREVIEW_NUMBERS: [&str; 2] = ["+15555551212", "9876543210"];
+
+/// The ASCII digits of `text` (`+1 555-555-1212` -> `15555551212`).
+fn digits(text: &str) -> String {
+    text.chars().filter(char::is_ascii_digit).collect()
 }
 
 /// How Okta proves it is Okta.
@@ -81,7 +93,31 @@ impl OktaHook {
             auth,
             deadline: DEFAULT_OKTA_DEADLINE,
             tenant: "okta".to_owned(),
+            dry_run_numbers: Vec::new(),
         }
+    }
+
+    /// Answers requests for `numbers` (e.g. [`OKTA_PREVIEW_NUMBERS`], the fictional ones
+    /// Okta's console preview sends) with a `SUCCESSFUL` command from provider `dry-run`,
+    /// sending nothing, and audits them as `dry_run`. Off by default: give only numbers
+    /// nobody can own.
+    pub fn dry_run_for<I, N>(mut self, numbers: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        self.dry_run_numbers = numbers
+            .into_iter()
+            .map(|number| digits(number.as_ref()))
+            .filter(|digits| !digits.is_empty())
+            .collect();
+        self
+    }
+
+    /// Whether `raw` (as Okta sent it) is one of the dry-run numbers.
+    pub(crate) fn is_dry_run(&self, raw: &str) -> bool {
+        let raw = digits(raw);
+        self.dry_run_numbers.iter().any(|number| *number == raw)
     }
 
     /// The longest delivery may take, failovers included (default 2.5 s, under Okta's 3 s).

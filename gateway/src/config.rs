@@ -534,6 +534,13 @@ pub struct OktaConfig {
     pub deadline_ms: Option<u64>,
     /// Tenant its sends are counted under (default `okta`).
     pub tenant: Option<String>,
+    /// Answer Okta's console preview (its fictional numbers `+15555551212` and
+    /// `9876543210`) with a `SUCCESSFUL` from provider `dry-run`, sending nothing
+    /// (default false).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// The numbers dry-run applies to, instead of Okta's two.
+    pub dry_run_numbers: Option<Vec<String>>,
 }
 
 /// How Okta's hook authenticates.
@@ -884,6 +891,17 @@ impl Config {
             }
             if let Some(tenant) = &okta.tenant {
                 hook = hook.tenant(tenant.clone());
+            }
+            if okta.dry_run {
+                hook = match &okta.dry_run_numbers {
+                    Some(numbers) => hook.dry_run_for(numbers),
+                    None => hook.dry_run_for(crate::app::OKTA_PREVIEW_NUMBERS),
+                };
+            } else if okta.dry_run_numbers.is_some() {
+                return Err(invalid(
+                    "okta.dry_run_numbers",
+                    "set dry_run = true to use them",
+                ));
             }
             gateway = gateway.okta(hook);
         }

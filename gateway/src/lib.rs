@@ -59,7 +59,10 @@ mod routes;
 pub mod serve;
 pub mod telemetry;
 
-pub use app::{BearerAccess, BuildError, Gateway, GatewayBuilder, OktaHook, TwilioCallbacks};
+pub use app::{
+    BearerAccess, BuildError, Gateway, GatewayBuilder, OKTA_PREVIEW_NUMBERS, OktaHook,
+    TwilioCallbacks,
+};
 pub use metrics::GatewayMetrics;
 
 /// The repository README's Rust snippets, compiled (and, unless `no_run`, run) as this

@@ -140,6 +140,9 @@ async fn answer(
             ),
         );
     };
+    if let Some(answer) = dry_run(&value, hook) {
+        return ("dry_run", answer);
+    }
     let request = match read_request(&value, hook, state.default_region.as_deref()) {
         Ok(request) => request,
         Err(cause) => {
@@ -197,6 +200,43 @@ async fn answer(
             )
         }
     }
+}
+
+/// Okta's console preview (a fictional number) answered as a delivery, with nothing
+/// sent, when the hook is configured for it ([`OktaHook::dry_run_for`]).
+fn dry_run(value: &Value, hook: &OktaHook) -> Option<Response> {
+    let number = match value.pointer("/data/messageProfile/phoneNumber")? {
+        Value::String(text) => text.clone(),
+        Value::Number(number) => number.to_string(),
+        _ => return None,
+    };
+    if !hook.is_dry_run(&number) {
+        return None;
+    }
+    info!("okta hook: a dry-run number (Okta's preview): answered without sending");
+    let channel = value
+        .pointer("/data/messageProfile/deliveryChannel")
+        .and_then(Value::as_str)
+        .and_then(delivery_channel)
+        .unwrap_or(Channel::Sms);
+    let event = value.get("eventId").and_then(Value::as_str).unwrap_or("");
+    let id: String = event
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(64)
+        .collect();
+    Some(success(
+        "SUCCESSFUL",
+        &Relayed {
+            provider: "dry-run".to_owned(),
+            message_id: format!("dry-run-{id}"),
+            channel,
+            masked_destination: String::new(),
+            segments: None,
+            attempts: Vec::new(),
+            elapsed: std::time::Duration::ZERO,
+        },
+    ))
 }
 
 /// What Okta asked for, as a relay request.

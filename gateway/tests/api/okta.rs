@@ -615,3 +615,56 @@ async fn the_hook_is_absent_when_not_configured() -> TestResult {
     assert_eq!(response.status(), 404);
     Ok(())
 }
+
+/// Okta's console preview sends a fictional number: off by default it is refused as a
+/// number; with the dry-run on it is answered `SUCCESSFUL` by provider `dry-run`, valid
+/// against Okta's schema, nothing sent, and audited as a dry run.
+#[tokio::test]
+async fn oktas_preview_is_a_dry_run_when_configured() -> TestResult {
+    let preview = |number: &'static str| sample(move |r| profile(r)["phoneNumber"] = json!(number));
+    let (Some(guide), Some(reference)) = (preview("+15555551212"), preview("9876543210")) else {
+        return Ok(());
+    };
+    // Off by default: the guide's number is not a number.
+    let gw = TestGateway::start().await;
+    let body: Value = gw.okta(&guide).await.json().await?;
+    assert_error_object(&body);
+
+    let db = crate::db::sqlite().await.unwrap();
+    let gw = TestGateway::with(Setup {
+        keys: Some(db.clone()),
+        configure: Box::new(|builder| {
+            builder.okta(
+                phone_otp_gateway::OktaHook::new(
+                    "Authorization",
+                    secrecy::SecretString::from(OKTA_SECRET),
+                )
+                .dry_run_for(phone_otp_gateway::OKTA_PREVIEW_NUMBERS),
+            )
+        }),
+        ..Setup::default()
+    })
+    .await;
+    for request in [&guide, &reference] {
+        let response = gw.okta(request).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await?;
+        assert_eq!(status_of(&body), "SUCCESSFUL", "{body}");
+        assert_eq!(body["commands"][0]["value"][0]["provider"], "dry-run");
+        validates_against_okta_schema(&body, "TelephonyResponse");
+    }
+    assert!(gw.delivered().is_empty(), "a dry run sends nothing");
+    let records = db.audit_records(0, i64::MAX).await?;
+    assert_eq!(records.len(), 2);
+    for record in &records {
+        assert_eq!(record.outcome, "dry_run");
+        assert_eq!(record.system.as_deref(), Some("okta"));
+        assert_eq!(record.provider, None, "not a send in the usage ledger");
+    }
+    // A real number still goes out.
+    let real = sample(|r| profile(r)["phoneNumber"] = json!("+14155550140")).unwrap_or_default();
+    let body: Value = gw.okta(&real).await.json().await?;
+    assert_eq!(body["commands"][0]["value"][0]["provider"], "primary");
+    assert_eq!(gw.delivered().len(), 1);
+    Ok(())
+}
