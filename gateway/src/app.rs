@@ -117,7 +117,7 @@ impl OktaHook {
     /// Whether `raw` (as Okta sent it) is one of the dry-run numbers.
     pub(crate) fn is_dry_run(&self, raw: &str) -> bool {
         let raw = digits(raw);
-        self.dry_run_numbers.iter().any(|number| *number == raw)
+        self.dry_run_numbers.contains(&raw)
     }
 
     /// The longest delivery may take, failovers included (default 2.5 s, under Okta's 3 s).
