@@ -119,6 +119,12 @@ impl LimitKey {
         )
     }
 
+    /// One event remembered once ([`OtpService::first_sighting`](crate::OtpService::first_sighting)),
+    /// named by its keyed fingerprint.
+    pub fn sighting(fingerprint: [u8; 16]) -> Self {
+        Self::new(LimitKind::Duplicate, format!("seen:{}", hex(&fingerprint)))
+    }
+
     /// The delivery attempts of one relayed request: a request whose delivery failed is
     /// released for one retry (two attempts per code lifetime).
     pub fn request_attempts(request_fingerprint: [u8; 16]) -> Self {

@@ -16,7 +16,7 @@ use super::request::{ResendRequest, StartRequest, VerifyRequest};
 use crate::challenge::{AccountId, Candidates, ChallengeId, VerifyOutcome};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::{BuildError, ResendError, StartError, VerifyError};
-use crate::limit::{Admission, FailureCap, Limit, LimitKind, Limits, SendKeys};
+use crate::limit::{Admission, FailureCap, Limit, LimitKey, LimitKind, Limits, SendKeys};
 use crate::message::{Channel, Locale, Message, Purpose};
 use crate::phone::PhoneNumber;
 use crate::provider::{PhoneProvider, ProviderErrorKind};
@@ -753,6 +753,25 @@ impl OtpService {
     /// (whoever holds an id can spend its attempts).
     fn log_ref(&self, id: &ChallengeId) -> String {
         self.keys().provider_reference(id)
+    }
+
+    /// Whether `event` (e.g. `twilio:<MessageSid>:delivered`) is seen for the first time
+    /// within `window`: remembered in the store by a keyed fingerprint, so on Redis every
+    /// instance agrees, and a repeated or replayed callback is counted once.
+    ///
+    /// # Errors
+    /// If the store failed (the event is then neither counted nor remembered).
+    pub async fn first_sighting(&self, event: &[u8], window: Duration) -> Result<bool, StoreError> {
+        let fingerprint = self.keys().request_fingerprint(None, event);
+        let once = Limit::new(
+            LimitKey::sighting(fingerprint),
+            crate::limit::Quota::one_every(window.max(Duration::from_secs(1))),
+        );
+        let now = self.inner.clock.now();
+        Ok(matches!(
+            self.inner.store.throttle(&[once], now).await?,
+            Admission::Allowed
+        ))
     }
 
     /// Whether the store answers now (for readiness probes).

@@ -8,8 +8,11 @@
 //!   token, in `X-Callback-Token` or as `?token=` in the URL registered with NTT CPaaS.
 //!
 //! Only final states count (Twilio `delivered`, `undelivered`, `failed`; NTT `DELIVERED`,
-//! `UNDELIVERABLE`, `EXPIRED`, `REJECTED`). A provider that repeats a callback is counted
-//! twice: the counts are for rates and alerts, not billing.
+//! `UNDELIVERABLE`, `EXPIRED`, `REJECTED`), each once per message and status: a provider
+//! that repeats a callback, or anyone replaying a signed one (Twilio's signature has no
+//! timestamp), is not counted again. What was seen is kept in the store for
+//! [`RECEIPT_WINDOW`], so on Redis every instance agrees; with the store down the callback
+//! is answered 503 (the provider may retry) and nothing is counted.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -18,13 +21,39 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use phone_otp::PhoneNumber;
 use serde::Deserialize;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::json::read_value;
 use crate::app::AppState;
 use crate::auth::failures::Network;
 use crate::auth::{Peer, failed_authentication, guard_network};
 use crate::problem::Problem;
+
+/// How long a receipt's (message, status) is remembered against repeats.
+pub(crate) const RECEIPT_WINDOW: std::time::Duration = std::time::Duration::from_secs(3 * 86_400);
+
+/// Whether this receipt is new: `Ok(false)` for a repeat, `Err` (503) with the store down.
+async fn first_time(
+    state: &AppState,
+    provider: &str,
+    message_id: &str,
+    status: &str,
+) -> Result<bool, Response> {
+    let event = format!("receipt:{provider}:{message_id}:{status}");
+    state
+        .otp
+        .first_sighting(event.as_bytes(), RECEIPT_WINDOW)
+        .await
+        .map_err(|error| {
+            warn!(error = %error, "receipt not counted: the store is unavailable");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the receipt cannot be counted now",
+            )
+            .into_response()
+        })
+}
 
 /// Twilio's status callback.
 pub(crate) async fn twilio_status(
@@ -91,9 +120,18 @@ pub(crate) async fn twilio_status(
         Some("undelivered" | "failed" | "busy" | "no-answer" | "canceled") => Some(false),
         _ => None,
     };
-    if let Some(delivered) = delivered {
-        let country = field("To").map_or_else(|| "unknown".to_owned(), country_of);
-        state.metrics.record_receipt("twilio", &country, delivered);
+    let message_id = field("MessageSid")
+        .or_else(|| field("SmsSid"))
+        .or_else(|| field("CallSid"));
+    if let (Some(delivered), Some(message_id), Some(status)) = (delivered, message_id, status) {
+        match first_time(&state, "twilio", message_id, status).await {
+            Ok(true) => {
+                let country = field("To").map_or_else(|| "unknown".to_owned(), country_of);
+                state.metrics.record_receipt("twilio", &country, delivered);
+            }
+            Ok(false) => debug!("twilio status callback: already counted"),
+            Err(unavailable) => return unavailable,
+        }
     } else {
         debug!(
             status = status.unwrap_or(""),
@@ -105,7 +143,9 @@ pub(crate) async fn twilio_status(
 
 /// One report of an NTT CPaaS delivery-report webhook.
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct NttReport {
+    message_id: Option<String>,
     to: Option<String>,
     status: Option<NttStatus>,
 }
@@ -178,14 +218,21 @@ pub(crate) async fn ntt_cpaas_delivery(
             "UNDELIVERABLE" | "EXPIRED" | "REJECTED" => Some(false),
             _ => None,
         };
-        if let Some(delivered) = delivered {
-            let country = report
-                .to
-                .as_deref()
-                .map_or_else(|| "unknown".to_owned(), country_of);
-            state
-                .metrics
-                .record_receipt("ntt-cpaas", &country, delivered);
+        let (Some(delivered), Some(message_id)) = (delivered, report.message_id.as_deref()) else {
+            continue;
+        };
+        match first_time(&state, "ntt-cpaas", message_id, &group).await {
+            Ok(true) => {
+                let country = report
+                    .to
+                    .as_deref()
+                    .map_or_else(|| "unknown".to_owned(), country_of);
+                state
+                    .metrics
+                    .record_receipt("ntt-cpaas", &country, delivered);
+            }
+            Ok(false) => debug!("ntt-cpaas delivery report: already counted"),
+            Err(unavailable) => return unavailable,
         }
     }
     StatusCode::NO_CONTENT.into_response()

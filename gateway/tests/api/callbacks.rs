@@ -177,10 +177,11 @@ async fn receipts_are_counted_per_provider_and_country() -> TestResult {
         "`sent` is not final"
     );
     assert_eq!(count("twilio", "US", "undelivered"), 2.0);
-    assert_eq!(count("ntt-cpaas", "CH", "delivered"), 2.0);
+    // The same reports came twice (by header, then by query): counted once.
+    assert_eq!(count("ntt-cpaas", "CH", "delivered"), 1.0);
     assert_eq!(
         count("ntt-cpaas", "JP", "undelivered"),
-        2.0,
+        1.0,
         "PENDING is not final"
     );
     assert_eq!(
@@ -189,6 +190,89 @@ async fn receipts_are_counted_per_provider_and_country() -> TestResult {
             "phone_otp_delivery_reports_refused_total",
             &[("provider", "ntt-cpaas")]
         ),
+        1.0
+    );
+    Ok(())
+}
+
+/// A signed Twilio callback has no timestamp, so it can be replayed; providers also repeat
+/// callbacks. Each message and status counts once, across two instances on one Redis.
+#[tokio::test]
+async fn repeated_and_replayed_receipts_count_once() -> TestResult {
+    use std::sync::Arc;
+    let Ok(redis_url) = std::env::var("REDIS_URL") else {
+        crate::support::skip_loudly("REDIS_URL is not set (./scripts/test.sh sets it)");
+        return Ok(());
+    };
+    let prefix = format!("receipts:{}:", crate::support::unique());
+    let store: Arc<dyn phone_otp::OtpStore> =
+        Arc::new(phone_otp::RedisStore::connect(&redis_url, &prefix).await?);
+    let instance = || {
+        TestGateway::with(crate::support::Setup {
+            store: Some(Arc::clone(&store)),
+            ..crate::support::Setup::default()
+        })
+    };
+    let (a, b) = (instance().await, instance().await);
+    let params = [
+        ("MessageSid", "SM00000000000000000000000000000009"),
+        ("MessageStatus", "delivered"),
+        ("To", "+819012345678"),
+    ];
+    let signature = twilio_signature(TWILIO_CALLBACK_URL, &params);
+    for gw in [&a, &b, &a, &b] {
+        let status = post_twilio(gw, "", &params, Some(signature.clone()))
+            .await
+            .status();
+        assert_eq!(status, 204);
+    }
+    let report = json!({"results": [{"messageId": "m9", "to": "819012345678",
+        "status": {"groupName": "DELIVERED"}}]});
+    for gw in [&a, &b, &b] {
+        let response = gw
+            .client
+            .post(format!("{}/callbacks/ntt-cpaas/delivery", gw.url))
+            .header("x-callback-token", NTT_CALLBACK_TOKEN)
+            .json(&report)
+            .send()
+            .await?;
+        assert_eq!(response.status(), 204);
+    }
+    let (Some(on_a), Some(on_b)) = (metrics(&a).await, metrics(&b).await) else {
+        return Ok(());
+    };
+    let total = |provider| {
+        let labels = [
+            ("provider", provider),
+            ("country", "JP"),
+            ("result", "delivered"),
+        ];
+        value(&on_a, "phone_otp_delivery_reports_total", &labels)
+            + value(&on_b, "phone_otp_delivery_reports_total", &labels)
+    };
+    assert_eq!(total("twilio"), 1.0);
+    assert_eq!(total("ntt-cpaas"), 1.0);
+    // A new status of the same message is its own receipt.
+    let failed = [
+        ("MessageSid", "SM00000000000000000000000000000009"),
+        ("MessageStatus", "undelivered"),
+        ("To", "+819012345678"),
+    ];
+    let signature = twilio_signature(TWILIO_CALLBACK_URL, &failed);
+    assert_eq!(
+        post_twilio(&b, "", &failed, Some(signature)).await.status(),
+        204
+    );
+    let Some(on_b) = metrics(&b).await else {
+        return Ok(());
+    };
+    let labels = [
+        ("provider", "twilio"),
+        ("country", "JP"),
+        ("result", "undelivered"),
+    ];
+    assert_eq!(
+        value(&on_b, "phone_otp_delivery_reports_total", &labels),
         1.0
     );
     Ok(())
