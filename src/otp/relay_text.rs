@@ -141,14 +141,16 @@ fn has_code_token(text: &str, code: &str) -> bool {
 }
 
 /// Everything in `text` that reads as a host name, lowercased: runs of letters, digits
-/// and hyphens joined by dots (ASCII or the ideographic and full-width dots phones also
-/// link), ending in a label of two or more letters (`evil.example`, `bit.ly`,
-/// `ｅｖｉｌ．ｅｘａｍｐｌｅ`), and dotted IPv4 addresses. `Example App.` or `2.5` are not.
+/// and hyphens joined by dots (ASCII or full-width), ending in a label of two or more
+/// ASCII letters after one that is not all digits (`evil.example`, `bit.ly`,
+/// `ｅｖｉｌ．ｅｘａｍｐｌｅ`, `еvil.example` with a Cyrillic `е`), and dotted IPv4
+/// addresses. `Example App.`, `2.5`, `482913.Thanks` and two Japanese sentences joined by
+/// `。` are not.
 fn host_names(text: &str) -> impl Iterator<Item = String> + '_ {
     let folded: String = text
         .chars()
         .map(|c| match c {
-            '\u{3002}' | '\u{FF0E}' | '\u{FF61}' => '.',
+            '\u{FF0E}' | '\u{FF61}' => '.',
             // Full-width ASCII (U+FF01..U+FF5E) to ASCII.
             c @ '\u{FF01}'..='\u{FF5E}' => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c),
             c => c,
@@ -167,9 +169,12 @@ fn looks_like_host(run: &str) -> bool {
     if labels.len() < 2 || labels.iter().any(|label| label.is_empty()) {
         return false;
     }
-    let last = labels[labels.len() - 1];
-    let ipv4 = labels.len() == 4 && labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_digit()));
-    ipv4 || (last.chars().count() >= 2 && last.chars().all(char::is_alphabetic))
+    let numeric = |label: &&str| label.bytes().all(|b| b.is_ascii_digit());
+    if labels.len() == 4 && labels.iter().all(numeric) {
+        return true;
+    }
+    let (last, before) = (labels[labels.len() - 1], labels[labels.len() - 2]);
+    last.len() >= 2 && last.bytes().all(|b| b.is_ascii_alphabetic()) && !numeric(&before)
 }
 
 #[cfg(test)]
@@ -219,7 +224,7 @@ mod tests {
             "482913 visit 203.0.113.5 now",
             "482913 ｅｖｉｌ．ｅｘａｍｐｌｅ",
             "482913 こちらevil.example/loginへ",
-            "482913 evil。example",
+            "482913 \u{435}vil.example",
             "482913 mail support@evil.example",
             "482913 ftp://x",
         ] {
@@ -238,6 +243,9 @@ mod tests {
             "482913 is your verification code for Example App.",
             "Your code is 482913. It expires in 2.5 minutes.",
             "482913 ist Ihr Code. Gültig 5 Min.",
+            "Your code is 482913.Thanks",
+            "【Acme】認証コードは482913です。有効期限は5分です。他人に教えないでください。",
+            "アカウントをロックしました。心当たりがない場合は482913をお伝えください。",
         ] {
             assert_eq!(policy.check_sms(text, "482913"), Ok(()), "{text}");
         }

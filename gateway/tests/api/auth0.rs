@@ -53,6 +53,17 @@ async fn run_action(
     Some(serde_json::from_slice(&output.stdout).unwrap())
 }
 
+/// Runs the shipped custom-phone-provider Action with `event`.
+async fn run_custom(gw: &TestGateway, event: &Value) -> Option<ActionCalls> {
+    run_action(
+        gw,
+        "custom-phone-provider.js",
+        "onExecuteCustomPhoneProvider",
+        event,
+    )
+    .await
+}
+
 fn custom_event(recipient: &str) -> Option<Value> {
     let mut event = fixture("auth0-custom-phone-provider-event.json")?;
     event["notification"]["recipient"] = json!(recipient);
@@ -65,14 +76,7 @@ async fn the_custom_phone_provider_action_delivers_through_the_gateway() -> Test
         return Ok(());
     };
     let gw = TestGateway::start().await;
-    let Some(calls) = run_action(
-        &gw,
-        "custom-phone-provider.js",
-        "onExecuteCustomPhoneProvider",
-        &event,
-    )
-    .await
-    else {
+    let Some(calls) = run_custom(&gw, &event).await else {
         return Ok(());
     };
     assert!(
@@ -97,14 +101,7 @@ async fn the_action_drops_what_cannot_be_delivered_and_retries_what_may_be() -> 
         return Ok(());
     };
     let gw = TestGateway::start().await;
-    let Some(calls) = run_action(
-        &gw,
-        "custom-phone-provider.js",
-        "onExecuteCustomPhoneProvider",
-        &event,
-    )
-    .await
-    else {
+    let Some(calls) = run_custom(&gw, &event).await else {
         return Ok(());
     };
     let dropped = calls.drop.unwrap_or_default();
@@ -117,14 +114,7 @@ async fn the_action_drops_what_cannot_be_delivered_and_retries_what_may_be() -> 
     let Some(event) = custom_event("+14155550124") else {
         return Ok(());
     };
-    let calls = run_action(
-        &gw,
-        "custom-phone-provider.js",
-        "onExecuteCustomPhoneProvider",
-        &event,
-    )
-    .await
-    .unwrap();
+    let calls = run_custom(&gw, &event).await.unwrap();
     let retried = calls.retry.unwrap_or_default();
     assert!(retried.contains("502 delivery_failed"), "{retried}");
     assert!(calls.drop.is_none());
@@ -134,23 +124,9 @@ async fn the_action_drops_what_cannot_be_delivered_and_retries_what_may_be() -> 
     let Some(event) = custom_event("+14155550125") else {
         return Ok(());
     };
-    let first = run_action(
-        &gw,
-        "custom-phone-provider.js",
-        "onExecuteCustomPhoneProvider",
-        &event,
-    )
-    .await
-    .unwrap();
+    let first = run_custom(&gw, &event).await.unwrap();
     assert!(first.retry.is_none() && first.drop.is_none(), "{first:?}");
-    let again = run_action(
-        &gw,
-        "custom-phone-provider.js",
-        "onExecuteCustomPhoneProvider",
-        &event,
-    )
-    .await
-    .unwrap();
+    let again = run_custom(&gw, &event).await.unwrap();
     let retried = again.retry.unwrap_or_default();
     assert!(retried.contains("429 rate_limited"), "{retried}");
     assert_eq!(gw.delivered().len(), 1);
@@ -304,14 +280,7 @@ async fn security_notices_are_delivered_in_the_gateways_words() -> TestResult {
             .map(|o| o.remove("code"));
         event["notification"]["as_text"] =
             json!("Your account is locked. Unlock it at https://evil.example/login");
-        let calls = run_action(
-            &gw,
-            "custom-phone-provider.js",
-            "onExecuteCustomPhoneProvider",
-            &event,
-        )
-        .await
-        .unwrap();
+        let calls = run_custom(&gw, &event).await.unwrap();
         assert!(
             calls.retry.is_none() && calls.drop.is_none() && calls.threw.is_none(),
             "{notice}: {calls:?}"

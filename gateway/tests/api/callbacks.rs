@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::support::{
     NTT_CALLBACK_TOKEN, Samples, TWILIO_CALLBACK_URL, TWILIO_TOKEN, TestGateway, TestResult,
-    parse_prometheus, sample_value as value,
+    sample_value as value,
 };
 
 /// Signs a form callback as Twilio does (PROVIDERS.md section 3), independently of the
@@ -41,16 +41,7 @@ async fn post_twilio(
 }
 
 async fn metrics(gw: &TestGateway) -> Option<Samples> {
-    let text = gw
-        .client
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    parse_prometheus(&text)
+    gw.metrics().await
 }
 
 #[tokio::test]

@@ -3,15 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use phone_otp::{
-    Channel, Limits, Message, PhoneProvider, ProviderError, ProviderErrorKind, Receipt,
-};
+use phone_otp::{Channel, Limits, ProviderErrorKind};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::support::{
-    OKTA_SECRET, Setup, TestGateway, TestResult, fixture, validates_against_okta_schema,
+    Hung, OKTA_SECRET, Setup, TestGateway, TestResult, fixture, validates_against_okta_schema,
 };
 
 /// Okta's sample request, with `mutate` applied.
@@ -275,25 +272,6 @@ async fn the_hook_relays_codes_never_free_text() -> TestResult {
     let body: Value = gw.okta(&request).await.json().await?;
     assert_eq!(status_of(&body), "SUCCESSFUL", "{body}");
     Ok(())
-}
-
-/// A provider that never answers.
-#[derive(Debug)]
-struct Hung;
-
-#[async_trait]
-impl PhoneProvider for Hung {
-    fn name(&self) -> &str {
-        "hung"
-    }
-
-    fn supports(&self, _: Channel) -> bool {
-        true
-    }
-
-    async fn send(&self, _: &Message) -> Result<Receipt, ProviderError> {
-        std::future::pending().await
-    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -173,6 +173,20 @@ impl TestGateway {
             .unwrap()
     }
 
+    /// `/metrics`, parsed by the reference Python client (`None` when it is missing).
+    pub async fn metrics(&self) -> Option<Samples> {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        parse_prometheus(&text)
+    }
+
     pub async fn okta(&self, body: &Value) -> reqwest::Response {
         self.client
             .post(format!("{}/hooks/okta/telephony", self.url))
@@ -316,5 +330,27 @@ pub fn validates_against_okta_schema(document: &Value, schema: &str) -> bool {
             skip_loudly(&format!("python3 not runnable: {e}"));
             false
         }
+    }
+}
+
+/// A provider that never answers.
+#[derive(Debug)]
+pub struct Hung;
+
+#[async_trait::async_trait]
+impl phone_otp::PhoneProvider for Hung {
+    fn name(&self) -> &str {
+        "hung"
+    }
+
+    fn supports(&self, _: Channel) -> bool {
+        true
+    }
+
+    async fn send(
+        &self,
+        _: &phone_otp::Message,
+    ) -> Result<phone_otp::Receipt, phone_otp::ProviderError> {
+        std::future::pending().await
     }
 }
