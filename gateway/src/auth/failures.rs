@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use phone_otp::{Decision, Quota, Timestamp, gcra};
@@ -77,6 +78,8 @@ struct Entry {
 pub(crate) struct AuthFailures {
     quota: Quota,
     table: Mutex<HashMap<Network, Entry>>,
+    /// Networks in the table: with none (the usual state) no request takes the lock.
+    tracked: AtomicUsize,
 }
 
 impl AuthFailures {
@@ -84,6 +87,7 @@ impl AuthFailures {
         Self {
             quota: Quota::per_minute(per_minute),
             table: Mutex::new(HashMap::new()),
+            tracked: AtomicUsize::new(0),
         }
     }
 
@@ -95,7 +99,17 @@ impl AuthFailures {
 
     /// How long `network` must wait, if it has failed too often to be heard now.
     pub(crate) fn throttled(&self, network: Network, now: Timestamp) -> Option<Duration> {
-        let tat = self.lock().get(&network)?.tat;
+        if self.tracked.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut table = self.lock();
+        let tat = table.get(&network)?.tat;
+        if tat <= now.as_millis() {
+            // Fully recovered: forget it, so the table empties and the fast path returns.
+            table.remove(&network);
+            self.tracked.store(table.len(), Ordering::Relaxed);
+            return None;
+        }
         match gcra(Some(tat), self.quota, now).decision {
             Decision::Limited { retry_after } => Some(retry_after),
             _ => None,
@@ -112,6 +126,10 @@ impl AuthFailures {
             if table.len() >= CAPACITY {
                 return;
             }
+        }
+        // Stale networks go now and then, so the table does not stay full of them.
+        if table.len().is_power_of_two() {
+            table.retain(|_, entry| entry.tat > at);
         }
         let minute = at / 60_000;
         let entry = table.entry(network).or_insert(Entry {
@@ -139,6 +157,7 @@ impl AuthFailures {
         if let Decision::Limited { .. } = step.decision {
             entry.tat = entry.tat.saturating_add(interval_millis(self.quota));
         }
+        self.tracked.store(table.len(), Ordering::Relaxed);
     }
 }
 
@@ -170,5 +189,9 @@ mod tests {
         assert_eq!(failures.throttled(net, now), Some(Duration::from_secs(40)));
         let later = Timestamp::from_millis(1_000_000 + 40_000);
         assert_eq!(failures.throttled(net, later), None);
+        // Once fully recovered it is forgotten, and requests skip the lock again.
+        let recovered = Timestamp::from_millis(1_000_000 + 80_000);
+        assert_eq!(failures.throttled(net, recovered), None);
+        assert_eq!(failures.tracked.load(Ordering::Relaxed), 0);
     }
 }
