@@ -35,8 +35,6 @@ pub enum LimitKind {
     /// The same relayed request (e.g. Okta's `eventId`) was already sent, or is being
     /// sent now: one message per request key while its code lives.
     Duplicate,
-    /// The same relayed request failed to deliver twice: it is not tried a third time.
-    RequestRetries,
     /// Too soon after the last send to this number.
     ResendCooldown,
     /// Too many sends to this number.
@@ -68,7 +66,6 @@ impl LimitKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Duplicate => "duplicate",
-            Self::RequestRetries => "request_retries",
             Self::ResendCooldown => "resend_cooldown",
             Self::Destination => "destination",
             Self::Subject => "subject",
@@ -125,12 +122,12 @@ impl LimitKey {
         Self::new(LimitKind::Duplicate, format!("seen:{}", hex(&fingerprint)))
     }
 
-    /// The delivery attempts of one relayed request: a request whose delivery failed is
-    /// released for one retry (two attempts per code lifetime).
-    pub fn request_attempts(request_fingerprint: [u8; 16]) -> Self {
+    /// The one retry a relayed request gets after its delivery failed, named by the
+    /// request's keyed fingerprint: charged on the first failure only.
+    pub fn request_retry(request_fingerprint: [u8; 16]) -> Self {
         Self::new(
-            LimitKind::RequestRetries,
-            format!("reqn:{}", hex(&request_fingerprint)),
+            LimitKind::Duplicate,
+            format!("reqr:{}", hex(&request_fingerprint)),
         )
     }
 

@@ -29,9 +29,8 @@ pub(super) struct GuardState {
 }
 
 /// The limit kinds refusals are counted for, in [`OtpService::refusals`] order.
-const REFUSAL_KINDS: [LimitKind; 13] = [
+const REFUSAL_KINDS: [LimitKind; 12] = [
     LimitKind::Duplicate,
-    LimitKind::RequestRetries,
     LimitKind::ResendCooldown,
     LimitKind::Destination,
     LimitKind::Subject,

@@ -275,6 +275,36 @@ pub struct Relayed {
 }
 
 impl OtpService {
+    /// After a keyed relay failed to deliver: nothing went out, so the caller's retry of
+    /// this request (Okta retries once) must be sent, not answered as a duplicate. The
+    /// first failure releases the request key and the number's cooldown (charged for a
+    /// message that never left; every other charge stands); the retry's own failure does
+    /// not, so a request is attempted twice at most. Only failures pay for this: the
+    /// common path charges one key per request.
+    async fn release_for_retry(
+        &self,
+        once: LimitKey,
+        retry: LimitKey,
+        window: Duration,
+        destination_fingerprint: [u8; 8],
+        now: Timestamp,
+    ) {
+        let store = &self.inner.store;
+        let first_failure = Limit::new(retry, Quota::one_every(window));
+        match store.throttle(&[first_failure], now).await {
+            Ok(crate::limit::Admission::Allowed) => {
+                let release = [once, LimitKey::resend_cooldown(destination_fingerprint)];
+                if let Err(error) = store.release_limits(&release).await {
+                    warn!(error = %error, "could not release a failed request for its retry");
+                }
+            }
+            Ok(_) => info!("relayed request failed on its retry too: not released again"),
+            Err(error) => {
+                warn!(error = %error, "could not release a failed request for its retry");
+            }
+        }
+    }
+
     /// Delivers a code generated elsewhere under this service's destination policy and
     /// send limits, through its templates and provider. Nothing is stored but the limit
     /// counters; the code is not verifiable here (its owner verifies it).
@@ -313,20 +343,11 @@ impl OtpService {
         if let Some(key) = &request.request_key {
             let fingerprint = keys.request_fingerprint(request.tenant.as_deref(), key.as_bytes());
             // One in flight or delivered per lifetime (at least a second, so a repeat in
-            // the same instant counts); a failed one is released for one retry, so two
-            // attempts at most.
+            // the same instant counts). A failed one is released for one retry (below).
             let window = remaining.max(Duration::from_secs(1));
-            let (once, attempts) = (
-                LimitKey::request(fingerprint),
-                LimitKey::request_attempts(fingerprint),
-            );
+            let once = LimitKey::request(fingerprint);
             limits.push(Limit::new(once.clone(), Quota::one_every(window)));
-            let two = std::num::NonZeroU32::MIN.saturating_add(1);
-            limits.push(Limit::new(
-                attempts,
-                Quota::per_period(two, window.saturating_mul(2)),
-            ));
-            request_keys = Some(once);
+            request_keys = Some((once, LimitKey::request_retry(fingerprint), window));
         }
         // The text first: budgets count its SMS segments.
         let locale = request.locale.unwrap_or_default();
@@ -414,15 +435,9 @@ impl OtpService {
             }
             Err(error) => {
                 warn!(to = %request.to, channel = %request.channel, error = %error, "relayed code delivery failed");
-                if let Some(once) = request_keys {
-                    // Nothing went out: the caller's retry of this request (Okta retries
-                    // once) must be sent, not answered as a duplicate. Its number's
-                    // cooldown goes too (it was charged for a message that never left);
-                    // every other charge stands.
-                    let release = [once, LimitKey::resend_cooldown(destination_fingerprint)];
-                    if let Err(store_error) = inner.store.release_limits(&release).await {
-                        warn!(error = %store_error, "could not release a failed request for its retry");
-                    }
+                if let Some((once, retry, window)) = request_keys {
+                    self.release_for_retry(once, retry, window, destination_fingerprint, now)
+                        .await;
                 }
                 Err(RelayError::Delivery(error))
             }

@@ -430,7 +430,7 @@ pub async fn a_challenge_answers_only_its_tenant<S: OtpStore + Clone + 'static>(
 
 /// A relayed request (Okta's `eventId`) whose delivery failed is tried again on its
 /// repeat, once: while in flight or after delivery a repeat is a duplicate, and a request
-/// that failed twice is not tried a third time. The default limits stay on (the failed
+/// that failed twice is not tried a third time (a duplicate, nothing sent). The default limits stay on (the failed
 /// attempt's cooldown is released with it).
 pub async fn a_failed_relay_is_released_for_one_retry(store: Arc<dyn OtpStore>) -> TestResult {
     use phone_otp::{ProviderErrorKind, RelayError, RelayRequest};
@@ -467,7 +467,7 @@ pub async fn a_failed_relay_is_released_for_one_retry(store: Arc<dyn OtpStore>) 
     assert!(matches!(
         h.otp.relay(relay(42)).await,
         Err(RelayError::Limited {
-            limit: LimitKind::RequestRetries,
+            limit: LimitKind::Duplicate,
             ..
         })
     ));
