@@ -478,13 +478,24 @@ async fn oktas_retry_of_a_failed_send_is_delivered_across_instances() -> TestRes
     // An event that fails twice is not tried a third time: each failure gave Okta its
     // error object (so Okta sent through its own provider); a third call is a duplicate
     // and no provider is called.
-    let other = sample(|r| r["eventId"] = json!("event-failing-twice")).unwrap_or_default();
+    let other = sample(|r| {
+        r["eventId"] = json!("event-failing-twice");
+        profile(r)["phoneNumber"] = json!("+14155550150");
+    })
+    .unwrap_or_default();
     b.primary.fail_always(ProviderErrorKind::Unavailable);
     b.secondary.fail_always(ProviderErrorKind::Unavailable);
     for gw in [&a, &b] {
         gw.primary.fail_always(ProviderErrorKind::Unavailable);
         let body: Value = gw.okta(&other).await.json().await?;
         assert_error_object(&body);
+        let reason = body["error"]["errorCauses"][0]["reason"]
+            .as_str()
+            .unwrap_or("");
+        assert!(
+            reason.contains("primary:unavailable"),
+            "tried and failed: {reason}"
+        );
     }
     let attempts = a.primary.attempts() + b.primary.attempts();
     let third: Value = a.okta(&other).await.json().await?;
