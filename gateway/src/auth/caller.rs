@@ -62,7 +62,7 @@ pub(crate) async fn authorize(
     scope: Scope,
     fallback: Option<&BearerAccess>,
 ) -> Result<Caller, Problem> {
-    let network = Network::of(state.trusted_proxies.client_ip(headers, peer.0));
+    let network = client_network(state, headers, peer);
     guard_network(state, network)?;
     let result = authenticate(audit, state, headers, peer, scope, fallback).await;
     if let Err(problem) = &result
@@ -71,6 +71,12 @@ pub(crate) async fn authorize(
         failed_authentication(state, network);
     }
     result
+}
+
+/// The source network a request's failed authentications count under (the client's
+/// address behind trusted proxies, or unknown).
+pub(crate) fn client_network(state: &AppState, headers: &HeaderMap, peer: Peer) -> Network {
+    Network::of(state.trusted_proxies.client_ip(headers, peer.0))
 }
 
 /// Refuses a network that failed authentication too often, before any work.

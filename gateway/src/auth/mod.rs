@@ -15,7 +15,9 @@ mod shared_secret;
 
 use axum::http::{HeaderMap, header};
 
-pub(crate) use caller::{Caller, Peer, authorize, failed_authentication, guard_network};
+pub(crate) use caller::{
+    Caller, Peer, authorize, client_network, failed_authentication, guard_network,
+};
 pub(crate) use key_lookup::{KeyLookup, key_lookup};
 pub(crate) use shared_secret::SharedSecret;
 

@@ -25,8 +25,7 @@ use tracing::{debug, warn};
 
 use super::json::read_value;
 use crate::app::AppState;
-use crate::auth::failures::Network;
-use crate::auth::{Peer, failed_authentication, guard_network};
+use crate::auth::{Peer, client_network, failed_authentication, guard_network};
 use crate::problem::Problem;
 
 /// How long a receipt's (message, status) is remembered against repeats.
@@ -67,7 +66,7 @@ pub(crate) async fn twilio_status(
         return Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
             .into_response();
     };
-    let network = Network::of(state.trusted_proxies.client_ip(&headers, peer.0));
+    let network = client_network(&state, &headers, peer);
     if let Err(problem) = guard_network(&state, network) {
         return problem.into_response();
     }
@@ -174,7 +173,7 @@ pub(crate) async fn ntt_cpaas_delivery(
             .into_response();
     };
     // A token cannot be guessed 30 times a minute from one network.
-    let network = Network::of(state.trusted_proxies.client_ip(&headers, peer.0));
+    let network = client_network(&state, &headers, peer);
     if let Err(problem) = guard_network(&state, network) {
         return problem.into_response();
     }

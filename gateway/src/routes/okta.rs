@@ -26,9 +26,8 @@ use tracing::{info, warn};
 use super::fields::{FieldError, Fields};
 use crate::app::{AppState, OktaAuth, OktaHook};
 use crate::audit::{Audit, attempt_label};
-use crate::auth::failures::Network;
 use crate::auth::scope::Scope;
-use crate::auth::{Peer, authorize, failed_authentication, guard_network};
+use crate::auth::{Peer, authorize, client_network, failed_authentication, guard_network};
 
 const ENDPOINT: &str = "okta_telephony";
 const COMMAND: &str = "com.okta.telephony.action";
@@ -61,13 +60,9 @@ async fn answer(
     };
     let authorized = match &hook.auth {
         OktaAuth::Header { header, secret } => {
-            let network = Network::of(state.trusted_proxies.client_ip(headers, peer.0));
+            let network = client_network(state, headers, peer);
             if let Err(problem) = guard_network(state, network) {
-                let mut response = error_response(problem.status, "Too many failed requests", &[]);
-                if let Some(wait) = problem.retry_after {
-                    crate::problem::set_retry_after(&mut response, wait);
-                }
-                return ("throttled", response);
+                return ("throttled", throttled(&problem));
             }
             let matched = headers
                 .get(header)
@@ -81,12 +76,7 @@ async fn answer(
             match authorize(audit, state, headers, peer, Scope::HooksOkta, None).await {
                 Ok(_) => true,
                 Err(problem) if problem.status == StatusCode::TOO_MANY_REQUESTS => {
-                    let mut response =
-                        error_response(problem.status, "Too many failed requests", &[]);
-                    if let Some(wait) = problem.retry_after {
-                        crate::problem::set_retry_after(&mut response, wait);
-                    }
-                    return ("throttled", response);
+                    return ("throttled", throttled(&problem));
                 }
                 Err(problem) if problem.status == StatusCode::SERVICE_UNAVAILABLE => {
                     return (
@@ -463,6 +453,16 @@ fn command(value: Value) -> Response {
         axum::Json(json!({"commands": [{"type": COMMAND, "value": [value]}]})),
     )
         .into_response()
+}
+
+/// A network refused for its failed authentications, in Okta's error shape, with
+/// `Retry-After`.
+fn throttled(problem: &crate::problem::Problem) -> Response {
+    let mut response = error_response(problem.status, "Too many failed requests", &[]);
+    if let Some(wait) = problem.retry_after {
+        crate::problem::set_retry_after(&mut response, wait);
+    }
+    response
 }
 
 /// Okta's inline-hook error object.

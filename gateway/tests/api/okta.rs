@@ -658,3 +658,36 @@ async fn oktas_preview_is_a_dry_run_when_configured() -> TestResult {
     assert_eq!(gw.delivered().len(), 1);
     Ok(())
 }
+
+/// A wrong hook secret counts against its network: after 30 a minute even the right
+/// secret waits (429 in Okta's error shape, `Retry-After`), and nothing is sent.
+#[tokio::test]
+async fn guessing_the_hook_secret_is_throttled_per_network() -> TestResult {
+    let Some(request) = sample(|_| {}) else {
+        return Ok(());
+    };
+    let gw = TestGateway::start().await;
+    let guess = |n: u32| {
+        gw.client
+            .post(format!("{}/hooks/okta/telephony", gw.url))
+            .header("authorization", format!("Basic guess-{n:04}"))
+            .json(&request)
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for n in 0..40 {
+        statuses.push(guess(n).await?.status().as_u16());
+    }
+    assert!(statuses[..30].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[30..].iter().all(|s| *s == 429), "{statuses:?}");
+    let refused = gw.okta(&request).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_error_object(&refused.json().await?);
+    assert!(gw.delivered().is_empty());
+    // Once its failures age out (well inside the sample code's lifetime), Okta is heard.
+    gw.clock.advance(Duration::from_secs(100));
+    let body: Value = gw.okta(&request).await.json().await?;
+    assert_eq!(status_of(&body), "SUCCESSFUL", "{body}");
+    Ok(())
+}
