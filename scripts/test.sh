@@ -57,6 +57,9 @@ cleanup() {
     [ "$alive" -eq 0 ] && break
     sleep 0.05
   done
+  if [ -n "${smallfs:-}" ]; then
+    umount "$smallfs" && rmdir "$smallfs" || echo "warning: could not unmount $smallfs" >&2
+  fi
   rm -rf "$workdir" || echo "warning: could not remove $workdir" >&2
   if [ -n "$pgdir" ]; then
     $as_postgres "$pg_bin/pg_ctl" -D "$pgdir/data" -m immediate -w stop >/dev/null 2>&1
@@ -140,6 +143,20 @@ $as_postgres "$pg_bin/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
   || { cat "$pgdir/log"; exit 1; }
 export POSTGRES_URL="postgres://postgres@127.0.0.1:$pgport/postgres"
 echo "== PostgreSQL on $POSTGRES_URL"
+
+# A 4 MiB filesystem of its own for the full-disk test of the audit trail (SQLite). Only
+# root can mount one; elsewhere the test is skipped, and says why.
+smallfs=""
+if [ "$(id -u)" -eq 0 ] && smallfs=$(mktemp -d /tmp/potp-smallfs.XXXXXX) \
+   && mount -t tmpfs -o size=4m tmpfs "$smallfs" 2>"$workdir/mount.log"; then
+  export SMALL_FS_DIR="$smallfs"
+  echo "== a 4 MiB tmpfs for the full-disk test on $SMALL_FS_DIR"
+else
+  [ -n "$smallfs" ] && rmdir "$smallfs" 2>/dev/null
+  smallfs=""
+  export SMALL_FS_UNAVAILABLE="cannot mount a small tmpfs here (needs root and CAP_SYS_ADMIN): $(cat "$workdir/mount.log" 2>/dev/null)"
+  echo "warning: $SMALL_FS_UNAVAILABLE; the full-disk test is skipped" >&2
+fi
 
 cargo test --workspace --all-features
 

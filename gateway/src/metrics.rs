@@ -259,6 +259,32 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The database's write health: up or not (as the last write left it), and failed writes
+/// per fault (`disk_full`, `unreachable`...), so a full disk shows before a client does.
+pub(crate) fn render_database(out: &mut String, db: &crate::db::Db) {
+    header(
+        out,
+        "phone_otp_gateway_database_up",
+        "gauge",
+        "1 while the last database write succeeded, 0 while writes fail (sends are refused).",
+    );
+    let up = u8::from(db.last_write() == crate::db::DbState::Up);
+    let _ = writeln!(out, "phone_otp_gateway_database_up {up}");
+    header(
+        out,
+        "phone_otp_gateway_database_write_failures_total",
+        "counter",
+        "Rows (audit records, probes) the database failed to write, by fault.",
+    );
+    for (fault, n) in db.write_failures() {
+        let _ = writeln!(
+            out,
+            "phone_otp_gateway_database_write_failures_total{{fault=\"{}\"}} {n}",
+            fault.as_str()
+        );
+    }
+}
+
 fn render_router(out: &mut String, router: &RouterMetrics) {
     header(
         out,

@@ -171,7 +171,8 @@ impl Audit {
         self.record.latency_ms = elapsed_ms(self.started);
         let write = AuditWrite::Insert(self.record.clone());
         writer.call(write).await.map_err(|e| {
-            error!(error = %e, "audit record cannot be written: refusing the send");
+            // Logged once per change of the database's state (`db::health`), not per send.
+            tracing::debug!(error = %e, "audit record cannot be written: refusing the send");
             Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "audit_unavailable",

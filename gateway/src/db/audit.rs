@@ -134,6 +134,28 @@ fn bind_record<'q>(query: AnyQuery<'q>, record: &AuditRecord) -> AnyQuery<'q> {
         .bind(record.provider.clone())
 }
 
+/// The records as multi-row upserts in one transaction.
+async fn upsert_all(
+    connection: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+    records: &[&AuditRecord],
+) -> Result<(), DbError> {
+    use sqlx::Connection as _;
+    let mut tx = connection.begin().await?;
+    let mut rest = records;
+    while !rest.is_empty() {
+        let size = (1 << rest.len().ilog2()).min(1 << MAX_ROWS_LOG2);
+        let (chunk, tail) = rest.split_at(size);
+        let mut query = sqlx::query(upsert_sql(size));
+        for record in chunk {
+            query = bind_record(query, record);
+        }
+        query.execute(&mut *tx).await?;
+        rest = tail;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// One write to the trail, for [`Db::write_audit_batch`].
 #[derive(Debug, Clone)]
 pub enum AuditWrite {
@@ -160,26 +182,31 @@ impl Db {
     /// # Errors
     /// The database failed; nothing is written.
     pub async fn write_audit_batch(&self, writes: &[AuditWrite]) -> Result<(), DbError> {
+        let result = tokio::time::timeout(super::WRITE_TIMEOUT, self.write_records(writes))
+            .await
+            .unwrap_or(Err(DbError::Timeout));
+        self.health
+            .record(result.as_ref().map(|_| ()), writes.len());
+        result
+    }
+
+    async fn write_records(&self, writes: &[AuditWrite]) -> Result<(), DbError> {
         let records: Vec<&AuditRecord> = writes
             .iter()
             .map(|write| match write {
                 AuditWrite::Insert(record) | AuditWrite::Complete(record) => record,
             })
             .collect();
-        let mut tx = self.pool().begin().await?;
-        let mut rest = &records[..];
-        while !rest.is_empty() {
-            let size = (1 << rest.len().ilog2()).min(1 << MAX_ROWS_LOG2);
-            let (chunk, tail) = rest.split_at(size);
-            let mut query = sqlx::query(upsert_sql(size));
-            for record in chunk {
-                query = bind_record(query, record);
-            }
-            query.execute(&mut *tx).await?;
-            rest = tail;
+        let mut connection = self.pool().acquire().await?;
+        let result = upsert_all(&mut connection, &records).await;
+        if result.is_err() {
+            // A failed write can leave the connection inside a transaction (SQLite rolls
+            // back by itself on a full disk, so sqlx's own rollback then fails and its next
+            // `begin` is a savepoint whose "commit" commits nothing, while the connection
+            // holds the write lock). Such a connection is closed, never reused.
+            connection.close_on_drop();
         }
-        tx.commit().await?;
-        Ok(())
+        result
     }
 
     /// Records from `from` (inclusive) to `to` (exclusive), oldest first.

@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_provider",
         include_str!("../../migrations/0004_audit_provider.sql"),
     ),
+    (
+        5,
+        "health_probe",
+        include_str!("../../migrations/0005_health_probe.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming this schema's lock.

@@ -5,16 +5,19 @@
 
 mod audit;
 pub(crate) mod batch;
+mod health;
 mod keys;
 mod migrate;
 mod usage;
 
 use std::fmt;
+use std::sync::Arc;
 
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
 pub use audit::{AuditRecord, AuditWrite};
+pub use health::{DbState, Fault, PROBE_EVERY, READY_TIMEOUT, WRITE_TIMEOUT};
 pub use keys::KeyRecord;
 pub use usage::{Dimension, UsageQuery, UsageReport, UsageRow, micros_text};
 
@@ -31,6 +34,9 @@ pub enum DbError {
     /// The URL names no supported database.
     #[error("unsupported database URL (sqlite: or postgres:)")]
     Url,
+    /// No connection, or no answer, within [`WRITE_TIMEOUT`].
+    #[error("the database did not answer in time")]
+    Timeout,
 }
 
 /// A connection pool, migrated to the current schema.
@@ -38,6 +44,7 @@ pub enum DbError {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    health: Arc<health::Health>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +77,12 @@ impl Db {
         } else {
             return Err(DbError::Url);
         };
-        let mut options = AnyPoolOptions::new();
+        // A request waits at most this long for a connection (sqlx's default is 30 s, so
+        // a stopped server held every client until it gave up).
+        let mut options = AnyPoolOptions::new().acquire_timeout(WRITE_TIMEOUT);
+        if backend == Backend::Sqlite {
+            options = options.after_connect(short_busy_timeout);
+        }
         let memory = backend == Backend::Sqlite && url.contains(":memory:");
         if memory {
             // An in-memory database lives per connection: exactly one, kept open.
@@ -88,17 +100,75 @@ impl Db {
                 .execute(&pool)
                 .await?;
         }
-        let db = Self { pool, backend };
+        let db = Self {
+            pool,
+            backend,
+            health: Arc::default(),
+        };
         migrate::run(&db).await?;
         Ok(db)
     }
 
-    /// Whether the database answers now (readiness).
+    /// Whether the database answers now.
     ///
     /// # Errors
     /// The failure.
     pub async fn ping(&self) -> Result<(), DbError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether the database takes writes, for readiness, within [`READY_TIMEOUT`]: it
+    /// answers, and the last write succeeded. While the last write failed, a probe write
+    /// (one row, at most one a second for all callers) finds out whether it recovered, so
+    /// an instance a load balancer took out of service comes back by itself.
+    pub async fn state(&self) -> DbState {
+        let check = async {
+            if self.health.claim_probe(std::time::Instant::now()) {
+                let probe = self.probe().await;
+                self.health.record(probe.as_ref().map(|_| ()), 1);
+            }
+            match self.health.state() {
+                DbState::Up => match self.ping().await {
+                    Ok(()) => DbState::Up,
+                    Err(error) => DbState::Failing(error.fault()),
+                },
+                failing => failing,
+            }
+        };
+        tokio::time::timeout(READY_TIMEOUT, check)
+            .await
+            .unwrap_or(DbState::Failing(Fault::Timeout))
+    }
+
+    /// How often readiness may probe with a write while writes fail (default
+    /// [`PROBE_EVERY`]; tests that cannot wait set zero).
+    pub fn set_probe_interval(&self, every: std::time::Duration) {
+        self.health.set_probe_every(every);
+    }
+
+    /// The state the last write left, without a query (for `/metrics`).
+    #[must_use]
+    pub fn last_write(&self) -> DbState {
+        self.health.state()
+    }
+
+    /// Rows that could not be written so far, per fault (for `/metrics`).
+    #[must_use]
+    pub fn write_failures(&self) -> Vec<(Fault, u64)> {
+        self.health.failures()
+    }
+
+    async fn probe(&self) -> Result<(), DbError> {
+        let write = sqlx::query(
+            "INSERT INTO health_probe (id, at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        )
+        .bind(now_millis())
+        .execute(&self.pool);
+        tokio::time::timeout(WRITE_TIMEOUT, write)
+            .await
+            .map_err(|_| DbError::Timeout)??;
         Ok(())
     }
 
@@ -123,4 +193,22 @@ impl Db {
     pub(crate) fn is_postgres(&self) -> bool {
         self.backend == Backend::Postgres
     }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Another writer holding SQLite's lock makes a write wait 1 s, not sqlx's 5 s.
+fn short_busy_timeout<'c>(
+    connection: &'c mut sqlx::AnyConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'c>> {
+    use sqlx::Executor as _;
+    Box::pin(async move {
+        connection.execute("PRAGMA busy_timeout = 1000").await?;
+        Ok(())
+    })
 }

@@ -9,6 +9,7 @@ mod callbacks;
 mod challenges;
 mod connections;
 mod db;
+mod full_disk;
 mod jwt;
 mod keys;
 mod messages;
