@@ -20,6 +20,11 @@ pub async fn sqlite() -> Option<Db> {
 
 /// A fresh database on the suite's PostgreSQL server.
 pub async fn postgres() -> Option<Db> {
+    postgres_with_url().await.map(|(db, _)| db)
+}
+
+/// A fresh database on the suite's PostgreSQL server, and its URL.
+pub async fn postgres_with_url() -> Option<(Db, String)> {
     let Ok(url) = std::env::var("POSTGRES_URL") else {
         skip_loudly("POSTGRES_URL is not set (./scripts/test.sh sets it)");
         return None;
@@ -34,7 +39,7 @@ pub async fn postgres() -> Option<Db> {
         Some((server, _)) => format!("{server}/{name}"),
         None => panic!("POSTGRES_URL needs a database path"),
     };
-    Some(Db::connect(&url).await.expect("the new database"))
+    Some((Db::connect(&url).await.expect("the new database"), url))
 }
 
 fn record(id: &str, owner: &str, at: i64) -> KeyRecord {

@@ -15,6 +15,7 @@ mod keys;
 mod messages;
 mod okta;
 mod ops;
+mod outages;
 mod support;
 mod tenancy;
 mod totp;
