@@ -505,6 +505,46 @@ impl Gateway {
         &self.state.metrics
     }
 
+    /// Settles audit rows left `pending` by a send that stopped (see
+    /// [`crate::audit::reconcile`]): once now (`at_startup`: on SQLite, every pending row),
+    /// with nothing to do without a database.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn reconcile_audit(&self, at_startup: bool) -> Result<u64, crate::db::DbError> {
+        match &self.state.db {
+            Some(db) => {
+                crate::audit::reconcile::pass(
+                    db,
+                    self.state.now_millis(),
+                    self.request_timeout,
+                    at_startup,
+                )
+                .await
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Runs [`Self::reconcile_audit`] every [`crate::audit::reconcile::EVERY`] (the
+    /// startup pass is the caller's, before it serves), until the runtime stops.
+    pub fn spawn_audit_reconciler(&self) -> tokio::task::JoinHandle<()> {
+        let gateway = self.clone();
+        tokio::spawn(async move {
+            if gateway.state.db.is_none() {
+                return;
+            }
+            let every = crate::audit::reconcile::EVERY;
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                ticks.tick().await;
+                if let Err(error) = gateway.reconcile_audit(false).await {
+                    tracing::warn!(error = %error, "pending audit rows not reconciled: retried later");
+                }
+            }
+        })
+    }
+
     /// The endpoints, with their layers, as an axum router to serve or merge.
     pub fn router(&self) -> axum::Router {
         let request_id = HeaderName::from_static("x-request-id");

@@ -49,7 +49,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod app;
-mod audit;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;

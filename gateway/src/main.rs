@@ -158,6 +158,11 @@ async fn main() -> ExitCode {
         info!("configuration is valid");
         return ExitCode::SUCCESS;
     }
+    // Audit rows a stopped send left `pending` become `unknown`: before serving, then
+    // periodically.
+    if let Err(e) = built.gateway.reconcile_audit(true).await {
+        warn!(error = %e, "pending audit rows not reconciled at startup: retried later");
+    }
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -178,6 +183,7 @@ async fn main() -> ExitCode {
         open_file_limit = descriptors.unwrap_or(0),
         "phone-otp-gateway listening"
     );
+    let _reconciler = built.gateway.spawn_audit_reconciler();
     let served = phone_otp_gateway::serve::serve(
         listener,
         built.gateway.router(),

@@ -6,6 +6,7 @@
 //! the request timed out), as the record is dropped. Requests that never authenticated
 //! are not recorded. Never a code, a text, a secret or a whole number.
 
+pub mod reconcile;
 mod writer;
 
 use std::sync::Arc;

@@ -209,6 +209,22 @@ impl Db {
         result
     }
 
+    /// Rows still `pending` that arrived before `before` (Unix ms) become `unknown`: the
+    /// provider may have delivered (see `audit::reconcile`). A completion written later
+    /// (a slow instance after all) replaces it. Returns how many rows changed.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn reconcile_pending(&self, before: i64) -> Result<u64, DbError> {
+        let done = sqlx::query(
+            "UPDATE audit_records SET outcome = 'unknown' WHERE outcome = 'pending' AND at < $1",
+        )
+        .bind(before)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Records from `from` (inclusive) to `to` (exclusive), oldest first.
     ///
     /// # Errors

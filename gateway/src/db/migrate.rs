@@ -30,8 +30,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         5,
-        "health_probe",
-        include_str!("../../migrations/0005_health_probe.sql"),
+        "faults",
+        include_str!("../../migrations/0005_faults.sql"),
     ),
 ];
 

@@ -190,7 +190,10 @@ impl Db {
         &self.pool
     }
 
-    pub(crate) fn is_postgres(&self) -> bool {
+    /// Whether this is PostgreSQL (shared by instances) rather than SQLite (one gateway's
+    /// own file).
+    #[must_use]
+    pub fn is_postgres(&self) -> bool {
         self.backend == Backend::Postgres
     }
 }

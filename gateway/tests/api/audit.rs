@@ -266,3 +266,69 @@ async fn refusals_of_a_known_key_are_recorded_under_its_system() -> TestResult {
     assert!(gw.delivered().is_empty());
     Ok(())
 }
+
+/// Rows left `pending` become `unknown` once older than the request timeout and its grace
+/// (on PostgreSQL, shared by live instances, only those; on SQLite, every one at startup);
+/// a completion written later still wins.
+async fn pending_rows_are_reconciled_on(db: &Db) -> TestResult {
+    use phone_otp_gateway::audit::reconcile;
+    use phone_otp_gateway::db::AuditWrite;
+    let timeout = std::time::Duration::from_secs(10);
+    let grace = i64::try_from(reconcile::grace(timeout).as_millis())?;
+    let now = 1_700_000_000_000;
+    let pending = |id: &str, at: i64| AuditRecord {
+        id: id.to_owned(),
+        at,
+        endpoint: "messages".to_owned(),
+        system: Some("billing".to_owned()),
+        outcome: "pending".to_owned(),
+        ..AuditRecord::default()
+    };
+    for record in [
+        pending("old", now - grace - 1),
+        pending("live", now - grace + 1),
+    ] {
+        db.write_audit_batch(&[AuditWrite::Insert(record)]).await?;
+    }
+    assert_eq!(reconcile::pass(db, now, timeout, false).await?, 1);
+    let outcome = |records: &[AuditRecord], id: &str| {
+        records
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.outcome.clone())
+    };
+    let rows = records(db).await;
+    assert_eq!(outcome(&rows, "old").as_deref(), Some("unknown"));
+    assert_eq!(outcome(&rows, "live").as_deref(), Some("pending"));
+    // At startup SQLite settles the live-looking row too; PostgreSQL leaves it to its owner.
+    let at_startup = reconcile::pass(db, now, timeout, true).await?;
+    assert_eq!(at_startup, u64::from(!db.is_postgres()));
+    // The slow instance completes after all: its outcome replaces `unknown`.
+    let mut done = pending("old", now - grace - 1);
+    done.outcome = "ok".to_owned();
+    done.provider = Some("primary".to_owned());
+    db.write_audit_batch(&[AuditWrite::Complete(done)]).await?;
+    let report = db.usage(0, i64::MAX, None, &[Dimension::System]).await?;
+    let row = &report.rows[0];
+    assert_eq!(
+        (row.requests, row.sends, row.unknown),
+        (2, 1, u64::from(!db.is_postgres()) as i64)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn pending_rows_are_reconciled_on_sqlite() -> TestResult {
+    let Some(db) = sqlite().await else {
+        return Ok(());
+    };
+    pending_rows_are_reconciled_on(&db).await
+}
+
+#[tokio::test]
+async fn pending_rows_are_reconciled_on_postgres() -> TestResult {
+    let Some(db) = postgres().await else {
+        return Ok(());
+    };
+    pending_rows_are_reconciled_on(&db).await
+}

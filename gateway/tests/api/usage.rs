@@ -175,11 +175,11 @@ async fn two_systems_and_their_bill(db: Db) -> TestResult {
     );
     assert_eq!(
         csv.text().await?,
-        "system,country,provider,day,requests,sends,segments,cost,currency\r\n\
-         billing,JP,primary,2022-01-28,3,3,2,0.224000,USD\r\n\
-         billing,US,primary,2022-01-28,1,1,1,0.007900,USD\r\n\
-         crm,,,2022-01-28,1,0,0,0.000000,\r\n\
-         crm,JP,primary,2022-01-28,1,1,1,0.062000,USD\r\n"
+        "system,country,provider,day,requests,sends,unknown,segments,cost,currency\r\n\
+         billing,JP,primary,2022-01-28,3,3,0,2,0.224000,USD\r\n\
+         billing,US,primary,2022-01-28,1,1,0,1,0.007900,USD\r\n\
+         crm,,,2022-01-28,1,0,0,0,0.000000,\r\n\
+         crm,JP,primary,2022-01-28,1,1,0,1,0.062000,USD\r\n"
     );
     // By day over both days: the second day holds crm's last send alone.
     let by_day: Value = usage(

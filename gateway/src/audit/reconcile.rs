@@ -1,0 +1,56 @@
+//! Every reserved audit row reaches a final state. A send is recorded `pending` before any
+//! provider is called and completed after; a row still `pending` long after its request
+//! must have ended belongs to an instance that stopped mid-send (`kill -9`, a crash, a
+//! lost machine) or whose completion could not be written. Such a row becomes `unknown`:
+//! the provider may have delivered. The ledger counts it apart (`unknown`), never as sent
+//! or not sent.
+//!
+//! On SQLite the file belongs to one gateway, so at startup every `pending` row is an
+//! orphan of this gateway's previous run. On PostgreSQL other instances share the table,
+//! so only rows older than [`grace`] are touched, at startup and every [`EVERY`].
+
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::db::{Db, DbError};
+
+/// Between two passes over stale rows.
+pub const EVERY: Duration = Duration::from_secs(30);
+
+/// How long after its request arrived a row may still be `pending` on a live instance:
+/// the request timeout bounds the request, and its completion write (or the `cancelled`
+/// one from `Audit`'s drop) follows within the database's bounded wait.
+#[must_use]
+pub fn grace(request_timeout: Duration) -> Duration {
+    request_timeout + Duration::from_secs(30)
+}
+
+/// One pass: `pending` rows that arrived before `now_ms - grace` (all of them on SQLite
+/// at startup) become `unknown`. Returns how many.
+///
+/// # Errors
+/// The database failed; the rows stay `pending` for the next pass.
+pub async fn pass(
+    db: &Db,
+    now_ms: i64,
+    request_timeout: Duration,
+    at_startup: bool,
+) -> Result<u64, DbError> {
+    let cutoff = if at_startup && !db.is_postgres() {
+        i64::MAX
+    } else {
+        let grace = i64::try_from(grace(request_timeout).as_millis()).unwrap_or(i64::MAX);
+        now_ms.saturating_sub(grace)
+    };
+    let settled = db.reconcile_pending(cutoff).await?;
+    if settled > 0 {
+        warn!(
+            rows = settled,
+            "audit rows left pending by a stopped send are now `unknown` (the provider may have delivered)"
+        );
+    } else if at_startup {
+        info!("no pending audit rows to reconcile");
+    }
+    Ok(settled)
+}
