@@ -165,6 +165,28 @@ async fn health_and_readiness() -> TestResult {
     assert_eq!(health.status(), 200);
     let ready = gw.client.get(format!("{}/readyz", gw.url)).send().await?;
     assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await?;
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["store"]["state"], "up");
+    assert!(
+        body["checks"].get("database").is_none(),
+        "no database configured: {body}"
+    );
+    // With a database, it is checked too.
+    let db = crate::db::sqlite().await.unwrap();
+    let with_db = TestGateway::with(crate::support::Setup {
+        keys: Some(db),
+        ..crate::support::Setup::default()
+    })
+    .await;
+    let body: Value = with_db
+        .client
+        .get(format!("{}/readyz", with_db.url))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(body["checks"]["database"]["state"], "up", "{body}");
     Ok(())
 }
 
