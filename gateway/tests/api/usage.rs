@@ -154,12 +154,12 @@ async fn two_systems_and_their_bill(db: Db) -> TestResult {
     // 2 x 0.062 + 0.1 + 0.0079; a call has no segments.
     assert_eq!(
         row("billing"),
-        json!({"system": "billing", "requests": 4, "sends": 4, "segments": 3,
+        json!({"system": "billing", "requests": 4, "sends": 4, "unknown": 0, "segments": 3,
             "cost": "0.231900", "cost_micros": 231_900, "currency": "USD"})
     );
     assert_eq!(
         row("crm"),
-        json!({"system": "crm", "requests": 2, "sends": 1, "segments": 1,
+        json!({"system": "crm", "requests": 2, "sends": 1, "unknown": 0, "segments": 1,
             "cost": "0.062000", "cost_micros": 62_000, "currency": "USD"})
     );
 
