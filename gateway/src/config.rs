@@ -409,6 +409,12 @@ pub struct RoutingConfig {
     pub deadline_ms: Option<u64>,
     /// Providers called per send at most (default 3).
     pub max_attempts: Option<usize>,
+    /// Try the next provider after one that was reached and did not answer in time
+    /// (default false: that one may still deliver, and a second would be a second code,
+    /// billed twice; the send is answered as `unknown` instead). Counted as
+    /// `phone_otp_provider_possible_duplicates_total` when on.
+    #[serde(default)]
+    pub failover_after_timeout: bool,
 }
 
 /// Destination policy additions.
@@ -1043,6 +1049,9 @@ impl Config {
             .deadline(Duration::from_millis(routing.deadline_ms.unwrap_or(2500)));
         if let Some(ms) = routing.attempt_timeout_ms {
             failover = failover.per_attempt_timeout(Duration::from_millis(ms));
+        }
+        if routing.failover_after_timeout {
+            failover = failover.move_on(phone_otp::ProviderErrorKind::Timeout);
         }
         if let Some(n) = routing.max_attempts {
             failover = failover.max_attempts(n);

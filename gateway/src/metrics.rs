@@ -345,6 +345,20 @@ fn render_router(out: &mut String, router: &RouterMetrics) {
     }
     header(
         out,
+        "phone_otp_provider_possible_duplicates_total",
+        "counter",
+        "Sends a provider delivered after an earlier one of the same send timed out (that one may have delivered too).",
+    );
+    for p in &router.providers {
+        let _ = writeln!(
+            out,
+            "phone_otp_provider_possible_duplicates_total{{provider=\"{}\"}} {}",
+            label(&p.provider),
+            p.possible_duplicates
+        );
+    }
+    header(
+        out,
         "phone_otp_provider_latency_seconds",
         "histogram",
         "Provider call latency.",

@@ -144,7 +144,7 @@ pub(crate) fn relay_problem(error: &RelayError) -> Problem {
         } => Problem::new(
             StatusCode::CONFLICT,
             "duplicate_request",
-            "this request_id was already sent",
+            "this request (its Idempotency-Key or request_id) was already sent, or may have been: nothing was sent again",
         ),
         RelayError::Limited { limit, retry_after } => rate_limited(*limit, *retry_after),
         RelayError::ChannelUnsupported(channel) => channel_unsupported(*channel),

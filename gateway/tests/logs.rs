@@ -144,7 +144,7 @@ async fn no_code_text_secret_or_number_in_any_log_line() -> TestResult {
     gw.primary
         .fail_always(phone_otp::ProviderErrorKind::Unavailable);
     gw.secondary
-        .fail_always(phone_otp::ProviderErrorKind::Timeout);
+        .fail_always(phone_otp::ProviderErrorKind::Network);
     let failing = json!({"to": "+14155550195", "code": code});
     assert_eq!(
         gw.post("/v1/messages", API_TOKEN, &failing).await.status(),

@@ -275,7 +275,8 @@ pub struct Relayed {
 }
 
 impl OtpService {
-    /// After a keyed relay failed to deliver: nothing went out, so the caller's retry of
+    /// After a keyed relay failed to deliver and nothing went out (no provider was left
+    /// without an answer: see [`ProviderError::may_have_delivered`]), the caller's retry of
     /// this request (Okta retries once) must be sent, not answered as a duplicate. The
     /// first failure releases the request key and the number's cooldown (charged for a
     /// message that never left; every other charge stands); the retry's own failure does
@@ -435,7 +436,12 @@ impl OtpService {
             }
             Err(error) => {
                 warn!(to = %request.to, channel = %request.channel, error = %error, "relayed code delivery failed");
-                if let Some((once, retry, window)) = request_keys {
+                // A provider that was reached and did not answer may still deliver: the
+                // request key stands, so a retry of this request is a duplicate, not a
+                // second code.
+                if error.may_have_delivered() {
+                    info!(to = %request.to, "relayed code may have been delivered: its request key is kept");
+                } else if let Some((once, retry, window)) = request_keys {
                     self.release_for_retry(once, retry, window, destination_fingerprint, now)
                         .await;
                 }

@@ -192,6 +192,19 @@ impl ProviderError {
         &self.inner.attempts
     }
 
+    /// Whether the message may have been delivered after all: a provider that was
+    /// reached gave no answer in time ([`ProviderErrorKind::Timeout`], here or at any
+    /// attempt of the chain). Such a send is not answered as "nothing went out", and a
+    /// retry of the same request must not send again.
+    pub fn may_have_delivered(&self) -> bool {
+        self.inner.kind == ProviderErrorKind::Timeout
+            || self
+                .inner
+                .attempts
+                .iter()
+                .any(|a| a.outcome == AttemptOutcome::Failed(ProviderErrorKind::Timeout))
+    }
+
     /// Adds the HTTP status.
     pub fn with_status(mut self, status: u16) -> Self {
         self.inner.status = Some(status);

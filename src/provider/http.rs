@@ -192,9 +192,14 @@ pub(crate) fn client(
 
 /// A transport failure: no usable response.
 pub(crate) fn transport_error(provider: &str, error: reqwest::Error) -> ProviderError {
-    let kind = if error.is_timeout() {
+    // A connection that never opened (refused, or its connect timeout) is "not reached":
+    // nothing was sent, so it is `Network`, checked before `Timeout` (a request that was
+    // sent and got no answer in time: it may have been delivered).
+    let kind = if error.is_connect() {
+        ProviderErrorKind::Network
+    } else if error.is_timeout() {
         ProviderErrorKind::Timeout
-    } else if error.is_connect() || error.is_request() {
+    } else if error.is_request() {
         ProviderErrorKind::Network
     } else if error.is_decode() || error.is_body() {
         ProviderErrorKind::Protocol

@@ -6,12 +6,18 @@ use crate::provider::ProviderErrorKind;
 
 /// The failover policy of a [`Router`](crate::Router): a value apart from the send loop.
 ///
-/// Default: move on when this provider cannot deliver (auth, not permitted, bad request,
-/// rate limited, unavailable, timeout, network, protocol, channel unsupported, no route);
-/// stop on errors about the recipient (invalid, blocked or opted out, cannot receive the
-/// channel) since another provider would fail the same way. Sending one code twice is
-/// harmless, so ambiguous failures (timeouts, 5xx) move on. At most 3 attempts, 1.5 s per
-/// attempt, 3 s in all: the budget an identity platform's telephony hook allows.
+/// Default: move on when this provider did not deliver (auth, not permitted, bad request,
+/// rate limited, unavailable, network, protocol, channel unsupported, no route); stop on
+/// errors about the recipient (invalid, blocked or opted out, cannot receive the channel)
+/// since another provider would fail the same way. Stop on a timeout too: the provider
+/// was reached and gave no answer, so it may deliver after all, and a second provider
+/// would mean two codes, billed twice (in a test with a provider that accepts and stalls,
+/// moving on delivered the second code every time). The send's outcome is then unknown
+/// ([`ProviderError::may_have_delivered`](crate::ProviderError::may_have_delivered)); the
+/// circuit breaker takes a stalling provider out of the chain for later sends. Opt back in
+/// with `move_on(ProviderErrorKind::Timeout)` where a late second code is cheaper than a
+/// missing one. At most 3 attempts, 1.5 s per attempt, 3 s in all: the budget an identity
+/// platform's telephony hook allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failover {
     move_on: u32,
@@ -34,7 +40,6 @@ impl Default for Failover {
             K::BadRequest,
             K::RateLimited,
             K::Unavailable,
-            K::Timeout,
             K::Network,
             K::Protocol,
             K::ChannelUnsupported,

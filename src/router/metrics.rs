@@ -33,6 +33,10 @@ pub struct ProviderMetrics {
     pub failures: BTreeMap<&'static str, u64>,
     /// Sends that skipped it because its breaker was open.
     pub skipped_breaker_open: u64,
+    /// Sends it delivered after an earlier provider of the same send timed out (that one
+    /// may have delivered too): possible duplicates. Zero unless timeouts move on
+    /// ([`Failover::move_on`](crate::Failover::move_on)).
+    pub possible_duplicates: u64,
     /// Mean latency of successful sends.
     pub mean_latency: Option<Duration>,
     /// Slowest successful send.
@@ -96,6 +100,7 @@ pub(crate) struct ProviderCounters {
     pub(crate) successes: u64,
     pub(crate) failures: BTreeMap<&'static str, u64>,
     pub(crate) skipped_breaker_open: u64,
+    pub(crate) possible_duplicates: u64,
     pub(crate) latency_total: Duration,
     pub(crate) latency_max: Duration,
     pub(crate) latency_buckets: [u64; LATENCY_BUCKETS.len()],
@@ -129,6 +134,7 @@ impl ProviderCounters {
             successes: self.successes,
             failures: self.failures.clone(),
             skipped_breaker_open: self.skipped_breaker_open,
+            possible_duplicates: self.possible_duplicates,
             mean_latency,
             max_latency: self.latency_max,
             latency_buckets: self.latency_buckets,

@@ -517,6 +517,11 @@ impl PhoneProvider for Router {
                 match failure {
                     None => {
                         counters.successes += 1;
+                        if attempts.iter().any(|a| {
+                            a.outcome == AttemptOutcome::Failed(ProviderErrorKind::Timeout)
+                        }) {
+                            counters.possible_duplicates += 1;
+                        }
                         counters.latency_total += latency;
                         counters.latency_max = counters.latency_max.max(latency);
                     }

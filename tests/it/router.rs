@@ -256,7 +256,9 @@ async fn failover_matrix_for_every_error_kind() -> TestResult {
         K::InvalidRecipient | K::RecipientBlocked | K::RecipientCannotReceive => false,
         K::PolicyRefused => false,
         K::Auth | K::NotPermitted | K::BadRequest | K::RateLimited | K::Unavailable => true,
-        K::Timeout | K::Network | K::Protocol | K::ChannelUnsupported | K::NoRoute => true,
+        K::Network | K::Protocol | K::ChannelUnsupported | K::NoRoute => true,
+        // Reached, no answer: it may deliver yet; a second provider would be a second code.
+        K::Timeout => false,
         _ => panic!("new kind {kind:?}: decide its failover"),
     };
     for kind in ProviderErrorKind::ALL {
@@ -358,6 +360,7 @@ async fn hung_providers_time_out_within_the_overall_deadline() -> TestResult {
         .default_chain(Channel::Sms, &["slow-1", "slow-2", "backup"])
         .failover(
             Failover::default()
+                .move_on(ProviderErrorKind::Timeout)
                 .per_attempt_timeout(Duration::from_secs(2))
                 .deadline(Duration::from_secs(3)),
         )
@@ -376,15 +379,46 @@ async fn hung_providers_time_out_within_the_overall_deadline() -> TestResult {
     );
     assert_eq!(backup.attempts(), 0);
 
-    // With the default budget (1.5 s per attempt, 3 s in all) the backup still gets its turn.
+    // By default a provider that accepted and stalls is not followed by another: the
+    // send's outcome is unknown (it may still deliver), not a second code.
     let router = Router::builder()
         .provider(Hung("slow-1"))
         .provider(backup.clone())
         .default_chain(Channel::Sms, &["slow-1", "backup"])
         .build()?;
     let started = tokio::time::Instant::now();
+    let error = router.send(&sms(&jp_mobile())).await.unwrap_err();
+    assert_eq!(started.elapsed(), Duration::from_millis(1500));
+    assert!(error.may_have_delivered());
+    assert_eq!(backup.attempts(), 0);
+    assert_eq!(
+        router
+            .metrics()
+            .provider("backup")
+            .unwrap()
+            .possible_duplicates,
+        0
+    );
+
+    // Opted in, the backup gets its turn inside the default budget (1.5 s per attempt,
+    // 3 s in all), and the send is counted as a possible duplicate.
+    let router = Router::builder()
+        .provider(Hung("slow-1"))
+        .provider(backup.clone())
+        .default_chain(Channel::Sms, &["slow-1", "backup"])
+        .failover(Failover::default().move_on(ProviderErrorKind::Timeout))
+        .build()?;
+    let started = tokio::time::Instant::now();
     assert_eq!(router.send(&sms(&jp_mobile())).await?.provider, "backup");
     assert_eq!(started.elapsed(), Duration::from_millis(1500));
+    assert_eq!(
+        router
+            .metrics()
+            .provider("backup")
+            .unwrap()
+            .possible_duplicates,
+        1
+    );
     Ok(())
 }
 
@@ -477,7 +511,7 @@ async fn recipient_errors_do_not_open_the_breaker() -> TestResult {
 async fn metrics_count_attempts_failures_and_countries() -> TestResult {
     let s = setup(|b| b);
     s.router.send(&sms(&jp_mobile())).await?;
-    s.ntt.fail_next(ProviderErrorKind::Timeout);
+    s.ntt.fail_next(ProviderErrorKind::Unavailable);
     s.router.send(&sms(&jp_mobile())).await?;
     s.router.send(&sms(&us_number())).await?;
     s.twilio.fail_next(ProviderErrorKind::Auth);
@@ -486,7 +520,7 @@ async fn metrics_count_attempts_failures_and_countries() -> TestResult {
     let metrics = s.router.metrics();
     let ntt = metrics.provider("ntt-cpaas").unwrap();
     assert_eq!((ntt.attempts, ntt.successes), (2, 1));
-    assert_eq!(ntt.failures_of(ProviderErrorKind::Timeout), 1);
+    assert_eq!(ntt.failures_of(ProviderErrorKind::Unavailable), 1);
     assert!(ntt.mean_latency.is_some());
     let smslink = metrics.provider("smslink").unwrap();
     assert_eq!((smslink.attempts, smslink.successes), (1, 1));

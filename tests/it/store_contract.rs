@@ -430,8 +430,9 @@ pub async fn a_challenge_answers_only_its_tenant<S: OtpStore + Clone + 'static>(
 
 /// A relayed request (Okta's `eventId`) whose delivery failed is tried again on its
 /// repeat, once: while in flight or after delivery a repeat is a duplicate, and a request
-/// that failed twice is not tried a third time (a duplicate, nothing sent). The default limits stay on (the failed
-/// attempt's cooldown is released with it).
+/// that failed twice is not tried a third time (a duplicate, nothing sent), nor is one
+/// whose provider timed out (it may have delivered). The default limits stay on (the
+/// failed attempt's cooldown is released with it).
 pub async fn a_failed_relay_is_released_for_one_retry(store: Arc<dyn OtpStore>) -> TestResult {
     use phone_otp::{ProviderErrorKind, RelayError, RelayRequest};
     let h = Harness::with(|b| b.store(store));
@@ -472,8 +473,28 @@ pub async fn a_failed_relay_is_released_for_one_retry(store: Arc<dyn OtpStore>) 
         })
     ));
     assert_eq!(h.stub.attempts(), attempts, "no third attempt");
-    // Another request to a number whose message went out still waits out its cooldown.
+    // A provider that timed out may still deliver: the request is not released, so its
+    // repeat is a duplicate, never a second code.
     h.stub.recover();
+    h.stub.fail_next(ProviderErrorKind::Timeout);
+    let Err(RelayError::Delivery(failure)) = h.otp.relay(relay(43)).await else {
+        panic!("a timeout is a delivery failure");
+    };
+    assert!(failure.may_have_delivered());
+    let attempts = h.stub.attempts();
+    assert!(matches!(
+        h.otp.relay(relay(43)).await,
+        Err(RelayError::Limited {
+            limit: LimitKind::Duplicate,
+            ..
+        })
+    ));
+    assert_eq!(
+        h.stub.attempts(),
+        attempts,
+        "no second attempt after a timeout"
+    );
+    // Another request to a number whose message went out still waits out its cooldown.
     let again = RelayRequest::sms(jp_mobile_n(41), "482913", Purpose::SignIn).once("other");
     assert!(matches!(
         h.otp.relay(again).await,

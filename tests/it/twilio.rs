@@ -320,6 +320,39 @@ async fn slow_responses_time_out_and_refused_connections_are_network_errors() ->
     Ok(())
 }
 
+/// A connection that never opens within the connect timeout was not reached: nothing was
+/// sent, so it is a network failure (a router moves on), not a timeout (which may have
+/// delivered, so a router stops). A listener with a backlog of one whose queue is full
+/// drops further handshakes, so the connect hangs.
+#[tokio::test]
+async fn a_connect_timeout_is_a_network_failure_not_a_timeout() -> TestResult {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind("127.0.0.1:0".parse()?)?;
+    let address = socket.local_addr()?;
+    let _listener = socket.listen(1)?;
+    // Fill the accept queue (never accepted); later handshakes get no answer.
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(stream) =
+            std::net::TcpStream::connect_timeout(&address, Duration::from_millis(200))
+        {
+            fillers.push(stream);
+        }
+    }
+    let provider = TwilioProvider::new(TwilioConfig {
+        http: phone_otp::HttpConfig {
+            connect_timeout: Duration::from_millis(200),
+            request_timeout: Duration::from_secs(5),
+        },
+        ..config()
+    })?
+    .danger_base_url(&format!("http://{address}"))?;
+    let error = provider.send(&otp_sms()).await.unwrap_err();
+    assert_eq!(error.kind(), ProviderErrorKind::Network, "{error}");
+    assert!(!error.may_have_delivered());
+    Ok(())
+}
+
 #[test]
 fn configuration_errors_are_clear_and_debug_hides_secrets() {
     let missing = TwilioProvider::new(TwilioConfig {

@@ -96,6 +96,10 @@ pub struct UsageRow {
     /// instance stopped mid-send, reconciled later; `cancelled`: the client went away
     /// while it was sent). Not in `sends`, not priced.
     pub unknown: i64,
+    /// Sends delivered by a provider after an earlier one of the same send timed out
+    /// (that one may have delivered too): possible duplicates, billed twice. Zero unless
+    /// `[routing] failover_after_timeout` is on.
+    pub possible_duplicates: i64,
     /// SMS parts billed.
     pub segments: i64,
     /// Estimated cost, in millionths of `currency` (unpriced sends count zero).
@@ -140,6 +144,7 @@ impl Db {
         let sql = format!(
             "SELECT {select}currency, COUNT(*) AS requests, COUNT(provider) AS sends,
                  CAST(COALESCE(SUM(CASE WHEN outcome IN ('unknown', 'cancelled') THEN 1 ELSE 0 END), 0) AS BIGINT) AS unknown,
+                 CAST(COALESCE(SUM(CASE WHEN provider IS NOT NULL AND providers LIKE '%:timeout%' THEN 1 ELSE 0 END), 0) AS BIGINT) AS possible_duplicates,
                  CAST(COALESCE(SUM(CASE WHEN provider IS NULL THEN 0 ELSE segments END), 0) AS BIGINT) AS segments,
                  CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost_micros
              FROM audit_records WHERE at >= $1 AND at < $2{only}
@@ -173,6 +178,7 @@ impl Db {
                     requests: row.try_get("requests")?,
                     sends: row.try_get("sends")?,
                     unknown: row.try_get("unknown")?,
+                    possible_duplicates: row.try_get("possible_duplicates")?,
                     segments: row.try_get("segments")?,
                     cost_micros: row.try_get("cost_micros")?,
                     currency: row.try_get("currency")?,
@@ -203,6 +209,7 @@ fn merge_currencies(rows: Vec<UsageRow>) -> Vec<UsageRow> {
                 last.requests += row.requests;
                 last.sends += row.sends;
                 last.unknown += row.unknown;
+                last.possible_duplicates += row.possible_duplicates;
                 last.segments += row.segments;
                 last.cost_micros += row.cost_micros;
                 if last.currency.is_none() {
@@ -317,7 +324,7 @@ fn instant(text: &str, end: bool) -> Option<i64> {
 
 impl UsageReport {
     /// The report as JSON: `from`, `to` (RFC 3339), `group_by`, and `rows` with each
-    /// dimension's value, `requests`, `sends`, `unknown`, `segments`, `cost` (a decimal string, exact),
+    /// dimension's value, `requests`, `sends`, `unknown`, `possible_duplicates`, `segments`, `cost` (a decimal string, exact),
     /// `cost_micros` and `currency`.
     pub fn to_json(&self) -> Value {
         let rows: Vec<Value> = self
@@ -331,6 +338,10 @@ impl UsageReport {
                 object.insert("requests".to_owned(), json!(row.requests));
                 object.insert("sends".to_owned(), json!(row.sends));
                 object.insert("unknown".to_owned(), json!(row.unknown));
+                object.insert(
+                    "possible_duplicates".to_owned(),
+                    json!(row.possible_duplicates),
+                );
                 object.insert("segments".to_owned(), json!(row.segments));
                 object.insert("cost".to_owned(), json!(micros_text(row.cost_micros)));
                 object.insert("cost_micros".to_owned(), json!(row.cost_micros));
@@ -347,13 +358,19 @@ impl UsageReport {
     }
 
     /// RFC 4180 CSV with a header row: the dimensions, then `requests, sends, unknown,
-    /// segments, cost, currency`. Cells a spreadsheet would run as a formula are quoted with a
+    /// possible_duplicates, segments, cost, currency`. Cells a spreadsheet would run as a formula are quoted with a
     /// leading `'`.
     pub fn to_csv(&self) -> String {
         let mut out = String::new();
         let mut header: Vec<&str> = self.group_by.iter().map(|d| d.name()).collect();
         header.extend([
-            "requests", "sends", "unknown", "segments", "cost", "currency",
+            "requests",
+            "sends",
+            "unknown",
+            "possible_duplicates",
+            "segments",
+            "cost",
+            "currency",
         ]);
         out.push_str(&header.join(","));
         out.push_str("\r\n");
@@ -367,6 +384,7 @@ impl UsageReport {
                 row.requests.to_string(),
                 row.sends.to_string(),
                 row.unknown.to_string(),
+                row.possible_duplicates.to_string(),
                 row.segments.to_string(),
                 micros_text(row.cost_micros),
                 csv_cell(row.currency.as_deref().unwrap_or("")),
@@ -439,6 +457,7 @@ mod tests {
                 requests: 2,
                 sends: 1,
                 unknown: 0,
+                possible_duplicates: 0,
                 segments: 1,
                 cost_micros: 50_000,
                 currency: Some("USD".to_owned()),
@@ -446,7 +465,7 @@ mod tests {
         };
         assert_eq!(
             report.to_csv(),
-            "system,requests,sends,unknown,segments,cost,currency\r\n\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\",2,1,0,1,0.050000,USD\r\n"
+            "system,requests,sends,unknown,possible_duplicates,segments,cost,currency\r\n\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\",2,1,0,0,1,0.050000,USD\r\n"
         );
     }
     #[test]

@@ -83,11 +83,49 @@ async fn answer(
     if let Some(ip) = message.client_ip {
         request = request.client_ip(ip);
     }
-    if let Some(id) = message.request_id {
-        request = request.once(id);
+    if let Some(key) = idempotency_key(headers, message.request_id)? {
+        request = request.once(key);
     }
     audit.reserve().await?;
     super::relay_answer(state, request, audit).await
+}
+
+/// The request's key: the `Idempotency-Key` header or the body's `request_id` (the same
+/// value if both are given). A repeat of a key the system already used sends nothing.
+fn idempotency_key(
+    headers: &HeaderMap,
+    request_id: Option<String>,
+) -> Result<Option<String>, Problem> {
+    let invalid = |message: &str| {
+        Problem::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            message.to_owned(),
+        )
+    };
+    let header = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => {
+            let text = value
+                .to_str()
+                .ok()
+                .map(|t| t.trim_matches('"'))
+                .filter(|t| {
+                    !t.is_empty()
+                        && t.len() <= phone_otp::MAX_REQUEST_KEY_BYTES
+                        && t.bytes().all(|b| b.is_ascii_graphic())
+                })
+                .ok_or_else(|| invalid("Idempotency-Key must be 1-256 visible ASCII characters"))?;
+            Some(text.to_owned())
+        }
+    };
+    match (header, request_id) {
+        (Some(header), Some(id)) if header != id => Err(invalid(
+            "Idempotency-Key and request_id differ: give one, or the same value",
+        )),
+        (Some(key), _) | (None, Some(key)) => Ok(Some(key)),
+        (None, None) => Ok(None),
+    }
 }
 
 /// What a relay answers: provider, message id, channel, masked number, SMS parts.

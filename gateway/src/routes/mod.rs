@@ -63,6 +63,10 @@ pub(crate) async fn relay_answer(
             )
                 .into_response())
         }
+        Err(phone_otp::RelayError::Delivery(failure)) if failure.may_have_delivered() => {
+            audit.failed(failure.attempts());
+            Ok(unknown_outcome(&failure))
+        }
         Err(error) => {
             if let phone_otp::RelayError::Delivery(failure) = &error {
                 audit.failed(failure.attempts());
@@ -70,6 +74,30 @@ pub(crate) async fn relay_answer(
             Err(crate::problem::relay_problem(&error))
         }
     }
+}
+
+/// 202: a provider was reached and gave no answer in time, so the message may have been
+/// delivered. Not an error, which would invite a retry and a second code; the request's
+/// key (`Idempotency-Key`, `request_id`) stays spent, so a retry sends nothing. Audited
+/// and counted in the ledger as `unknown`.
+pub(crate) fn unknown_outcome(failure: &phone_otp::ProviderError) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let attempts: Vec<String> = failure
+        .attempts()
+        .iter()
+        .map(crate::audit::attempt_label)
+        .collect();
+    let mut response = (
+        axum::http::StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({
+            "outcome": "unknown",
+            "detail": "a provider was reached and did not answer in time: the message may have been delivered; do not send another code at once (a retry of this request sends nothing)",
+            "attempts": attempts,
+        })),
+    )
+        .into_response();
+    response.extensions_mut().insert(Outcome("unknown"));
+    response
 }
 
 /// The `'static` name of an endpoint, for metric labels.

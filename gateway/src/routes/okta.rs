@@ -177,6 +177,11 @@ async fn answer(
             // error either (that would make Okta send one through its own provider).
             ("duplicate", pending_duplicate())
         }
+        Err(RelayError::Delivery(failure)) if failure.may_have_delivered() => {
+            // A provider was reached and did not answer in time: the code may arrive. An
+            // error would make Okta send a second one through its own provider.
+            ("unknown", pending_unknown())
+        }
         Err(error) => {
             let (outcome, summary, reason) = describe(&error);
             let summary = format!("Failed to deliver {} OTP: {summary}", channel_name(channel));
@@ -444,6 +449,13 @@ fn pending_duplicate() -> Response {
     command(json!({
         "status": "PENDING",
         "transactionMetadata": "Duplicate eventId: the first request's message stands",
+    }))
+}
+
+fn pending_unknown() -> Response {
+    command(json!({
+        "status": "PENDING",
+        "transactionMetadata": "A provider did not answer in time: the code may have been delivered",
     }))
 }
 

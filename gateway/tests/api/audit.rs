@@ -269,7 +269,8 @@ async fn refusals_of_a_known_key_are_recorded_under_its_system() -> TestResult {
 
 /// Rows left `pending` become `unknown` once older than the request timeout and its grace
 /// (on PostgreSQL, shared by live instances, only those; on SQLite, every one at startup);
-/// a completion written later still wins.
+/// a completion written later still wins. A send delivered after a timeout counts as a
+/// possible duplicate.
 async fn pending_rows_are_reconciled_on(db: &Db) -> TestResult {
     use phone_otp_gateway::audit::reconcile;
     use phone_otp_gateway::db::AuditWrite;
@@ -308,11 +309,23 @@ async fn pending_rows_are_reconciled_on(db: &Db) -> TestResult {
     done.outcome = "ok".to_owned();
     done.provider = Some("primary".to_owned());
     db.write_audit_batch(&[AuditWrite::Complete(done)]).await?;
+    // A send the second provider delivered after the first timed out: a possible duplicate.
+    let mut after_timeout = pending("after-timeout", now);
+    after_timeout.outcome = "ok".to_owned();
+    after_timeout.providers = Some("primary:timeout secondary:ok".to_owned());
+    after_timeout.provider = Some("secondary".to_owned());
+    db.write_audit_batch(&[AuditWrite::Insert(after_timeout)])
+        .await?;
     let report = db.usage(0, i64::MAX, None, &[Dimension::System]).await?;
     let row = &report.rows[0];
     assert_eq!(
-        (row.requests, row.sends, row.unknown),
-        (2, 1, u64::from(!db.is_postgres()) as i64)
+        (
+            row.requests,
+            row.sends,
+            row.unknown,
+            row.possible_duplicates
+        ),
+        (3, 2, i64::from(!db.is_postgres()), 1)
     );
     Ok(())
 }

@@ -151,3 +151,72 @@ async fn limits_answer_429_with_retry_after_and_request_ids_send_once() -> TestR
     assert_eq!(gw.delivered().len(), 2);
     Ok(())
 }
+
+/// A provider that accepts and never answers: the send's outcome is unknown (202, not an
+/// error that invites a retry), no second provider is called (no second code), the
+/// `Idempotency-Key` stays spent so the client's retry sends nothing, and the audit trail
+/// and ledger count it as `unknown`. (Real time, not paused: the database's bounded waits
+/// would fire while SQLite works on its own thread. The one wait is the 1.5 s attempt.)
+#[tokio::test]
+async fn a_stalled_provider_is_an_unknown_outcome_and_a_retry_sends_nothing() -> TestResult {
+    use std::sync::Arc;
+
+    use phone_otp_gateway::db::Dimension;
+
+    let db = crate::db::sqlite().await.unwrap();
+    let gw = TestGateway::with(crate::support::Setup {
+        keys: Some(db.clone()),
+        primary: Arc::new(crate::support::Hung),
+        ..crate::support::Setup::default()
+    })
+    .await;
+    let send = |key: &str| {
+        gw.client
+            .post(format!("{}{PATH}", gw.url))
+            .bearer_auth(API_TOKEN)
+            .header("Idempotency-Key", key)
+            .json(&message("+819012345678"))
+            .send()
+    };
+    let response = send("order-7781-otp").await?;
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await?;
+    assert_eq!(body["outcome"], "unknown", "{body}");
+    assert_eq!(body["attempts"][0], "hung:timeout", "{body}");
+    assert_eq!(gw.secondary.attempts(), 0, "no second code");
+
+    // The client retries the same request: nothing is sent, and it is told why.
+    let retry = send("order-7781-otp").await?;
+    assert_eq!(retry.status(), 409);
+    let body: Value = retry.json().await?;
+    assert_eq!(body["error"]["code"], "duplicate_request", "{body}");
+    assert_eq!(gw.secondary.attempts(), 0);
+
+    // A key that is not a header token, or that disagrees with the body's request_id, is
+    // refused before anything is spent.
+    let bad = send("has space").await?;
+    assert_eq!(bad.status(), 422);
+    let mut both = message("+819012345679");
+    both["request_id"] = json!("another-key");
+    let differ = gw
+        .client
+        .post(format!("{}{PATH}", gw.url))
+        .bearer_auth(API_TOKEN)
+        .header("Idempotency-Key", "one-key")
+        .json(&both)
+        .send()
+        .await?;
+    assert_eq!(differ.status(), 422);
+    assert_eq!(gw.secondary.attempts(), 0);
+
+    let records = db.audit_records(0, i64::MAX).await?;
+    let outcomes: Vec<&str> = records.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "unknown").count(),
+        1,
+        "{outcomes:?}"
+    );
+    let report = db.usage(0, i64::MAX, None, &[Dimension::System]).await?;
+    assert_eq!((report.rows[0].sends, report.rows[0].unknown), (0, 1));
+    Ok(())
+}
