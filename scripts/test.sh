@@ -160,5 +160,16 @@ fi
 
 cargo test --workspace --all-features
 
+# The fault suite: two gateway instances under load while Redis restarts, this PostgreSQL
+# stops and starts, the provider flaps, and the instances get SIGTERM and SIGKILL; it
+# checks that no message went out without its audit row (scripts/faults.py).
+echo "== fault suite"
+cargo build --quiet -p phone-otp-gateway --all-features
+pg_options="-p $pgport -k $pgdir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+GATEWAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/debug/phone-otp-gateway" \
+PG_STOP="$as_postgres $pg_bin/pg_ctl -D $pgdir/data -m fast -w stop" \
+PG_START="$as_postgres $pg_bin/pg_ctl -D $pgdir/data -l $pgdir/log -w -o '$pg_options' start" \
+  "$PYTHON" scripts/faults.py
+
 # The examples' command lines: clear errors and exit codes, no silent fallback.
 ./scripts/check-examples.sh

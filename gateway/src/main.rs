@@ -46,6 +46,15 @@ enum Command {
         #[arg(long, default_value = "csv")]
         format: String,
     },
+    /// Settle audit rows left `pending` by a send that stopped: they become `unknown`
+    /// (the provider may have delivered). Without `--all`, only rows older than the
+    /// request timeout + 30 s, as the running gateway does by itself.
+    Reconcile {
+        /// Every pending row, however recent: only once every instance using this
+        /// database has stopped (a live one's in-flight sends would be marked too).
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -126,6 +135,18 @@ async fn main() -> ExitCode {
         return match usage(&config, &query.finish()).await {
             Ok(text) => {
                 print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {}", error_chain(e.as_ref()));
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(Command::Reconcile { all }) = &args.command {
+        return match reconcile(&config, *all).await {
+            Ok(rows) => {
+                println!("{rows} pending audit rows are now unknown");
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -249,6 +270,24 @@ async fn usage(config: &Config, query: &str) -> Result<String, Box<dyn std::erro
     } else {
         format!("{:#}\n", report.to_json())
     })
+}
+
+/// Settles pending audit rows: every one with `all`, else those past the grace.
+async fn reconcile(config: &Config, all: bool) -> Result<u64, Box<dyn std::error::Error>> {
+    let db = config
+        .open_database(&|name| std::env::var(name).ok())
+        .await?;
+    let before = if all {
+        i64::MAX
+    } else {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let timeout = std::time::Duration::from_millis(config.server.request_timeout_ms);
+        let grace = phone_otp_gateway::audit::reconcile::grace(timeout);
+        now.saturating_sub(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX))
+    };
+    Ok(db.reconcile_pending(before).await?)
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {
