@@ -76,6 +76,20 @@ pub enum StartError {
     /// The provider failed; the challenge was withdrawn so it cannot be used.
     #[error("delivery failed")]
     Delivery(#[source] ProviderError),
+    /// A provider was reached and gave no answer in time, so the code may still arrive
+    /// ([`ProviderError::may_have_delivered`]). The challenge is kept: verify with its id
+    /// if the code arrives, resend if it does not. Starting another would send a second
+    /// code.
+    #[error("delivery outcome unknown")]
+    DeliveryUnknown {
+        /// The kept challenge.
+        challenge_id: crate::challenge::ChallengeId,
+        /// When its code stops working.
+        expires_at: crate::clock::Timestamp,
+        /// What the providers did.
+        #[source]
+        error: ProviderError,
+    },
     /// The OS random source failed.
     #[error("could not generate a code")]
     Random(#[source] RandomError),

@@ -308,7 +308,8 @@ impl OtpService {
     /// # Errors
     /// [`StartError::InvalidRequest`] for a subject or tenant over [`MAX_LABEL_BYTES`](crate::MAX_LABEL_BYTES);
     /// [`StartError::Limited`] with the limit and `retry_after`; a store, delivery or
-    /// randomness failure. If delivery fails the challenge is removed.
+    /// randomness failure. If delivery fails the challenge is removed, unless a provider
+    /// may have delivered ([`StartError::DeliveryUnknown`]: it is kept).
     pub async fn start(&self, mut request: StartRequest) -> Result<Started, StartError> {
         let inner = &self.inner;
         request.check_labels()?;
@@ -398,6 +399,16 @@ impl OtpService {
         }
         match delivered {
             Ok(started) => Ok(started),
+            // The code may arrive: the challenge stays verifiable (it counts as sent for
+            // every limit already charged), and the caller is told the outcome is unknown.
+            Err(error) if error.may_have_delivered() => {
+                info!(challenge = %self.log_ref(&id), to = %pending.destination, "delivery outcome unknown: the challenge is kept");
+                Err(StartError::DeliveryUnknown {
+                    challenge_id: id,
+                    expires_at,
+                    error,
+                })
+            }
             Err(error) => {
                 // Nobody can know a code that was not delivered, but a half-made challenge
                 // must not linger as something verifiable.

@@ -137,6 +137,50 @@ async fn failed_delivery_withdraws_the_challenge() -> TestResult {
     Ok(())
 }
 
+/// A provider that was reached and did not answer in time may still deliver: the
+/// challenge is kept (its code would work if it arrives) and the caller gets its id with
+/// the outcome unknown, instead of an error that invites a second start and a second code.
+#[tokio::test]
+async fn a_delivery_that_may_have_happened_keeps_the_challenge() -> TestResult {
+    let store = phone_otp::MemoryStore::new();
+    let h = Harness::with_store(std::sync::Arc::new(store.clone()));
+    h.stub.fail_next(ProviderErrorKind::Timeout);
+    let id = match h
+        .otp
+        .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
+        .await
+    {
+        Err(StartError::DeliveryUnknown {
+            challenge_id,
+            error,
+            ..
+        }) => {
+            assert!(error.may_have_delivered());
+            challenge_id
+        }
+        other => panic!("expected an unknown delivery, got {other:?}"),
+    };
+    assert_eq!(store.len(), 1, "the challenge is kept");
+    // It is a live challenge: a wrong code is a mismatch (not "not found"), and a resend
+    // delivers a code that verifies.
+    assert!(matches!(
+        h.otp.verify(&id, "000000").await?,
+        phone_otp::VerifyOutcome::Mismatch { .. }
+    ));
+    h.clock.advance(std::time::Duration::from_secs(120));
+    h.otp.resend(&id).await?;
+    let code = h
+        .stub
+        .last_message_to(&jp_mobile())
+        .unwrap()
+        .code()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    assert!(h.otp.verify(&id, &code).await?.is_verified());
+    Ok(())
+}
+
 fn quota(count: u32) -> Option<phone_otp::Quota> {
     Some(phone_otp::Quota::per_hour(
         std::num::NonZeroU32::new(count).unwrap(),

@@ -105,6 +105,24 @@ pub(crate) async fn start(
                 audit.challenge_sent(&started);
                 Ok((StatusCode::CREATED, axum::Json(started_body(&started))).into_response())
             }
+            Err(StartError::DeliveryUnknown {
+                challenge_id,
+                expires_at,
+                error,
+            }) => {
+                // The code may arrive: the challenge is kept and its id answered, so the
+                // user can enter the code or ask for a resend; starting again would send a
+                // second code.
+                audit.failed(error.attempts());
+                Ok(super::unknown_outcome(
+                    &error,
+                    json!({
+                        "challenge_id": challenge_id.to_string(),
+                        "expires_at": super::rfc3339(expires_at),
+                    }),
+                    "a provider was reached and did not answer in time: the code may arrive; verify it with this id, or resend if it does not",
+                ))
+            }
             Err(error) => Err(start_problem(&error)),
         }
     }
@@ -154,6 +172,14 @@ pub(crate) async fn resend(
             Ok(started) => {
                 audit.challenge_sent(&started);
                 Ok((StatusCode::OK, axum::Json(started_body(&started))).into_response())
+            }
+            Err(ResendError::Delivery(failure)) if failure.may_have_delivered() => {
+                audit.failed(failure.attempts());
+                Ok(super::unknown_outcome(
+                    &failure,
+                    json!({}),
+                    "a provider was reached and did not answer in time: the code may arrive; wait before resending",
+                ))
             }
             Err(error) => Err(resend_problem(&error)),
         }

@@ -65,7 +65,12 @@ pub(crate) async fn relay_answer(
         }
         Err(phone_otp::RelayError::Delivery(failure)) if failure.may_have_delivered() => {
             audit.failed(failure.attempts());
-            Ok(unknown_outcome(&failure))
+            // The request's key (`Idempotency-Key`, `request_id`) stays spent.
+            Ok(unknown_outcome(
+                &failure,
+                serde_json::json!({}),
+                "a provider was reached and did not answer in time: the message may have been delivered; do not send another code at once (a retry of this request sends nothing)",
+            ))
         }
         Err(error) => {
             if let phone_otp::RelayError::Delivery(failure) = &error {
@@ -77,23 +82,30 @@ pub(crate) async fn relay_answer(
 }
 
 /// 202: a provider was reached and gave no answer in time, so the message may have been
-/// delivered. Not an error, which would invite a retry and a second code; the request's
-/// key (`Idempotency-Key`, `request_id`) stays spent, so a retry sends nothing. Audited
+/// delivered. Not an error, which would invite a retry and a second code. `fields` (an
+/// object: the challenge id, for a challenge) and `detail` say what to do next. Audited
 /// and counted in the ledger as `unknown`.
-pub(crate) fn unknown_outcome(failure: &phone_otp::ProviderError) -> axum::response::Response {
+pub(crate) fn unknown_outcome(
+    failure: &phone_otp::ProviderError,
+    fields: serde_json::Value,
+    detail: &str,
+) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     let attempts: Vec<String> = failure
         .attempts()
         .iter()
         .map(crate::audit::attempt_label)
         .collect();
+    let mut body = match fields {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    body.insert("outcome".to_owned(), "unknown".into());
+    body.insert("detail".to_owned(), detail.into());
+    body.insert("attempts".to_owned(), attempts.into());
     let mut response = (
         axum::http::StatusCode::ACCEPTED,
-        axum::Json(serde_json::json!({
-            "outcome": "unknown",
-            "detail": "a provider was reached and did not answer in time: the message may have been delivered; do not send another code at once (a retry of this request sends nothing)",
-            "attempts": attempts,
-        })),
+        axum::Json(serde_json::Value::Object(body)),
     )
         .into_response();
     response.extensions_mut().insert(Outcome("unknown"));

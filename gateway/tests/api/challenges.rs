@@ -165,3 +165,35 @@ async fn challenge_endpoints_need_the_token() -> TestResult {
     assert!(gw.delivered().is_empty());
     Ok(())
 }
+
+/// A provider that accepts and never answers: the start answers 202 with the kept
+/// challenge's id and the outcome unknown (the code may arrive), no second provider is
+/// called, and the challenge is live (a wrong code is a mismatch, not "not found").
+#[tokio::test(start_paused = true)]
+async fn a_stalled_provider_keeps_the_challenge_and_says_the_outcome_is_unknown() -> TestResult {
+    let gw = TestGateway::with(crate::support::Setup {
+        primary: std::sync::Arc::new(crate::support::Hung),
+        ..crate::support::Setup::default()
+    })
+    .await;
+    let started = gw
+        .post("/v1/challenges", API_TOKEN, &json!({"to": "+819012345678"}))
+        .await;
+    assert_eq!(started.status(), 202);
+    let body: Value = started.json().await?;
+    assert_eq!(body["outcome"], "unknown", "{body}");
+    assert_eq!(body["attempts"][0], "hung:timeout", "{body}");
+    assert_eq!(gw.secondary.attempts(), 0, "no second code");
+    let id = body["challenge_id"].as_str().unwrap().to_owned();
+    let wrong = gw
+        .post(
+            &format!("/v1/challenges/{id}/verify"),
+            API_TOKEN,
+            &json!({"code": "000000"}),
+        )
+        .await;
+    assert_eq!(wrong.status(), 422);
+    let wrong: Value = wrong.json().await?;
+    assert_eq!(wrong["outcome"], "mismatch", "{wrong}");
+    Ok(())
+}
