@@ -194,3 +194,84 @@ async fn systems_stay_apart_across_two_instances_on_redis() -> TestResult {
     let b = instance(&db, Some(store)).await;
     another_system_cannot_touch_a_challenge(&db, &a, &b).await
 }
+
+/// An `Idempotency-Key` is the calling system's own: another system using the same key
+/// is not refused as its duplicate (and learns nothing of it), and each system's repeat
+/// is refused for itself only, nothing sent for it.
+#[tokio::test]
+async fn an_idempotency_key_belongs_to_its_system() -> TestResult {
+    let Some(db) = sqlite().await else {
+        return Ok(());
+    };
+    let gw = instance(&db, None).await;
+    let key = |owner: &'static str| {
+        let db = db.clone();
+        async move {
+            let (token, _) = phone_otp_gateway::auth::key_admin::create_key(
+                &db,
+                &spec(owner, &[Scope::MessagesSend]),
+                NOW,
+            )
+            .await
+            .unwrap();
+            token.expose_secret().to_owned()
+        }
+    };
+    let (billing, crm) = (key("billing").await, key("crm").await);
+    let send = |token: &str, to: &str| {
+        gw.client
+            .post(format!("{}/v1/messages", gw.url))
+            .bearer_auth(token.to_owned())
+            .header("Idempotency-Key", "order-1")
+            .json(&json!({"to": to, "code": "482913"}))
+            .send()
+    };
+    assert_eq!(send(&billing, "+819012340101").await?.status(), 200);
+    assert_eq!(
+        send(&crm, "+819012340102").await?.status(),
+        200,
+        "crm's own key"
+    );
+    assert_eq!(send(&billing, "+819012340101").await?.status(), 409);
+    assert_eq!(send(&crm, "+819012340102").await?.status(), 409);
+    assert_eq!(gw.delivered().len(), 2);
+    Ok(())
+}
+
+/// A challenge kept because its delivery outcome is unknown belongs to the system that
+/// started it, like any other: another system's verify is the 404 of an unknown id and
+/// spends none of its attempts.
+#[tokio::test]
+async fn a_kept_challenge_answers_only_its_system() -> TestResult {
+    let Some(db) = sqlite().await else {
+        return Ok(());
+    };
+    let gw = TestGateway::with(Setup {
+        keys: Some(db.clone()),
+        primary: Arc::new(crate::support::Hung),
+        limits: Limits::danger_none(),
+        ..Setup::default()
+    })
+    .await;
+    let (billing, crm) = (key(&db, "billing").await, key(&db, "crm").await);
+    let started = gw
+        .post("/v1/challenges", &billing, &json!({"to": "+819012340201"}))
+        .await;
+    assert_eq!(started.status(), 202);
+    let id = started.json::<Value>().await?["challenge_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let verify = format!("/v1/challenges/{id}/verify");
+    let other = gw.post(&verify, &crm, &json!({"code": "000000"})).await;
+    assert_eq!(other.status(), 404);
+    // The owner's wrong code still has every attempt but one left: crm spent none.
+    let own: Value = gw
+        .post(&verify, &billing, &json!({"code": "000000"}))
+        .await
+        .json()
+        .await?;
+    assert_eq!(own["outcome"], "mismatch", "{own}");
+    assert_eq!(own["attempts_left"], 4, "{own}");
+    Ok(())
+}
