@@ -284,8 +284,7 @@ async fn reconcile(config: &Config, all: bool) -> Result<u64, Box<dyn std::error
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let timeout = std::time::Duration::from_millis(config.server.request_timeout_ms);
-        let grace = phone_otp_gateway::audit::reconcile::grace(timeout);
-        now.saturating_sub(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX))
+        phone_otp_gateway::audit::reconcile::cutoff(now, timeout)
     };
     Ok(db.reconcile_pending(before).await?)
 }

@@ -26,6 +26,14 @@ pub fn grace(request_timeout: Duration) -> Duration {
     request_timeout + Duration::from_secs(30)
 }
 
+/// The arrival time before which a `pending` row is an orphan: `now_ms` less the
+/// [`grace`] of `request_timeout`.
+#[must_use]
+pub fn cutoff(now_ms: i64, request_timeout: Duration) -> i64 {
+    let grace = i64::try_from(grace(request_timeout).as_millis()).unwrap_or(i64::MAX);
+    now_ms.saturating_sub(grace)
+}
+
 /// One pass: `pending` rows that arrived before `now_ms - grace` (all of them on SQLite
 /// at startup) become `unknown`. Returns how many.
 ///
@@ -40,8 +48,7 @@ pub async fn pass(
     let cutoff = if at_startup && !db.is_postgres() {
         i64::MAX
     } else {
-        let grace = i64::try_from(grace(request_timeout).as_millis()).unwrap_or(i64::MAX);
-        now_ms.saturating_sub(grace)
+        cutoff(now_ms, request_timeout)
     };
     let settled = db.reconcile_pending(cutoff).await?;
     if settled > 0 {

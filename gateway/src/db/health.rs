@@ -128,37 +128,48 @@ pub enum DbState {
 /// Shared by every clone of one [`super::Db`].
 #[derive(Debug)]
 pub(super) struct Health {
-    failing: Mutex<Option<Fault>>,
-    last_probe: Mutex<Option<Instant>>,
-    probe_every: Mutex<Duration>,
-    failures: [AtomicU64; 6],
+    state: Mutex<Probing>,
+    /// Rows that failed, indexed by `Fault as usize` (the order of [`Fault::ALL`]).
+    failures: [AtomicU64; Fault::ALL.len()],
+}
+
+/// What the last write left, and when readiness last probed.
+#[derive(Debug)]
+struct Probing {
+    failing: Option<Fault>,
+    last_probe: Option<Instant>,
+    every: Duration,
 }
 
 impl Default for Health {
     fn default() -> Self {
         Self {
-            failing: Mutex::new(None),
-            last_probe: Mutex::new(None),
-            probe_every: Mutex::new(PROBE_EVERY),
+            state: Mutex::new(Probing {
+                failing: None,
+                last_probe: None,
+                every: PROBE_EVERY,
+            }),
             failures: Default::default(),
         }
     }
 }
 
 impl Health {
+    fn probing(&self) -> std::sync::MutexGuard<'_, Probing> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Records the result of a write of `rows` rows; logs once when the state changes.
     pub(super) fn record(&self, result: Result<(), &DbError>, rows: usize) {
         let now = result.err().map(DbError::fault);
         if let Some(fault) = now {
-            let index = Fault::ALL.iter().position(|f| *f == fault).unwrap_or(5);
-            self.failures[index].fetch_add(rows as u64, Ordering::Relaxed);
+            self.failures[fault as usize].fetch_add(rows as u64, Ordering::Relaxed);
         }
-        let mut failing = self
-            .failing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if *failing != now {
-            match (now, *failing) {
+        let mut probing = self.probing();
+        if probing.failing != now {
+            match (now, probing.failing) {
                 (Some(fault), _) => {
                     tracing::error!(
                         fault = fault.as_str(),
@@ -170,46 +181,31 @@ impl Health {
                 }
                 (None, None) => {}
             }
-            *failing = now;
+            probing.failing = now;
         }
     }
 
     pub(super) fn state(&self) -> DbState {
-        match *self
-            .failing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-        {
-            Some(fault) => DbState::Failing(fault),
-            None => DbState::Up,
-        }
+        self.probing().failing.map_or(DbState::Up, DbState::Failing)
     }
 
     pub(super) fn set_probe_every(&self, every: Duration) {
-        *self
-            .probe_every
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = every;
+        self.probing().every = every;
     }
 
     /// Whether a probe write is due at `now` (the last write failed and no probe ran
     /// within the probe interval); claims it if so.
     pub(super) fn claim_probe(&self, now: Instant) -> bool {
-        if self.state() == DbState::Up {
+        let mut probing = self.probing();
+        let every = probing.every;
+        if probing.failing.is_none()
+            || probing
+                .last_probe
+                .is_some_and(|at| now.duration_since(at) < every)
+        {
             return false;
         }
-        let every = *self
-            .probe_every
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut last = self
-            .last_probe
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last.is_some_and(|at| now.duration_since(at) < every) {
-            return false;
-        }
-        *last = Some(now);
+        probing.last_probe = Some(now);
         true
     }
 
@@ -245,6 +241,9 @@ mod tests {
             ("23505", Fault::Error),
         ] {
             assert_eq!(code_fault(code), fault, "{code}");
+        }
+        for (index, fault) in Fault::ALL.iter().enumerate() {
+            assert_eq!(*fault as usize, index, "ALL is in declaration order");
         }
         assert!(!Fault::Error.is_whole_database());
         assert!(Fault::DiskFull.is_whole_database());

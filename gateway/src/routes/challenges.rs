@@ -114,12 +114,12 @@ pub(crate) async fn start(
                 // user can enter the code or ask for a resend; starting again would send a
                 // second code.
                 audit.failed(error.attempts());
+                let mut body = serde_json::Map::new();
+                body.insert("challenge_id".to_owned(), challenge_id.to_string().into());
+                body.insert("expires_at".to_owned(), super::rfc3339(expires_at).into());
                 Ok(super::unknown_outcome(
                     &error,
-                    json!({
-                        "challenge_id": challenge_id.to_string(),
-                        "expires_at": super::rfc3339(expires_at),
-                    }),
+                    body,
                     "a provider was reached and did not answer in time: the code may arrive; verify it with this id, or resend if it does not",
                 ))
             }
@@ -177,7 +177,7 @@ pub(crate) async fn resend(
                 audit.failed(failure.attempts());
                 Ok(super::unknown_outcome(
                     &failure,
-                    json!({}),
+                    serde_json::Map::new(),
                     "a provider was reached and did not answer in time: the code may arrive; wait before resending",
                 ))
             }

@@ -96,13 +96,7 @@ fn idempotency_key(
     headers: &HeaderMap,
     request_id: Option<String>,
 ) -> Result<Option<String>, Problem> {
-    let invalid = |message: &str| {
-        Problem::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-            message.to_owned(),
-        )
-    };
+    use crate::problem::invalid_request;
     let header = match headers.get("idempotency-key") {
         None => None,
         Some(value) => {
@@ -115,12 +109,14 @@ fn idempotency_key(
                         && t.len() <= phone_otp::MAX_REQUEST_KEY_BYTES
                         && t.bytes().all(|b| b.is_ascii_graphic())
                 })
-                .ok_or_else(|| invalid("Idempotency-Key must be 1-256 visible ASCII characters"))?;
+                .ok_or_else(|| {
+                    invalid_request("Idempotency-Key must be 1-256 visible ASCII characters")
+                })?;
             Some(text.to_owned())
         }
     };
     match (header, request_id) {
-        (Some(header), Some(id)) if header != id => Err(invalid(
+        (Some(header), Some(id)) if header != id => Err(invalid_request(
             "Idempotency-Key and request_id differ: give one, or the same value",
         )),
         (Some(key), _) | (None, Some(key)) => Ok(Some(key)),

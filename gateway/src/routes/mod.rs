@@ -68,7 +68,7 @@ pub(crate) async fn relay_answer(
             // The request's key (`Idempotency-Key`, `request_id`) stays spent.
             Ok(unknown_outcome(
                 &failure,
-                serde_json::json!({}),
+                serde_json::Map::new(),
                 "a provider was reached and did not answer in time: the message may have been delivered; do not send another code at once (a retry of this request sends nothing)",
             ))
         }
@@ -82,12 +82,12 @@ pub(crate) async fn relay_answer(
 }
 
 /// 202: a provider was reached and gave no answer in time, so the message may have been
-/// delivered. Not an error, which would invite a retry and a second code. `fields` (an
-/// object: the challenge id, for a challenge) and `detail` say what to do next. Audited
+/// delivered. Not an error, which would invite a retry and a second code. `body` (the
+/// challenge id, for a challenge) and `detail` say what to do next. Audited
 /// and counted in the ledger as `unknown`.
 pub(crate) fn unknown_outcome(
     failure: &phone_otp::ProviderError,
-    fields: serde_json::Value,
+    mut body: serde_json::Map<String, serde_json::Value>,
     detail: &str,
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
@@ -96,10 +96,6 @@ pub(crate) fn unknown_outcome(
         .iter()
         .map(crate::audit::attempt_label)
         .collect();
-    let mut body = match fields {
-        serde_json::Value::Object(map) => map,
-        _ => serde_json::Map::new(),
-    };
     body.insert("outcome".to_owned(), "unknown".into());
     body.insert("detail".to_owned(), detail.into());
     body.insert("attempts".to_owned(), attempts.into());

@@ -112,43 +112,19 @@ async fn a_full_disk_refuses_sends_at_once_reports_it_and_recovers() -> TestResu
     let (token, _) = create_key(&db, &spec("billing", &[Scope::MessagesSend]), NOW).await?;
     let token = token.expose_secret().to_owned();
     let send = |n: u32| json!({"to": format!("+8190{:08}", 12_000_000 + n), "code": "739148"});
-    let ready = || async {
-        let response = gw
-            .client
-            .get(format!("{}/readyz", gw.url))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json::<Value>().await.unwrap())
-    };
     for n in 0..5 {
         assert_eq!(
             gw.post("/v1/messages", &token, &send(n)).await.status(),
             200
         );
     }
-    assert_eq!(ready().await.0, 200);
+    assert_eq!(gw.readyz().await.0, 200);
 
     let filler = fill(&dir);
     // Concurrent sends on a full disk: every one refused with a 503 (not left to time
     // out), none delivered. Okta's hook gets its error object, so Okta sends the code.
-    let mut tasks = tokio::task::JoinSet::new();
-    for n in 5..45 {
-        let (client, url, token, body) =
-            (gw.client.clone(), gw.url.clone(), token.clone(), send(n));
-        tasks.spawn(async move {
-            client
-                .post(format!("{url}/v1/messages"))
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-        });
-    }
-    while let Some(response) = tasks.join_next().await {
-        let response = response?;
+    let bodies = (5..45).map(send).collect();
+    for response in gw.post_concurrently("/v1/messages", &token, bodies).await {
         assert_eq!(response.status(), 503);
         let body: Value = response.json().await?;
         assert_eq!(body["error"]["code"], "audit_unavailable", "{body}");
@@ -169,7 +145,7 @@ async fn a_full_disk_refuses_sends_at_once_reports_it_and_recovers() -> TestResu
         5,
         "nothing sent while the disk is full"
     );
-    let (status, body) = ready().await;
+    let (status, body) = gw.readyz().await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["checks"]["database"]["fault"], "disk_full", "{body}");
     assert_eq!(body["checks"]["store"]["state"], "up", "{body}");
@@ -189,7 +165,7 @@ async fn a_full_disk_refuses_sends_at_once_reports_it_and_recovers() -> TestResu
     // Space comes back: readiness finds out by itself (a probe write), and sends resume
     // without a restart.
     std::fs::remove_file(&filler)?;
-    let (status, body) = ready().await;
+    let (status, body) = gw.readyz().await;
     assert_eq!(status, 200, "{body}");
     for n in 45..50 {
         assert_eq!(

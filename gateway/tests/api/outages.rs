@@ -90,16 +90,6 @@ async fn a_postgres_outage_refuses_sends_fast_says_so_and_recovers() -> TestResu
     let (token, _) = create_key(&direct, &spec("billing", &[Scope::MessagesSend]), NOW).await?;
     let token = token.expose_secret().to_owned();
     let send = |n: u32| json!({"to": format!("+8190{:08}", 13_000_000 + n), "code": "739148"});
-    let ready = || async {
-        let response = gw
-            .client
-            .get(format!("{}/readyz", gw.url))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json::<Value>().await.unwrap())
-    };
     for n in 0..3 {
         assert_eq!(
             gw.post("/v1/messages", &token, &send(n)).await.status(),
@@ -108,22 +98,8 @@ async fn a_postgres_outage_refuses_sends_fast_says_so_and_recovers() -> TestResu
     }
 
     proxy.down();
-    let mut tasks = tokio::task::JoinSet::new();
-    for n in 3..23 {
-        let (client, url, token, body) =
-            (gw.client.clone(), gw.url.clone(), token.clone(), send(n));
-        tasks.spawn(async move {
-            client
-                .post(format!("{url}/v1/messages"))
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-        });
-    }
-    while let Some(response) = tasks.join_next().await {
-        let response = response?;
+    let bodies = (3..23).map(send).collect();
+    for response in gw.post_concurrently("/v1/messages", &token, bodies).await {
         // 503 (the gateway's bounded wait), not 408 (the request timeout): before, a
         // stopped server held each request for sqlx's 30 s acquire timeout.
         assert_eq!(response.status(), 503);
@@ -139,14 +115,14 @@ async fn a_postgres_outage_refuses_sends_fast_says_so_and_recovers() -> TestResu
         3,
         "nothing sent while the database is down"
     );
-    let (status, body) = ready().await;
+    let (status, body) = gw.readyz().await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
     let fault = body["checks"]["database"]["fault"].as_str().unwrap_or("");
     assert!(["unreachable", "timeout"].contains(&fault), "{body}");
 
     proxy.up().await;
-    let (status, body) = ready().await;
+    let (status, body) = gw.readyz().await;
     assert_eq!(status, 200, "{body}");
     for n in 23..26 {
         assert_eq!(

@@ -155,6 +155,41 @@ impl TestGateway {
         }
     }
 
+    /// `GET /readyz`: its status and body.
+    pub async fn readyz(&self) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}/readyz", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// POSTs every body to `path` at once, with `token`; the answers in completion order.
+    pub async fn post_concurrently(
+        &self,
+        path: &str,
+        token: &str,
+        bodies: Vec<Value>,
+    ) -> Vec<reqwest::Response> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for body in bodies {
+            let request = self
+                .client
+                .post(format!("{}{path}", self.url))
+                .bearer_auth(token)
+                .json(&body);
+            tasks.spawn(async move { request.send().await.unwrap() });
+        }
+        let mut answers = Vec::new();
+        while let Some(answer) = tasks.join_next().await {
+            answers.push(answer.unwrap());
+        }
+        answers
+    }
+
     /// Everything both stubs delivered.
     pub fn delivered(&self) -> Vec<phone_otp::Message> {
         let mut all = self.primary.delivered();
