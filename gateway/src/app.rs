@@ -421,6 +421,7 @@ impl GatewayBuilder {
                 default_region: self.default_region,
                 metrics: GatewayMetrics::default(),
                 auth_failures: AuthFailures::new(self.auth_failures_per_minute),
+                request_timeout: self.request_timeout,
             }),
             body_limit: self.body_limit,
             request_timeout: self.request_timeout,
@@ -455,6 +456,8 @@ pub(crate) struct State {
     pub(crate) metrics: GatewayMetrics,
     /// Failed authentications per source network.
     pub(crate) auth_failures: AuthFailures,
+    /// The longest a request runs (claims older than this and a grace are stale).
+    pub(crate) request_timeout: Duration,
 }
 
 impl State {

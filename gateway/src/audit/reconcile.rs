@@ -35,7 +35,8 @@ pub fn cutoff(now_ms: i64, request_timeout: Duration) -> i64 {
 }
 
 /// One pass: `pending` rows that arrived before `now_ms - grace` (all of them on SQLite
-/// at startup) become `unknown`. Returns how many.
+/// at startup) become `unknown`, and answers kept for `Idempotency-Key` longer than a day
+/// are forgotten. Returns how many rows were settled.
 ///
 /// # Errors
 /// The database failed; the rows stay `pending` for the next pass.
@@ -51,6 +52,9 @@ pub async fn pass(
         cutoff(now_ms, request_timeout)
     };
     let settled = db.reconcile_pending(cutoff).await?;
+    // Answers kept for `Idempotency-Key` retries expire with the pass.
+    db.purge_idempotency_keys(now_ms.saturating_sub(crate::db::KEEP_ANSWERS_MS))
+        .await?;
     if settled > 0 {
         warn!(
             rows = settled,

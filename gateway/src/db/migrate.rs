@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "faults",
         include_str!("../../migrations/0005_faults.sql"),
     ),
+    (
+        6,
+        "idempotency_keys",
+        include_str!("../../migrations/0006_idempotency_keys.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming this schema's lock.

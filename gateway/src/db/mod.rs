@@ -6,6 +6,7 @@
 mod audit;
 pub(crate) mod batch;
 mod health;
+mod idempotency;
 mod keys;
 mod migrate;
 mod usage;
@@ -18,6 +19,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
 pub use audit::{AuditRecord, AuditWrite};
 pub use health::{DbState, Fault, PROBE_EVERY, READY_TIMEOUT, WRITE_TIMEOUT};
+pub use idempotency::{Claim, KEEP_ANSWERS_MS};
 pub use keys::KeyRecord;
 pub use usage::{Dimension, UsageQuery, UsageReport, UsageRow, micros_text};
 

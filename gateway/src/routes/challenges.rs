@@ -6,6 +6,8 @@
 //! - `POST /v1/challenges/{id}/verify` `{code}` -> 200 `{"outcome":"verified"}`, or the
 //!   typed refusal with a fitting status (422 mismatch with `attempts_left`, 410 expired,
 //!   409 already used, 429 attempts exhausted, 423 account locked, 404 not found).
+//!
+//! Start and resend take an `Idempotency-Key` (see [`super::idempotency`]).
 
 use std::net::IpAddr;
 
@@ -22,6 +24,7 @@ use phone_otp::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::idempotency::{self, Begun};
 use super::json::read_json;
 use super::wire::{WireChannel, WirePurpose, parse_number};
 use crate::app::AppState;
@@ -82,11 +85,13 @@ pub(crate) async fn start(
             state.api.as_ref(),
         )
         .await?;
+        let key = idempotency::header_key(&headers)?;
+        let fingerprint = body_fingerprint("challenges_start", "", &body);
         let start: Start = read_json(&headers, body)?;
         let to = parse_number(&start.to, state.default_region.as_deref())?;
         let (channel, purpose) = (start.channel.into(), start.purpose.into());
         audit.destination(&to, channel, purpose);
-        let mut request = StartRequest::new(to, channel, purpose).tenant(caller.system);
+        let mut request = StartRequest::new(to, channel, purpose).tenant(&caller.system);
         if let Some(subject) = start.subject {
             request = request.subject(subject);
         }
@@ -99,35 +104,51 @@ pub(crate) async fn start(
         if let Some(context) = start.context {
             request = request.context(decode_context(&context)?);
         }
-        audit.reserve().await?;
-        match state.otp.start(request).await {
-            Ok(started) => {
-                audit.challenge_sent(&started);
-                Ok((StatusCode::CREATED, axum::Json(started_body(&started))).into_response())
-            }
-            Err(StartError::DeliveryUnknown {
-                challenge_id,
-                expires_at,
-                error,
-            }) => {
-                // The code may arrive: the challenge is kept and its id answered, so the
-                // user can enter the code or ask for a resend; starting again would send a
-                // second code.
-                audit.failed(error.attempts());
-                let mut body = serde_json::Map::new();
-                body.insert("challenge_id".to_owned(), challenge_id.to_string().into());
-                body.insert("expires_at".to_owned(), super::rfc3339(expires_at).into());
-                Ok(super::unknown_outcome(
-                    &error,
-                    body,
-                    "a provider was reached and did not answer in time: the code may arrive; verify it with this id, or resend if it does not",
-                ))
-            }
-            Err(error) => Err(start_problem(&error)),
+        let held = match idempotency::begin(&state, key, &caller.system, &fingerprint).await? {
+            Begun::Replay(first) => return Ok(first),
+            Begun::Run(held) => held,
+        };
+        let result = start_challenge(&state, request, &mut audit).await;
+        match held {
+            Some(held) => held.finish(result).await,
+            None => result,
         }
     }
     .await;
     super::respond(&state, audit, result).await
+}
+
+async fn start_challenge(
+    state: &AppState,
+    request: StartRequest,
+    audit: &mut Audit,
+) -> Result<Response, Problem> {
+    audit.reserve().await?;
+    match state.otp.start(request).await {
+        Ok(started) => {
+            audit.challenge_sent(&started);
+            Ok((StatusCode::CREATED, axum::Json(started_body(&started))).into_response())
+        }
+        Err(StartError::DeliveryUnknown {
+            challenge_id,
+            expires_at,
+            error,
+        }) => {
+            // The code may arrive: the challenge is kept and its id answered, so the user
+            // can enter the code or ask for a resend; starting again would send a second
+            // code.
+            audit.failed(error.attempts());
+            let mut body = serde_json::Map::new();
+            body.insert("challenge_id".to_owned(), challenge_id.to_string().into());
+            body.insert("expires_at".to_owned(), super::rfc3339(expires_at).into());
+            Ok(super::unknown_outcome(
+                &error,
+                body,
+                "a provider was reached and did not answer in time: the code may arrive; verify it with this id, or resend if it does not",
+            ))
+        }
+        Err(error) => Err(start_problem(&error)),
+    }
 }
 
 /// Sends a new code for a live challenge.
@@ -150,6 +171,8 @@ pub(crate) async fn resend(
         )
         .await?;
         let id = challenge_id(&id)?;
+        let key = idempotency::header_key(&headers)?;
+        let fingerprint = body_fingerprint("challenges_resend", &id.to_string(), &body);
         let resend: Resend = if body.as_ref().is_ok_and(Bytes::is_empty) {
             Resend::default()
         } else {
@@ -157,7 +180,7 @@ pub(crate) async fn resend(
         };
         // Only the system that started the challenge may resend it: for any other the
         // library answers not found, before anything is charged or sent.
-        let mut request = ResendRequest::new(id).tenant(caller.system);
+        let mut request = ResendRequest::new(id).tenant(&caller.system);
         if let Some(channel) = resend.channel {
             request = request.channel(channel.into());
         }
@@ -167,25 +190,52 @@ pub(crate) async fn resend(
         if let Some(context) = resend.context {
             request = request.context(decode_context(&context)?);
         }
-        audit.reserve().await?;
-        match state.otp.resend_with(request).await {
-            Ok(started) => {
-                audit.challenge_sent(&started);
-                Ok((StatusCode::OK, axum::Json(started_body(&started))).into_response())
-            }
-            Err(ResendError::Delivery(failure)) if failure.may_have_delivered() => {
-                audit.failed(failure.attempts());
-                Ok(super::unknown_outcome(
-                    &failure,
-                    serde_json::Map::new(),
-                    "a provider was reached and did not answer in time: the code may arrive; wait before resending",
-                ))
-            }
-            Err(error) => Err(resend_problem(&error)),
+        let held = match idempotency::begin(&state, key, &caller.system, &fingerprint).await? {
+            Begun::Replay(first) => return Ok(first),
+            Begun::Run(held) => held,
+        };
+        let result = resend_challenge(&state, request, &mut audit).await;
+        match held {
+            Some(held) => held.finish(result).await,
+            None => result,
         }
     }
     .await;
     super::respond(&state, audit, result).await
+}
+
+async fn resend_challenge(
+    state: &AppState,
+    request: ResendRequest,
+    audit: &mut Audit,
+) -> Result<Response, Problem> {
+    audit.reserve().await?;
+    match state.otp.resend_with(request).await {
+        Ok(started) => {
+            audit.challenge_sent(&started);
+            Ok((StatusCode::OK, axum::Json(started_body(&started))).into_response())
+        }
+        Err(ResendError::Delivery(failure)) if failure.may_have_delivered() => {
+            audit.failed(failure.attempts());
+            Ok(super::unknown_outcome(
+                &failure,
+                serde_json::Map::new(),
+                "a provider was reached and did not answer in time: the code may arrive; wait before resending",
+            ))
+        }
+        Err(error) => Err(resend_problem(&error)),
+    }
+}
+
+/// The request's fingerprint for its `Idempotency-Key` (an unreadable body is refused
+/// later, before any claim).
+fn body_fingerprint(
+    endpoint: &str,
+    resource: &str,
+    body: &Result<Bytes, BytesRejection>,
+) -> String {
+    let bytes = body.as_ref().map_or(&[][..], |bytes| bytes.as_ref());
+    idempotency::fingerprint(endpoint, resource, bytes)
 }
 
 /// Checks a code.

@@ -97,24 +97,7 @@ fn idempotency_key(
     request_id: Option<String>,
 ) -> Result<Option<String>, Problem> {
     use crate::problem::invalid_request;
-    let header = match headers.get("idempotency-key") {
-        None => None,
-        Some(value) => {
-            let text = value
-                .to_str()
-                .ok()
-                .map(|t| t.trim_matches('"'))
-                .filter(|t| {
-                    !t.is_empty()
-                        && t.len() <= phone_otp::MAX_REQUEST_KEY_BYTES
-                        && t.bytes().all(|b| b.is_ascii_graphic())
-                })
-                .ok_or_else(|| {
-                    invalid_request("Idempotency-Key must be 1-256 visible ASCII characters")
-                })?;
-            Some(text.to_owned())
-        }
-    };
+    let header = super::idempotency::header_key(headers)?;
     match (header, request_id) {
         (Some(header), Some(id)) if header != id => Err(invalid_request(
             "Idempotency-Key and request_id differ: give one, or the same value",

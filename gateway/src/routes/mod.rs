@@ -4,6 +4,7 @@ pub(crate) mod auth0;
 pub(crate) mod callbacks;
 pub(crate) mod challenges;
 pub(crate) mod fields;
+pub(crate) mod idempotency;
 pub(crate) mod json;
 pub(crate) mod messages;
 pub(crate) mod okta;

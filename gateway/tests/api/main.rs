@@ -10,6 +10,7 @@ mod challenges;
 mod connections;
 mod db;
 mod full_disk;
+mod idempotency;
 mod jwt;
 mod keys;
 mod messages;

@@ -37,7 +37,7 @@ async fn instance(db: &Db, store: Option<Arc<dyn phone_otp::OtpStore>>) -> TestG
     .await
 }
 
-async fn key(db: &Db, owner: &str) -> String {
+pub async fn key(db: &Db, owner: &str) -> String {
     let scopes = [Scope::ChallengesStart, Scope::ChallengesVerify];
     let (token, _) = phone_otp_gateway::auth::key_admin::create_key(db, &spec(owner, &scopes), NOW)
         .await
