@@ -68,6 +68,7 @@ fn benches(c: &mut Criterion) {
         messaging_service_sid: None,
         voice_en: None,
         voice_ja: None,
+        status_callback: None,
         http: HttpConfig::default(),
     })
     .unwrap()

@@ -514,7 +514,10 @@ impl Gateway {
     ///
     /// # Errors
     /// The database failed.
-    pub async fn reconcile_audit(&self, at_startup: bool) -> Result<u64, crate::db::DbError> {
+    pub async fn reconcile_audit(
+        &self,
+        at_startup: bool,
+    ) -> Result<crate::db::Settled, crate::db::DbError> {
         match &self.state.db {
             Some(db) => {
                 crate::audit::reconcile::pass(
@@ -525,7 +528,7 @@ impl Gateway {
                 )
                 .await
             }
-            None => Ok(0),
+            None => Ok(crate::db::Settled::default()),
         }
     }
 

@@ -1010,7 +1010,12 @@ impl Config {
         }
         let mut errors = Vec::new();
         for provider in &self.providers {
-            match provider_from_env(provider) {
+            let status_callback = self
+                .callbacks
+                .twilio
+                .as_ref()
+                .map(|c| c.public_url.as_str());
+            match provider_from_env(provider, status_callback) {
                 Ok(built) => {
                     names.push(built.name().to_owned());
                     builder = builder.provider(built);
@@ -1161,7 +1166,13 @@ fn missing_provider_env(kind: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec
     }
 }
 
-fn provider_from_env(config: &ProviderConfig) -> Result<Arc<dyn PhoneProvider>, ConfigError> {
+/// Builds one adapter. Twilio asks for its status callbacks at `twilio_status_callback`
+/// (`[callbacks.twilio] public_url`), unless `TWILIO_STATUS_CALLBACK` names another URL,
+/// so every receipt carries the send's reference.
+fn provider_from_env(
+    config: &ProviderConfig,
+    twilio_status_callback: Option<&str>,
+) -> Result<Arc<dyn PhoneProvider>, ConfigError> {
     let adapter = |e: phone_otp::ConfigError| match e {
         phone_otp::ConfigError::MissingEnv(names) => {
             ConfigError::MissingEnv(names.into_iter().map(str::to_owned).collect())
@@ -1172,7 +1183,12 @@ fn provider_from_env(config: &ProviderConfig) -> Result<Arc<dyn PhoneProvider>, 
     let provider: Arc<dyn PhoneProvider> = match config.kind.as_str() {
         "stub" => Arc::new(StubProvider::new()),
         "twilio" => {
-            let p = phone_otp::TwilioProvider::from_env().map_err(adapter)?;
+            let mut p = phone_otp::TwilioProvider::from_env().map_err(adapter)?;
+            if let Some(url) = twilio_status_callback
+                && std::env::var_os("TWILIO_STATUS_CALLBACK").is_none()
+            {
+                p = p.status_callback(url).map_err(adapter)?;
+            }
             Arc::new(match base {
                 Some(url) => p.danger_base_url(url).map_err(adapter)?,
                 None => p,

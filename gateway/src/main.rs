@@ -145,8 +145,11 @@ async fn main() -> ExitCode {
     }
     if let Some(Command::Reconcile { all }) = &args.command {
         return match reconcile(&config, *all).await {
-            Ok(rows) => {
-                println!("{rows} pending audit rows are now unknown");
+            Ok(settled) => {
+                println!(
+                    "pending audit rows settled: {} confirmed by a receipt, {} unknown",
+                    settled.confirmed, settled.unknown
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -273,7 +276,10 @@ async fn usage(config: &Config, query: &str) -> Result<String, Box<dyn std::erro
 }
 
 /// Settles pending audit rows: every one with `all`, else those past the grace.
-async fn reconcile(config: &Config, all: bool) -> Result<u64, Box<dyn std::error::Error>> {
+async fn reconcile(
+    config: &Config,
+    all: bool,
+) -> Result<phone_otp_gateway::db::Settled, Box<dyn std::error::Error>> {
     let db = config
         .open_database(&|name| std::env::var(name).ok())
         .await?;

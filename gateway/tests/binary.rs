@@ -244,9 +244,9 @@ async fn the_usage_cli_prints_the_ledger_as_csv_and_json() {
     );
     assert_eq!(
         String::from_utf8_lossy(&csv.stdout),
-        "system,provider,requests,sends,unknown,possible_duplicates,segments,cost,currency\r\n\
-         billing,twilio,2,2,0,0,4,0.248000,USD\r\n\
-         crm,,1,0,0,0,0,0.000000,\r\n"
+        "system,provider,requests,sends,unknown,possible_duplicates,delivered,undelivered,segments,cost,currency\r\n\
+         billing,twilio,2,2,0,0,0,0,4,0.248000,USD\r\n\
+         crm,,1,0,0,0,0,0,0,0.000000,\r\n"
     );
     let json = run(&["--format", "json"]);
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();

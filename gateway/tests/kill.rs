@@ -1,7 +1,8 @@
 //! A gateway killed mid-send (`kill -9`) loses nothing: the sends it had reserved and
 //! handed to the provider are `unknown` after the restart (the provider may have
-//! delivered), never left `pending`, and the ledger counts them apart. The real binary,
-//! a Twilio-shaped provider on loopback that records every message and holds its answer.
+//! delivered), never left `pending`, and the ledger counts them apart; those whose
+//! delivery receipt arrives are then `confirmed`. The real binary, a Twilio-shaped
+//! provider on loopback that records every message and holds its answer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -16,17 +17,27 @@ use phone_otp_gateway::db::{Db, Dimension};
 use tokio::sync::watch;
 
 const TOKEN: &str = "kill-test-api-token";
+const TWILIO_AUTH_TOKEN: &str = "twilio-auth-token";
+/// The status callback URL the gateway gives Twilio (`[callbacks.twilio] public_url`).
+const STATUS_URL: &str = "http://127.0.0.1/callbacks/twilio/status";
 
-/// Twilio's Messages resource: records each `To`, then answers 201 only once released.
+/// Twilio's Messages resource: records each `To` and `StatusCallback`, then answers 201
+/// only once released.
 #[derive(Clone)]
 struct Twilio {
     received: Arc<Mutex<Vec<String>>>,
+    callbacks: Arc<Mutex<Vec<String>>>,
     count: watch::Sender<usize>,
     answer: watch::Receiver<bool>,
 }
 
 async fn messages(State(twilio): State<Twilio>, body: String) -> (StatusCode, String) {
     let to = form_value(&body, "To");
+    twilio
+        .callbacks
+        .lock()
+        .unwrap()
+        .push(form_value(&body, "StatusCallback"));
     let n = {
         let mut received = twilio.received.lock().unwrap();
         received.push(to.clone());
@@ -44,11 +55,39 @@ async fn messages(State(twilio): State<Twilio>, body: String) -> (StatusCode, St
 }
 
 fn form_value(body: &str, name: &str) -> String {
-    body.split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.replace("%2B", "+"))
+    form_urlencoded::parse(body.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
         .unwrap_or_default()
+}
+
+/// Posts Twilio's signed `delivered` status for the message whose status callback is
+/// `callback` (the configured URL with the send's `?ref=`), as Twilio would.
+async fn deliver_receipt(client: &reqwest::Client, gateway: &str, callback: &str) -> u16 {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let query = callback.strip_prefix(STATUS_URL).expect("our callback URL");
+    let params = [
+        ("MessageSid", "SM0123"),
+        ("MessageStatus", "delivered"),
+        ("To", "+819012345000"),
+    ];
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(TWILIO_AUTH_TOKEN.as_bytes()).unwrap();
+    mac.update(callback.as_bytes());
+    for (name, value) in params {
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
+    }
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    client
+        .post(format!("{gateway}/callbacks/twilio/status{query}"))
+        .header("x-twilio-signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 fn start_gateway(config: &std::path::Path) -> (Child, String, Arc<Mutex<Vec<String>>>) {
@@ -57,7 +96,7 @@ fn start_gateway(config: &std::path::Path) -> (Child, String, Arc<Mutex<Vec<Stri
         .arg(config)
         .env("GATEWAY_API_TOKEN", TOKEN)
         .env("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef")
-        .env("TWILIO_AUTH_TOKEN", "twilio-auth-token")
+        .env("TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN)
         .env("TWILIO_FROM", "+15005550006")
         .stdout(Stdio::piped())
         .spawn()
@@ -88,6 +127,7 @@ async fn sends_of_a_killed_instance_end_unknown_never_pending() {
     let (answer_tx, answer_rx) = watch::channel(false);
     let twilio = Twilio {
         received: Arc::default(),
+        callbacks: Arc::default(),
         count: count_tx,
         answer: answer_rx,
     };
@@ -126,6 +166,9 @@ deadline_ms = 60000
 token_env = "GATEWAY_API_TOKEN"
 tenant = "internal"
 scopes = ["messages:send"]
+
+[callbacks.twilio]
+public_url = "{STATUS_URL}"
 "#
         ),
     )
@@ -173,7 +216,24 @@ scopes = ["messages:send"]
         .unwrap_or_default();
     assert!(settled.contains("\"rows\":10"), "{settled}");
     let rows = db.audit_records(0, i64::MAX).await.unwrap();
-    assert_eq!(outcomes(rows), vec!["unknown"; 10]);
+    assert_eq!(outcomes(rows.clone()), vec!["unknown"; 10]);
+
+    // Each send asked Twilio to post its status with its reference, the audit row's id.
+    let callbacks = twilio.callbacks.lock().unwrap().clone();
+    let ids: std::collections::BTreeSet<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let referenced: std::collections::BTreeSet<String> = callbacks
+        .iter()
+        .map(|url| {
+            url.strip_prefix(&format!("{STATUS_URL}?ref="))
+                .unwrap_or(url)
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(referenced, ids, "{callbacks:?}");
+    // Receipts arrive for four of them: those are confirmed sends, the rest stay unknown.
+    for callback in &callbacks[..4] {
+        assert_eq!(deliver_receipt(&client, &url, callback).await, 204);
+    }
 
     // After the restart a send completes as before.
     let sent = client
@@ -193,7 +253,10 @@ scopes = ["messages:send"]
         .unwrap();
     let row = &report.rows[0];
     let delivered = twilio.received.lock().unwrap().len() as i64;
-    assert_eq!((row.requests, row.sends, row.unknown), (11, 1, 10));
+    assert_eq!(
+        (row.requests, row.sends, row.unknown, row.delivered),
+        (11, 5, 6, 4)
+    );
     assert!(
         delivered <= row.sends + row.unknown,
         "{delivered} > {row:?}"

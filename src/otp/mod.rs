@@ -23,7 +23,9 @@ pub use relay::{
     RelayRequest, Relayed,
 };
 pub use relay_text::{RelayTextPolicy, TextRefusal};
-pub use request::{MAX_LABEL_BYTES, ResendRequest, StartRequest, VerifyRequest};
+pub use request::{
+    MAX_LABEL_BYTES, MAX_REFERENCE_BYTES, ResendRequest, StartRequest, VerifyRequest,
+};
 pub use service::{
     DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, MAX_SAFE_LIFETIME, OtpService, OtpServiceBuilder,
     Started,

@@ -83,6 +83,9 @@ pub struct RelayRequest {
     /// A security notice instead of a code ([`RelayRequest::notice`]): the service's own
     /// text for it is sent, and `code` and `text` must be empty.
     pub notice: Option<Notice>,
+    /// The caller's id for this send ([`StartRequest::reference`](crate::StartRequest::reference)):
+    /// delivery receipts carry it back. Default: a random one.
+    pub reference: Option<String>,
 }
 
 impl RelayRequest {
@@ -125,6 +128,7 @@ impl RelayRequest {
             request_key: None,
             deadline: None,
             notice: None,
+            reference: None,
         }
     }
 
@@ -167,6 +171,12 @@ impl RelayRequest {
     /// Sends at most one message for `key` while the code lives.
     pub fn once(mut self, key: impl Into<String>) -> Self {
         self.request_key = Some(key.into());
+        self
+    }
+
+    /// Sets the send's reference ([`RelayRequest::reference`]).
+    pub fn reference(mut self, reference: impl Into<String>) -> Self {
+        self.reference = Some(reference.into());
         self
     }
 
@@ -231,6 +241,15 @@ impl RelayRequest {
                 "request key is longer than 256 bytes",
             ));
         }
+        if self
+            .reference
+            .as_deref()
+            .is_some_and(|r| !super::request::valid_reference(r))
+        {
+            return Err(RelayError::InvalidRequest(
+                "reference must be 1-64 characters of A-Z a-z 0-9 . _ -",
+            ));
+        }
         Ok(())
     }
 }
@@ -251,6 +270,7 @@ impl fmt::Debug for RelayRequest {
             .field("request_key", &self.request_key.as_ref().map(|_| "[SET]"))
             .field("deadline", &self.deadline)
             .field("notice", &self.notice)
+            .field("reference", &self.reference)
             .finish()
     }
 }
@@ -397,10 +417,14 @@ impl OtpService {
         } else {
             base.with_code(code)
         };
+        let reference = request
+            .reference
+            .clone()
+            .unwrap_or_else(|| format!("r{}-{}", hex(&reference), now.as_millis()));
         let message = base
             .with_locale(locale)
             .with_validity(remaining)
-            .with_reference(format!("r{}-{}", hex(&reference), now.as_millis()));
+            .with_reference(reference);
 
         let started = tokio::time::Instant::now();
         let sent = match request.deadline {

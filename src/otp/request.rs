@@ -13,6 +13,22 @@ use crate::phone::PhoneNumber;
 /// with the challenge and become rate-limit keys, so their size is bounded.
 pub const MAX_LABEL_BYTES: usize = 256;
 
+/// The longest send reference ([`StartRequest::reference`]), in bytes.
+pub const MAX_REFERENCE_BYTES: usize = 64;
+
+/// Whether `reference` may go to providers as it is: 1 to [`MAX_REFERENCE_BYTES`] of
+/// `A-Z a-z 0-9 . _ -` (it becomes an NTT CPaaS `messageId` and a query parameter of
+/// Twilio's status callback URL).
+pub(crate) fn valid_reference(reference: &str) -> bool {
+    !reference.is_empty()
+        && reference.len() <= MAX_REFERENCE_BYTES
+        && reference
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+const BAD_REFERENCE: &str = "reference must be 1-64 characters of A-Z a-z 0-9 . _ -";
+
 /// What to send, to whom, and why.
 ///
 /// ```
@@ -44,6 +60,10 @@ pub struct StartRequest {
     /// Caller bytes bound into the digest, e.g. amount and payee of a payment to approve;
     /// verify must pass the same bytes.
     pub context: Vec<u8>,
+    /// The caller's id for this send, given to providers that carry one back in their
+    /// delivery receipts (NTT CPaaS `messageId`, Twilio's status callback URL), so a
+    /// receipt finds the caller's own record. Default: one made from the challenge.
+    pub reference: Option<String>,
 }
 
 impl StartRequest {
@@ -60,6 +80,13 @@ impl StartRequest {
             return Err(StartError::InvalidRequest(
                 "tenant is longer than 256 bytes",
             ));
+        }
+        if self
+            .reference
+            .as_deref()
+            .is_some_and(|r| !valid_reference(r))
+        {
+            return Err(StartError::InvalidRequest(BAD_REFERENCE));
         }
         Ok(())
     }
@@ -85,6 +112,7 @@ impl StartRequest {
             tenant: None,
             locale: None,
             context: Vec::new(),
+            reference: None,
         }
     }
 
@@ -117,6 +145,12 @@ impl StartRequest {
         self.context = context.into();
         self
     }
+
+    /// Sets the send's reference ([`StartRequest::reference`]).
+    pub fn reference(mut self, reference: impl Into<String>) -> Self {
+        self.reference = Some(reference.into());
+        self
+    }
 }
 
 impl fmt::Debug for StartRequest {
@@ -130,6 +164,7 @@ impl fmt::Debug for StartRequest {
             .field("tenant", &self.tenant)
             .field("locale", &self.locale)
             .field("context_bytes", &self.context.len())
+            .field("reference", &self.reference)
             .finish()
     }
 }
@@ -165,6 +200,8 @@ pub struct ResendRequest {
     /// one, when this is `None`) is [`NotPending::NotFound`](crate::NotPending::NotFound),
     /// and nothing is sent or charged.
     pub tenant: Option<String>,
+    /// The caller's id for this send ([`StartRequest::reference`]).
+    pub reference: Option<String>,
 }
 
 impl ResendRequest {
@@ -176,6 +213,7 @@ impl ResendRequest {
             client_ip: None,
             context: Vec::new(),
             tenant: None,
+            reference: None,
         }
     }
 
@@ -202,6 +240,22 @@ impl ResendRequest {
         self.context = context.into();
         self
     }
+
+    /// Sets the send's reference ([`StartRequest::reference`]).
+    pub fn reference(mut self, reference: impl Into<String>) -> Self {
+        self.reference = Some(reference.into());
+        self
+    }
+
+    /// Refuses a reference providers cannot carry.
+    pub(super) fn check_reference(&self) -> Result<(), crate::error::ResendError> {
+        match &self.reference {
+            Some(reference) if !valid_reference(reference) => {
+                Err(crate::error::ResendError::InvalidRequest(BAD_REFERENCE))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl fmt::Debug for ResendRequest {
@@ -212,6 +266,7 @@ impl fmt::Debug for ResendRequest {
             .field("client_ip", &self.client_ip)
             .field("context_bytes", &self.context.len())
             .field("tenant", &self.tenant)
+            .field("reference", &self.reference)
             .finish()
     }
 }

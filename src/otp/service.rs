@@ -386,15 +386,26 @@ impl OtpService {
             .insert(record, now)
             .await
             .map_err(StartError::Store)?;
+        let reference = request.reference.as_deref();
         let mut delivered = self
-            .deliver(&id, &pending, request.channel, &code, now)
+            .deliver(&id, &pending, request.channel, &code, now, reference)
             .await;
         if let Err(error) = &delivered
             && self.should_escalate(&pending.destination, request.channel, error.kind())
         {
             info!(challenge = %self.log_ref(&id), to = %pending.destination, "SMS cannot reach the number; calling instead");
+            // A second send of the same request: its own reference, so a provider that
+            // deduplicates by it does not drop the call as a repeat of the SMS.
+            let voice_reference = reference.map(|r| format!("{r}-voice"));
             delivered = self
-                .deliver(&id, &pending, Channel::Voice, &code, now)
+                .deliver(
+                    &id,
+                    &pending,
+                    Channel::Voice,
+                    &code,
+                    now,
+                    voice_reference.as_deref(),
+                )
                 .await;
         }
         match delivered {
@@ -506,6 +517,7 @@ impl OtpService {
     /// limit; a store, delivery or randomness failure.
     pub async fn resend_with(&self, request: ResendRequest) -> Result<Started, ResendError> {
         let inner = &self.inner;
+        request.check_reference()?;
         let id = &request.challenge_id;
         let now = inner.clock.now();
         let record = inner
@@ -590,9 +602,16 @@ impl OtpService {
             .await
             .map_err(ResendError::Store)?
             .map_err(ResendError::NotPending)?;
-        self.deliver(id, &pending, channel, &code, now)
-            .await
-            .map_err(ResendError::Delivery)
+        self.deliver(
+            id,
+            &pending,
+            channel,
+            &code,
+            now,
+            request.reference.as_deref(),
+        )
+        .await
+        .map_err(ResendError::Delivery)
     }
 
     async fn deliver(
@@ -602,6 +621,7 @@ impl OtpService {
         channel: Channel,
         code: &SecretString,
         now: Timestamp,
+        reference: Option<&str>,
     ) -> Result<Started, crate::ProviderError> {
         let inner = &self.inner;
         let remaining = pending.expires_at.saturating_duration_since(now);
@@ -622,12 +642,12 @@ impl OtpService {
             .with_code(code.expose_secret())
             .with_locale(pending.locale)
             .with_validity(remaining)
-            // Unique per send (providers such as NTT CPaaS deduplicate by it), shared by
-            // the sends of one challenge, and revealing nothing of its id.
-            .with_reference(format!(
-                "{}-{}",
-                self.keys().provider_reference(id),
-                now.as_millis()
+            // Unique per send (providers such as NTT CPaaS deduplicate by it): the
+            // caller's, or one shared by the sends of one challenge that reveals nothing
+            // of its id.
+            .with_reference(reference.map_or_else(
+                || format!("{}-{}", self.keys().provider_reference(id), now.as_millis()),
+                str::to_owned,
             ));
         match inner.provider.send(&message).await {
             Ok(receipt) => {

@@ -52,6 +52,11 @@ pub struct TwilioConfig {
     /// The `<Say>` voice for Japanese (default `Polly.Mizuki`; basic voices cannot speak it).
     #[serde(default)]
     pub voice_ja: Option<String>,
+    /// Where Twilio posts each message's or call's status (`StatusCallback`, overriding a
+    /// Messaging Service's own), with the send's reference added as `?ref=` so a receipt
+    /// finds its record. `None`: whatever the account or service has configured.
+    #[serde(default)]
+    pub status_callback: Option<String>,
     /// Timeouts.
     #[serde(default)]
     pub http: HttpConfig,
@@ -64,13 +69,15 @@ impl fmt::Debug for TwilioConfig {
             .field("api_key_sid", &self.api_key_sid)
             .field("from", &self.from)
             .field("messaging_service_sid", &self.messaging_service_sid)
+            .field("status_callback", &self.status_callback)
             .finish_non_exhaustive()
     }
 }
 
 impl TwilioConfig {
     /// Reads `TWILIO_ACCOUNT_SID` and either `TWILIO_AUTH_TOKEN` or `TWILIO_API_KEY_SID` plus
-    /// `TWILIO_API_KEY_SECRET`; optionally `TWILIO_FROM` and `TWILIO_MESSAGING_SERVICE_SID`.
+    /// `TWILIO_API_KEY_SECRET`; optionally `TWILIO_FROM`, `TWILIO_MESSAGING_SERVICE_SID` and
+    /// `TWILIO_STATUS_CALLBACK`.
     ///
     /// # Errors
     /// [`ConfigError::MissingEnv`] naming every missing variable.
@@ -100,6 +107,7 @@ impl TwilioConfig {
         };
         let from = env.optional("TWILIO_FROM");
         let messaging_service_sid = env.optional("TWILIO_MESSAGING_SERVICE_SID");
+        let status_callback = env.optional("TWILIO_STATUS_CALLBACK");
         if from.is_none() && messaging_service_sid.is_none() {
             env.missing("TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID");
         }
@@ -113,6 +121,7 @@ impl TwilioConfig {
             messaging_service_sid,
             voice_en: None,
             voice_ja: None,
+            status_callback,
             http: HttpConfig::default(),
         })
     }
@@ -169,6 +178,9 @@ impl TwilioProvider {
                 reason: "set from or messaging_service_sid",
             });
         }
+        if let Some(url) = &config.status_callback {
+            check_status_callback(url)?;
+        }
         let client = http::client(&config.http, false)?;
         Ok(Self {
             config,
@@ -185,6 +197,18 @@ impl TwilioProvider {
     /// As [`TwilioConfig::from_env`] and [`TwilioProvider::new`].
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::new(TwilioConfig::from_env()?)
+    }
+
+    /// Asks Twilio to post every status to `url` ([`TwilioConfig::status_callback`]).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for a URL that is not `https://` (or `http://` on
+    /// loopback, for tests).
+    pub fn status_callback(mut self, url: impl Into<String>) -> Result<Self, ConfigError> {
+        let url = url.into();
+        check_status_callback(&url)?;
+        self.config.status_callback = Some(url);
+        Ok(self)
     }
 
     /// Points the adapter at another server, e.g. a loopback mock (plain http only there).
@@ -218,7 +242,25 @@ impl TwilioProvider {
             let seconds = validity.as_secs().clamp(VALIDITY_RANGE.0, VALIDITY_RANGE.1);
             form.push(("ValidityPeriod", seconds.to_string()));
         }
+        self.push_status_callback(&mut form, message);
         form
+    }
+
+    /// `StatusCallback`, when configured: the URL with `ref=<reference>` added.
+    fn push_status_callback(&self, form: &mut Vec<(&'static str, String)>, message: &Message) {
+        let Some(url) = &self.config.status_callback else {
+            return;
+        };
+        let reference = message.reference();
+        let url = if reference.is_empty() {
+            url.clone()
+        } else {
+            let joiner = if url.contains('?') { '&' } else { '?' };
+            let encoded: String =
+                url::form_urlencoded::byte_serialize(reference.as_bytes()).collect();
+            format!("{url}{joiner}ref={encoded}")
+        };
+        form.push(("StatusCallback", url));
     }
 
     /// The form fields of a voice call.
@@ -244,11 +286,34 @@ impl TwilioProvider {
                 ProviderError::new(ProviderErrorKind::BadRequest, NAME).with_code("twiml_too_long")
             );
         }
-        Ok(vec![
+        let mut form = vec![
             ("To", message.to().e164().to_owned()),
             ("From", from),
             ("Twiml", twiml),
-        ])
+        ];
+        self.push_status_callback(&mut form, message);
+        Ok(form)
+    }
+}
+
+fn check_status_callback(url: &str) -> Result<(), ConfigError> {
+    let parsed = url::Url::parse(url).map_err(|_| ConfigError::Invalid {
+        field: "status_callback",
+        reason: "not a URL",
+    })?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(host)) => host == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(ConfigError::Invalid {
+            field: "status_callback",
+            reason: "must be https:// (http:// only on loopback)",
+        }),
     }
 }
 

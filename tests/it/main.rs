@@ -20,6 +20,7 @@ mod redis;
 mod redis_cluster;
 #[cfg(feature = "redis")]
 mod redis_server;
+mod references;
 mod relay;
 mod resend;
 mod router;

@@ -593,11 +593,14 @@ async fn escalation_to_voice_delivers_the_same_code() -> TestResult {
     }
     let otp = otp_over(s.router.clone(), true);
     let started = otp
-        .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
+        .start(StartRequest::sms(jp_mobile(), Purpose::SignIn).reference("aud-7"))
         .await?;
     assert_eq!(started.channel, Channel::Voice);
     let call = s.ntt.last_message_to(&jp_mobile()).unwrap();
     assert_eq!(call.channel(), Channel::Voice);
+    // The call is a second send of the request: its own reference, derived from the
+    // caller's, so a provider deduplicating by it does not drop the call.
+    assert_eq!(call.reference(), "aud-7-voice");
     let code = call.code().unwrap().expose_secret().to_owned();
     assert!(
         call.text()

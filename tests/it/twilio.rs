@@ -23,6 +23,7 @@ pub(crate) fn config() -> TwilioConfig {
         messaging_service_sid: None,
         voice_en: None,
         voice_ja: None,
+        status_callback: None,
         http: HttpConfig {
             connect_timeout: Duration::from_millis(300),
             request_timeout: Duration::from_millis(300),
@@ -83,6 +84,87 @@ async fn sms_request_is_exactly_what_twilio_expects() -> TestResult {
     );
     let agent = requests[0].headers.get("user-agent").unwrap().to_str()?;
     assert!(agent.starts_with("phone-otp/"), "{agent}");
+    Ok(())
+}
+
+/// With a status callback configured, every message and call asks Twilio to post its
+/// status there, carrying the send's reference (so a receipt finds its record); a
+/// non-https URL is refused when the adapter is made.
+#[tokio::test]
+async fn status_callbacks_carry_the_send_reference() -> TestResult {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_string(CREATED))
+        .mount(&server)
+        .await;
+    let provider = adapter(&server, config())
+        .status_callback("https://otp.example.com/callbacks/twilio/status")
+        .unwrap();
+    provider
+        .send(&otp_sms().with_reference("a1b2c3-d4"))
+        .await?;
+    provider.send(&otp_sms()).await?;
+    let voice = Message::voice(jp_mobile(), "123456")
+        .with_code("123456")
+        .with_reference("a1b2c3-voice");
+    provider.send(&voice).await?;
+    let with_query = adapter(&server, config())
+        .status_callback("https://otp.example.com/status?tenant=x")
+        .unwrap();
+    with_query.send(&otp_sms().with_reference("r-1")).await?;
+    let callbacks: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|request| {
+            form(request)
+                .into_iter()
+                .find(|(name, _)| name == "StatusCallback")
+                .map(|(_, url)| url)
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        callbacks,
+        [
+            "https://otp.example.com/callbacks/twilio/status?ref=a1b2c3-d4",
+            "https://otp.example.com/callbacks/twilio/status",
+            "https://otp.example.com/callbacks/twilio/status?ref=a1b2c3-voice",
+            "https://otp.example.com/status?tenant=x&ref=r-1",
+        ]
+    );
+    // Without one configured, no StatusCallback is sent (the account's own applies).
+    let plain = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_string(CREATED))
+        .mount(&plain)
+        .await;
+    adapter(&plain, config())
+        .send(&otp_sms().with_reference("a1"))
+        .await?;
+    let sent = form(&plain.received_requests().await.unwrap()[0]);
+    assert!(sent.iter().all(|(name, _)| name != "StatusCallback"));
+    for bad in ["http://otp.example.com/status", "not a url", "ftp://x/"] {
+        let refused = TwilioProvider::new(config()).unwrap().status_callback(bad);
+        assert!(
+            matches!(
+                refused,
+                Err(ConfigError::Invalid {
+                    field: "status_callback",
+                    ..
+                })
+            ),
+            "{bad}"
+        );
+    }
+    assert!(
+        TwilioProvider::new(config())
+            .unwrap()
+            .status_callback("http://127.0.0.1:8080/callbacks/twilio/status")
+            .is_ok(),
+        "plain http on loopback, for tests"
+    );
     Ok(())
 }
 

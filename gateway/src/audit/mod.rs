@@ -71,6 +71,13 @@ impl Audit {
         }
     }
 
+    /// The send's reference for providers: this record's id, so the provider's delivery
+    /// receipt finds the row (`Db::record_receipt`), even one its instance never
+    /// completed. `None` when nothing is recorded.
+    pub(crate) fn reference(&self) -> Option<String> {
+        self.writer.as_ref().map(|_| self.record.id.clone())
+    }
+
     /// The endpoint's metric and record name.
     pub(crate) fn endpoint(&self) -> &str {
         &self.record.endpoint

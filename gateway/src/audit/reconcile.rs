@@ -1,9 +1,11 @@
 //! Every reserved audit row reaches a final state. A send is recorded `pending` before any
 //! provider is called and completed after; a row still `pending` long after its request
 //! must have ended belongs to an instance that stopped mid-send (`kill -9`, a crash, a
-//! lost machine) or whose completion could not be written. Such a row becomes `unknown`:
-//! the provider may have delivered. The ledger counts it apart (`unknown`), never as sent
-//! or not sent.
+//! lost machine) or whose completion could not be written. Such a row becomes `confirmed`
+//! when the provider's delivery receipt arrived meanwhile (the receipt names the row: the
+//! send's reference is its id), else `unknown`: the provider may have delivered. The
+//! ledger counts `unknown` apart, never as sent or not sent; a receipt arriving later
+//! still confirms it.
 //!
 //! On SQLite the file belongs to one gateway, so at startup every `pending` row is an
 //! orphan of this gateway's previous run. On PostgreSQL other instances share the table,
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, Settled};
 
 /// Between two passes over stale rows.
 pub const EVERY: Duration = Duration::from_secs(30);
@@ -35,8 +37,8 @@ pub fn cutoff(now_ms: i64, request_timeout: Duration) -> i64 {
 }
 
 /// One pass: `pending` rows that arrived before `now_ms - grace` (all of them on SQLite
-/// at startup) become `unknown`, and answers kept for `Idempotency-Key` longer than a day
-/// are forgotten. Returns how many rows were settled.
+/// at startup) become `confirmed` or `unknown`, and answers kept for `Idempotency-Key`
+/// longer than a day are forgotten. Returns how many rows became each.
 ///
 /// # Errors
 /// The database failed; the rows stay `pending` for the next pass.
@@ -45,7 +47,7 @@ pub async fn pass(
     now_ms: i64,
     request_timeout: Duration,
     at_startup: bool,
-) -> Result<u64, DbError> {
+) -> Result<Settled, DbError> {
     let cutoff = if at_startup && !db.is_postgres() {
         i64::MAX
     } else {
@@ -55,12 +57,19 @@ pub async fn pass(
     // Answers kept for `Idempotency-Key` retries expire with the pass.
     db.purge_idempotency_keys(now_ms.saturating_sub(crate::db::KEEP_ANSWERS_MS))
         .await?;
-    if settled > 0 {
+    if settled.confirmed > 0 {
+        info!(
+            rows = settled.confirmed,
+            "audit rows left pending by a stopped send are `confirmed` by the provider's receipt"
+        );
+    }
+    if settled.unknown > 0 {
         warn!(
-            rows = settled,
+            rows = settled.unknown,
             "audit rows left pending by a stopped send are now `unknown` (the provider may have delivered)"
         );
-    } else if at_startup {
+    }
+    if settled == Settled::default() && at_startup {
         info!("no pending audit rows to reconcile");
     }
     Ok(settled)

@@ -44,6 +44,9 @@ pub struct AuditRecord {
     pub outcome: String,
     /// Time to answer.
     pub latency_ms: i64,
+    /// The provider's receipt (`delivered`, `undelivered`), from its status callback
+    /// ([`Db::record_receipt`]); the gateway's own writes never set it.
+    pub receipt: Option<String>,
 }
 
 const COLUMNS: &str = "id, request_id, at, endpoint, system, key_id, purpose, country, masked_to, channel, providers, segments, status, outcome, latency_ms, cost_micros, currency, provider";
@@ -68,6 +71,7 @@ fn read(row: &AnyRow) -> Result<AuditRecord, DbError> {
         cost_micros: row.try_get("cost_micros")?,
         currency: row.try_get("currency")?,
         provider: row.try_get("provider")?,
+        receipt: row.try_get("receipt")?,
     })
 }
 
@@ -95,10 +99,13 @@ fn upsert_sql(rows: usize) -> &'static str {
                 format!(
                     "INSERT INTO audit_records ({COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET \
                      providers = excluded.providers, segments = excluded.segments, \
-                     status = excluded.status, outcome = excluded.outcome, \
+                     status = excluded.status, \
                      latency_ms = excluded.latency_ms, cost_micros = excluded.cost_micros, \
                      currency = excluded.currency, channel = excluded.channel, \
-                     provider = excluded.provider",
+                     provider = COALESCE(excluded.provider, audit_records.provider), \
+                     outcome = CASE WHEN audit_records.receipt IS NOT NULL \
+                         AND excluded.outcome IN ('unknown', 'cancelled') \
+                         THEN 'confirmed' ELSE excluded.outcome END",
                     values.join(", ")
                 )
             })
@@ -156,6 +163,15 @@ async fn upsert_all(
     Ok(())
 }
 
+/// What a reconciliation pass did with the rows left `pending`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// The provider's receipt had arrived: the send happened.
+    pub confirmed: u64,
+    /// No receipt: the provider may have delivered.
+    pub unknown: u64,
+}
+
 /// One write to the trail, for [`Db::write_audit_batch`].
 #[derive(Debug, Clone)]
 pub enum AuditWrite {
@@ -209,20 +225,69 @@ impl Db {
         result
     }
 
-    /// Rows still `pending` that arrived before `before` (Unix ms) become `unknown`: the
-    /// provider may have delivered (see `audit::reconcile`). A completion written later
-    /// (a slow instance after all) replaces it. Returns how many rows changed.
+    /// Rows still `pending` that arrived before `before` (Unix ms) are settled (see
+    /// `audit::reconcile`): `confirmed` when the provider's receipt arrived meanwhile,
+    /// else `unknown` (the provider may have delivered). A completion written later (a
+    /// slow instance after all) replaces it. Returns how many rows became each.
     ///
     /// # Errors
     /// The database failed.
-    pub async fn reconcile_pending(&self, before: i64) -> Result<u64, DbError> {
-        let done = sqlx::query(
+    pub async fn reconcile_pending(&self, before: i64) -> Result<Settled, DbError> {
+        let confirmed = sqlx::query(
+            "UPDATE audit_records SET outcome = 'confirmed' \
+             WHERE outcome = 'pending' AND at < $1 AND receipt IS NOT NULL",
+        )
+        .bind(before)
+        .execute(self.pool())
+        .await?;
+        let unknown = sqlx::query(
             "UPDATE audit_records SET outcome = 'unknown' WHERE outcome = 'pending' AND at < $1",
         )
         .bind(before)
         .execute(self.pool())
         .await?;
-        Ok(done.rows_affected())
+        Ok(Settled {
+            confirmed: confirmed.rows_affected(),
+            unknown: unknown.rows_affected(),
+        })
+    }
+
+    /// Writes a provider's delivery receipt onto the record whose id is the send's
+    /// `reference`. The provider is recorded as the one that sent it, and a send whose
+    /// outcome was not known (`unknown`, `cancelled`) becomes `confirmed`. A `delivered`
+    /// receipt is final: a later `undelivered` one (callbacks arrive out of order) does not
+    /// replace it. Returns whether a record matched.
+    ///
+    /// # Errors
+    /// The database failed or did not answer within [`WRITE_TIMEOUT`](super::WRITE_TIMEOUT).
+    pub async fn record_receipt(
+        &self,
+        reference: &str,
+        provider: &str,
+        delivered: bool,
+    ) -> Result<bool, DbError> {
+        let write = sqlx::query(
+            "UPDATE audit_records SET \
+                 receipt = CASE WHEN receipt = 'delivered' THEN receipt ELSE $1 END, \
+                 provider = COALESCE(provider, $2), \
+                 outcome = CASE WHEN outcome IN ('unknown', 'cancelled') THEN 'confirmed' \
+                     ELSE outcome END \
+             WHERE id = $3",
+        )
+        .bind(if delivered {
+            "delivered"
+        } else {
+            "undelivered"
+        })
+        .bind(provider)
+        .bind(reference)
+        .execute(self.pool());
+        let result = tokio::time::timeout(super::WRITE_TIMEOUT, write)
+            .await
+            .map_err(|_| DbError::Timeout)
+            .and_then(|done| done.map_err(DbError::from));
+        self.health.record(result.as_ref().map(|_| ()), 1);
+        Ok(result?.rows_affected() > 0)
     }
 
     /// Records from `from` (inclusive) to `to` (exclusive), oldest first.
@@ -231,7 +296,7 @@ impl Db {
     /// The database failed or a row is corrupt.
     pub async fn audit_records(&self, from: i64, to: i64) -> Result<Vec<AuditRecord>, DbError> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM audit_records WHERE at >= $1 AND at < $2 ORDER BY at, id"
+            "SELECT {COLUMNS}, receipt FROM audit_records WHERE at >= $1 AND at < $2 ORDER BY at, id"
         ))
         .bind(from)
         .bind(to)

@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "idempotency_keys",
         include_str!("../../migrations/0006_idempotency_keys.sql"),
     ),
+    (
+        7,
+        "receipts",
+        include_str!("../../migrations/0007_receipts.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming this schema's lock.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
-pub use audit::{AuditRecord, AuditWrite};
+pub use audit::{AuditRecord, AuditWrite, Settled};
 pub use health::{DbState, Fault, PROBE_EVERY, READY_TIMEOUT, WRITE_TIMEOUT};
 pub use idempotency::{Claim, KEEP_ANSWERS_MS};
 pub use keys::KeyRecord;

@@ -100,6 +100,10 @@ pub struct UsageRow {
     /// (that one may have delivered too): possible duplicates, billed twice. Zero unless
     /// `[routing] failover_after_timeout` is on.
     pub possible_duplicates: i64,
+    /// Sends the provider's receipt says reached the handset.
+    pub delivered: i64,
+    /// Sends the provider's receipt says did not (failed, expired, rejected).
+    pub undelivered: i64,
     /// SMS parts billed.
     pub segments: i64,
     /// Estimated cost, in millionths of `currency` (unpriced sends count zero).
@@ -144,7 +148,9 @@ impl Db {
         let sql = format!(
             "SELECT {select}currency, COUNT(*) AS requests, COUNT(provider) AS sends,
                  CAST(COALESCE(SUM(CASE WHEN outcome IN ('unknown', 'cancelled') THEN 1 ELSE 0 END), 0) AS BIGINT) AS unknown,
-                 CAST(COALESCE(SUM(CASE WHEN provider IS NOT NULL AND providers LIKE '%:timeout%' THEN 1 ELSE 0 END), 0) AS BIGINT) AS possible_duplicates,
+                 CAST(COALESCE(SUM(CASE WHEN provider IS NOT NULL AND providers LIKE '%:timeout%' AND outcome <> 'confirmed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS possible_duplicates,
+                 CAST(COALESCE(SUM(CASE WHEN receipt = 'delivered' THEN 1 ELSE 0 END), 0) AS BIGINT) AS delivered,
+                 CAST(COALESCE(SUM(CASE WHEN receipt = 'undelivered' THEN 1 ELSE 0 END), 0) AS BIGINT) AS undelivered,
                  CAST(COALESCE(SUM(CASE WHEN provider IS NULL THEN 0 ELSE segments END), 0) AS BIGINT) AS segments,
                  CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost_micros
              FROM audit_records WHERE at >= $1 AND at < $2{only}
@@ -179,6 +185,8 @@ impl Db {
                     sends: row.try_get("sends")?,
                     unknown: row.try_get("unknown")?,
                     possible_duplicates: row.try_get("possible_duplicates")?,
+                    delivered: row.try_get("delivered")?,
+                    undelivered: row.try_get("undelivered")?,
                     segments: row.try_get("segments")?,
                     cost_micros: row.try_get("cost_micros")?,
                     currency: row.try_get("currency")?,
@@ -210,6 +218,8 @@ fn merge_currencies(rows: Vec<UsageRow>) -> Vec<UsageRow> {
                 last.sends += row.sends;
                 last.unknown += row.unknown;
                 last.possible_duplicates += row.possible_duplicates;
+                last.delivered += row.delivered;
+                last.undelivered += row.undelivered;
                 last.segments += row.segments;
                 last.cost_micros += row.cost_micros;
                 if last.currency.is_none() {
@@ -324,7 +334,8 @@ fn instant(text: &str, end: bool) -> Option<i64> {
 
 impl UsageReport {
     /// The report as JSON: `from`, `to` (RFC 3339), `group_by`, and `rows` with each
-    /// dimension's value, `requests`, `sends`, `unknown`, `possible_duplicates`, `segments`, `cost` (a decimal string, exact),
+    /// dimension's value, `requests`, `sends`, `unknown`, `possible_duplicates`, `delivered`,
+    /// `undelivered`, `segments`, `cost` (a decimal string, exact),
     /// `cost_micros` and `currency`.
     pub fn to_json(&self) -> Value {
         let rows: Vec<Value> = self
@@ -342,6 +353,8 @@ impl UsageReport {
                     "possible_duplicates".to_owned(),
                     json!(row.possible_duplicates),
                 );
+                object.insert("delivered".to_owned(), json!(row.delivered));
+                object.insert("undelivered".to_owned(), json!(row.undelivered));
                 object.insert("segments".to_owned(), json!(row.segments));
                 object.insert("cost".to_owned(), json!(micros_text(row.cost_micros)));
                 object.insert("cost_micros".to_owned(), json!(row.cost_micros));
@@ -358,7 +371,7 @@ impl UsageReport {
     }
 
     /// RFC 4180 CSV with a header row: the dimensions, then `requests, sends, unknown,
-    /// possible_duplicates, segments, cost, currency`. Cells a spreadsheet would run as a formula are quoted with a
+    /// possible_duplicates, delivered, undelivered, segments, cost, currency`. Cells a spreadsheet would run as a formula are quoted with a
     /// leading `'`.
     pub fn to_csv(&self) -> String {
         let mut out = String::new();
@@ -368,6 +381,8 @@ impl UsageReport {
             "sends",
             "unknown",
             "possible_duplicates",
+            "delivered",
+            "undelivered",
             "segments",
             "cost",
             "currency",
@@ -385,6 +400,8 @@ impl UsageReport {
                 row.sends.to_string(),
                 row.unknown.to_string(),
                 row.possible_duplicates.to_string(),
+                row.delivered.to_string(),
+                row.undelivered.to_string(),
                 row.segments.to_string(),
                 micros_text(row.cost_micros),
                 csv_cell(row.currency.as_deref().unwrap_or("")),
@@ -458,6 +475,8 @@ mod tests {
                 sends: 1,
                 unknown: 0,
                 possible_duplicates: 0,
+                delivered: 1,
+                undelivered: 0,
                 segments: 1,
                 cost_micros: 50_000,
                 currency: Some("USD".to_owned()),
@@ -465,7 +484,7 @@ mod tests {
         };
         assert_eq!(
             report.to_csv(),
-            "system,requests,sends,unknown,possible_duplicates,segments,cost,currency\r\n\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\",2,1,0,0,1,0.050000,USD\r\n"
+            "system,requests,sends,unknown,possible_duplicates,delivered,undelivered,segments,cost,currency\r\n\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\",2,1,0,0,1,0,1,0.050000,USD\r\n"
         );
     }
     #[test]

@@ -13,6 +13,14 @@
 //! timestamp), is not counted again. What was seen is kept in the store for
 //! [`RECEIPT_WINDOW`], so on Redis every instance agrees; with the store down the callback
 //! is answered 503 (the provider may retry) and nothing is counted.
+//!
+//! A receipt that names a send of this gateway (the reference it gave the provider is the
+//! audit record's id: Twilio's `?ref=` on the status callback URL, NTT CPaaS's
+//! `messageId`) is written onto that record first ([`Db::record_receipt`](crate::db::Db::record_receipt)):
+//! the ledger counts it as delivered or undelivered, and a send whose outcome was unknown
+//! (its instance died mid-send, or the provider did not answer in time) is `confirmed`.
+//! With the database down the callback is 503 and nothing is counted, so the provider's
+//! retry finds it written.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -52,6 +60,40 @@ async fn first_time(
             )
             .into_response()
         })
+}
+
+/// Writes the receipt onto the audit record `reference` names, if it names one of ours
+/// (an audit id, `-voice` for the call after an SMS).
+async fn record_receipt(
+    state: &AppState,
+    provider: &str,
+    reference: Option<&str>,
+    delivered: bool,
+) -> Result<(), Response> {
+    let (Some(db), Some(reference)) = (&state.db, reference) else {
+        return Ok(());
+    };
+    let id = reference.strip_suffix("-voice").unwrap_or(reference);
+    if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Ok(());
+    }
+    match db.record_receipt(id, provider, delivered).await {
+        Ok(matched) => {
+            if !matched {
+                debug!(provider, "receipt names no audit record");
+            }
+            Ok(())
+        }
+        Err(error) => {
+            warn!(error = %error, "receipt not recorded: the database is unavailable");
+            Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the receipt cannot be recorded now",
+            )
+            .into_response())
+        }
+    }
 }
 
 /// Twilio's status callback.
@@ -123,6 +165,16 @@ pub(crate) async fn twilio_status(
         .or_else(|| field("SmsSid"))
         .or_else(|| field("CallSid"));
     if let (Some(delivered), Some(message_id), Some(status)) = (delivered, message_id, status) {
+        let reference = uri.query().and_then(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "ref")
+                .map(|(_, v)| v.into_owned())
+        });
+        if let Err(unavailable) =
+            record_receipt(&state, "twilio", reference.as_deref(), delivered).await
+        {
+            return unavailable;
+        }
         match first_time(&state, "twilio", message_id, status).await {
             Ok(true) => {
                 let country = field("To").map_or_else(|| "unknown".to_owned(), country_of);
@@ -220,6 +272,12 @@ pub(crate) async fn ntt_cpaas_delivery(
         let (Some(delivered), Some(message_id)) = (delivered, report.message_id.as_deref()) else {
             continue;
         };
+        // NTT CPaaS echoes the `messageId` the gateway chose: the send's reference.
+        if let Err(unavailable) =
+            record_receipt(&state, "ntt-cpaas", Some(message_id), delivered).await
+        {
+            return unavailable;
+        }
         match first_time(&state, "ntt-cpaas", message_id, &group).await {
             Ok(true) => {
                 let country = report

@@ -120,9 +120,10 @@ pub(crate) async fn start(
 
 async fn start_challenge(
     state: &AppState,
-    request: StartRequest,
+    mut request: StartRequest,
     audit: &mut Audit,
 ) -> Result<Response, Problem> {
+    request.reference = audit.reference();
     audit.reserve().await?;
     match state.otp.start(request).await {
         Ok(started) => {
@@ -206,9 +207,10 @@ pub(crate) async fn resend(
 
 async fn resend_challenge(
     state: &AppState,
-    request: ResendRequest,
+    mut request: ResendRequest,
     audit: &mut Audit,
 ) -> Result<Response, Problem> {
+    request.reference = audit.reference();
     audit.reserve().await?;
     match state.otp.resend_with(request).await {
         Ok(started) => {

@@ -51,10 +51,11 @@ pub(crate) struct Outcome(pub(crate) &'static str);
 /// Relays `request` and answers what was sent, recording providers and segments.
 pub(crate) async fn relay_answer(
     state: &AppState,
-    request: phone_otp::RelayRequest,
+    mut request: phone_otp::RelayRequest,
     audit: &mut Audit,
 ) -> Result<axum::response::Response, Problem> {
     use axum::response::IntoResponse as _;
+    request.reference = audit.reference();
     match state.otp.relay(request).await {
         Ok(relayed) => {
             audit.relayed(&relayed);

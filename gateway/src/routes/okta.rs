@@ -161,6 +161,8 @@ async fn answer(
             ),
         );
     }
+    let mut request = request;
+    request.reference = audit.reference();
     let result = state.otp.relay(request).await;
     match &result {
         Ok(relayed) => audit.relayed(relayed),

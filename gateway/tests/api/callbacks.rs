@@ -12,7 +12,7 @@ use crate::support::{
 
 /// Signs a form callback as Twilio does (PROVIDERS.md section 3), independently of the
 /// gateway's own validator.
-fn twilio_signature(url: &str, params: &[(&str, &str)]) -> String {
+pub fn twilio_signature(url: &str, params: &[(&str, &str)]) -> String {
     let mut sorted = params.to_vec();
     sorted.sort();
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(TWILIO_TOKEN.as_bytes()).unwrap();
@@ -24,7 +24,7 @@ fn twilio_signature(url: &str, params: &[(&str, &str)]) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-async fn post_twilio(
+pub async fn post_twilio(
     gw: &TestGateway,
     query: &str,
     params: &[(&str, &str)],

@@ -17,6 +17,7 @@ mod messages;
 mod okta;
 mod ops;
 mod outages;
+mod receipts;
 mod support;
 mod tenancy;
 mod totp;

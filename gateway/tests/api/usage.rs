@@ -154,12 +154,12 @@ async fn two_systems_and_their_bill(db: Db) -> TestResult {
     // 2 x 0.062 + 0.1 + 0.0079; a call has no segments.
     assert_eq!(
         row("billing"),
-        json!({"system": "billing", "requests": 4, "sends": 4, "unknown": 0, "possible_duplicates": 0, "segments": 3,
+        json!({"system": "billing", "requests": 4, "sends": 4, "unknown": 0, "possible_duplicates": 0, "delivered": 0, "undelivered": 0, "segments": 3,
             "cost": "0.231900", "cost_micros": 231_900, "currency": "USD"})
     );
     assert_eq!(
         row("crm"),
-        json!({"system": "crm", "requests": 2, "sends": 1, "unknown": 0, "possible_duplicates": 0, "segments": 1,
+        json!({"system": "crm", "requests": 2, "sends": 1, "unknown": 0, "possible_duplicates": 0, "delivered": 0, "undelivered": 0, "segments": 1,
             "cost": "0.062000", "cost_micros": 62_000, "currency": "USD"})
     );
 
@@ -175,11 +175,11 @@ async fn two_systems_and_their_bill(db: Db) -> TestResult {
     );
     assert_eq!(
         csv.text().await?,
-        "system,country,provider,day,requests,sends,unknown,possible_duplicates,segments,cost,currency\r\n\
-         billing,JP,primary,2022-01-28,3,3,0,0,2,0.224000,USD\r\n\
-         billing,US,primary,2022-01-28,1,1,0,0,1,0.007900,USD\r\n\
-         crm,,,2022-01-28,1,0,0,0,0,0.000000,\r\n\
-         crm,JP,primary,2022-01-28,1,1,0,0,1,0.062000,USD\r\n"
+        "system,country,provider,day,requests,sends,unknown,possible_duplicates,delivered,undelivered,segments,cost,currency\r\n\
+         billing,JP,primary,2022-01-28,3,3,0,0,0,0,2,0.224000,USD\r\n\
+         billing,US,primary,2022-01-28,1,1,0,0,0,0,1,0.007900,USD\r\n\
+         crm,,,2022-01-28,1,0,0,0,0,0,0,0.000000,\r\n\
+         crm,JP,primary,2022-01-28,1,1,0,0,0,0,1,0.062000,USD\r\n"
     );
     // By day over both days: the second day holds crm's last send alone.
     let by_day: Value = usage(
