@@ -120,7 +120,7 @@ pub use limit::{
     GcraStep, Limit, LimitKey, LimitKind, Limits, Quota, Rule, SafeList, backoff, bucket_millis,
     conversion, credit, day_of, gcra, spend,
 };
-pub use message::{Channel, Locale, Message, Purpose, Receipt};
+pub use message::{Channel, Locale, Message, Purpose};
 pub use otp::{
     Account, DEFAULT_CODE_LENGTH, DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, HmacKey, KeyError,
     KeyRing, MAX_CODE_LENGTH, MAX_LABEL_BYTES, MAX_REFERENCE_BYTES, MAX_RELAY_CODE_DIGITS,
@@ -142,7 +142,7 @@ pub use provider::smslink::{SmslinkConfig, SmslinkProvider};
 #[cfg(feature = "twilio")]
 pub use provider::twilio::{TwilioConfig, TwilioProvider};
 pub use provider::{
-    Attempt, AttemptOutcome, PhoneProvider, ProviderError, ProviderErrorKind, StubProvider,
+    Attempt, AttemptOutcome, PhoneProvider, ProviderError, ProviderErrorKind, Receipt, StubProvider,
 };
 pub use random::RandomError;
 pub use router::{

@@ -57,13 +57,13 @@ mod metrics;
 mod problem;
 mod routes;
 pub mod serve;
+mod state;
+mod surfaces;
 pub mod telemetry;
 
-pub use app::{
-    BearerAccess, BuildError, Gateway, GatewayBuilder, OKTA_PREVIEW_NUMBERS, OktaHook,
-    TwilioCallbacks,
-};
+pub use app::{BuildError, Gateway, GatewayBuilder};
 pub use metrics::GatewayMetrics;
+pub use surfaces::{BearerAccess, OKTA_PREVIEW_NUMBERS, OktaHook, TwilioCallbacks};
 
 /// The repository README's Rust snippets, compiled (and, unless `no_run`, run) as this
 /// crate's doctests: this crate depends on everything they use (the library with its

@@ -1,7 +1,8 @@
-//! The service's side of the abuse controls: the conversion guard's floor per country
-//! (from its learned conversion, read from the store at most once a minute per country),
-//! crediting a verified code to its number's prefix and country, and counting refusals
-//! per limit for metrics.
+//! The service's side of the abuse controls, self-contained: the conversion guard's floor
+//! per country (from its learned conversion, read from the store at most once a minute
+//! per country), crediting a verified code to its number's prefix and country, and
+//! counting refusals per limit for metrics. It is given the store; it knows nothing of
+//! the service that holds it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,26 +10,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::{info, warn};
 
-use super::service::OtpService;
-use crate::challenge::ChallengeId;
 use crate::clock::Timestamp;
-use crate::limit::{Counts, LimitKind, guard_keys};
+use crate::limit::{ConversionGuard, Counts, LimitKind, guard_keys};
 use crate::phone::PhoneNumber;
-use crate::store::StoredDestination;
+use crate::store::OtpStore;
 
 /// How long a country's learned conversion is used before it is read again.
 const BASELINE_REFRESH_MS: u64 = 60_000;
 
 /// Per-process state of the abuse controls.
-#[derive(Debug, Default)]
-pub(super) struct GuardState {
+#[derive(Debug)]
+pub(super) struct Guard {
+    /// The conversion guard's settings; `None`: off.
+    conversion: Option<ConversionGuard>,
     /// Country → (its baseline counts, when read).
     baselines: Mutex<HashMap<String, (Option<Counts>, u64)>>,
     /// Refusals per limit kind, for metrics.
     refusals: [AtomicU64; REFUSAL_KINDS.len()],
 }
 
-/// The limit kinds refusals are counted for, in [`OtpService::refusals`] order.
+/// The limit kinds refusals are counted for, in [`Guard::refusals`] order.
 const REFUSAL_KINDS: [LimitKind; 12] = [
     LimitKind::Duplicate,
     LimitKind::ResendCooldown,
@@ -44,32 +45,50 @@ const REFUSAL_KINDS: [LimitKind; 12] = [
     LimitKind::Conversion,
 ];
 
-impl OtpService {
-    /// Sends refused so far by each limit (this process), e.g. for a metrics endpoint.
-    pub fn refusals(&self) -> Vec<(LimitKind, u64)> {
+impl Guard {
+    /// The abuse controls for `conversion` (the conversion guard's settings, if on).
+    pub(super) fn new(conversion: Option<ConversionGuard>) -> Self {
+        Self {
+            conversion,
+            baselines: Mutex::default(),
+            refusals: Default::default(),
+        }
+    }
+
+    /// Whether the conversion guard is on.
+    pub(super) fn converts(&self) -> bool {
+        self.conversion.is_some()
+    }
+
+    /// Sends refused so far by each limit (this process).
+    pub(super) fn refusals(&self) -> Vec<(LimitKind, u64)> {
         REFUSAL_KINDS
             .iter()
-            .zip(&self.inner.guard.refusals)
+            .zip(&self.refusals)
             .map(|(kind, count)| (*kind, count.load(Ordering::Relaxed)))
             .collect()
     }
 
+    /// Counts one send refused by `kind`.
     pub(super) fn count_refusal(&self, kind: LimitKind) {
         if let Some(index) = REFUSAL_KINDS.iter().position(|k| *k == kind) {
-            self.inner.guard.refusals[index].fetch_add(1, Ordering::Relaxed);
+            self.refusals[index].fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// The guard's floor for a send to `to` (0 with the guard off).
-    pub(super) async fn guard_floor(&self, to: &PhoneNumber, now: Timestamp) -> u32 {
-        let Some(guard) = self.inner.limits.conversion_guard else {
+    pub(super) async fn floor(
+        &self,
+        store: &dyn OtpStore,
+        to: &PhoneNumber,
+        now: Timestamp,
+    ) -> u32 {
+        let Some(guard) = self.conversion else {
             return 0;
         };
         let [_, _, (baseline_key, bucket)] = guard_keys(&guard, to);
         let country = baseline_key.as_str().to_owned();
         let cached = self
-            .inner
-            .guard
             .baselines
             .lock()
             .ok()
@@ -78,19 +97,14 @@ impl OtpService {
         let baseline = match cached {
             Some((counts, _)) => counts,
             None => {
-                let counts = match self
-                    .inner
-                    .store
-                    .conversion_counts(&baseline_key, bucket, now)
-                    .await
-                {
+                let counts = match store.conversion_counts(&baseline_key, bucket, now).await {
                     Ok(counts) => Some(counts),
                     Err(error) => {
                         warn!(error = %error, "conversion baseline unreadable: using the default");
                         None
                     }
                 };
-                if let Ok(mut map) = self.inner.guard.baselines.lock() {
+                if let Ok(mut map) = self.baselines.lock() {
                     // Bounded: one entry per country (and calling code) there is.
                     map.insert(country, (counts, now.as_millis()));
                 }
@@ -100,45 +114,34 @@ impl OtpService {
         guard.floor_permille(baseline)
     }
 
-    /// Counts a verified code for its number's prefix and country. A failure is logged:
-    /// the code is verified either way (the guard only gets stricter).
-    pub(super) async fn credit_guard(&self, id: &ChallengeId, now: Timestamp) {
-        let Some(guard) = self.inner.limits.conversion_guard else {
+    /// Counts a verified code sent to `to` for its prefix and country. A failure is
+    /// logged: the code is verified either way (the guard only gets stricter).
+    pub(super) async fn credit(&self, store: &dyn OtpStore, to: &PhoneNumber, now: Timestamp) {
+        let Some(guard) = self.conversion else {
             return;
         };
-        let destination = match self.inner.store.destination(id).await {
-            Ok(Some(StoredDestination::Number(number))) => Some(number),
-            Ok(Some(StoredDestination::Sealed(sealed))) => {
-                self.keys().open_destination(id, &sealed)
-            }
-            Ok(None) => None,
-            Err(error) => {
-                warn!(error = %error, "verified code not credited to the conversion guard");
-                return;
-            }
-        };
-        let Some(to) = destination else {
-            return;
-        };
-        let keys = guard_keys(&guard, &to);
-        if let Err(error) = self.inner.store.credit_conversions(&keys, now).await {
+        let keys = guard_keys(&guard, to);
+        if let Err(error) = store.credit_conversions(&keys, now).await {
             warn!(error = %error, "verified code not credited to the conversion guard");
         }
     }
 
     /// Says why the guard refused a send to `to`: its prefix, country, conversion and floor.
-    pub(super) async fn report_guard_refusal(&self, to: &PhoneNumber, now: Timestamp) {
-        let Some(guard) = self.inner.limits.conversion_guard else {
+    pub(super) async fn report_refusal(
+        &self,
+        store: &dyn OtpStore,
+        to: &PhoneNumber,
+        now: Timestamp,
+    ) {
+        let Some(guard) = self.conversion else {
             return;
         };
         let [(prefix_key, bucket), _, _] = guard_keys(&guard, to);
-        let counts = self
-            .inner
-            .store
+        let counts = store
             .conversion_counts(&prefix_key, bucket, now)
             .await
             .unwrap_or_default();
-        let floor = self.guard_floor(to, now).await;
+        let floor = self.floor(store, to, now).await;
         let prefix = prefix_key.as_str().trim_start_matches("cv:p:");
         let region = to.region();
         let country = region.as_ref().map_or("", |r| r.as_str());

@@ -190,6 +190,7 @@ impl OtpServiceBuilder {
         if lifetime < Duration::from_secs(1) || lifetime > max {
             return Err(BuildError::Lifetime { lifetime, max });
         }
+        let guard = super::guard::Guard::new(self.limits.conversion_guard);
         Ok(OtpService {
             inner: Arc::new(Inner {
                 keys,
@@ -207,7 +208,7 @@ impl OtpServiceBuilder {
                 escalate_to_voice: self.escalate_to_voice,
                 failure_cap: self.failure_cap,
                 relay_texts: self.relay_texts,
-                guard: super::guard::GuardState::default(),
+                guard,
             }),
         })
     }
@@ -227,7 +228,7 @@ pub(super) struct Inner {
     pub(super) escalate_to_voice: bool,
     pub(super) failure_cap: FailureCap,
     pub(super) relay_texts: super::RelayTextPolicy,
-    pub(super) guard: super::guard::GuardState,
+    pub(super) guard: super::guard::Guard,
 }
 
 /// Generates, hashes, rate-limits, delivers and verifies one-time codes.
@@ -755,7 +756,7 @@ impl OtpService {
         }
         .map_err(VerifyError::Store)?;
         debug!(challenge = %self.log_ref(id), outcome = outcome.as_str(), "one-time code checked");
-        if outcome.is_verified() && self.inner.limits.conversion_guard.is_some() {
+        if outcome.is_verified() && self.inner.guard.converts() {
             self.credit_guard(id, self.inner.clock.now()).await;
         }
         Ok(outcome)
@@ -822,6 +823,35 @@ impl OtpService {
         Ok(locked)
     }
 
+    /// Sends refused so far by each limit (this process), e.g. for a metrics endpoint.
+    pub fn refusals(&self) -> Vec<(LimitKind, u64)> {
+        self.inner.guard.refusals()
+    }
+
+    /// The conversion guard's floor for a send to `to` (0 with the guard off).
+    pub(super) async fn guard_floor(&self, to: &PhoneNumber, now: Timestamp) -> u32 {
+        self.inner.guard.floor(&*self.inner.store, to, now).await
+    }
+
+    /// Credits a verified code to its number's prefix and country (the number is read
+    /// back from the challenge, opened with this service's keys).
+    async fn credit_guard(&self, id: &ChallengeId, now: Timestamp) {
+        let destination = match self.inner.store.destination(id).await {
+            Ok(Some(StoredDestination::Number(number))) => Some(number),
+            Ok(Some(StoredDestination::Sealed(sealed))) => {
+                self.keys().open_destination(id, &sealed)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                warn!(error = %error, "verified code not credited to the conversion guard");
+                return;
+            }
+        };
+        if let Some(to) = destination {
+            self.inner.guard.credit(&*self.inner.store, &to, now).await;
+        }
+    }
+
     pub(super) async fn enforce(
         &self,
         limits: &[Limit],
@@ -837,9 +867,12 @@ impl OtpService {
                     retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
                     "one-time code send refused by rate limit"
                 );
-                self.count_refusal(limit);
+                self.inner.guard.count_refusal(limit);
                 if limit == LimitKind::Conversion {
-                    self.report_guard_refusal(to, now).await;
+                    self.inner
+                        .guard
+                        .report_refusal(&*self.inner.store, to, now)
+                        .await;
                 }
                 Err(LimitFailure::Refused(Refusal { limit, retry_after }))
             }

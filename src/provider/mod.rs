@@ -7,6 +7,7 @@ mod error;
 pub mod http;
 #[cfg(feature = "ntt-cpaas")]
 pub mod ntt_cpaas;
+mod receipt;
 #[cfg(feature = "smslink")]
 pub mod smslink;
 mod stub;
@@ -18,9 +19,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use error::{Attempt, AttemptOutcome, MAX_BODY_CHARS, ProviderError, ProviderErrorKind};
+pub use receipt::Receipt;
 pub use stub::StubProvider;
 
-use crate::message::{Channel, Message, Receipt};
+use crate::message::{Channel, Message};
 
 /// Something that delivers a [`Message`]: an SMS gateway, a voice API, a router over
 /// several of them, or a stub in tests.

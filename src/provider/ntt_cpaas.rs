@@ -13,9 +13,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Receipt;
 use super::http::{self, BaseUrl, ConfigError, HttpConfig};
 use super::{PhoneProvider, ProviderError, ProviderErrorKind};
-use crate::message::{Channel, Locale, Message, Receipt};
+use crate::message::{Channel, Locale, Message};
 
 const NAME: &str = "ntt-cpaas";
 /// Infobip's limit on a caller-chosen `messageId`.

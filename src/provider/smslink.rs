@@ -13,9 +13,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Receipt;
 use super::http::{self, BaseUrl, ConfigError, HttpConfig};
 use super::{PhoneProvider, ProviderError, ProviderErrorKind};
-use crate::message::{Channel, Message, Receipt};
+use crate::message::{Channel, Message};
 use crate::phone::PhoneNumber;
 
 const NAME: &str = "smslink";

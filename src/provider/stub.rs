@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use secrecy::SecretString;
 
+use super::Receipt;
 use super::{PhoneProvider, ProviderError, ProviderErrorKind};
-use crate::message::{Channel, Message, Receipt};
+use crate::message::{Channel, Message};
 use crate::phone::PhoneNumber;
 
 #[derive(Debug, Default)]

@@ -15,9 +15,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use super::Receipt;
 use super::http::{self, BaseUrl, ConfigError, HttpConfig};
 use super::{PhoneProvider, ProviderError, ProviderErrorKind};
-use crate::message::{Channel, Locale, Message, Receipt};
+use crate::message::{Channel, Locale, Message};
 
 const NAME: &str = "twilio";
 const DEFAULT_BASE_URL: &str = "https://api.twilio.com";

@@ -25,8 +25,9 @@ pub use policy::{DestinationPolicy, PolicyRefusal};
 
 use crate::clock::{Clock, SystemClock};
 use crate::limit::Admission;
-use crate::message::{Channel, Message, Receipt};
+use crate::message::{Channel, Message};
 use crate::phone::{PhoneNumber, Region};
+use crate::provider::Receipt;
 use crate::provider::{Attempt, AttemptOutcome, PhoneProvider, ProviderError, ProviderErrorKind};
 use health::{Breaker, Scope};
 use metrics::ProviderCounters;

@@ -7,7 +7,7 @@
 //! are not recorded. Never a code, a text, a secret or a whole number.
 
 pub mod reconcile;
-mod writer;
+pub(crate) mod writer;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,10 +19,9 @@ use phone_otp::{
 };
 use tracing::error;
 
-use crate::app::AppState;
-use crate::auth::Caller;
 use crate::db::{AuditRecord, AuditWrite};
 use crate::problem::Problem;
+use crate::state::AppState;
 pub(crate) use writer::{AuditWriter, audit_writer};
 
 /// One request's record in the making. Inert when the gateway has no database.
@@ -88,10 +87,10 @@ impl Audit {
         self.started
     }
 
-    /// Who called.
-    pub(crate) fn caller(&mut self, caller: &Caller) {
-        self.record.system = Some(caller.system.clone());
-        self.record.key_id.clone_from(&caller.key_id);
+    /// Who called: the calling system, and the key it used (if any).
+    pub(crate) fn caller(&mut self, system: &str, key_id: Option<&str>) {
+        self.record.system = Some(system.to_owned());
+        self.record.key_id = key_id.map(str::to_owned);
     }
 
     /// Who called, for a surface without keys (Okta's hook).

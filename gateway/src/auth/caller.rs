@@ -14,9 +14,10 @@ use super::bearer;
 use super::failures::Network;
 use super::jwt::{JwtError, JwtVerifier};
 use super::scope::{Scope, Scopes};
-use crate::app::{AppState, BearerAccess};
 use crate::audit::Audit;
 use crate::problem::Problem;
+use crate::state::AppState;
+use crate::surfaces::BearerAccess;
 
 /// The calling system, as authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +147,7 @@ async fn authenticate(
             ),
             scopes: verified.scopes,
         };
-        audit.caller(&caller);
+        audit.caller(&caller.system, caller.key_id.as_deref());
         if !verified.scopes.allows(scope) {
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
@@ -181,7 +182,7 @@ async fn authenticate(
             key_id: Some(key.id.clone()),
             scopes: key.scopes,
         };
-        audit.caller(&caller);
+        audit.caller(&caller.system, caller.key_id.as_deref());
         let now = state.now_millis();
         if !key.is_live(now) {
             return Err(unauthorized("the key is expired or revoked"));
@@ -218,7 +219,7 @@ async fn authenticate(
                 key_id: None,
                 scopes: access.scopes,
             };
-            audit.caller(&caller);
+            audit.caller(&caller.system, caller.key_id.as_deref());
             if !access.scopes.allows(scope) {
                 return Err(Problem::new(
                     StatusCode::FORBIDDEN,

@@ -25,11 +25,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::json::read_value_of_any_type;
-use crate::app::AppState;
 use crate::audit::Audit;
 use crate::auth::scope::Scope;
 use crate::auth::{Peer, authorize};
 use crate::problem::Problem;
+use crate::state::AppState;
 
 const ENDPOINT: &str = "auth0_phone_message";
 

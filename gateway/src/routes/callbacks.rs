@@ -32,9 +32,9 @@ use serde::Deserialize;
 use tracing::{debug, warn};
 
 use super::json::read_value;
-use crate::app::AppState;
 use crate::auth::{Peer, client_network, failed_authentication, guard_network};
 use crate::problem::Problem;
+use crate::state::AppState;
 
 /// How long a receipt's (message, status) is remembered against repeats.
 pub(crate) const RECEIPT_WINDOW: std::time::Duration = std::time::Duration::from_secs(3 * 86_400);

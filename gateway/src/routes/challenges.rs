@@ -27,11 +27,11 @@ use serde_json::{Value, json};
 use super::idempotency::{self, Begun};
 use super::json::read_json;
 use super::wire::{WireChannel, WirePurpose, parse_number};
-use crate::app::AppState;
 use crate::audit::Audit;
 use crate::auth::scope::Scope;
 use crate::auth::{Peer, authorize};
 use crate::problem::{self, Problem, delivery_problem};
+use crate::state::AppState;
 
 /// `POST /v1/challenges`.
 #[derive(Debug, Deserialize)]

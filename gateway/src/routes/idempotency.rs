@@ -21,9 +21,9 @@ use sha2::{Digest as _, Sha256};
 use tracing::warn;
 
 use super::Outcome;
-use crate::app::AppState;
 use crate::db::{Claim, Db};
 use crate::problem::{Problem, invalid_request};
+use crate::state::AppState;
 
 /// The longest stored answer, in bytes (the answers kept are small JSON objects).
 const MAX_ANSWER_BYTES: usize = 16 * 1024;

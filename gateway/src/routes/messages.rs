@@ -14,11 +14,11 @@ use serde_json::{Value, json};
 
 use super::json::read_json;
 use super::wire::{WireChannel, WirePurpose, parse_number};
-use crate::app::AppState;
 use crate::audit::Audit;
 use crate::auth::scope::Scope;
 use crate::auth::{Peer, authorize};
 use crate::problem::Problem;
+use crate::state::AppState;
 
 const ENDPOINT: &str = "messages";
 

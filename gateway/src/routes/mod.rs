@@ -15,9 +15,9 @@ pub(crate) mod wire;
 
 use axum::http::{HeaderMap, header};
 
-use crate::app::AppState;
 use crate::audit::Audit;
 use crate::problem::Problem;
+use crate::state::AppState;
 
 /// Finishes a request: writes its audit record (before the response leaves), counts it by
 /// endpoint and outcome (`ok`, or the error code), and turns the result into the response.

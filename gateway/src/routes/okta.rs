@@ -24,10 +24,11 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::fields::{FieldError, Fields};
-use crate::app::{AppState, OktaAuth, OktaHook};
 use crate::audit::{Audit, attempt_label};
 use crate::auth::scope::Scope;
 use crate::auth::{Peer, authorize, client_network, failed_authentication, guard_network};
+use crate::state::AppState;
+use crate::surfaces::{OktaAuth, OktaHook};
 
 const ENDPOINT: &str = "okta_telephony";
 const COMMAND: &str = "com.okta.telephony.action";

@@ -6,9 +6,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tracing::warn;
 
-use crate::app::AppState;
 use crate::db::{DbState, READY_TIMEOUT};
 use crate::problem::Problem;
+use crate::state::AppState;
 
 /// `GET /healthz`: the process answers.
 pub(crate) async fn healthz() -> Response {

@@ -22,11 +22,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::json::read_json;
-use crate::app::AppState;
 use crate::audit::Audit;
 use crate::auth::scope::Scope;
 use crate::auth::{Caller, Peer, authorize};
 use crate::problem::{Problem, set_retry_after, whole_seconds};
+use crate::state::AppState;
 
 /// `POST /v1/totp/enroll`.
 #[derive(Deserialize)]

@@ -7,12 +7,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
 use crate::audit::Audit;
 use crate::auth::scope::Scope;
 use crate::auth::{Peer, authorize};
 use crate::db::UsageQuery;
 use crate::problem::Problem;
+use crate::state::AppState;
 
 const ENDPOINT: &str = "usage";
 
