@@ -175,6 +175,80 @@ pub enum RelayError {
     Random(#[source] RandomError),
 }
 
+/// Why a send was refused before anything was sent or spent: what
+/// [`StartError`], [`ResendError`] and [`RelayError`] share ([`StartError::refusal`] and
+/// the others), so a caller answers each refusal one way whichever operation met it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendRefusal {
+    /// A field of the request is unusable.
+    InvalidRequest(&'static str),
+    /// The destination policy refused the number.
+    Destination(PolicyRefusal),
+    /// The account has had too many wrong codes in a row.
+    AccountLocked,
+    /// A rate limit refused the send ([`LimitKind::Duplicate`]: the request key was used).
+    Limited {
+        /// Which limit.
+        limit: LimitKind,
+        /// How long until it would allow a send.
+        retry_after: Duration,
+    },
+    /// The configured provider cannot deliver on this channel.
+    ChannelUnsupported(Channel),
+}
+
+impl StartError {
+    /// The refusal, when the start was refused before anything was sent.
+    pub fn refusal(&self) -> Option<SendRefusal> {
+        Some(match self {
+            Self::InvalidRequest(reason) => SendRefusal::InvalidRequest(reason),
+            Self::Refused(refusal) => SendRefusal::Destination(refusal.clone()),
+            Self::AccountLocked => SendRefusal::AccountLocked,
+            Self::Limited { limit, retry_after } => SendRefusal::Limited {
+                limit: *limit,
+                retry_after: *retry_after,
+            },
+            Self::ChannelUnsupported(channel) => SendRefusal::ChannelUnsupported(*channel),
+            _ => return None,
+        })
+    }
+}
+
+impl ResendError {
+    /// The refusal, when the resend was refused before anything was sent.
+    pub fn refusal(&self) -> Option<SendRefusal> {
+        Some(match self {
+            Self::InvalidRequest(reason) => SendRefusal::InvalidRequest(reason),
+            Self::Refused(refusal) => SendRefusal::Destination(refusal.clone()),
+            Self::AccountLocked => SendRefusal::AccountLocked,
+            Self::Limited { limit, retry_after } => SendRefusal::Limited {
+                limit: *limit,
+                retry_after: *retry_after,
+            },
+            Self::ChannelUnsupported(channel) => SendRefusal::ChannelUnsupported(*channel),
+            _ => return None,
+        })
+    }
+}
+
+impl RelayError {
+    /// The refusal, when the relay was refused before anything was sent (its own
+    /// refusals, [`RelayError::TextRefused`] and [`RelayError::Expired`], aside).
+    pub fn refusal(&self) -> Option<SendRefusal> {
+        Some(match self {
+            Self::InvalidRequest(reason) => SendRefusal::InvalidRequest(reason),
+            Self::Refused(refusal) => SendRefusal::Destination(refusal.clone()),
+            Self::Limited { limit, retry_after } => SendRefusal::Limited {
+                limit: *limit,
+                retry_after: *retry_after,
+            },
+            Self::ChannelUnsupported(channel) => SendRefusal::ChannelUnsupported(*channel),
+            _ => return None,
+        })
+    }
+}
+
 /// [`OtpService::verify`](crate::OtpService::verify) could not reach a verdict. This is
 /// never a verified outcome: treat it as a failure to authenticate.
 #[derive(Debug, Error)]
@@ -183,4 +257,60 @@ pub enum VerifyError {
     /// The store failed.
     #[error("store failed")]
     Store(#[source] StoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The three operations' refusals read alike; failures after a send began are not
+    /// refusals.
+    #[test]
+    fn refusals_are_shared_by_start_resend_and_relay() {
+        let limited = SendRefusal::Limited {
+            limit: LimitKind::Destination,
+            retry_after: Duration::from_secs(3),
+        };
+        let wait = Duration::from_secs(3);
+        let limit = LimitKind::Destination;
+        assert_eq!(
+            StartError::Limited {
+                limit,
+                retry_after: wait
+            }
+            .refusal(),
+            Some(limited.clone())
+        );
+        assert_eq!(
+            ResendError::Limited {
+                limit,
+                retry_after: wait
+            }
+            .refusal(),
+            Some(limited.clone())
+        );
+        assert_eq!(
+            RelayError::Limited {
+                limit,
+                retry_after: wait
+            }
+            .refusal(),
+            Some(limited)
+        );
+        assert_eq!(
+            StartError::AccountLocked.refusal(),
+            Some(SendRefusal::AccountLocked)
+        );
+        assert_eq!(
+            ResendError::ChannelUnsupported(Channel::Voice).refusal(),
+            Some(SendRefusal::ChannelUnsupported(Channel::Voice))
+        );
+        assert_eq!(
+            RelayError::InvalidRequest("x").refusal(),
+            Some(SendRefusal::InvalidRequest("x"))
+        );
+        assert_eq!(RelayError::Expired.refusal(), None);
+        assert_eq!(StartError::Store(StoreError::Corrupt("x")).refusal(), None);
+        assert_eq!(ResendError::NotPending(NotPending::Expired).refusal(), None);
+    }
 }

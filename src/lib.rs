@@ -113,7 +113,7 @@ pub use challenge::{
     ParseChallengeIdError, SealedDestination, VerifyOutcome,
 };
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use error::{BuildError, RelayError, ResendError, StartError, VerifyError};
+pub use error::{BuildError, RelayError, ResendError, SendRefusal, StartError, VerifyError};
 pub use limit::{
     Admission, Backoff, BackoffState, BackoffStep, Budget, BudgetCap, BudgetScope, BudgetStep,
     Budgets, ConversionGuard, ConversionState, ConversionStep, Counts, Decision, FailureCap,

@@ -6,16 +6,17 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use phone_otp::totp::TotpService;
 use phone_otp::{Clock, OtpService, PriceTable, Router as ProviderRouter, SystemClock};
 use secrecy::SecretString;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 
-use crate::audit::audit_writer;
+use crate::audit::{Endpoint, audit_writer};
 use crate::auth::cidr::Cidr;
 use crate::auth::failures::{AuthFailures, DEFAULT_AUTH_FAILURES_PER_MINUTE};
 use crate::auth::forwarded::{ForwardedHeader, TrustedProxies};
@@ -355,6 +356,17 @@ impl Gateway {
         })
     }
 
+    /// `route` with the audit layer: its record opened before the handler runs and
+    /// completed after, and the request counted as `name` in the metrics.
+    fn audited(&self, name: &'static str, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+        route
+            .layer::<_, std::convert::Infallible>(axum::middleware::from_fn_with_state(
+                Arc::clone(&self.state),
+                crate::audit::audited,
+            ))
+            .layer::<_, std::convert::Infallible>(Extension(Endpoint(name)))
+    }
+
     /// The endpoints, with their layers, as an axum router to serve or merge.
     pub fn router(&self) -> axum::Router {
         let request_id = HeaderName::from_static("x-request-id");
@@ -363,13 +375,16 @@ impl Gateway {
             .route("/readyz", get(routes::ops::readyz))
             .route("/metrics", get(routes::ops::metrics));
         if self.state.okta.is_some() {
-            app = app.route("/hooks/okta/telephony", post(routes::okta::telephony));
+            app = app.route(
+                "/hooks/okta/telephony",
+                self.audited("okta_telephony", post(routes::okta::telephony)),
+            );
         }
         let keys = self.state.db.is_some() || self.state.jwt.is_some();
         if self.state.auth0.is_some() || keys {
             app = app.route(
                 "/hooks/auth0/phone-message",
-                post(routes::auth0::phone_message),
+                self.audited("auth0_phone_message", post(routes::auth0::phone_message)),
             );
         }
         if self.state.twilio_callbacks.is_some() {
@@ -386,26 +401,47 @@ impl Gateway {
         }
         if self.state.api.is_some() || keys {
             app = app
-                .route("/v1/messages", post(routes::messages::send))
-                .route("/v1/challenges", post(routes::challenges::start))
+                .route(
+                    "/v1/messages",
+                    self.audited("messages", post(routes::messages::send)),
+                )
+                .route(
+                    "/v1/challenges",
+                    self.audited("challenges_start", post(routes::challenges::start)),
+                )
                 .route(
                     "/v1/challenges/{id}/resend",
-                    post(routes::challenges::resend),
+                    self.audited("challenges_resend", post(routes::challenges::resend)),
                 )
                 .route(
                     "/v1/challenges/{id}/verify",
-                    post(routes::challenges::verify),
+                    self.audited("challenges_verify", post(routes::challenges::verify)),
                 );
         }
         if self.state.totp.is_some() && (self.state.api.is_some() || keys) {
             app = app
-                .route("/v1/totp/enroll", post(routes::totp::enroll))
-                .route("/v1/totp/confirm", post(routes::totp::confirm))
-                .route("/v1/totp/verify", post(routes::totp::verify))
-                .route("/v1/totp/disable", post(routes::totp::disable));
+                .route(
+                    "/v1/totp/enroll",
+                    self.audited("totp_enroll", post(routes::totp::enroll)),
+                )
+                .route(
+                    "/v1/totp/confirm",
+                    self.audited("totp_confirm", post(routes::totp::confirm)),
+                )
+                .route(
+                    "/v1/totp/verify",
+                    self.audited("totp_verify", post(routes::totp::verify)),
+                )
+                .route(
+                    "/v1/totp/disable",
+                    self.audited("totp_disable", post(routes::totp::disable)),
+                );
         }
         if self.state.db.is_some() {
-            app = app.route("/v1/usage", get(routes::usage::usage));
+            app = app.route(
+                "/v1/usage",
+                self.audited("usage", get(routes::usage::usage)),
+            );
         }
         app.fallback(routes::ops::not_found)
             .with_state(Arc::clone(&self.state))

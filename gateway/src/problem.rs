@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use phone_otp::{Channel, LimitKind, PolicyRefusal, ProviderErrorKind, RelayError};
+use phone_otp::{
+    Channel, LimitKind, NotPending, PolicyRefusal, ProviderError, ProviderErrorKind, RelayError,
+    ResendError, SendRefusal, StartError,
+};
 use serde_json::json;
 
 /// One error answer.
@@ -44,6 +47,10 @@ impl IntoResponse for Problem {
         if let Some(wait) = self.retry_after {
             set_retry_after(&mut response, wait);
         }
+        // The audit record and the metrics count the request under the problem's code.
+        response
+            .extensions_mut()
+            .insert(crate::audit::Outcome(self.code));
         response
     }
 }
@@ -121,36 +128,99 @@ pub(crate) fn internal() -> Problem {
     )
 }
 
-/// The answer for a relay that sent nothing. 4xx when retrying cannot help (bad input, a
-/// refused destination, a recipient that cannot receive), 429 or 5xx when it can (limits,
-/// provider outages): Auth0 Actions retry on exactly those.
-pub(crate) fn relay_problem(error: &RelayError) -> Problem {
-    match error {
-        RelayError::InvalidRequest(reason) => invalid_request(reason),
-        RelayError::TextRefused(refusal) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "text_refused",
-            format!("{refusal}: a relay carries a code, never free text"),
-        ),
-        RelayError::Expired => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "code_expired",
-            "the code has already expired",
-        ),
-        RelayError::Refused(refusal) => policy_refused(refusal),
-        RelayError::Limited {
-            limit: LimitKind::Duplicate,
-            ..
-        } => Problem::new(
-            StatusCode::CONFLICT,
-            "duplicate_request",
-            "this request (its Idempotency-Key or request_id) was already sent, or may have been: nothing was sent again",
-        ),
-        RelayError::Limited { limit, retry_after } => rate_limited(*limit, *retry_after),
-        RelayError::ChannelUnsupported(channel) => channel_unsupported(*channel),
-        RelayError::Delivery(failure) => delivery_problem(failure.kind(), failure.retry_after()),
-        RelayError::Store(_) => store_unavailable(),
-        _ => internal(),
+/// A send refused before anything was sent, whichever operation met it.
+impl From<SendRefusal> for Problem {
+    fn from(refusal: SendRefusal) -> Self {
+        match refusal {
+            SendRefusal::InvalidRequest(reason) => invalid_request(reason),
+            SendRefusal::Destination(refusal) => policy_refused(&refusal),
+            SendRefusal::AccountLocked => account_locked(),
+            SendRefusal::Limited {
+                limit: LimitKind::Duplicate,
+                ..
+            } => Self::new(
+                StatusCode::CONFLICT,
+                "duplicate_request",
+                "this request (its Idempotency-Key or request_id) was already sent, or may have been: nothing was sent again",
+            ),
+            SendRefusal::Limited { limit, retry_after } => rate_limited(limit, retry_after),
+            SendRefusal::ChannelUnsupported(channel) => channel_unsupported(channel),
+            _ => internal(),
+        }
+    }
+}
+
+/// A relay that sent nothing. 4xx when retrying cannot help (bad input, a refused
+/// destination, a recipient that cannot receive), 429 or 5xx when it can (limits, provider
+/// outages): Auth0 Actions retry on exactly those.
+impl From<RelayError> for Problem {
+    fn from(error: RelayError) -> Self {
+        if let Some(refusal) = error.refusal() {
+            return refusal.into();
+        }
+        match error {
+            RelayError::TextRefused(refusal) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "text_refused",
+                format!("{refusal}: a relay carries a code, never free text"),
+            ),
+            RelayError::Expired => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "code_expired",
+                "the code has already expired",
+            ),
+            RelayError::Delivery(failure) => failure.into(),
+            RelayError::Store(_) => store_unavailable(),
+            _ => internal(),
+        }
+    }
+}
+
+/// A start that sent nothing (one whose outcome is unknown is answered, not refused).
+impl From<StartError> for Problem {
+    fn from(error: StartError) -> Self {
+        if let Some(refusal) = error.refusal() {
+            return refusal.into();
+        }
+        match error {
+            StartError::Store(_) => store_unavailable(),
+            StartError::Delivery(failure) | StartError::DeliveryUnknown { error: failure, .. } => {
+                failure.into()
+            }
+            _ => internal(),
+        }
+    }
+}
+
+/// A resend that sent nothing.
+impl From<ResendError> for Problem {
+    fn from(error: ResendError) -> Self {
+        if let Some(refusal) = error.refusal() {
+            return refusal.into();
+        }
+        match error {
+            ResendError::NotPending(state) => {
+                let (status, code) = match state {
+                    NotPending::Expired => (StatusCode::GONE, "expired"),
+                    NotPending::AlreadyUsed => (StatusCode::CONFLICT, "already_used"),
+                    NotPending::AttemptsExhausted => {
+                        (StatusCode::TOO_MANY_REQUESTS, "attempts_exhausted")
+                    }
+                    _ => (StatusCode::NOT_FOUND, "not_found"),
+                };
+                Self::new(status, code, state.to_string())
+            }
+            ResendError::Store(_) => store_unavailable(),
+            ResendError::Delivery(failure) => failure.into(),
+            _ => internal(),
+        }
+    }
+}
+
+/// No provider delivered.
+impl From<ProviderError> for Problem {
+    fn from(failure: ProviderError) -> Self {
+        delivery_problem(failure.kind(), failure.retry_after())
     }
 }
 

@@ -6,6 +6,7 @@
 //! the request timed out), as the record is dropped. Requests that never authenticated
 //! are not recorded. Never a code, a text, a secret or a whole number.
 
+pub(crate) mod layer;
 pub mod reconcile;
 pub(crate) mod writer;
 
@@ -22,6 +23,7 @@ use tracing::error;
 use crate::db::{AuditRecord, AuditWrite};
 use crate::problem::Problem;
 use crate::state::AppState;
+pub(crate) use layer::{AuditHandle, Endpoint, Outcome, audited};
 pub(crate) use writer::{AuditWriter, audit_writer};
 
 /// One request's record in the making. Inert when the gateway has no database.
@@ -75,11 +77,6 @@ impl Audit {
     /// completed. `None` when nothing is recorded.
     pub(crate) fn reference(&self) -> Option<String> {
         self.writer.as_ref().map(|_| self.record.id.clone())
-    }
-
-    /// The endpoint's metric and record name.
-    pub(crate) fn endpoint(&self) -> &str {
-        &self.record.endpoint
     }
 
     /// When the request arrived (for the latency).
@@ -158,36 +155,31 @@ impl Audit {
         }
     }
 
-    /// Records the send as pending, before any provider is called.
+    /// The write that records the send as pending (see [`AuditHandle::reserve`]), or
+    /// `None` when the gateway keeps no trail.
     ///
     /// # Errors
-    /// 503 when the record cannot be written: the send must not happen.
-    pub(crate) async fn reserve(&mut self) -> Result<(), Problem> {
+    /// 503 when this record cannot be written (no random id): the send must not happen.
+    fn reservation(&mut self) -> Result<Option<(Arc<AuditWriter>, AuditWrite)>, Problem> {
         let Some(writer) = &self.writer else {
             return if self.unrecordable {
-                Err(Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "audit_unavailable",
-                    "the audit trail cannot be written; nothing was sent",
-                ))
+                Err(unavailable())
             } else {
-                Ok(())
+                Ok(None)
             };
         };
         self.record.status = 0;
         self.record.latency_ms = elapsed_ms(self.started);
-        let write = AuditWrite::Insert(self.record.clone());
-        writer.call(write).await.map_err(|e| {
-            // Logged once per change of the database's state (`db::health`), not per send.
-            tracing::debug!(error = %e, "audit record cannot be written: refusing the send");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "audit_unavailable",
-                "the audit trail cannot be written; nothing was sent",
-            )
-        })?;
+        Ok(Some((
+            Arc::clone(writer),
+            AuditWrite::Insert(self.record.clone()),
+        )))
+    }
+
+    /// The pending record is written: `finish` completes it, and a drop marks it
+    /// `cancelled`.
+    fn reserved(&mut self) {
         self.reserved = true;
-        Ok(())
     }
 
     /// Writes the final state. A failure here is logged: the message (if any) is already
@@ -217,6 +209,23 @@ impl Audit {
             error!(error = %e, record = %id, "audit record could not be completed");
         }
     }
+}
+
+/// Writes a reservation; 503 when it cannot be written (nothing may be sent).
+async fn write_reservation(writer: &AuditWriter, write: AuditWrite) -> Result<(), Problem> {
+    writer.call(write).await.map_err(|e| {
+        // Logged once per change of the database's state (`db::health`), not per send.
+        tracing::debug!(error = %e, "audit record cannot be written: refusing the send");
+        unavailable()
+    })
+}
+
+fn unavailable() -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "audit_unavailable",
+        "the audit trail cannot be written; nothing was sent",
+    )
 }
 
 /// Status recorded for a send whose request was cancelled after its record was reserved

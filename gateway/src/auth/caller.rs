@@ -14,7 +14,7 @@ use super::bearer;
 use super::failures::Network;
 use super::jwt::{JwtError, JwtVerifier};
 use super::scope::{Scope, Scopes};
-use crate::audit::Audit;
+use crate::audit::AuditHandle;
 use crate::problem::Problem;
 use crate::state::AppState;
 use crate::surfaces::BearerAccess;
@@ -56,7 +56,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 /// at; a failed authentication (no, malformed, unknown or wrong credentials) counts
 /// against its network. A lacking scope or address does not: the credential was good.
 pub(crate) async fn authorize(
-    audit: &mut Audit,
+    audit: &AuditHandle,
     state: &AppState,
     headers: &HeaderMap,
     peer: Peer,
@@ -103,7 +103,7 @@ pub(crate) fn failed_authentication(state: &AppState, network: Network) {
 }
 
 async fn authenticate(
-    audit: &mut Audit,
+    audit: &AuditHandle,
     state: &AppState,
     headers: &HeaderMap,
     peer: Peer,
@@ -147,14 +147,8 @@ async fn authenticate(
             ),
             scopes: verified.scopes,
         };
-        audit.caller(&caller.system, caller.key_id.as_deref());
-        if !verified.scopes.allows(scope) {
-            return Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "insufficient_scope",
-                format!("the token lacks the {scope} scope"),
-            ));
-        }
+        record(audit, &caller);
+        require(caller.scopes, scope, "the token lacks")?;
         return Ok(caller);
     }
     if token.starts_with(b"potp_")
@@ -182,18 +176,12 @@ async fn authenticate(
             key_id: Some(key.id.clone()),
             scopes: key.scopes,
         };
-        audit.caller(&caller.system, caller.key_id.as_deref());
+        record(audit, &caller);
         let now = state.now_millis();
         if !key.is_live(now) {
             return Err(unauthorized("the key is expired or revoked"));
         }
-        if !key.scopes.allows(scope) {
-            return Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "insufficient_scope",
-                format!("the key lacks the {scope} scope"),
-            ));
-        }
+        require(key.scopes, scope, "the key lacks")?;
         if !key.allowed.is_empty() {
             let ip = state.trusted_proxies.client_ip(headers, peer.0);
             if !ip.is_some_and(|ip| key.allowed.iter().any(|block| block.contains(ip))) {
@@ -219,16 +207,35 @@ async fn authenticate(
                 key_id: None,
                 scopes: access.scopes,
             };
-            audit.caller(&caller.system, caller.key_id.as_deref());
-            if !access.scopes.allows(scope) {
-                return Err(Problem::new(
-                    StatusCode::FORBIDDEN,
-                    "insufficient_scope",
-                    format!("the static token is not configured with the {scope} scope"),
-                ));
-            }
+            record(audit, &caller);
+            require(
+                access.scopes,
+                scope,
+                "the static token is not configured with",
+            )?;
             Ok(caller)
         }
         _ => Err(unauthorized("a valid bearer token is required")),
+    }
+}
+
+/// Puts the caller on the request's record as soon as it is known: a refusal from here on
+/// (scope, expiry, address) is recorded under its system and key.
+fn record(audit: &AuditHandle, caller: &Caller) {
+    audit
+        .record()
+        .caller(&caller.system, caller.key_id.as_deref());
+}
+
+/// 403 unless `scopes` holds `scope` (`what`: "the key lacks", ...).
+fn require(scopes: Scopes, scope: Scope, what: &str) -> Result<(), Problem> {
+    if scopes.allows(scope) {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("{what} the {scope} scope"),
+        ))
     }
 }

@@ -15,23 +15,18 @@
 
 use std::net::IpAddr;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use phone_otp::{Channel, Notice, PhoneNumber, Purpose, RelayRequest};
+use phone_otp::{Channel, Notice, Purpose, RelayRequest};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::json::read_value_of_any_type;
-use crate::audit::Audit;
-use crate::auth::scope::Scope;
-use crate::auth::{Peer, authorize};
+use super::extract::{AnyJson, Authorized, need};
+use super::wire::parse_number;
+use crate::audit::AuditHandle;
 use crate::problem::Problem;
 use crate::state::AppState;
-
-const ENDPOINT: &str = "auth0_phone_message";
 
 /// The body our shipped Actions send.
 #[derive(Debug, Deserialize)]
@@ -67,50 +62,28 @@ struct SampleBody {
 /// The handler.
 pub(crate) async fn phone_message(
     State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let mut audit = Audit::start(&state, &headers, ENDPOINT);
-    let result = answer(&state, &headers, peer, body, &mut audit).await;
-    super::respond(&state, audit, result).await
-}
-
-async fn answer(
-    state: &AppState,
-    headers: &HeaderMap,
-    peer: Peer,
-    body: Result<Bytes, BytesRejection>,
-    audit: &mut Audit,
-) -> Result<Response, Problem> {
-    let caller = authorize(
-        audit,
-        state,
-        headers,
-        peer,
-        Scope::HooksAuth0,
-        state.auth0.as_ref(),
-    )
-    .await?;
+    audit: AuditHandle,
+    Authorized(caller, _): Authorized<need::HooksAuth0>,
     // Auth0's published sample Action posts JSON without a Content-Type (Node's fetch
     // then says text/plain): a body that parses is read whatever its type claims.
-    let value = read_value_of_any_type(body)?;
+    AnyJson(value): AnyJson,
+) -> Result<Response, Problem> {
+    let region = state.default_region.as_deref();
     let request = if value.get("delivery_method").is_some() {
-        from_notification(
-            parse(value)?,
-            state.default_region.as_deref(),
-            state.auth0_notices,
-        )?
+        from_notification(parse(value)?, region, state.auth0_notices)?
     } else {
-        from_sample(parse(value)?, state.default_region.as_deref())?
+        from_sample(parse(value)?, region)?
     };
-    audit.destination(&request.to, request.channel, request.purpose);
-    if let Some(notice) = request.notice {
-        audit.notice(notice);
+    {
+        let mut record = audit.record();
+        record.destination(&request.to, request.channel, request.purpose);
+        if let Some(notice) = request.notice {
+            record.notice(notice);
+        }
     }
     let request = request.tenant(caller.system);
     audit.reserve().await?;
-    super::relay_answer(state, request, audit).await
+    super::relay_answer(&state, request, &audit).await
 }
 
 fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Problem> {
@@ -138,7 +111,8 @@ fn from_notification(
         "otp_verify" => Some(Purpose::SignIn),
         _ => None,
     };
-    let to = recipient(&n.recipient, region)?;
+    // Auth0 says E.164, but its own Twilio sample strips spaces first: both are read.
+    let to = parse_number(&n.recipient, region)?;
     let mut request = match (purpose, Notice::parse(&n.message_type)) {
         (Some(purpose), _) => {
             let code = n.code.ok_or_else(|| invalid("code is required"))?;
@@ -197,7 +171,8 @@ fn from_sample(s: SampleBody, region: Option<&str>) -> Result<RelayRequest, Prob
         _ => Purpose::SignIn,
     };
     let code = s.code.ok_or_else(|| invalid("code is required"))?;
-    let mut request = RelayRequest::new(recipient(&s.recipient, region)?, channel, code, purpose);
+    let mut request =
+        RelayRequest::new(parse_number(&s.recipient, region)?, channel, code, purpose);
     if let Some(text) = s.text.filter(|t| !t.is_empty()) {
         request = request.text(text);
     }
@@ -205,11 +180,6 @@ fn from_sample(s: SampleBody, region: Option<&str>) -> Result<RelayRequest, Prob
         request = request.locale(super::okta::locale(&language));
     }
     Ok(request)
-}
-
-/// Auth0 says E.164, but its own Twilio sample strips spaces first: accept both.
-fn recipient(raw: &str, region: Option<&str>) -> Result<PhoneNumber, Problem> {
-    super::wire::parse_number(raw, region)
 }
 
 fn invalid(message: &'static str) -> Problem {

@@ -27,12 +27,12 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use phone_otp::PhoneNumber;
 use serde::Deserialize;
 use tracing::{debug, warn};
 
+use super::extract::Screened;
 use super::json::read_value;
-use crate::auth::{Peer, client_network, failed_authentication, guard_network};
+use crate::auth::failed_authentication;
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -96,22 +96,23 @@ async fn record_receipt(
     }
 }
 
+/// A callback the gateway is not configured for. (Its caller's network was screened
+/// first: a token or signature cannot be guessed 30 times a minute from one network.)
+fn no_such_endpoint() -> Response {
+    Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response()
+}
+
 /// Twilio's status callback.
 pub(crate) async fn twilio_status(
     State(state): State<AppState>,
-    peer: Peer,
+    Screened(network): Screened,
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(config) = &state.twilio_callbacks else {
-        return Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-            .into_response();
+        return no_such_endpoint();
     };
-    let network = client_network(&state, &headers, peer);
-    if let Err(problem) = guard_network(&state, network) {
-        return problem.into_response();
-    }
     let Ok(body) = body else {
         return Problem::new(
             StatusCode::BAD_REQUEST,
@@ -215,20 +216,14 @@ struct NttReports {
 /// The NTT CPaaS delivery-report webhook.
 pub(crate) async fn ntt_cpaas_delivery(
     State(state): State<AppState>,
-    peer: Peer,
+    Screened(network): Screened,
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(secret) = &state.ntt_cpaas_callbacks else {
-        return Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-            .into_response();
+        return no_such_endpoint();
     };
-    // A token cannot be guessed 30 times a minute from one network.
-    let network = client_network(&state, &headers, peer);
-    if let Err(problem) = guard_network(&state, network) {
-        return problem.into_response();
-    }
     let from_header = headers
         .get("x-callback-token")
         .map(|v| v.as_bytes().to_vec());
@@ -298,13 +293,7 @@ pub(crate) async fn ntt_cpaas_delivery(
 /// The ISO region of a number with or without `+`, `001` for non-geographic numbers, or
 /// `unknown`. Never the number itself.
 fn country_of(raw: &str) -> String {
-    let digits = raw.trim();
-    let with_plus = if digits.starts_with('+') {
-        digits.to_owned()
-    } else {
-        format!("+{digits}")
-    };
-    match PhoneNumber::parse(&with_plus) {
+    match super::wire::number(raw, None) {
         Ok(number) => number
             .region()
             .map_or_else(|| "001".to_owned(), |r| r.to_string()),

@@ -11,32 +11,28 @@
 
 use std::net::IpAddr;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use phone_otp::{
-    ChallengeId, NotPending, ResendError, ResendRequest, StartError, StartRequest, Started,
-    VerifyOutcome, VerifyRequest,
+    ChallengeId, ResendError, ResendRequest, StartError, StartRequest, Started, VerifyOutcome,
+    VerifyRequest,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::idempotency::{self, Begun};
-use super::json::read_json;
+use super::extract::{Authorized, Json, JsonOrEmpty, need};
+use super::idempotency;
 use super::wire::{WireChannel, WirePurpose, parse_number};
-use crate::audit::Audit;
-use crate::auth::scope::Scope;
-use crate::auth::{Peer, authorize};
-use crate::problem::{self, Problem, delivery_problem};
+use crate::audit::{AuditHandle, Outcome};
+use crate::problem::Problem;
 use crate::state::AppState;
 
 /// `POST /v1/challenges`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Start {
+pub(crate) struct Start {
     to: String,
     #[serde(default)]
     channel: WireChannel,
@@ -53,7 +49,7 @@ struct Start {
 /// `POST /v1/challenges/{id}/resend`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Resend {
+pub(crate) struct Resend {
     channel: Option<WireChannel>,
     client_ip: Option<IpAddr>,
     context: Option<String>,
@@ -62,7 +58,7 @@ struct Resend {
 /// `POST /v1/challenges/{id}/verify`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Verify {
+pub(crate) struct Verify {
     code: String,
     context: Option<String>,
 }
@@ -70,64 +66,46 @@ struct Verify {
 /// Starts a challenge.
 pub(crate) async fn start(
     State(state): State<AppState>,
-    peer: Peer,
+    audit: AuditHandle,
+    Authorized(caller, _): Authorized<need::ChallengesStart>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let mut audit = Audit::start(&state, &headers, "challenges_start");
-    let result = async {
-        let caller = authorize(
-            &mut audit,
-            &state,
-            &headers,
-            peer,
-            Scope::ChallengesStart,
-            state.api.as_ref(),
-        )
-        .await?;
-        let key = idempotency::header_key(&headers)?;
-        let fingerprint = body_fingerprint("challenges_start", "", &body);
-        let start: Start = read_json(&headers, body)?;
-        let to = parse_number(&start.to, state.default_region.as_deref())?;
-        let (channel, purpose) = (start.channel.into(), start.purpose.into());
-        audit.destination(&to, channel, purpose);
-        let mut request = StartRequest::new(to, channel, purpose).tenant(&caller.system);
-        if let Some(subject) = start.subject {
-            request = request.subject(subject);
-        }
-        if let Some(locale) = start.locale {
-            request = request.locale(super::okta::locale(&locale));
-        }
-        if let Some(ip) = start.client_ip {
-            request = request.client_ip(ip);
-        }
-        if let Some(context) = start.context {
-            request = request.context(decode_context(&context)?);
-        }
-        let held = match idempotency::begin(&state, key, &caller.system, &fingerprint).await? {
-            Begun::Replay(first) => return Ok(first),
-            Begun::Run(held) => held,
-        };
-        let result = start_challenge(&state, request, &mut audit).await;
-        match held {
-            Some(held) => held.finish(result).await,
-            None => result,
-        }
+    Json {
+        value: start,
+        bytes,
+    }: Json<Start>,
+) -> Result<Response, Problem> {
+    let key = idempotency::header_key(&headers)?;
+    let fingerprint = idempotency::fingerprint("challenges_start", "", &bytes);
+    let to = parse_number(&start.to, state.default_region.as_deref())?;
+    let (channel, purpose) = (start.channel.into(), start.purpose.into());
+    audit.record().destination(&to, channel, purpose);
+    let mut request = StartRequest::new(to, channel, purpose).tenant(&caller.system);
+    if let Some(subject) = start.subject {
+        request = request.subject(subject);
     }
-    .await;
-    super::respond(&state, audit, result).await
+    if let Some(locale) = start.locale {
+        request = request.locale(super::okta::locale(&locale));
+    }
+    if let Some(ip) = start.client_ip {
+        request = request.client_ip(ip);
+    }
+    if let Some(context) = start.context {
+        request = request.context(decode_context(&context)?);
+    }
+    let send = start_challenge(&state, request, &audit);
+    idempotency::once(&state, key, &caller.system, &fingerprint, send).await
 }
 
 async fn start_challenge(
     state: &AppState,
     mut request: StartRequest,
-    audit: &mut Audit,
+    audit: &AuditHandle,
 ) -> Result<Response, Problem> {
-    request.reference = audit.reference();
+    request.reference = audit.record().reference();
     audit.reserve().await?;
     match state.otp.start(request).await {
         Ok(started) => {
-            audit.challenge_sent(&started);
+            audit.record().challenge_sent(&started);
             Ok((StatusCode::CREATED, axum::Json(started_body(&started))).into_response())
         }
         Err(StartError::DeliveryUnknown {
@@ -138,7 +116,7 @@ async fn start_challenge(
             // The code may arrive: the challenge is kept and its id answered, so the user
             // can enter the code or ask for a resend; starting again would send a second
             // code.
-            audit.failed(error.attempts());
+            audit.record().failed(error.attempts());
             let mut body = serde_json::Map::new();
             body.insert("challenge_id".to_owned(), challenge_id.to_string().into());
             body.insert("expires_at".to_owned(), super::rfc3339(expires_at).into());
@@ -148,138 +126,99 @@ async fn start_challenge(
                 "a provider was reached and did not answer in time: the code may arrive; verify it with this id, or resend if it does not",
             ))
         }
-        Err(error) => Err(start_problem(&error)),
+        Err(error) => {
+            if let StartError::Delivery(failure) = &error {
+                audit.record().failed(failure.attempts());
+            }
+            Err(error.into())
+        }
     }
 }
 
 /// Sends a new code for a live challenge.
 pub(crate) async fn resend(
     State(state): State<AppState>,
-    peer: Peer,
+    audit: AuditHandle,
+    Authorized(caller, _): Authorized<need::ChallengesStart>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let mut audit = Audit::start(&state, &headers, "challenges_resend");
-    let result = async {
-        let caller = authorize(
-            &mut audit,
-            &state,
-            &headers,
-            peer,
-            Scope::ChallengesStart,
-            state.api.as_ref(),
-        )
-        .await?;
-        let id = challenge_id(&id)?;
-        let key = idempotency::header_key(&headers)?;
-        let fingerprint = body_fingerprint("challenges_resend", &id.to_string(), &body);
-        let resend: Resend = if body.as_ref().is_ok_and(Bytes::is_empty) {
-            Resend::default()
-        } else {
-            read_json(&headers, body)?
-        };
-        // Only the system that started the challenge may resend it: for any other the
-        // library answers not found, before anything is charged or sent.
-        let mut request = ResendRequest::new(id).tenant(&caller.system);
-        if let Some(channel) = resend.channel {
-            request = request.channel(channel.into());
-        }
-        if let Some(ip) = resend.client_ip {
-            request = request.client_ip(ip);
-        }
-        if let Some(context) = resend.context {
-            request = request.context(decode_context(&context)?);
-        }
-        let held = match idempotency::begin(&state, key, &caller.system, &fingerprint).await? {
-            Begun::Replay(first) => return Ok(first),
-            Begun::Run(held) => held,
-        };
-        let result = resend_challenge(&state, request, &mut audit).await;
-        match held {
-            Some(held) => held.finish(result).await,
-            None => result,
-        }
+    JsonOrEmpty {
+        value: resend,
+        bytes,
+    }: JsonOrEmpty<Resend>,
+) -> Result<Response, Problem> {
+    let id = challenge_id(&id)?;
+    let key = idempotency::header_key(&headers)?;
+    let fingerprint = idempotency::fingerprint("challenges_resend", &id.to_string(), &bytes);
+    // Only the system that started the challenge may resend it: for any other the library
+    // answers not found, before anything is charged or sent.
+    let mut request = ResendRequest::new(id).tenant(&caller.system);
+    if let Some(channel) = resend.channel {
+        request = request.channel(channel.into());
     }
-    .await;
-    super::respond(&state, audit, result).await
+    if let Some(ip) = resend.client_ip {
+        request = request.client_ip(ip);
+    }
+    if let Some(context) = resend.context {
+        request = request.context(decode_context(&context)?);
+    }
+    let send = resend_challenge(&state, request, &audit);
+    idempotency::once(&state, key, &caller.system, &fingerprint, send).await
 }
 
 async fn resend_challenge(
     state: &AppState,
     mut request: ResendRequest,
-    audit: &mut Audit,
+    audit: &AuditHandle,
 ) -> Result<Response, Problem> {
-    request.reference = audit.reference();
+    request.reference = audit.record().reference();
     audit.reserve().await?;
     match state.otp.resend_with(request).await {
         Ok(started) => {
-            audit.challenge_sent(&started);
+            audit.record().challenge_sent(&started);
             Ok((StatusCode::OK, axum::Json(started_body(&started))).into_response())
         }
         Err(ResendError::Delivery(failure)) if failure.may_have_delivered() => {
-            audit.failed(failure.attempts());
+            audit.record().failed(failure.attempts());
             Ok(super::unknown_outcome(
                 &failure,
                 serde_json::Map::new(),
                 "a provider was reached and did not answer in time: the code may arrive; wait before resending",
             ))
         }
-        Err(error) => Err(resend_problem(&error)),
+        Err(error) => {
+            if let ResendError::Delivery(failure) = &error {
+                audit.record().failed(failure.attempts());
+            }
+            Err(error.into())
+        }
     }
-}
-
-/// The request's fingerprint for its `Idempotency-Key` (an unreadable body is refused
-/// later, before any claim).
-fn body_fingerprint(
-    endpoint: &str,
-    resource: &str,
-    body: &Result<Bytes, BytesRejection>,
-) -> String {
-    let bytes = body.as_ref().map_or(&[][..], |bytes| bytes.as_ref());
-    idempotency::fingerprint(endpoint, resource, bytes)
 }
 
 /// Checks a code.
 pub(crate) async fn verify(
     State(state): State<AppState>,
-    peer: Peer,
+    Authorized(caller, _): Authorized<need::ChallengesVerify>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let mut audit = Audit::start(&state, &headers, "challenges_verify");
-    let result = async {
-        let caller = authorize(
-            &mut audit,
-            &state,
-            &headers,
-            peer,
-            Scope::ChallengesVerify,
-            state.api.as_ref(),
+    Json { value: verify, .. }: Json<Verify>,
+) -> Result<Response, Problem> {
+    let id = challenge_id(&id)?;
+    let context = match verify.context {
+        Some(context) => decode_context(&context)?,
+        None => Vec::new(),
+    };
+    // Another system's challenge is not found, and no attempt is spent on it.
+    let request = VerifyRequest::new(id, &verify.code)
+        .context(&context)
+        .tenant(&caller.system);
+    let outcome = state.otp.verify_with(request).await.map_err(|_| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the code could not be checked; treat as not verified",
         )
-        .await?;
-        let id = challenge_id(&id)?;
-        let verify: Verify = read_json(&headers, body)?;
-        let context = match verify.context {
-            Some(context) => decode_context(&context)?,
-            None => Vec::new(),
-        };
-        // Another system's challenge is not found, and no attempt is spent on it.
-        let request = VerifyRequest::new(id, &verify.code)
-            .context(&context)
-            .tenant(&caller.system);
-        let outcome = state.otp.verify_with(request).await.map_err(|_| {
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "the code could not be checked; treat as not verified",
-            )
-        })?;
-        Ok(verdict(&outcome))
-    }
-    .await;
-    super::respond(&state, audit, result).await
+    })?;
+    Ok(verdict(&outcome))
 }
 
 fn challenge_id(raw: &str) -> Result<ChallengeId, Problem> {
@@ -334,43 +273,6 @@ fn verdict(outcome: &VerifyOutcome) -> Response {
         _ if status == StatusCode::NOT_FOUND => "not_found",
         _ => name,
     };
-    let audited = axum::Extension(super::Outcome(audited));
+    let audited = axum::Extension(Outcome(audited));
     (status, audited, axum::Json(body)).into_response()
-}
-
-fn start_problem(error: &StartError) -> Problem {
-    match error {
-        StartError::InvalidRequest(reason) => problem::invalid_request(reason),
-        StartError::Refused(refusal) => problem::policy_refused(refusal),
-        StartError::AccountLocked => problem::account_locked(),
-        StartError::Limited { limit, retry_after } => problem::rate_limited(*limit, *retry_after),
-        StartError::ChannelUnsupported(channel) => problem::channel_unsupported(*channel),
-        StartError::Store(_) => problem::store_unavailable(),
-        StartError::Delivery(failure) => delivery_problem(failure.kind(), failure.retry_after()),
-        _ => problem::internal(),
-    }
-}
-
-fn resend_problem(error: &ResendError) -> Problem {
-    match error {
-        ResendError::InvalidRequest(reason) => problem::invalid_request(reason),
-        ResendError::Refused(refusal) => problem::policy_refused(refusal),
-        ResendError::NotPending(state) => {
-            let (status, code) = match state {
-                NotPending::Expired => (StatusCode::GONE, "expired"),
-                NotPending::AlreadyUsed => (StatusCode::CONFLICT, "already_used"),
-                NotPending::AttemptsExhausted => {
-                    (StatusCode::TOO_MANY_REQUESTS, "attempts_exhausted")
-                }
-                _ => (StatusCode::NOT_FOUND, "not_found"),
-            };
-            Problem::new(status, code, state.to_string())
-        }
-        ResendError::AccountLocked => problem::account_locked(),
-        ResendError::Limited { limit, retry_after } => problem::rate_limited(*limit, *retry_after),
-        ResendError::ChannelUnsupported(channel) => problem::channel_unsupported(*channel),
-        ResendError::Store(_) => problem::store_unavailable(),
-        ResendError::Delivery(failure) => delivery_problem(failure.kind(), failure.retry_after()),
-        _ => problem::internal(),
-    }
 }

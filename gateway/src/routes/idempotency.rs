@@ -58,8 +58,27 @@ pub(crate) fn fingerprint(endpoint: &str, resource: &str, body: &[u8]) -> String
     hex(&digest.finalize())
 }
 
+/// Runs `send` once per `key` of `system`: the first answer is kept and replayed to a
+/// retry (see the module). `send` is not started before the key is claimed.
+pub(crate) async fn once<F>(
+    state: &AppState,
+    key: Option<String>,
+    system: &str,
+    fingerprint: &str,
+    send: F,
+) -> Result<Response, Problem>
+where
+    F: Future<Output = Result<Response, Problem>>,
+{
+    match begin(state, key, system, fingerprint).await? {
+        Begun::Replay(first) => Ok(first),
+        Begun::Run(None) => send.await,
+        Begun::Run(Some(held)) => held.finish(send.await).await,
+    }
+}
+
 /// How a request with a key goes on.
-pub(crate) enum Begun {
+enum Begun {
     /// Run it (holding the key, when one was given), then [`Held::finish`].
     Run(Option<Held>),
     /// The first answer, to send as it is.
@@ -67,7 +86,7 @@ pub(crate) enum Begun {
 }
 
 /// A claimed key, to settle with the answer or give back.
-pub(crate) struct Held {
+struct Held {
     db: Db,
     system: String,
     key: String,
@@ -78,7 +97,7 @@ pub(crate) struct Held {
 /// # Errors
 /// 409 while the first request runs, 422 for a key reused on another request or a gateway
 /// without a database, 503 when the database cannot be asked (nothing is sent).
-pub(crate) async fn begin(
+async fn begin(
     state: &AppState,
     key: Option<String>,
     system: &str,
@@ -131,10 +150,7 @@ pub(crate) async fn begin(
 impl Held {
     /// Keeps `result` for retries when a code may be on its way, and gives the key back
     /// otherwise. The answer goes out either way: the send has happened or not already.
-    pub(crate) async fn finish(
-        self,
-        result: Result<Response, Problem>,
-    ) -> Result<Response, Problem> {
+    async fn finish(self, result: Result<Response, Problem>) -> Result<Response, Problem> {
         let response = match result {
             Ok(response) if kept(response.status()) => response,
             other => {

@@ -3,29 +3,23 @@
 
 use std::net::IpAddr;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use phone_otp::{RelayRequest, Relayed};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::json::read_json;
+use super::extract::{Authorized, Json, need};
 use super::wire::{WireChannel, WirePurpose, parse_number};
-use crate::audit::Audit;
-use crate::auth::scope::Scope;
-use crate::auth::{Peer, authorize};
+use crate::audit::AuditHandle;
 use crate::problem::Problem;
 use crate::state::AppState;
-
-const ENDPOINT: &str = "messages";
 
 /// The request body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SendMessage {
+pub(crate) struct SendMessage {
     to: String,
     code: String,
     #[serde(default)]
@@ -43,37 +37,15 @@ struct SendMessage {
 /// The handler.
 pub(crate) async fn send(
     State(state): State<AppState>,
-    peer: Peer,
+    audit: AuditHandle,
+    Authorized(caller, _): Authorized<need::MessagesSend>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let mut audit = Audit::start(&state, &headers, ENDPOINT);
-    let result = answer(&state, &headers, peer, body, &mut audit).await;
-    super::respond(&state, audit, result).await
-}
-
-async fn answer(
-    state: &AppState,
-    headers: &HeaderMap,
-    peer: Peer,
-    body: Result<Bytes, BytesRejection>,
-    audit: &mut Audit,
+    Json { value: message, .. }: Json<SendMessage>,
 ) -> Result<Response, Problem> {
-    let caller = authorize(
-        audit,
-        state,
-        headers,
-        peer,
-        Scope::MessagesSend,
-        state.api.as_ref(),
-    )
-    .await?;
-    let tenant = caller.system;
-    let message: SendMessage = read_json(headers, body)?;
     let to = parse_number(&message.to, state.default_region.as_deref())?;
     let (channel, purpose) = (message.channel.into(), message.purpose.into());
-    audit.destination(&to, channel, purpose);
-    let mut request = RelayRequest::new(to, channel, message.code, purpose).tenant(tenant);
+    audit.record().destination(&to, channel, purpose);
+    let mut request = RelayRequest::new(to, channel, message.code, purpose).tenant(caller.system);
     if let Some(locale) = message.locale {
         request = request.locale(super::okta::locale(&locale));
     }
@@ -83,11 +55,11 @@ async fn answer(
     if let Some(ip) = message.client_ip {
         request = request.client_ip(ip);
     }
-    if let Some(key) = idempotency_key(headers, message.request_id)? {
+    if let Some(key) = idempotency_key(&headers, message.request_id)? {
         request = request.once(key);
     }
     audit.reserve().await?;
-    super::relay_answer(state, request, audit).await
+    super::relay_answer(&state, request, &audit).await
 }
 
 /// The request's key: the `Idempotency-Key` header or the body's `request_id` (the same

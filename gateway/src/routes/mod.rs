@@ -3,6 +3,7 @@
 pub(crate) mod auth0;
 pub(crate) mod callbacks;
 pub(crate) mod challenges;
+mod extract;
 pub(crate) mod fields;
 pub(crate) mod idempotency;
 pub(crate) mod json;
@@ -15,50 +16,21 @@ pub(crate) mod wire;
 
 use axum::http::{HeaderMap, header};
 
-use crate::audit::Audit;
+use crate::audit::{AuditHandle, Outcome};
 use crate::problem::Problem;
 use crate::state::AppState;
-
-/// Finishes a request: writes its audit record (before the response leaves), counts it by
-/// endpoint and outcome (`ok`, or the error code), and turns the result into the response.
-pub(crate) async fn respond(
-    state: &AppState,
-    audit: Audit,
-    result: Result<axum::response::Response, Problem>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
-    let (outcome, response) = match result {
-        Ok(response) => (
-            response
-                .extensions()
-                .get::<Outcome>()
-                .map_or("ok", |outcome| outcome.0),
-            response,
-        ),
-        Err(problem) => (problem.code, problem.into_response()),
-    };
-    let (started, endpoint) = (audit.started(), endpoint_name(audit.endpoint()));
-    audit.finish(response.status(), outcome).await;
-    state.metrics.record(endpoint, outcome, started.elapsed());
-    response
-}
-
-/// What a successful response's audit record and metrics call its outcome when not `ok`
-/// (a verification's `mismatch` or `not_found` is an answer, not an error body).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Outcome(pub(crate) &'static str);
 
 /// Relays `request` and answers what was sent, recording providers and segments.
 pub(crate) async fn relay_answer(
     state: &AppState,
     mut request: phone_otp::RelayRequest,
-    audit: &mut Audit,
+    audit: &AuditHandle,
 ) -> Result<axum::response::Response, Problem> {
     use axum::response::IntoResponse as _;
-    request.reference = audit.reference();
+    request.reference = audit.record().reference();
     match state.otp.relay(request).await {
         Ok(relayed) => {
-            audit.relayed(&relayed);
+            audit.record().relayed(&relayed);
             Ok((
                 axum::http::StatusCode::OK,
                 axum::Json(messages::sent_body(&relayed)),
@@ -66,7 +38,7 @@ pub(crate) async fn relay_answer(
                 .into_response())
         }
         Err(phone_otp::RelayError::Delivery(failure)) if failure.may_have_delivered() => {
-            audit.failed(failure.attempts());
+            audit.record().failed(failure.attempts());
             // The request's key (`Idempotency-Key`, `request_id`) stays spent.
             Ok(unknown_outcome(
                 &failure,
@@ -76,9 +48,9 @@ pub(crate) async fn relay_answer(
         }
         Err(error) => {
             if let phone_otp::RelayError::Delivery(failure) = &error {
-                audit.failed(failure.attempts());
+                audit.record().failed(failure.attempts());
             }
-            Err(crate::problem::relay_problem(&error))
+            Err(error.into())
         }
     }
 }
@@ -109,29 +81,6 @@ pub(crate) fn unknown_outcome(
     response.extensions_mut().insert(Outcome("unknown"));
     response
 }
-
-/// The `'static` name of an endpoint, for metric labels.
-fn endpoint_name(name: &str) -> &'static str {
-    ENDPOINTS
-        .iter()
-        .find(|e| **e == name)
-        .copied()
-        .unwrap_or("other")
-}
-
-const ENDPOINTS: &[&str] = &[
-    "okta_telephony",
-    "auth0_phone_message",
-    "messages",
-    "challenges_start",
-    "challenges_resend",
-    "challenges_verify",
-    "totp_enroll",
-    "totp_confirm",
-    "totp_verify",
-    "totp_disable",
-    "usage",
-];
 
 /// Whether the request says its body is JSON (`application/json`, any parameters).
 pub(crate) fn is_json(headers: &HeaderMap) -> bool {

@@ -18,34 +18,30 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use phone_otp::{
-    Channel, LimitKind, Locale, PhoneNumber, Purpose, RelayError, RelayRequest, Relayed, Timestamp,
+    Channel, LimitKind, Locale, Purpose, RelayError, RelayRequest, Relayed, Timestamp,
 };
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::fields::{FieldError, Fields};
-use crate::audit::{Audit, attempt_label};
+use crate::audit::{AuditHandle, Outcome, attempt_label};
 use crate::auth::scope::Scope;
 use crate::auth::{Peer, authorize, client_network, failed_authentication, guard_network};
 use crate::state::AppState;
 use crate::surfaces::{OktaAuth, OktaHook};
 
-const ENDPOINT: &str = "okta_telephony";
 const COMMAND: &str = "com.okta.telephony.action";
 
-/// The handler.
+/// The handler. Okta's answer is always its own shape; the audit's outcome is ours.
 pub(crate) async fn telephony(
     State(state): State<AppState>,
+    audit: AuditHandle,
     peer: Peer,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let mut audit = Audit::start(&state, &headers, ENDPOINT);
-    let started = audit.started();
-    let (outcome, response) = answer(&state, peer, &headers, body, &mut audit).await;
-    // Okta's answer is always its own shape: the audit's outcome is ours.
-    audit.finish(response.status(), outcome).await;
-    state.metrics.record(ENDPOINT, outcome, started.elapsed());
+    let (outcome, mut response) = answer(&state, peer, &headers, body, &audit).await;
+    response.extensions_mut().insert(Outcome(outcome));
     response
 }
 
@@ -54,7 +50,7 @@ async fn answer(
     peer: Peer,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-    audit: &mut Audit,
+    audit: &AuditHandle,
 ) -> (&'static str, Response) {
     let Some(hook) = &state.okta else {
         return ("not_found", StatusCode::NOT_FOUND.into_response());
@@ -100,7 +96,7 @@ async fn answer(
         );
     }
     // Authenticated: from here on the request is Okta's, and its record is kept.
-    audit.system(&hook.tenant);
+    audit.record().system(&hook.tenant);
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -149,8 +145,11 @@ async fn answer(
         }
     };
     let channel = request.channel;
-    audit.system(&hook.tenant);
-    audit.destination(&request.to, request.channel, request.purpose);
+    {
+        let mut record = audit.record();
+        record.system(&hook.tenant);
+        record.destination(&request.to, request.channel, request.purpose);
+    }
     if audit.reserve().await.is_err() {
         // Fail closed; the error object makes Okta send the code through its own provider.
         return (
@@ -163,11 +162,11 @@ async fn answer(
         );
     }
     let mut request = request;
-    request.reference = audit.reference();
+    request.reference = audit.record().reference();
     let result = state.otp.relay(request).await;
     match &result {
-        Ok(relayed) => audit.relayed(relayed),
-        Err(RelayError::Delivery(failure)) => audit.failed(failure.attempts()),
+        Ok(relayed) => audit.record().relayed(relayed),
+        Err(RelayError::Delivery(failure)) => audit.record().failed(failure.attempts()),
         Err(_) => {}
     }
     match result {
@@ -245,7 +244,7 @@ fn read_request(
 ) -> Result<RelayRequest, FieldError> {
     let fields = Fields::new(value);
     let profile = "data.messageProfile";
-    let to = phone_number(
+    let to = super::wire::number(
         &fields.scalar(&format!("{profile}.phoneNumber"))?,
         default_region,
     )
@@ -293,27 +292,6 @@ fn read_request(
         request = request.once(event);
     }
     Ok(request)
-}
-
-/// A number with `+`, or without (Okta's samples send `9876543210`): in the default region
-/// first, then as international digits.
-fn phone_number(raw: &str, default_region: Option<&str>) -> Result<PhoneNumber, &'static str> {
-    let raw = raw.trim();
-    if raw.starts_with('+') {
-        return PhoneNumber::parse(raw).map_err(|_| "not a valid phone number");
-    }
-    if let Some(region) = default_region
-        && let Ok(number) = PhoneNumber::parse_with_region(raw, region)
-    {
-        return Ok(number);
-    }
-    PhoneNumber::parse(&format!("+{raw}")).map_err(|_| {
-        if default_region.is_some() {
-            "not a valid phone number in the default region or with a country code"
-        } else {
-            "not a valid international phone number (no default region is configured)"
-        }
-    })
 }
 
 /// `SMS`/`sms` is SMS; anything naming a voice call (`CALL`, `voice call`, `Voice`) is
@@ -521,17 +499,6 @@ mod tests {
         assert_eq!(locale("ja_JP"), Locale::Ja);
         assert_eq!(locale("JA"), Locale::Ja);
         assert_eq!(locale("e"), Locale::En);
-    }
-
-    #[test]
-    fn numbers_with_and_without_plus() {
-        let us = |raw| phone_number(raw, Some("US")).map(|n| n.e164().to_owned());
-        assert_eq!(us("+14155550123").as_deref(), Ok("+14155550123"));
-        assert_eq!(us("4155550123").as_deref(), Ok("+14155550123"));
-        // Not a US number, but valid with its country code.
-        assert_eq!(us("819012345678").as_deref(), Ok("+819012345678"));
-        assert!(us("12").is_err());
-        assert!(phone_number("4155550123", None).is_err());
     }
 
     #[test]

@@ -11,27 +11,23 @@
 //!   enrolled, 423 account locked, 429 limited (`Retry-After`)
 //! - `POST /v1/totp/disable` `{subject}` -> 204
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use phone_otp::totp::{TotpError, TotpOutcome, TotpService};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::json::read_json;
-use crate::audit::Audit;
-use crate::auth::scope::Scope;
-use crate::auth::{Caller, Peer, authorize};
+use super::extract::{Authorized, Json, need};
 use crate::problem::{Problem, set_retry_after, whole_seconds};
 use crate::state::AppState;
 
 /// `POST /v1/totp/enroll`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Enroll {
+pub(crate) struct Enroll {
     subject: String,
     /// What the app shows under the issuer (e.g. the user's email); the subject if absent.
     label: Option<String>,
@@ -40,7 +36,7 @@ struct Enroll {
 /// `POST /v1/totp/confirm` and `/verify` (a code or a recovery code, not both).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Check {
+pub(crate) struct Check {
     subject: String,
     code: Option<String>,
     recovery_code: Option<String>,
@@ -49,134 +45,95 @@ struct Check {
 /// `POST /v1/totp/disable`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Disable {
+pub(crate) struct Disable {
     subject: String,
 }
 
-/// Who calls, the factor service, and the audit record: what every handler starts with.
-async fn open(
-    state: &AppState,
-    audit: &mut Audit,
-    headers: &HeaderMap,
-    peer: Peer,
-    scope: Scope,
-) -> Result<(Caller, TotpService), Problem> {
-    let caller = authorize(audit, state, headers, peer, scope, state.api.as_ref()).await?;
-    let totp = state.totp.clone().ok_or_else(|| {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "authenticator codes are not configured",
-        )
-    })?;
-    Ok((caller, totp))
+/// The factor service, on a gateway configured with one (404 otherwise).
+pub(crate) struct Factors(TotpService);
+
+impl FromRequestParts<AppState> for Factors {
+    type Rejection = Problem;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        state.totp.clone().map(Self).ok_or_else(|| {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "authenticator codes are not configured",
+            )
+        })
+    }
 }
 
 /// Starts enrollment: a new secret, its key URI and ten recovery codes, shown once.
 pub(crate) async fn enroll(
-    State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let mut audit = Audit::start(&state, &headers, "totp_enroll");
-    let result = async {
-        let (caller, totp) = open(&state, &mut audit, &headers, peer, Scope::TotpEnroll).await?;
-        let enroll: Enroll = read_json(&headers, body)?;
-        let label = enroll.label.as_deref().unwrap_or(&enroll.subject);
-        let enrollment = totp
-            .enroll(Some(&caller.system), &enroll.subject, label)
-            .await
-            .map_err(|error| totp_problem(&error))?;
-        let codes: Vec<&str> = enrollment
-            .recovery_codes
-            .iter()
-            .map(|code| code.expose_secret())
-            .collect();
-        let qr_svg = enrollment.qr_svg();
-        let body = json!({
-            "uri": enrollment.uri.expose_secret(),
-            "qr_svg": qr_svg.as_ref().map(ExposeSecret::expose_secret),
-            "secret": enrollment.secret_base32.expose_secret(),
-            "recovery_codes": codes,
-        });
-        let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
-        // Secrets in the body: no cache may keep them.
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        Ok(response)
-    }
-    .await;
-    super::respond(&state, audit, result).await
+    Authorized(caller, _): Authorized<need::TotpEnroll>,
+    Factors(totp): Factors,
+    Json { value: enroll, .. }: Json<Enroll>,
+) -> Result<Response, Problem> {
+    let label = enroll.label.as_deref().unwrap_or(&enroll.subject);
+    let enrollment = totp
+        .enroll(Some(&caller.system), &enroll.subject, label)
+        .await?;
+    let codes: Vec<&str> = enrollment
+        .recovery_codes
+        .iter()
+        .map(|code| code.expose_secret())
+        .collect();
+    let qr_svg = enrollment.qr_svg();
+    let body = json!({
+        "uri": enrollment.uri.expose_secret(),
+        "qr_svg": qr_svg.as_ref().map(ExposeSecret::expose_secret),
+        "secret": enrollment.secret_base32.expose_secret(),
+        "recovery_codes": codes,
+    });
+    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
+    // Secrets in the body: no cache may keep them.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 /// Activates a factor with its first correct code.
 pub(crate) async fn confirm(
-    State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let mut audit = Audit::start(&state, &headers, "totp_confirm");
-    let result = async {
-        let (caller, totp) = open(&state, &mut audit, &headers, peer, Scope::TotpEnroll).await?;
-        let check: Check = read_json(&headers, body)?;
-        let (Some(code), None) = (check.code, check.recovery_code) else {
-            return Err(invalid("confirm takes a code"));
-        };
-        let outcome = totp
-            .confirm(Some(&caller.system), &check.subject, &code)
-            .await
-            .map_err(|error| totp_problem(&error))?;
-        Ok(verdict(outcome))
-    }
-    .await;
-    super::respond(&state, audit, result).await
+    Authorized(caller, _): Authorized<need::TotpEnroll>,
+    Factors(totp): Factors,
+    Json { value: check, .. }: Json<Check>,
+) -> Result<Response, Problem> {
+    let (Some(code), None) = (check.code, check.recovery_code) else {
+        return Err(invalid("confirm takes a code"));
+    };
+    let outcome = totp
+        .confirm(Some(&caller.system), &check.subject, &code)
+        .await?;
+    Ok(verdict(outcome))
 }
 
 /// Checks an authenticator code (a time step is accepted once) or a recovery code.
 pub(crate) async fn verify(
-    State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let mut audit = Audit::start(&state, &headers, "totp_verify");
-    let result = async {
-        let (caller, totp) = open(&state, &mut audit, &headers, peer, Scope::TotpVerify).await?;
-        let check: Check = read_json(&headers, body)?;
-        let (tenant, subject) = (Some(caller.system.as_str()), check.subject.as_str());
-        let outcome = match (check.code, check.recovery_code) {
-            (Some(code), None) => totp.verify(tenant, subject, &code).await,
-            (None, Some(code)) => totp.verify_recovery(tenant, subject, &code).await,
-            _ => return Err(invalid("give exactly one of code and recovery_code")),
-        }
-        .map_err(|error| totp_problem(&error))?;
-        Ok(verdict(outcome))
-    }
-    .await;
-    super::respond(&state, audit, result).await
+    Authorized(caller, _): Authorized<need::TotpVerify>,
+    Factors(totp): Factors,
+    Json { value: check, .. }: Json<Check>,
+) -> Result<Response, Problem> {
+    let (tenant, subject) = (Some(caller.system.as_str()), check.subject.as_str());
+    let outcome = match (check.code, check.recovery_code) {
+        (Some(code), None) => totp.verify(tenant, subject, &code).await,
+        (None, Some(code)) => totp.verify_recovery(tenant, subject, &code).await,
+        _ => return Err(invalid("give exactly one of code and recovery_code")),
+    }?;
+    Ok(verdict(outcome))
 }
 
 /// Removes a user's factor (after they proved themselves another way).
 pub(crate) async fn disable(
-    State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let mut audit = Audit::start(&state, &headers, "totp_disable");
-    let result = async {
-        let (caller, totp) = open(&state, &mut audit, &headers, peer, Scope::TotpEnroll).await?;
-        let disable: Disable = read_json(&headers, body)?;
-        totp.disable(Some(&caller.system), &disable.subject)
-            .await
-            .map_err(|error| totp_problem(&error))?;
-        Ok(StatusCode::NO_CONTENT.into_response())
-    }
-    .await;
-    super::respond(&state, audit, result).await
+    Authorized(caller, _): Authorized<need::TotpEnroll>,
+    Factors(totp): Factors,
+    Json { value: disable, .. }: Json<Disable>,
+) -> Result<Response, Problem> {
+    totp.disable(Some(&caller.system), &disable.subject).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn invalid(message: &'static str) -> Problem {
@@ -212,28 +169,30 @@ fn verdict(outcome: TotpOutcome) -> Response {
     response
 }
 
-fn totp_problem(error: &TotpError) -> Problem {
-    match error {
-        TotpError::InvalidRequest(reason) => invalid(reason),
-        TotpError::AlreadyEnrolled => Problem::new(
-            StatusCode::CONFLICT,
-            "already_enrolled",
-            "a confirmed authenticator is enrolled; disable it first",
-        ),
-        TotpError::Unreadable => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "secret_unreadable",
-            "the stored secret does not open with the configured TOTP keys; treat as not verified",
-        ),
-        TotpError::Store(_) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "the store cannot be reached; treat as not verified",
-        ),
-        _ => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the request could not be completed; treat as not verified",
-        ),
+impl From<TotpError> for Problem {
+    fn from(error: TotpError) -> Self {
+        match error {
+            TotpError::InvalidRequest(reason) => invalid(reason),
+            TotpError::AlreadyEnrolled => Problem::new(
+                StatusCode::CONFLICT,
+                "already_enrolled",
+                "a confirmed authenticator is enrolled; disable it first",
+            ),
+            TotpError::Unreadable => Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "secret_unreadable",
+                "the stored secret does not open with the configured TOTP keys; treat as not verified",
+            ),
+            TotpError::Store(_) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the store cannot be reached; treat as not verified",
+            ),
+            _ => Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the request could not be completed; treat as not verified",
+            ),
+        }
     }
 }

@@ -7,44 +7,21 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::audit::Audit;
+use super::extract::{Authorized, need};
 use crate::auth::scope::Scope;
-use crate::auth::{Peer, authorize};
 use crate::db::UsageQuery;
 use crate::problem::Problem;
 use crate::state::AppState;
 
-const ENDPOINT: &str = "usage";
-
 /// The handler.
 pub(crate) async fn usage(
     State(state): State<AppState>,
-    peer: Peer,
+    Authorized(caller, _): Authorized<need::UsageRead>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Response {
-    let mut audit = Audit::start(&state, &headers, ENDPOINT);
-    let result = answer(&state, &headers, peer, query.as_deref(), &mut audit).await;
-    super::respond(&state, audit, result).await
-}
-
-async fn answer(
-    state: &AppState,
-    headers: &HeaderMap,
-    peer: Peer,
-    query: Option<&str>,
-    audit: &mut Audit,
 ) -> Result<Response, Problem> {
-    let caller = authorize(
-        audit,
-        state,
-        headers,
-        peer,
-        Scope::UsageRead,
-        state.api.as_ref(),
-    )
-    .await?;
-    let query = UsageQuery::parse(query.unwrap_or(""), state.now_millis())
+    let query = query.unwrap_or_default();
+    let query = UsageQuery::parse(&query, state.now_millis())
         .map_err(|reason| Problem::new(StatusCode::BAD_REQUEST, "invalid_request", reason))?;
     let system = if caller.scopes.contains(Scope::UsageReadAll) {
         query.system.as_deref()
@@ -75,7 +52,7 @@ async fn answer(
                 "usage cannot be read now",
             )
         })?;
-    let csv = query.csv || wants_csv(headers);
+    let csv = query.csv || wants_csv(&headers);
     Ok(if csv {
         let mut response = report.to_csv().into_response();
         response.headers_mut().insert(

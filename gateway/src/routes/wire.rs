@@ -49,19 +49,50 @@ impl From<WirePurpose> for Purpose {
     }
 }
 
-/// A number in E.164, or national in the default region.
-pub(crate) fn parse_number(raw: &str, region: Option<&str>) -> Result<PhoneNumber, Problem> {
-    let parsed = match region {
-        Some(region) if !raw.trim_start().starts_with('+') => {
-            PhoneNumber::parse_with_region(raw, region)
+/// The one reading of a phone number for every route: with `+`, E.164; without (Okta's
+/// samples send `9876543210`, providers' receipts send international digits), national in
+/// the default region first, then international digits.
+pub(crate) fn number(raw: &str, default_region: Option<&str>) -> Result<PhoneNumber, &'static str> {
+    let raw = raw.trim();
+    if raw.starts_with('+') {
+        return PhoneNumber::parse(raw).map_err(|_| "not a valid phone number");
+    }
+    if let Some(region) = default_region
+        && let Ok(number) = PhoneNumber::parse_with_region(raw, region)
+    {
+        return Ok(number);
+    }
+    PhoneNumber::parse(&format!("+{raw}")).map_err(|_| {
+        if default_region.is_some() {
+            "not a valid phone number in the default region or with a country code"
+        } else {
+            "not a valid international phone number (no default region is configured)"
         }
-        _ => PhoneNumber::parse(raw),
-    };
-    parsed.map_err(|e| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_number",
-            format!("not a valid phone number: {e}"),
-        )
     })
+}
+
+/// [`number`], refused as 422 `invalid_number`.
+pub(crate) fn parse_number(raw: &str, region: Option<&str>) -> Result<PhoneNumber, Problem> {
+    number(raw, region)
+        .map_err(|reason| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_number", reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number;
+
+    #[test]
+    fn numbers_with_and_without_plus() {
+        let us = |raw| number(raw, Some("US")).map(|n| n.e164().to_owned());
+        assert_eq!(us("+14155550123").as_deref(), Ok("+14155550123"));
+        assert_eq!(us("4155550123").as_deref(), Ok("+14155550123"));
+        // Not a US number, but valid with its country code.
+        assert_eq!(us("819012345678").as_deref(), Ok("+819012345678"));
+        assert!(us("12").is_err());
+        assert!(number("4155550123", None).is_err());
+        assert_eq!(
+            number("819012345678", None).map(|n| n.e164().to_owned()),
+            Ok("+819012345678".to_owned())
+        );
+    }
 }
