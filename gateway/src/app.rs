@@ -384,7 +384,12 @@ impl Gateway {
         if self.state.auth0.is_some() || keys {
             app = app.route(
                 "/hooks/auth0/phone-message",
-                self.audited("auth0_phone_message", post(routes::auth0::phone_message)),
+                self.audited(
+                    "auth0_phone_message",
+                    // Its Actions read `{"error":{"code","message"}}`.
+                    post(routes::auth0::phone_message)
+                        .layer(axum::middleware::map_response(crate::problem::legacy_shape)),
+                ),
             );
         }
         if self.state.twilio_callbacks.is_some() {

@@ -1,6 +1,9 @@
-//! Errors as JSON for the gateway's own endpoints: `{"error":{"code","message"}}` with a
-//! fitting status, and `Retry-After` when waiting helps. (Okta's hook answers in Okta's
-//! shape instead; see `routes::okta`.)
+//! Errors for the gateway's own endpoints as RFC 9457 problem details
+//! (`application/problem+json`): `type` (`urn:phone-otp:problem:<code>`), `title`,
+//! `status`, `detail`, plus the stable `code` and, when waiting helps, `retry_after` (also
+//! sent as `Retry-After`). Routes whose callers expect another shape keep it: Okta's hook
+//! answers in Okta's (see `routes::okta`), the Auth0 hook in the `{"error":{"code",
+//! "message"}}` its shipped Actions read ([`legacy_shape`]).
 
 use std::time::Duration;
 
@@ -10,10 +13,13 @@ use phone_otp::{
     Channel, LimitKind, NotPending, PolicyRefusal, ProviderError, ProviderErrorKind, RelayError,
     ResendError, SendRefusal, StartError,
 };
-use serde_json::json;
+use serde_json::{Value, json};
+
+/// The media type of a problem details body (RFC 9457 section 3).
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One error answer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Problem {
     pub(crate) status: StatusCode,
     pub(crate) code: &'static str,
@@ -35,15 +41,38 @@ impl Problem {
         self.retry_after = Some(wait);
         self
     }
-}
 
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+    /// The problem details document.
+    pub(crate) fn to_json(&self) -> Value {
+        let mut body = json!({
+            "type": format!("urn:phone-otp:problem:{}", self.code),
+            "title": title(self.code),
+            "status": self.status.as_u16(),
+            "detail": self.message,
+            "code": self.code,
+        });
+        if let Some(wait) = self.retry_after {
+            body["retry_after"] = json!(whole_seconds(wait));
+        }
+        body
+    }
+
+    /// The `{"error":{"code","message","retry_after"}}` envelope of routes that keep it.
+    fn to_legacy_json(&self) -> Value {
         let mut body = json!({"error": {"code": self.code, "message": self.message}});
         if let Some(wait) = self.retry_after {
             body["error"]["retry_after"] = json!(whole_seconds(wait));
         }
-        let mut response = (self.status, axum::Json(body)).into_response();
+        body
+    }
+
+    fn respond(self, body: Value, content_type: &'static str) -> Response {
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+            body.to_string(),
+        )
+            .into_response();
         if let Some(wait) = self.retry_after {
             set_retry_after(&mut response, wait);
         }
@@ -51,7 +80,36 @@ impl IntoResponse for Problem {
         response
             .extensions_mut()
             .insert(crate::audit::Outcome(self.code));
+        response.extensions_mut().insert(self);
         response
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = self.to_json();
+        self.respond(body, PROBLEM_JSON)
+    }
+}
+
+/// The same words for every occurrence of a code (`rate_limited` -> `Rate limited`).
+fn title(code: &str) -> String {
+    let mut title = code.replace('_', " ");
+    if let Some(first) = title.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    title
+}
+
+/// A route layer that answers its problems in the `{"error":{...}}` envelope instead
+/// (`map_response`): the Auth0 hook, whose Actions already deployed read it.
+pub(crate) async fn legacy_shape(response: Response) -> Response {
+    match response.extensions().get::<Problem>().cloned() {
+        Some(problem) => {
+            let body = problem.to_legacy_json();
+            problem.respond(body, "application/json")
+        }
+        None => response,
     }
 }
 

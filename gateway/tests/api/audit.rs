@@ -119,7 +119,7 @@ async fn when_the_audit_cannot_be_written_nothing_is_sent() -> TestResult {
     let response = gw.post("/v1/messages", API_TOKEN, &send).await;
     assert_eq!(response.status(), 503);
     let body: serde_json::Value = response.json().await?;
-    assert_eq!(body["error"]["code"], "audit_unavailable");
+    assert_eq!(body["code"], "audit_unavailable");
     let start = gw
         .post("/v1/challenges", API_TOKEN, &json!({"to": "+819012345678"}))
         .await;

@@ -127,7 +127,7 @@ async fn a_full_disk_refuses_sends_at_once_reports_it_and_recovers() -> TestResu
     for response in gw.post_concurrently("/v1/messages", &token, bodies).await {
         assert_eq!(response.status(), 503);
         let body: Value = response.json().await?;
-        assert_eq!(body["error"]["code"], "audit_unavailable", "{body}");
+        assert_eq!(body["code"], "audit_unavailable", "{body}");
     }
     let Some(request) = fixture("okta-telephony-request.json") else {
         return Ok(());

@@ -88,7 +88,7 @@ async fn a_retried_start_gets_the_first_answer_and_no_second_code() -> TestResul
     let (status, _, refused) =
         answer(post(&gw, "/v1/challenges", &billing, "signup-1", &other).await).await;
     assert_eq!(status, 422);
-    assert_eq!(refused["error"]["code"], "idempotency_key_reused");
+    assert_eq!(refused["code"], "idempotency_key_reused");
     assert_eq!(gw.delivered().len(), 1);
 
     // A resend keyed the same way sends once, and its key is apart from the start's.
@@ -189,7 +189,7 @@ async fn concurrent_retries_send_one_code() -> TestResult {
         match status {
             201 => ids.push(body["challenge_id"].as_str().unwrap().to_owned()),
             409 => {
-                assert_eq!(body["error"]["code"], "request_in_progress");
+                assert_eq!(body["code"], "request_in_progress");
                 in_progress += 1;
             }
             other => panic!("unexpected {other}: {body}"),
@@ -239,7 +239,7 @@ async fn a_retry_during_a_stalled_start_waits_and_then_gets_the_unknown_answer()
     assert_eq!(*first_status, 202, "{first}");
     assert_eq!(first["outcome"], "unknown");
     assert_eq!(*retry_status, 409, "{retry}");
-    assert_eq!(retry["error"]["code"], "request_in_progress");
+    assert_eq!(retry["code"], "request_in_progress");
     let (status, replayed, again) =
         answer(post(&gw, "/v1/challenges", &billing, "k-1", &body).await).await;
     assert_eq!((status, replayed.as_deref()), (202, Some("true")));
@@ -271,7 +271,7 @@ async fn a_malformed_key_is_refused_before_anything_is_sent() -> TestResult {
         )
         .await;
         assert_eq!(status, 422, "{bad:?}");
-        assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+        assert_eq!(body["code"], "invalid_request", "{body}");
     }
     assert!(gw.delivered().is_empty());
     Ok(())
@@ -294,7 +294,7 @@ async fn without_a_database_the_key_is_refused() -> TestResult {
     )
     .await;
     assert_eq!(status, 422);
-    assert_eq!(body["error"]["code"], "idempotency_unsupported");
+    assert_eq!(body["code"], "idempotency_unsupported");
     assert!(gw.delivered().is_empty());
     Ok(())
 }

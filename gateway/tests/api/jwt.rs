@@ -202,10 +202,7 @@ fn message(to: &str) -> Value {
 async fn error_code(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap();
-    (
-        status,
-        body["error"]["code"].as_str().unwrap_or("").to_owned(),
-    )
+    (status, body["code"].as_str().unwrap_or("").to_owned())
 }
 
 #[tokio::test]

@@ -81,12 +81,7 @@ async fn each_system_sends_under_its_own_key_and_tenant() -> TestResult {
         .await;
     assert_eq!(second.status(), 429);
     let body: Value = second.json().await?;
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("tenant")
-    );
+    assert!(body["detail"].as_str().unwrap_or("").starts_with("tenant"));
     assert_eq!(gw.delivered().len(), 2);
     // Last use is recorded.
     let keys = db.keys().await?;
@@ -107,7 +102,7 @@ async fn scopes_expiry_and_checksums_are_enforced_and_send_nothing() -> TestResu
         .await;
     assert_eq!(response.status(), 403);
     assert_eq!(
-        response.json::<Value>().await?["error"]["code"],
+        response.json::<Value>().await?["code"],
         "insufficient_scope"
     );
     // A sender cannot verify challenges.
@@ -198,10 +193,7 @@ async fn a_bad_checksum_is_refused_without_a_lookup_and_a_database_outage_fails_
         .post("/v1/messages", &good, &message("+819012345670"))
         .await;
     assert_eq!(response.status(), 503);
-    assert_eq!(
-        response.json::<Value>().await?["error"]["code"],
-        "auth_unavailable"
-    );
+    assert_eq!(response.json::<Value>().await?["code"], "auth_unavailable");
     assert!(gw.delivered().is_empty());
     Ok(())
 }
@@ -228,7 +220,7 @@ async fn ip_allow_lists_and_trusted_proxies() -> TestResult {
         .await;
     assert_eq!(response.status(), 403);
     assert_eq!(
-        response.json::<Value>().await?["error"]["code"],
+        response.json::<Value>().await?["code"],
         "address_not_allowed"
     );
     // Through the proxy, from inside the block: allowed.

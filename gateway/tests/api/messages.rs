@@ -77,12 +77,8 @@ async fn bad_input_gets_a_clear_error_and_sends_nothing() -> TestResult {
         let response = gw.post(PATH, API_TOKEN, &body).await;
         assert_eq!(response.status(), status, "{body}");
         let answer: Value = response.json().await?;
-        assert_eq!(answer["error"]["code"], code, "{body}");
-        assert!(
-            answer["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty())
-        );
+        assert_eq!(answer["code"], code, "{body}");
+        assert!(answer["detail"].as_str().is_some_and(|m| !m.is_empty()));
     }
     let raw = |body: &'static [u8], content_type: &'static str| {
         gw.client
@@ -104,7 +100,7 @@ async fn bad_input_gets_a_clear_error_and_sends_nothing() -> TestResult {
         .await?;
     assert_eq!(huge.status(), 413);
     let answer: Value = huge.json().await?;
-    assert_eq!(answer["error"]["code"], "body_too_large");
+    assert_eq!(answer["code"], "body_too_large");
     assert_eq!(
         gw.post(PATH, "not-the-token-at-all", &message("+819012345678"))
             .await
@@ -135,9 +131,9 @@ async fn limits_answer_429_with_retry_after_and_request_ids_send_once() -> TestR
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "30");
     let body: Value = response.json().await?;
-    assert_eq!(body["error"]["retry_after"], 30);
+    assert_eq!(body["retry_after"], 30);
     assert!(
-        body["error"]["message"]
+        body["detail"]
             .as_str()
             .unwrap_or("")
             .starts_with("resend_cooldown")
@@ -189,7 +185,7 @@ async fn a_stalled_provider_is_an_unknown_outcome_and_a_retry_sends_nothing() ->
     let retry = send("order-7781-otp").await?;
     assert_eq!(retry.status(), 409);
     let body: Value = retry.json().await?;
-    assert_eq!(body["error"]["code"], "duplicate_request", "{body}");
+    assert_eq!(body["code"], "duplicate_request", "{body}");
     assert_eq!(gw.secondary.attempts(), 0);
 
     // A key that is not a header token, or that disagrees with the body's request_id, is
@@ -218,5 +214,63 @@ async fn a_stalled_provider_is_an_unknown_outcome_and_a_retry_sends_nothing() ->
     );
     let report = db.usage(0, i64::MAX, None, &[Dimension::System]).await?;
     assert_eq!((report.rows[0].sends, report.rows[0].unknown), (0, 1));
+    Ok(())
+}
+
+/// `/v1` errors are RFC 9457 problem details: `application/problem+json` with `type`,
+/// `title`, `status`, `detail`, the stable `code`, and `retry_after` beside `Retry-After`
+/// when waiting helps. The Auth0 hook keeps the envelope its Actions read.
+#[tokio::test]
+async fn v1_errors_are_problem_details_and_auth0_keeps_its_envelope() -> TestResult {
+    let gw = TestGateway::start().await;
+    let refused = gw
+        .post(
+            PATH,
+            API_TOKEN,
+            &json!({"to": "not a number", "code": "482913"}),
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: Value = refused.json().await?;
+    assert_eq!(body["type"], "urn:phone-otp:problem:invalid_number");
+    assert_eq!(body["title"], "Invalid number");
+    assert_eq!(body["status"], 422);
+    assert_eq!(body["code"], "invalid_number");
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    assert!(body.get("error").is_none(), "{body}");
+
+    // A limit: 429 with both forms of the wait.
+    gw.post(PATH, API_TOKEN, &message("+819012345601")).await;
+    let limited = gw.post(PATH, API_TOKEN, &message("+819012345601")).await;
+    assert_eq!(limited.status(), 429);
+    let wait = limited.headers()["retry-after"].to_str()?.to_owned();
+    let body: Value = limited.json().await?;
+    assert_eq!(body["retry_after"].to_string(), wait);
+    assert_eq!(body["type"], "urn:phone-otp:problem:rate_limited");
+
+    // An extractor's refusal (no credential) has the same shape.
+    let anonymous = gw.post(PATH, "", &message("+819012345602")).await;
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.headers()["content-type"],
+        "application/problem+json"
+    );
+
+    let auth0 = gw
+        .post(
+            "/hooks/auth0/phone-message",
+            crate::support::AUTH0_TOKEN,
+            &json!({"recipient": "not a number", "delivery_method": "text", "message_type": "otp_verify", "code": "123456"}),
+        )
+        .await;
+    assert_eq!(auth0.status(), 422);
+    assert_eq!(auth0.headers()["content-type"], "application/json");
+    let body: Value = auth0.json().await?;
+    assert_eq!(body["error"]["code"], "invalid_number", "{body}");
+    assert!(body.get("type").is_none(), "{body}");
     Ok(())
 }

@@ -222,7 +222,7 @@ async fn unknown_paths_are_json_404s_and_every_answer_has_a_request_id() -> Test
     let id = response.headers()["x-request-id"].to_str()?.to_owned();
     assert!(!id.is_empty());
     let body: Value = response.json().await?;
-    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(body["code"], "not_found");
     // A caller's own request id is kept.
     let response = gw
         .client

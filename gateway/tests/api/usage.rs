@@ -123,7 +123,7 @@ async fn two_systems_and_their_bill(db: Db) -> TestResult {
     let theirs = usage("system=billing", &crm_reader).await?;
     assert_eq!(theirs.status(), 403);
     assert!(
-        theirs.json::<Value>().await?["error"]["message"]
+        theirs.json::<Value>().await?["detail"]
             .as_str()
             .unwrap()
             .contains("usage:read:all")
@@ -218,7 +218,7 @@ async fn two_systems_and_their_bill(db: Db) -> TestResult {
     let bad = usage("group_by=cost", &finance).await?;
     assert_eq!(bad.status(), 400);
     let body: Value = bad.json().await?;
-    assert!(body["error"]["message"].as_str().unwrap().contains("cost"));
+    assert!(body["detail"].as_str().unwrap().contains("cost"));
     Ok(())
 }
 
@@ -273,12 +273,7 @@ async fn each_system_has_its_own_daily_budget() -> TestResult {
     // Until the UTC day ends: the test clock is at 21:43:40.
     assert_eq!(retry_after, 8_180);
     let error: Value = refused.json().await?;
-    assert!(
-        error["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("budget")
-    );
+    assert!(error["detail"].as_str().unwrap().contains("budget"));
     assert_eq!(gw.post("/v1/messages", &crm, &body(3)).await.status(), 200);
     assert_eq!(gw.delivered().len(), 2);
     Ok(())
