@@ -19,6 +19,8 @@ python3 -c "$python_modules" >/dev/null 2>&1 || /usr/bin/python3 -c "$python_mod
   || packages+=(python3 python3-jsonschema python3-yaml python3-prometheus-client)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)  # RSA keys for the JWT tests
+command -v curl >/dev/null 2>&1 || packages+=(curl)  # the contract fuzz (scripts/api-fuzz.sh)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)  # its tools' venv
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
 if [ ${#packages[@]} -gt 0 ] && ! command -v apt-get >/dev/null 2>&1; then
   # Not Debian or Ubuntu: say what to install instead of failing half-way.
@@ -170,6 +172,9 @@ GATEWAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/debug/phone-otp-gateway" \
 PG_STOP="$as_postgres $pg_bin/pg_ctl -D $pgdir/data -m fast -w stop" \
 PG_START="$as_postgres $pg_bin/pg_ctl -D $pgdir/data -l $pgdir/log -w -o '$pg_options' start" \
   "$PYTHON" scripts/faults.py
+
+# The published contract: validated, and fuzzed against a running gateway by Schemathesis.
+GATEWAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/debug/phone-otp-gateway" ./scripts/api-fuzz.sh
 
 # The examples' command lines: clear errors and exit codes, no silent fallback.
 ./scripts/check-examples.sh

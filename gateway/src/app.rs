@@ -373,7 +373,8 @@ impl Gateway {
         let mut app = axum::Router::new()
             .route("/healthz", get(routes::ops::healthz))
             .route("/readyz", get(routes::ops::readyz))
-            .route("/metrics", get(routes::ops::metrics));
+            .route("/metrics", get(routes::ops::metrics))
+            .route("/openapi.json", get(crate::openapi::serve));
         if self.state.okta.is_some() {
             app = app.route(
                 "/hooks/okta/telephony",

@@ -54,6 +54,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 mod metrics;
+pub mod openapi;
 mod problem;
 mod routes;
 pub mod serve;

@@ -46,6 +46,9 @@ enum Command {
         #[arg(long, default_value = "csv")]
         format: String,
     },
+    /// Print the OpenAPI 3.1 document of `/v1` (what `GET /openapi.json` serves and
+    /// `gateway/openapi.json` holds). Needs no configuration.
+    Openapi,
     /// Settle audit rows left `pending` by a send that stopped: they become `unknown`
     /// (the provider may have delivered). Without `--all`, only rows older than the
     /// request timeout + 30 s, as the running gateway does by itself.
@@ -99,6 +102,10 @@ enum KeysCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::Openapi) = args.command {
+        print!("{}", phone_otp_gateway::openapi::document());
+        return ExitCode::SUCCESS;
+    }
     let Some(path) = &args.config else {
         eprintln!("error: --config FILE is required (see gateway/examples/gateway.toml)");
         return ExitCode::FAILURE;

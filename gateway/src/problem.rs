@@ -44,17 +44,15 @@ impl Problem {
 
     /// The problem details document.
     pub(crate) fn to_json(&self) -> Value {
-        let mut body = json!({
-            "type": format!("urn:phone-otp:problem:{}", self.code),
-            "title": title(self.code),
-            "status": self.status.as_u16(),
-            "detail": self.message,
-            "code": self.code,
-        });
-        if let Some(wait) = self.retry_after {
-            body["retry_after"] = json!(whole_seconds(wait));
-        }
-        body
+        serde_json::to_value(ProblemDocument {
+            kind: format!("urn:phone-otp:problem:{}", self.code),
+            title: title(self.code),
+            status: self.status.as_u16(),
+            detail: self.message.clone(),
+            code: self.code.to_owned(),
+            retry_after: self.retry_after.map(whole_seconds),
+        })
+        .unwrap_or_default()
     }
 
     /// The `{"error":{"code","message","retry_after"}}` envelope of routes that keep it.
@@ -90,6 +88,26 @@ impl IntoResponse for Problem {
         let body = self.to_json();
         self.respond(body, PROBLEM_JSON)
     }
+}
+
+/// An error answer on `/v1` (RFC 9457 problem details), as `application/problem+json`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub(crate) struct ProblemDocument {
+    /// `urn:phone-otp:problem:<code>`: what kind of problem, for programs.
+    #[serde(rename = "type")]
+    kind: String,
+    /// The same short words for every occurrence of this kind.
+    title: String,
+    /// The HTTP status.
+    status: u16,
+    /// What happened this time, for people.
+    detail: String,
+    /// The stable code (`rate_limited`, `invalid_number`, ...).
+    code: String,
+    /// Seconds to wait before a retry can succeed (also `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
 }
 
 /// The same words for every occurrence of a code (`rate_limited` -> `Rate limited`).

@@ -21,6 +21,7 @@ pub use audit::{AuditRecord, AuditWrite, Settled};
 pub use health::{DbState, Fault, PROBE_EVERY, READY_TIMEOUT, WRITE_TIMEOUT};
 pub use idempotency::{Claim, KEEP_ANSWERS_MS};
 pub use keys::KeyRecord;
+pub(crate) use usage::UsageDocument;
 pub use usage::{Dimension, UsageQuery, UsageReport, UsageRow, micros_text};
 
 /// The database failed or is unreachable. Callers fail closed on it.

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::Row as _;
 
 use super::{Db, DbError};
@@ -80,6 +80,49 @@ impl Dimension {
         }
         Ok(dimensions)
     }
+}
+
+/// The usage report as JSON (`GET /v1/usage`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Usage)]
+pub(crate) struct UsageDocument {
+    /// The period's start (RFC 3339, inclusive).
+    from: String,
+    /// Its end (exclusive).
+    to: String,
+    /// What the rows are grouped by (`system`, `country`, `provider`, `day`, `channel`,
+    /// `endpoint`).
+    group_by: Vec<String>,
+    rows: Vec<UsageRowDocument>,
+}
+
+/// One group's totals, with each dimension's value under its name (`"system": "billing"`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = UsageRow)]
+pub(crate) struct UsageRowDocument {
+    /// Each dimension's value (null: not recorded).
+    #[serde(flatten)]
+    groups: std::collections::BTreeMap<String, Option<String>>,
+    /// Requests recorded, refused ones included.
+    requests: i64,
+    /// Messages and calls that went out.
+    sends: i64,
+    /// Sends whose outcome is not known.
+    unknown: i64,
+    /// Delivered after an earlier provider of the same send timed out.
+    possible_duplicates: i64,
+    /// Sends the provider's receipt says reached the handset.
+    delivered: i64,
+    /// Sends the provider's receipt says did not.
+    undelivered: i64,
+    /// SMS parts billed.
+    segments: i64,
+    /// Estimated cost, an exact decimal string.
+    cost: String,
+    /// The same in millionths of the currency.
+    cost_micros: i64,
+    /// The price table's currency (null: nothing priced).
+    currency: Option<String>,
 }
 
 /// One group's totals.
@@ -338,36 +381,35 @@ impl UsageReport {
     /// `undelivered`, `segments`, `cost` (a decimal string, exact),
     /// `cost_micros` and `currency`.
     pub fn to_json(&self) -> Value {
-        let rows: Vec<Value> = self
+        let rows = self
             .rows
             .iter()
-            .map(|row| {
-                let mut object = serde_json::Map::new();
-                for (dimension, value) in self.group_by.iter().zip(&row.key) {
-                    object.insert(dimension.name().to_owned(), json!(value));
-                }
-                object.insert("requests".to_owned(), json!(row.requests));
-                object.insert("sends".to_owned(), json!(row.sends));
-                object.insert("unknown".to_owned(), json!(row.unknown));
-                object.insert(
-                    "possible_duplicates".to_owned(),
-                    json!(row.possible_duplicates),
-                );
-                object.insert("delivered".to_owned(), json!(row.delivered));
-                object.insert("undelivered".to_owned(), json!(row.undelivered));
-                object.insert("segments".to_owned(), json!(row.segments));
-                object.insert("cost".to_owned(), json!(micros_text(row.cost_micros)));
-                object.insert("cost_micros".to_owned(), json!(row.cost_micros));
-                object.insert("currency".to_owned(), json!(row.currency));
-                Value::Object(object)
+            .map(|row| UsageRowDocument {
+                groups: self
+                    .group_by
+                    .iter()
+                    .zip(&row.key)
+                    .map(|(dimension, value)| (dimension.name().to_owned(), value.clone()))
+                    .collect(),
+                requests: row.requests,
+                sends: row.sends,
+                unknown: row.unknown,
+                possible_duplicates: row.possible_duplicates,
+                delivered: row.delivered,
+                undelivered: row.undelivered,
+                segments: row.segments,
+                cost: micros_text(row.cost_micros),
+                cost_micros: row.cost_micros,
+                currency: row.currency.clone(),
             })
             .collect();
-        json!({
-            "from": rfc3339_millis(self.from),
-            "to": rfc3339_millis(self.to),
-            "group_by": self.group_by.iter().map(|d| d.name()).collect::<Vec<_>>(),
-            "rows": rows,
+        serde_json::to_value(UsageDocument {
+            from: rfc3339_millis(self.from),
+            to: rfc3339_millis(self.to),
+            group_by: self.group_by.iter().map(|d| d.name().to_owned()).collect(),
+            rows,
         })
+        .unwrap_or_default()
     }
 
     /// RFC 4180 CSV with a header row: the dimensions, then `requests, sends, unknown,

@@ -19,8 +19,8 @@ use phone_otp::{
     ChallengeId, ResendError, ResendRequest, StartError, StartRequest, Started, VerifyOutcome,
     VerifyRequest,
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::extract::{Authorized, Json, JsonOrEmpty, need};
 use super::idempotency;
@@ -30,40 +30,69 @@ use crate::problem::Problem;
 use crate::state::AppState;
 
 /// `POST /v1/challenges`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Start {
+    /// The number: E.164 (`+819012345678`), or national in the default region.
+    #[schema(example = "+819012345678", min_length = 1, max_length = 32)]
     to: String,
     #[serde(default)]
     channel: WireChannel,
     #[serde(default)]
     purpose: WirePurpose,
+    /// The user it is for (rate-limited per subject, returned on `verified`).
+    #[schema(max_length = 256)]
     subject: Option<String>,
+    /// The message language (`en`, `ja`; default English).
     locale: Option<String>,
     /// The end user's IP: without it the per-IP limits cannot apply.
+    #[schema(value_type = Option<String>, example = "203.0.113.7")]
     client_ip: Option<IpAddr>,
     /// Base64 bytes bound into the code (e.g. a payment's amount and payee).
     context: Option<String>,
 }
 
 /// `POST /v1/challenges/{id}/resend`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Resend {
+    /// Another channel than the challenge's own (voice after SMS failed).
     channel: Option<WireChannel>,
+    /// The resending client's IP (needed when the start gave one).
+    #[schema(value_type = Option<String>, example = "203.0.113.7")]
     client_ip: Option<IpAddr>,
+    /// The start's context, base64 (needed when the start gave one).
     context: Option<String>,
 }
 
 /// `POST /v1/challenges/{id}/verify`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Verify {
+    /// The code the user typed.
+    #[schema(example = "482913", max_length = 64)]
     code: String,
+    /// The start's context, base64 (needed when the start gave one).
     context: Option<String>,
 }
 
 /// Starts a challenge.
+#[utoipa::path(
+    post,
+    path = "/v1/challenges",
+    operation_id = "challenges_start",
+    tag = "challenges",
+    request_body = Start,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key gets the first answer again (header `Idempotent-Replayed: true`) and sends no second code")),
+    responses(
+        (status = 201, description = "The code went out: keep `challenge_id`.", body = ChallengeSent),
+        (status = 202, description = "A provider did not answer in time: the challenge is kept and its code may arrive.", body = super::Unknown),
+        (status = 409, description = "`request_in_progress`: the first request with this key has not answered yet.", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 423, description = "`account_locked`: too many wrong codes in a row.", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 502, description = "`delivery_failed`: no provider could deliver.", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = ["challenges:start"]), ("access_token" = ["challenges:start"]))
+)]
 pub(crate) async fn start(
     State(state): State<AppState>,
     audit: AuditHandle,
@@ -117,12 +146,9 @@ async fn start_challenge(
             // can enter the code or ask for a resend; starting again would send a second
             // code.
             audit.record().failed(error.attempts());
-            let mut body = serde_json::Map::new();
-            body.insert("challenge_id".to_owned(), challenge_id.to_string().into());
-            body.insert("expires_at".to_owned(), super::rfc3339(expires_at).into());
             Ok(super::unknown_outcome(
                 &error,
-                body,
+                Some((challenge_id, expires_at)),
                 "a provider was reached and did not answer in time: the code may arrive; verify it with this id, or resend if it does not",
             ))
         }
@@ -136,6 +162,27 @@ async fn start_challenge(
 }
 
 /// Sends a new code for a live challenge.
+#[utoipa::path(
+    post,
+    path = "/v1/challenges/{id}/resend",
+    operation_id = "challenges_resend",
+    tag = "challenges",
+    request_body(content = Option<Resend>, description = "Optional: an empty body resends on the challenge's own channel."),
+    params(
+        ("id" = String, Path, description = "The challenge id a start answered"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key gets the first answer again and sends no further code"),
+    ),
+    responses(
+        (status = 200, description = "A new code went out (the last three stay valid).", body = ChallengeSent),
+        (status = 202, description = "A provider did not answer in time: the code may arrive.", body = super::Unknown),
+        (status = 404, description = "`not_found`: no such challenge for this system.", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`already_used` or `request_in_progress`.", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 410, description = "`expired`.", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 423, description = "`account_locked`.", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 502, description = "`delivery_failed`.", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = ["challenges:start"]), ("access_token" = ["challenges:start"]))
+)]
 pub(crate) async fn resend(
     State(state): State<AppState>,
     audit: AuditHandle,
@@ -182,7 +229,7 @@ async fn resend_challenge(
             audit.record().failed(failure.attempts());
             Ok(super::unknown_outcome(
                 &failure,
-                serde_json::Map::new(),
+                None,
                 "a provider was reached and did not answer in time: the code may arrive; wait before resending",
             ))
         }
@@ -196,6 +243,24 @@ async fn resend_challenge(
 }
 
 /// Checks a code.
+#[utoipa::path(
+    post,
+    path = "/v1/challenges/{id}/verify",
+    operation_id = "challenges_verify",
+    tag = "challenges",
+    request_body = Verify,
+    params(("id" = String, Path, description = "The challenge id a start answered")),
+    responses(
+        (status = 200, description = "`verified`.", body = Verdict),
+        (status = 404, description = "`not_found`: no such challenge for this system (no attempt spent).", body = Verdict),
+        (status = 409, description = "`already_used`.", body = Verdict),
+        (status = 410, description = "`expired`.", body = Verdict),
+        (status = 422, description = "`mismatch`, with `attempts_left`.", body = Verdict),
+        (status = 423, description = "`account_locked`.", body = Verdict),
+        (status = 429, description = "`attempts_exhausted`.", body = Verdict),
+    ),
+    security(("api_key" = ["challenges:verify"]), ("access_token" = ["challenges:verify"]))
+)]
 pub(crate) async fn verify(
     State(state): State<AppState>,
     Authorized(caller, _): Authorized<need::ChallengesVerify>,
@@ -238,35 +303,80 @@ fn decode_context(raw: &str) -> Result<Vec<u8>, Problem> {
         })
 }
 
-fn started_body(started: &Started) -> Value {
-    json!({
-        "challenge_id": started.challenge_id.to_string(),
-        "expires_at": super::rfc3339(started.expires_at),
-        "channel": started.channel.as_str(),
-        "to": started.masked_destination,
-        "provider": started.provider,
-    })
+/// A challenge's code went out.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ChallengeSent {
+    /// Keep it in the session: verify and resend name it.
+    challenge_id: String,
+    /// When the code stops working (RFC 3339).
+    expires_at: String,
+    /// `sms` or `voice`.
+    channel: String,
+    /// The number, masked.
+    to: String,
+    /// The provider that accepted it.
+    provider: String,
+}
+
+fn started_body(started: &Started) -> ChallengeSent {
+    ChallengeSent {
+        challenge_id: started.challenge_id.to_string(),
+        expires_at: super::rfc3339(started.expires_at),
+        channel: started.channel.as_str().to_owned(),
+        to: started.masked_destination.clone(),
+        provider: started.provider.clone(),
+    }
+}
+
+/// A verification's outcome: `verified` (200), `mismatch` (422), `expired` (410),
+/// `already_used` (409), `attempts_exhausted` (429), `account_locked` (423) or `not_found`
+/// (404).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Verdict {
+    /// The outcome.
+    outcome: String,
+    /// `verified`: what the code was for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    purpose: Option<String>,
+    /// `verified`: the challenge's subject (null if it had none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    subject: Option<Option<String>>,
+    /// `mismatch`: wrong codes still allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts_left: Option<u8>,
 }
 
 /// A verification outcome as status and body.
 fn verdict(outcome: &VerifyOutcome) -> Response {
     let name = outcome.as_str();
+    let answer = |outcome: &str| Verdict {
+        outcome: outcome.to_owned(),
+        purpose: None,
+        subject: None,
+        attempts_left: None,
+    };
     let (status, body) = match outcome {
         VerifyOutcome::Verified { purpose, subject } => (
             StatusCode::OK,
-            json!({"outcome": name, "purpose": purpose.as_str(), "subject": subject}),
+            Verdict {
+                purpose: Some(purpose.as_str().to_owned()),
+                subject: Some(subject.clone()),
+                ..answer(name)
+            },
         ),
         VerifyOutcome::Mismatch { attempts_left } => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"outcome": name, "attempts_left": attempts_left}),
+            Verdict {
+                attempts_left: Some(*attempts_left),
+                ..answer(name)
+            },
         ),
-        VerifyOutcome::Expired => (StatusCode::GONE, json!({"outcome": name})),
-        VerifyOutcome::AlreadyUsed => (StatusCode::CONFLICT, json!({"outcome": name})),
-        VerifyOutcome::AttemptsExhausted => {
-            (StatusCode::TOO_MANY_REQUESTS, json!({"outcome": name}))
-        }
-        VerifyOutcome::AccountLocked => (StatusCode::LOCKED, json!({"outcome": name})),
-        _ => (StatusCode::NOT_FOUND, json!({"outcome": "not_found"})),
+        VerifyOutcome::Expired => (StatusCode::GONE, answer(name)),
+        VerifyOutcome::AlreadyUsed => (StatusCode::CONFLICT, answer(name)),
+        VerifyOutcome::AttemptsExhausted => (StatusCode::TOO_MANY_REQUESTS, answer(name)),
+        VerifyOutcome::AccountLocked => (StatusCode::LOCKED, answer(name)),
+        _ => (StatusCode::NOT_FOUND, answer("not_found")),
     };
     let audited = match outcome {
         VerifyOutcome::Verified { .. } => "ok",

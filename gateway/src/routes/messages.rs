@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use phone_otp::{RelayRequest, Relayed};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::extract::{Authorized, Json, need};
 use super::wire::{WireChannel, WirePurpose, parse_number};
@@ -17,24 +17,48 @@ use crate::problem::Problem;
 use crate::state::AppState;
 
 /// The request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SendMessage {
+    /// The number: E.164 (`+819012345678`), or national in the default region.
+    #[schema(example = "+819012345678", min_length = 1, max_length = 32)]
     to: String,
+    /// The code your system generated: 4 to 10 digits.
+    #[schema(pattern = "^[0-9]{4,10}$", example = "482913")]
     code: String,
     #[serde(default)]
     channel: WireChannel,
     #[serde(default)]
     purpose: WirePurpose,
+    /// The message language (`en`, `ja`; default English).
     locale: Option<String>,
+    /// The user it is for (rate-limited per subject).
+    #[schema(max_length = 256)]
     subject: Option<String>,
     /// The end user's IP, for the per-IP limit.
+    #[schema(value_type = Option<String>, example = "203.0.113.7")]
     client_ip: Option<IpAddr>,
-    /// Sends at most one message per id while the code lives.
+    /// Sends at most one message per id while the code lives (as `Idempotency-Key`).
+    #[schema(min_length = 1, max_length = 256)]
     request_id: Option<String>,
 }
 
 /// The handler.
+#[utoipa::path(
+    post,
+    path = "/v1/messages",
+    operation_id = "messages_send",
+    tag = "messages",
+    request_body = SendMessage,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries of the same request (up to 256 visible ASCII characters) send nothing again")),
+    responses(
+        (status = 200, description = "A provider accepted the message.", body = Sent),
+        (status = 202, description = "A provider was reached and did not answer in time: the message may arrive. Do not send another code at once.", body = super::Unknown),
+        (status = 409, description = "`duplicate_request`: this request's key was already sent; nothing was sent again.", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 502, description = "`delivery_failed`: no provider could deliver; retry later.", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = ["messages:send"]), ("access_token" = ["messages:send"]))
+)]
 pub(crate) async fn send(
     State(state): State<AppState>,
     audit: AuditHandle,
@@ -80,17 +104,40 @@ fn idempotency_key(
 }
 
 /// What a relay answers: provider, message id, channel, masked number, SMS parts.
-pub(crate) fn sent_body(relayed: &Relayed) -> Value {
-    json!({
-        "provider": relayed.provider,
-        "message_id": relayed.message_id,
-        "channel": relayed.channel.as_str(),
-        "to": relayed.masked_destination,
-        "segments": relayed.segments.map(|s| s.segments),
-        "encoding": relayed.segments.map(|s| match s.encoding {
-            phone_otp::SmsEncoding::Gsm7 => "gsm7",
-            _ => "ucs2",
-        }),
-        "attempts": relayed.attempts.len() + 1,
-    })
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Sent {
+    /// The provider that accepted it.
+    provider: String,
+    /// The provider's id for the message or call.
+    message_id: String,
+    /// `sms` or `voice`.
+    channel: String,
+    /// The number, masked (`+8190****5678`).
+    to: String,
+    /// SMS parts billed (null for a call).
+    segments: Option<usize>,
+    /// `gsm7` or `ucs2` (null for a call).
+    encoding: Option<String>,
+    /// Providers tried, this one included.
+    attempts: usize,
+}
+
+impl Sent {
+    pub(crate) fn of(relayed: &Relayed) -> Self {
+        Self {
+            provider: relayed.provider.clone(),
+            message_id: relayed.message_id.clone(),
+            channel: relayed.channel.as_str().to_owned(),
+            to: relayed.masked_destination.clone(),
+            segments: relayed.segments.map(|s| s.segments),
+            encoding: relayed.segments.map(|s| {
+                match s.encoding {
+                    phone_otp::SmsEncoding::Gsm7 => "gsm7",
+                    _ => "ucs2",
+                }
+                .to_owned()
+            }),
+            attempts: relayed.attempts.len() + 1,
+        }
+    }
 }

@@ -33,7 +33,7 @@ pub(crate) async fn relay_answer(
             audit.record().relayed(&relayed);
             Ok((
                 axum::http::StatusCode::OK,
-                axum::Json(messages::sent_body(&relayed)),
+                axum::Json(messages::Sent::of(&relayed)),
             )
                 .into_response())
         }
@@ -42,7 +42,7 @@ pub(crate) async fn relay_answer(
             // The request's key (`Idempotency-Key`, `request_id`) stays spent.
             Ok(unknown_outcome(
                 &failure,
-                serde_json::Map::new(),
+                None,
                 "a provider was reached and did not answer in time: the message may have been delivered; do not send another code at once (a retry of this request sends nothing)",
             ))
         }
@@ -56,30 +56,46 @@ pub(crate) async fn relay_answer(
 }
 
 /// 202: a provider was reached and gave no answer in time, so the message may have been
-/// delivered. Not an error, which would invite a retry and a second code. `body` (the
-/// challenge id, for a challenge) and `detail` say what to do next. Audited
-/// and counted in the ledger as `unknown`.
+/// delivered. Not an error, which would invite a retry and a second code. `kept` (the
+/// challenge, for a start) and `detail` say what to do next. Audited and counted in the
+/// ledger as `unknown`.
 pub(crate) fn unknown_outcome(
     failure: &phone_otp::ProviderError,
-    mut body: serde_json::Map<String, serde_json::Value>,
+    kept: Option<(phone_otp::ChallengeId, phone_otp::Timestamp)>,
     detail: &str,
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
-    let attempts: Vec<String> = failure
-        .attempts()
-        .iter()
-        .map(crate::audit::attempt_label)
-        .collect();
-    body.insert("outcome".to_owned(), "unknown".into());
-    body.insert("detail".to_owned(), detail.into());
-    body.insert("attempts".to_owned(), attempts.into());
-    let mut response = (
-        axum::http::StatusCode::ACCEPTED,
-        axum::Json(serde_json::Value::Object(body)),
-    )
-        .into_response();
+    let body = Unknown {
+        outcome: "unknown".to_owned(),
+        detail: detail.to_owned(),
+        attempts: failure
+            .attempts()
+            .iter()
+            .map(crate::audit::attempt_label)
+            .collect(),
+        challenge_id: kept.map(|(id, _)| id.to_string()),
+        expires_at: kept.map(|(_, at)| rfc3339(at)),
+    };
+    let mut response = (axum::http::StatusCode::ACCEPTED, axum::Json(body)).into_response();
     response.extensions_mut().insert(Outcome("unknown"));
     response
+}
+
+/// A send whose outcome is not known: a provider was reached and did not answer in time.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Unknown {
+    /// Always `unknown`.
+    outcome: String,
+    /// What to do next.
+    detail: String,
+    /// Each provider tried and what it did (`primary:timeout`).
+    attempts: Vec<String>,
+    /// A start: the challenge, kept (verify with it if the code arrives).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    challenge_id: Option<String>,
+    /// A start: when its code stops working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
 }
 
 /// Whether the request says its body is JSON (`application/json`, any parameters).

@@ -17,36 +17,70 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use phone_otp::totp::{TotpError, TotpOutcome, TotpService};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::extract::{Authorized, Json, need};
 use crate::problem::{Problem, set_retry_after, whole_seconds};
 use crate::state::AppState;
 
 /// `POST /v1/totp/enroll`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Enroll {
+    /// The user.
+    #[schema(min_length = 1, max_length = 256)]
     subject: String,
     /// What the app shows under the issuer (e.g. the user's email); the subject if absent.
     label: Option<String>,
 }
 
 /// `POST /v1/totp/confirm` and `/verify` (a code or a recovery code, not both).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Check {
+    /// The user.
+    #[schema(min_length = 1, max_length = 256)]
     subject: String,
+    /// The authenticator's code.
+    #[schema(pattern = "^[0-9]{6,8}$", example = "123456")]
     code: Option<String>,
+    /// Or one of the recovery codes (verify only).
     recovery_code: Option<String>,
 }
 
 /// `POST /v1/totp/disable`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Disable {
+    /// The user.
+    #[schema(min_length = 1, max_length = 256)]
     subject: String,
+}
+
+/// A new factor, shown once (`Cache-Control: no-store`).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Enrollment<'a> {
+    /// The `otpauth://` key URI for the app.
+    uri: &'a str,
+    /// The URI as a QR code (SVG).
+    qr_svg: Option<&'a str>,
+    /// The secret in base32, for typing in.
+    secret: &'a str,
+    /// Ten single-use recovery codes.
+    recovery_codes: Vec<&'a str>,
+}
+
+/// An authenticator check's outcome: `verified` (200), `mismatch` (422), `already_used`
+/// (409), `account_locked` (423), `limited` (429, with `retry_after`) or `not_enrolled`
+/// (404).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TotpVerdict {
+    /// The outcome.
+    outcome: &'static str,
+    /// `limited`: seconds to wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
 }
 
 /// The factor service, on a gateway configured with one (404 otherwise).
@@ -67,6 +101,19 @@ impl FromRequestParts<AppState> for Factors {
 }
 
 /// Starts enrollment: a new secret, its key URI and ten recovery codes, shown once.
+#[utoipa::path(
+    post,
+    path = "/v1/totp/enroll",
+    operation_id = "totp_enroll",
+    tag = "totp",
+    request_body = Enroll,
+    responses(
+        (status = 201, description = "Shown once (`Cache-Control: no-store`).", body = Enrollment),
+        (status = 404, description = "`not_found`: authenticator codes are not configured.", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`already_enrolled`: disable the confirmed factor first.", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = ["totp:enroll"]), ("access_token" = ["totp:enroll"]))
+)]
 pub(crate) async fn enroll(
     Authorized(caller, _): Authorized<need::TotpEnroll>,
     Factors(totp): Factors,
@@ -82,12 +129,12 @@ pub(crate) async fn enroll(
         .map(|code| code.expose_secret())
         .collect();
     let qr_svg = enrollment.qr_svg();
-    let body = json!({
-        "uri": enrollment.uri.expose_secret(),
-        "qr_svg": qr_svg.as_ref().map(ExposeSecret::expose_secret),
-        "secret": enrollment.secret_base32.expose_secret(),
-        "recovery_codes": codes,
-    });
+    let body = Enrollment {
+        uri: enrollment.uri.expose_secret(),
+        qr_svg: qr_svg.as_ref().map(ExposeSecret::expose_secret),
+        secret: enrollment.secret_base32.expose_secret(),
+        recovery_codes: codes,
+    };
     let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
     // Secrets in the body: no cache may keep them.
     response
@@ -97,6 +144,22 @@ pub(crate) async fn enroll(
 }
 
 /// Activates a factor with its first correct code.
+#[utoipa::path(
+    post,
+    path = "/v1/totp/confirm",
+    operation_id = "totp_confirm",
+    tag = "totp",
+    request_body = Check,
+    responses(
+        (status = 200, description = "`verified`: the factor is active.", body = TotpVerdict),
+        (status = 404, description = "`not_enrolled`, or authenticator codes are not configured.", body = TotpVerdict),
+        (status = 409, description = "`already_used`: this time step was accepted before.", body = TotpVerdict),
+        (status = 422, description = "`mismatch`.", body = TotpVerdict),
+        (status = 423, description = "`account_locked`.", body = TotpVerdict),
+        (status = 429, description = "`limited`, with `retry_after`.", body = TotpVerdict),
+    ),
+    security(("api_key" = ["totp:enroll"]), ("access_token" = ["totp:enroll"]))
+)]
 pub(crate) async fn confirm(
     Authorized(caller, _): Authorized<need::TotpEnroll>,
     Factors(totp): Factors,
@@ -112,6 +175,22 @@ pub(crate) async fn confirm(
 }
 
 /// Checks an authenticator code (a time step is accepted once) or a recovery code.
+#[utoipa::path(
+    post,
+    path = "/v1/totp/verify",
+    operation_id = "totp_verify",
+    tag = "totp",
+    request_body = Check,
+    responses(
+        (status = 200, description = "`verified`.", body = TotpVerdict),
+        (status = 404, description = "`not_enrolled`, or authenticator codes are not configured.", body = TotpVerdict),
+        (status = 409, description = "`already_used`: a replayed code.", body = TotpVerdict),
+        (status = 422, description = "`mismatch`.", body = TotpVerdict),
+        (status = 423, description = "`account_locked`.", body = TotpVerdict),
+        (status = 429, description = "`limited`, with `retry_after`.", body = TotpVerdict),
+    ),
+    security(("api_key" = ["totp:verify"]), ("access_token" = ["totp:verify"]))
+)]
 pub(crate) async fn verify(
     Authorized(caller, _): Authorized<need::TotpVerify>,
     Factors(totp): Factors,
@@ -127,6 +206,18 @@ pub(crate) async fn verify(
 }
 
 /// Removes a user's factor (after they proved themselves another way).
+#[utoipa::path(
+    post,
+    path = "/v1/totp/disable",
+    operation_id = "totp_disable",
+    tag = "totp",
+    request_body = Disable,
+    responses(
+        (status = 204, description = "Removed (or there was none)."),
+        (status = 404, description = "`not_found`: authenticator codes are not configured.", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = ["totp:enroll"]), ("access_token" = ["totp:enroll"]))
+)]
 pub(crate) async fn disable(
     Authorized(caller, _): Authorized<need::TotpEnroll>,
     Factors(totp): Factors,
@@ -155,10 +246,10 @@ fn verdict(outcome: TotpOutcome) -> Response {
         TotpOutcome::Limited { retry_after } => Some(retry_after),
         _ => None,
     };
-    let mut body = json!({"outcome": name});
-    if let Some(wait) = wait {
-        body["retry_after"] = json!(whole_seconds(wait));
-    }
+    let body = TotpVerdict {
+        outcome: name,
+        retry_after: wait.map(whole_seconds),
+    };
     let mut response = (status, axum::Json(body)).into_response();
     if let Some(wait) = wait {
         set_retry_after(&mut response, wait);

@@ -14,6 +14,27 @@ use crate::problem::Problem;
 use crate::state::AppState;
 
 /// The handler.
+#[utoipa::path(
+    get,
+    path = "/v1/usage",
+    operation_id = "usage_read",
+    tag = "usage",
+    params(
+        ("from" = Option<String>, Query, description = "Start: a UTC day (`2026-11-01`) or an RFC 3339 time; default 30 days ago"),
+        ("to" = Option<String>, Query, description = "End: a day (included) or an RFC 3339 time (excluded); default now"),
+        ("group_by" = Option<String>, Query, description = "Comma-separated: system, country, provider, day, channel, endpoint (default system)"),
+        ("system" = Option<String>, Query, description = "One system's rows (another's needs `usage:read:all`)"),
+        ("format" = Option<String>, Query, description = "`csv` for CSV (or send `Accept: text/csv`)"),
+    ),
+    responses(
+        (status = 200, description = "The totals per group.", content(
+            (crate::db::UsageDocument = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 404, description = "`not_found`: usage needs a database.", body = crate::problem::ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = ["usage:read"]), ("access_token" = ["usage:read"]))
+)]
 pub(crate) async fn usage(
     State(state): State<AppState>,
     Authorized(caller, _): Authorized<need::UsageRead>,

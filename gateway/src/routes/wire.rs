@@ -7,7 +7,8 @@ use serde::Deserialize;
 use crate::problem::Problem;
 
 /// `"sms"` (default) or `"voice"`.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = Channel)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum WireChannel {
     #[default]
@@ -26,7 +27,8 @@ impl From<WireChannel> for Channel {
 
 /// `"sign_in"` (default), `"sign_up"`, `"account_unlock"`, `"password_reset"`,
 /// `"transaction_approval"`.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = Purpose)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum WirePurpose {
     SignUp,

@@ -233,3 +233,62 @@ async fn unknown_paths_are_json_404s_and_every_answer_has_a_request_id() -> Test
     assert_eq!(response.headers()["x-request-id"], "caller-123");
     Ok(())
 }
+
+/// The published contract is the one the gateway serves, and the committed copy is what
+/// the code generates (regenerate with
+/// `cargo run -p phone-otp-gateway -- openapi > gateway/openapi.json`). It names every `/v1`
+/// operation the router serves.
+#[tokio::test]
+async fn the_committed_contract_is_the_served_one() -> TestResult {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"))?;
+    let generated = phone_otp_gateway::openapi::document();
+    assert!(
+        committed == generated,
+        "gateway/openapi.json is stale: run `cargo run -p phone-otp-gateway -- openapi > gateway/openapi.json`"
+    );
+    let gw = TestGateway::start().await;
+    let served = gw
+        .client
+        .get(format!("{}/openapi.json", gw.url))
+        .send()
+        .await?;
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.headers()["content-type"], "application/json");
+    assert_eq!(served.text().await?, generated);
+    let document: Value = serde_json::from_str(generated)?;
+    assert_eq!(document["openapi"], "3.1.0");
+    let mut paths: Vec<&str> = document["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        [
+            "/v1/challenges",
+            "/v1/challenges/{id}/resend",
+            "/v1/challenges/{id}/verify",
+            "/v1/messages",
+            "/v1/totp/confirm",
+            "/v1/totp/disable",
+            "/v1/totp/enroll",
+            "/v1/totp/verify",
+            "/v1/usage",
+        ]
+    );
+    // Every operation names its scope for both credentials, and answers problems as
+    // problem details.
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let security = operation["security"].as_array().unwrap();
+            assert_eq!(security.len(), 2, "{method} {path}");
+            assert!(
+                operation["responses"]["401"]["content"]["application/problem+json"].is_object(),
+                "{method} {path}"
+            );
+        }
+    }
+    Ok(())
+}
