@@ -54,6 +54,22 @@ else
   echo "*** multi_instance against Redis SKIPPED: REDIS_URL is not set (./scripts/test.sh sets it) ***"
 fi
 
+# The README's "try it in five minutes": its block exactly as written, run with bash. It
+# starts the gateway (offline config) in the background and posts Okta's request; the
+# answer must be SUCCESSFUL. The gateway it started is stopped afterwards.
+try_block=$(awk '/<!-- check-examples: try the gateway -->/ {found=1; next}
+  found && /^```sh/ {inside=1; next} inside && /^```/ {exit} inside {print}' README.md)
+[ -n "$try_block" ] || { echo "FAIL: the README's try-the-gateway block is missing"; failures=$((failures + 1)); }
+try_out=$(bash -c "set -m; $try_block
+status=\$?; kill %1 2>/dev/null; wait 2>/dev/null; exit \$status" 2>&1 </dev/null) || true
+if [[ "$try_out" == *'"status":"SUCCESSFUL"'* ]]; then
+  echo "ok: the README's try-the-gateway commands -> SUCCESSFUL"
+else
+  echo "FAIL: the README's try-the-gateway commands answered:"
+  echo "$try_out" | sed 's/^/    /' | tail -20
+  failures=$((failures + 1))
+fi
+
 if [ "$failures" -gt 0 ]; then
   echo "$failures example check(s) failed"
   exit 1

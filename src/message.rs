@@ -173,6 +173,9 @@ pub struct Message {
     locale: Locale,
     validity: Option<Duration>,
     reference: String,
+    /// The service checked the destination policy before it charged any limit: a
+    /// [`Router`](crate::Router) under it does not check again.
+    policy_checked: bool,
 }
 
 impl Message {
@@ -195,6 +198,7 @@ impl Message {
             locale: Locale::default(),
             validity: None,
             reference: String::new(),
+            policy_checked: false,
         }
     }
 
@@ -222,6 +226,17 @@ impl Message {
     pub fn with_reference(mut self, reference: impl Into<String>) -> Self {
         self.reference = reference.into();
         self
+    }
+
+    /// Marks the destination policy as checked by the service that built this message.
+    pub(crate) fn policy_checked(mut self) -> Self {
+        self.policy_checked = true;
+        self
+    }
+
+    /// Whether the service checked the destination policy already.
+    pub(crate) fn is_policy_checked(&self) -> bool {
+        self.policy_checked
     }
 
     /// The destination.

@@ -72,3 +72,13 @@ pub use surfaces::{BearerAccess, OKTA_PREVIEW_NUMBERS, OktaHook, TwilioCallbacks
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The Rust snippets of `docs/library.md`, compiled as doctests like the README's.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/library.md")]
+pub struct LibraryDocDoctests;
+
+/// The Rust snippets of `docs/gateway.md`, compiled as doctests like the README's.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/gateway.md")]
+pub struct GatewayDocDoctests;

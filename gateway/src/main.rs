@@ -178,7 +178,14 @@ async fn main() -> ExitCode {
     let built = match config.build(&|name| std::env::var(name).ok()).await {
         Ok(built) => built,
         Err(e) => {
-            error!(error = %error_chain(&e), "cannot start");
+            // For the person at the terminal, not a log line.
+            eprintln!("error: cannot start: {}", error_chain(&e));
+            if matches!(e, phone_otp_gateway::config::ConfigError::MissingEnv(_)) {
+                eprintln!(
+                    "hint: set them, or try the gateway without any account first: \
+                     `--config gateway/examples/try.toml` (see the README)"
+                );
+            }
             return ExitCode::FAILURE;
         }
     };
@@ -197,7 +204,7 @@ async fn main() -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(listener) => listener,
         Err(e) => {
-            error!(address = %config.listen, error = %e, "cannot listen");
+            eprintln!("error: cannot listen on {}: {e}", config.listen);
             return ExitCode::FAILURE;
         }
     };

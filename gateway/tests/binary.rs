@@ -27,12 +27,15 @@ fn missing_variables_are_named_and_the_exit_is_non_zero() {
         .output()
         .unwrap();
     assert!(!output.status.success());
-    let logs = String::from_utf8_lossy(&output.stdout);
-    assert!(logs.contains("POTP_TEST_OKTA_SECRET"), "{logs}");
+    // Said to the person on stderr, in words (not a JSON log line), with a way forward.
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("POTP_TEST_OKTA_SECRET"), "{said}");
     assert!(
-        logs.contains("TWILIO_ACCOUNT_SID"),
-        "every missing variable at once: {logs}"
+        said.contains("TWILIO_ACCOUNT_SID"),
+        "every missing variable at once: {said}"
     );
+    assert!(said.starts_with("error: cannot start: "), "{said}");
+    assert!(said.contains("gateway/examples/try.toml"), "{said}");
 
     let unknown = write_config("unknown", "listen_port = 80\n");
     let output = Command::new(env!("CARGO_BIN_EXE_phone-otp-gateway"))

@@ -572,8 +572,6 @@ pub(crate) struct SendKeys<'a> {
     /// SMS segments, or 1 for a call (what budgets price).
     pub(crate) units: u64,
     pub(crate) now: crate::Timestamp,
-    /// The guard's floor for this send's country (from its learned conversion).
-    pub(crate) guard_floor_permille: u32,
 }
 
 impl Limits {
@@ -581,7 +579,10 @@ impl Limits {
     /// its network, the subject and the tenant, then the number, its country and
     /// everything. Nothing is charged unless all allow, so the order only decides which
     /// refusal is reported: the one closest to the abuser.
-    pub(crate) fn charges(&self, send: &SendKeys<'_>) -> Vec<Limit> {
+    ///
+    /// `guard_floor_permille` is the conversion guard's floor for this send's country (from
+    /// its learned conversion).
+    pub(crate) fn charges(&self, send: &SendKeys<'_>, guard_floor_permille: u32) -> Vec<Limit> {
         let mut charges = Vec::with_capacity(9);
         let mut add = |quota: Option<Quota>, key: Option<LimitKey>| {
             if let (Some(quota), Some(key)) = (quota, key) {
@@ -613,7 +614,7 @@ impl Limits {
         }
         let safe = self.safe_list.covers(send.to, send.subject);
         if let Some(guard) = self.conversion_guard.as_ref().filter(|_| !safe) {
-            charges.extend(guard_charges(guard, send.to, send.guard_floor_permille));
+            charges.extend(guard_charges(guard, send.to, guard_floor_permille));
         }
         if let Some(schedule) = self.backoff.filter(|_| !safe) {
             // Backoff last: a send refused by a fixed quota does not even reach it, and

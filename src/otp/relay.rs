@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use super::notice::Notice;
 use super::relay_text::RelayTextPolicy;
-use super::service::{LimitFailure, OtpService, Refusal};
+use super::service::{LimitFailure, OtpService};
 use crate::clock::Timestamp;
 use crate::error::RelayError;
 use crate::limit::{Limit, LimitKey, Quota, SendKeys, hex};
@@ -386,25 +386,21 @@ impl OtpService {
         };
         let segments =
             (request.channel == Channel::Sms).then(|| count_sms_segments(text.expose_secret()));
-        limits.extend(inner.limits.charges(&SendKeys {
-            to: &request.to,
-            destination_fingerprint,
-            subject: request.subject.as_deref(),
-            tenant: request.tenant.as_deref(),
-            client_ip: request.client_ip,
-            channel: request.channel,
-            units: segments.map_or(1, |s| u64::try_from(s.segments).unwrap_or(u64::MAX)),
-            now,
-            guard_floor_permille: self.guard_floor(&request.to, now).await,
-        }));
-        if let Err(failure) = self.enforce(&limits, &request.to, now).await {
-            return Err(match failure {
-                LimitFailure::Refused(Refusal { limit, retry_after }) => {
-                    RelayError::Limited { limit, retry_after }
-                }
-                LimitFailure::Store(error) => RelayError::Store(error),
-            });
-        }
+        self.admit(
+            SendKeys {
+                to: &request.to,
+                destination_fingerprint,
+                subject: request.subject.as_deref(),
+                tenant: request.tenant.as_deref(),
+                client_ip: request.client_ip,
+                channel: request.channel,
+                units: segments.map_or(1, |s| u64::try_from(s.segments).unwrap_or(u64::MAX)),
+                now,
+            },
+            limits,
+        )
+        .await
+        .map_err(LimitFailure::relay)?;
 
         let base = match request.channel {
             Channel::Voice => Message::voice(request.to.clone(), text.expose_secret()),
@@ -424,7 +420,8 @@ impl OtpService {
         let message = base
             .with_locale(locale)
             .with_validity(remaining)
-            .with_reference(reference);
+            .with_reference(reference)
+            .policy_checked();
 
         let started = tokio::time::Instant::now();
         let sent = match request.deadline {

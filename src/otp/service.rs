@@ -265,6 +265,35 @@ pub(super) enum LimitFailure {
     Store(StoreError),
 }
 
+impl LimitFailure {
+    pub(super) fn start(self) -> StartError {
+        match self {
+            Self::Refused(Refusal { limit, retry_after }) => {
+                StartError::Limited { limit, retry_after }
+            }
+            Self::Store(error) => StartError::Store(error),
+        }
+    }
+
+    pub(super) fn resend(self) -> ResendError {
+        match self {
+            Self::Refused(Refusal { limit, retry_after }) => {
+                ResendError::Limited { limit, retry_after }
+            }
+            Self::Store(error) => ResendError::Store(error),
+        }
+    }
+
+    pub(super) fn relay(self) -> crate::error::RelayError {
+        match self {
+            Self::Refused(Refusal { limit, retry_after }) => {
+                crate::error::RelayError::Limited { limit, retry_after }
+            }
+            Self::Store(error) => crate::error::RelayError::Store(error),
+        }
+    }
+}
+
 impl OtpService {
     /// A builder with secure defaults.
     pub fn builder() -> OtpServiceBuilder {
@@ -336,25 +365,21 @@ impl OtpService {
             return Err(StartError::AccountLocked);
         }
         let locale = request.locale.unwrap_or_default();
-        let limits = inner.limits.charges(&SendKeys {
-            to: &request.to,
-            destination_fingerprint: fingerprint,
-            subject: request.subject.as_deref(),
-            tenant: request.tenant.as_deref(),
-            client_ip: request.client_ip,
-            channel: request.channel,
-            units: self.billed_units(request.channel, request.purpose, locale, inner.lifetime),
-            now,
-            guard_floor_permille: self.guard_floor(&request.to, now).await,
-        });
-        if let Err(failure) = self.enforce(&limits, &request.to, now).await {
-            return Err(match failure {
-                LimitFailure::Refused(Refusal { limit, retry_after }) => {
-                    StartError::Limited { limit, retry_after }
-                }
-                LimitFailure::Store(error) => StartError::Store(error),
-            });
-        }
+        self.admit(
+            SendKeys {
+                to: &request.to,
+                destination_fingerprint: fingerprint,
+                subject: request.subject.as_deref(),
+                tenant: request.tenant.as_deref(),
+                client_ip: request.client_ip,
+                channel: request.channel,
+                units: self.billed_units(request.channel, request.purpose, locale, inner.lifetime),
+                now,
+            },
+            Vec::new(),
+        )
+        .await
+        .map_err(LimitFailure::start)?;
 
         let code = code::generate(inner.code_length).map_err(StartError::Random)?;
         let random = ChallengeId::random_key().map_err(StartError::Random)?;
@@ -567,32 +592,28 @@ impl OtpService {
         {
             return Err(ResendError::AccountLocked);
         }
-        let limits = inner.limits.charges(&SendKeys {
-            to: &pending.destination,
-            destination_fingerprint: self
-                .keys()
-                .destination_fingerprint(pending.destination.e164()),
-            subject: pending.subject.as_deref(),
-            tenant: pending.tenant.as_deref(),
-            client_ip: request.client_ip,
-            channel,
-            units: self.billed_units(
+        self.admit(
+            SendKeys {
+                to: &pending.destination,
+                destination_fingerprint: self
+                    .keys()
+                    .destination_fingerprint(pending.destination.e164()),
+                subject: pending.subject.as_deref(),
+                tenant: pending.tenant.as_deref(),
+                client_ip: request.client_ip,
                 channel,
-                pending.purpose,
-                pending.locale,
-                pending.expires_at.saturating_duration_since(now),
-            ),
-            now,
-            guard_floor_permille: self.guard_floor(&pending.destination, now).await,
-        });
-        if let Err(failure) = self.enforce(&limits, &pending.destination, now).await {
-            return Err(match failure {
-                LimitFailure::Refused(Refusal { limit, retry_after }) => {
-                    ResendError::Limited { limit, retry_after }
-                }
-                LimitFailure::Store(error) => ResendError::Store(error),
-            });
-        }
+                units: self.billed_units(
+                    channel,
+                    pending.purpose,
+                    pending.locale,
+                    pending.expires_at.saturating_duration_since(now),
+                ),
+                now,
+            },
+            Vec::new(),
+        )
+        .await
+        .map_err(LimitFailure::resend)?;
         let code = code::generate(inner.code_length).map_err(ResendError::Random)?;
         let digest = self
             .keys()
@@ -649,7 +670,8 @@ impl OtpService {
             .with_reference(reference.map_or_else(
                 || format!("{}-{}", self.keys().provider_reference(id), now.as_millis()),
                 str::to_owned,
-            ));
+            ))
+            .policy_checked();
         match inner.provider.send(&message).await {
             Ok(receipt) => {
                 info!(
@@ -850,6 +872,19 @@ impl OtpService {
         if let Some(to) = destination {
             self.inner.guard.credit(&*self.inner.store, &to, now).await;
         }
+    }
+
+    /// One send's admission, the step start, resend and relay share: the send is charged
+    /// to `first` (the request's own limits, such as its key) and to every limit `send`
+    /// names, at the conversion guard's floor for its country: all of them, or none.
+    pub(super) async fn admit(
+        &self,
+        send: SendKeys<'_>,
+        mut first: Vec<Limit>,
+    ) -> Result<(), LimitFailure> {
+        let floor = self.guard_floor(send.to, send.now).await;
+        first.extend(self.inner.limits.charges(&send, floor));
+        self.enforce(&first, send.to, send.now).await
     }
 
     pub(super) async fn enforce(

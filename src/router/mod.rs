@@ -95,6 +95,9 @@ pub struct RouterBuilder {
     defaults: Vec<(Channel, Vec<String>)>,
     failover: Failover,
     policy: Option<DestinationPolicy>,
+    /// Set by [`RouterBuilder::policy`]: a policy given here is enforced on every send,
+    /// a service's too (the default one defers to the service's own check).
+    policy_configured: bool,
     breaker: BreakerConfig,
     clock: Arc<dyn Clock>,
     budgets: Option<ProviderBudgets>,
@@ -144,9 +147,13 @@ impl RouterBuilder {
         self
     }
 
-    /// The destination policy (default [`DestinationPolicy::default`]).
+    /// The destination policy (default [`DestinationPolicy::default`]). A policy set here
+    /// is checked on every send; the default one is not checked again for messages an
+    /// [`OtpService`](crate::OtpService) sends, which checked its own policy before
+    /// charging any limit (configure the policy there, once).
     pub fn policy(mut self, policy: DestinationPolicy) -> Self {
         self.policy = Some(policy);
+        self.policy_configured = true;
         self
     }
 
@@ -231,6 +238,7 @@ impl RouterBuilder {
                 defaults,
                 failover: self.failover,
                 policy: self.policy,
+                policy_configured: self.policy_configured,
                 breaker: self.breaker,
                 clock: self.clock,
                 budgets: self.budgets,
@@ -257,6 +265,9 @@ struct Inner {
     defaults: HashMap<Channel, Chain>,
     failover: Failover,
     policy: Option<DestinationPolicy>,
+    /// Set by [`RouterBuilder::policy`]: a policy given here is enforced on every send,
+    /// a service's too (the default one defers to the service's own check).
+    policy_configured: bool,
     breaker: BreakerConfig,
     clock: Arc<dyn Clock>,
     budgets: Option<ProviderBudgets>,
@@ -303,6 +314,7 @@ impl Router {
             defaults: Vec::new(),
             failover: Failover::default(),
             policy: Some(DestinationPolicy::default()),
+            policy_configured: false,
             breaker: BreakerConfig::default(),
             clock: Arc::new(SystemClock),
             budgets: None,
@@ -406,7 +418,10 @@ impl PhoneProvider for Router {
         let inner = &self.inner;
         let (to, channel) = (message.to(), message.channel());
         let region = region_key(to);
+        // A service's message was checked against the service's policy before any limit
+        // was charged: the policy is enforced once, where it is configured.
         if let Some(policy) = &inner.policy
+            && (inner.policy_configured || !message.is_policy_checked())
             && let Err(refusal) = policy.check(to, channel)
         {
             info!(router = %inner.name, to = %to, reason = %refusal, "destination refused by policy");

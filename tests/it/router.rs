@@ -950,3 +950,50 @@ async fn provider_budgets_hold_under_64_concurrent_sends() -> TestResult {
     assert_eq!(s.ntt.attempts(), 10);
     Ok(())
 }
+
+/// The destination policy is configured once, on the service, and enforced once, before
+/// any limit is charged: a router left with its default policy does not refuse what the
+/// service's policy allows. A policy given to the router itself still holds on every send.
+#[tokio::test]
+async fn the_services_policy_is_enforced_once_and_a_routers_own_still_holds() -> TestResult {
+    // A Japanese 050 number is VoIP: refused by default, allowed by this service.
+    let voip = PhoneNumber::parse("+815012345678")?;
+    assert_eq!(voip.number_type(), NumberType::Voip);
+    let s = setup(|b| b);
+    let otp = OtpService::builder()
+        .key_ring(KeyRing::new(
+            HmacKey::new(1, &SecretSlice::from(vec![3u8; 32])).unwrap(),
+        ))
+        .provider(s.router.clone())
+        .destination_policy(
+            DestinationPolicy::default().allow_number_type(Channel::Sms, NumberType::Voip),
+        )
+        .build()?;
+    otp.start(StartRequest::sms(voip.clone(), Purpose::SignIn))
+        .await?;
+    assert!(s.ntt.last_message_to(&voip).is_some(), "delivered");
+
+    // The router's own policy (Japan refused) holds for the service's sends too.
+    let s = setup(|b| {
+        b.policy(
+            DestinationPolicy::default()
+                .deny_country(Channel::Sms, "JP")
+                .unwrap(),
+        )
+    });
+    let otp = otp_over(s.router.clone(), false);
+    match otp
+        .start(StartRequest::sms(jp_mobile(), Purpose::SignIn))
+        .await
+    {
+        Err(StartError::Delivery(error)) => {
+            assert_eq!(error.kind(), ProviderErrorKind::PolicyRefused);
+        }
+        other => panic!("expected the router's refusal, got {other:?}"),
+    }
+    assert_eq!(
+        s.ntt.attempts() + s.twilio.attempts() + s.smslink.attempts(),
+        0
+    );
+    Ok(())
+}

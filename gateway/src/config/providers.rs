@@ -132,9 +132,10 @@ impl Config {
         if let Some(n) = routing.max_attempts {
             failover = failover.max_attempts(n);
         }
+        // The destination policy is the service's (configured and checked once, before any
+        // limit is charged); the router keeps its default for sends outside the service.
         let router = builder
             .failover(failover)
-            .policy(self.policy.to_policy()?)
             .build()
             .map_err(|e| invalid("routing", e.to_string()))?;
         Ok((router, stub_only || self.providers.is_empty()))
