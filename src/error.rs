@@ -8,9 +8,9 @@ use thiserror::Error;
 use crate::challenge::NotPending;
 use crate::limit::LimitKind;
 use crate::message::Channel;
+use crate::policy::PolicyRefusal;
 use crate::provider::ProviderError;
 use crate::random::RandomError;
-use crate::router::PolicyRefusal;
 use crate::store::StoreError;
 
 /// [`OtpService::builder`](crate::OtpService::builder) was given an unsafe or incomplete

@@ -99,6 +99,7 @@ mod limit;
 mod message;
 mod otp;
 mod phone;
+mod policy;
 mod price;
 pub mod provider;
 mod random;
@@ -132,6 +133,7 @@ pub use otp::{
 #[doc(hidden)]
 pub use phone::fuzz_classification_agrees;
 pub use phone::{NumberType, ParsePhoneError, PhoneNumber, Region};
+pub use policy::{DestinationPolicy, PolicyRefusal};
 pub use price::{Micros, PriceTable, Rate};
 #[cfg(feature = "_http")]
 pub use provider::http::{ConfigError, HttpConfig};
@@ -146,9 +148,8 @@ pub use provider::{
 };
 pub use random::RandomError;
 pub use router::{
-    BreakerConfig, BreakerStatus, CountryMetrics, DestinationPolicy, Failover, LATENCY_BUCKETS,
-    PolicyRefusal, ProviderBudgets, ProviderMetrics, Router, RouterBuildError, RouterBuilder,
-    RouterMetrics,
+    BreakerConfig, BreakerStatus, CountryMetrics, Failover, LATENCY_BUCKETS, ProviderBudgets,
+    ProviderMetrics, Router, RouterBuildError, RouterBuilder, RouterMetrics,
 };
 #[cfg(feature = "redis")]
 pub use store::RedisStore;

@@ -19,8 +19,8 @@ use crate::error::{BuildError, ResendError, StartError, VerifyError};
 use crate::limit::{Admission, FailureCap, Limit, LimitKey, LimitKind, Limits, SendKeys};
 use crate::message::{Channel, Locale, Message, Purpose};
 use crate::phone::PhoneNumber;
+use crate::policy::{DestinationPolicy, PolicyRefusal};
 use crate::provider::{PhoneProvider, ProviderErrorKind};
-use crate::router::{DestinationPolicy, PolicyRefusal};
 use crate::store::{
     ChallengeRecord, MemoryStore, OtpStore, PendingChallenge, StoreError, StoredDestination,
 };

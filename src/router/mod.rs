@@ -6,7 +6,6 @@ mod budget;
 mod failover;
 mod health;
 mod metrics;
-mod policy;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -21,12 +20,12 @@ pub use budget::ProviderBudgets;
 pub use failover::Failover;
 pub use health::{BreakerConfig, BreakerStatus};
 pub use metrics::{CountryMetrics, LATENCY_BUCKETS, ProviderMetrics, RouterMetrics};
-pub use policy::{DestinationPolicy, PolicyRefusal};
 
 use crate::clock::{Clock, SystemClock};
 use crate::limit::Admission;
 use crate::message::{Channel, Message};
 use crate::phone::{PhoneNumber, Region};
+use crate::policy::DestinationPolicy;
 use crate::provider::Receipt;
 use crate::provider::{Attempt, AttemptOutcome, PhoneProvider, ProviderError, ProviderErrorKind};
 use health::{Breaker, Scope};

@@ -1,5 +1,6 @@
 //! Which destinations may be sent to at all, per channel: toll-fraud geo permissions and
-//! number types.
+//! number types. The service checks it before charging any limit; a router checks it for
+//! sends that did not come through a service (or a policy given to the router itself).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
