@@ -55,6 +55,7 @@ pub mod config;
 pub mod db;
 mod metrics;
 pub mod openapi;
+mod outcome;
 mod problem;
 mod routes;
 pub mod serve;

@@ -77,7 +77,7 @@ impl Problem {
         // The audit record and the metrics count the request under the problem's code.
         response
             .extensions_mut()
-            .insert(crate::audit::Outcome(self.code));
+            .insert(crate::outcome::Outcome(self.code));
         response.extensions_mut().insert(self);
         response
     }

@@ -9,12 +9,12 @@ use std::time::Duration;
 use phone_otp::totp::TotpService;
 use phone_otp::{Clock, OtpService, PriceTable, Router as ProviderRouter};
 
-use crate::audit::writer::AuditWriter;
 use crate::auth::failures::AuthFailures;
 use crate::auth::forwarded::TrustedProxies;
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::{KeyLookup, SharedSecret};
 use crate::db::Db;
+use crate::db::audit_writer::AuditWriter;
 use crate::metrics::GatewayMetrics;
 use crate::surfaces::{BearerAccess, OktaHook, TwilioCallbacks};
 

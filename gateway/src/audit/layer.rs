@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::Audit;
+use crate::outcome::Outcome;
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -19,11 +20,6 @@ use crate::state::AppState;
 /// `challenges_start`, ...), set on its router line.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Endpoint(pub(crate) &'static str);
-
-/// What the audit record and the metrics call a response's outcome when it is not `ok`:
-/// a problem's code, or an answer's own (`mismatch`, `unknown`, `replayed`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Outcome(pub(crate) &'static str);
 
 /// The request's record in the making, shared by the layer, the caller extractor and the
 /// handler (each holds it only between two statements, never across a wait).

@@ -8,7 +8,6 @@
 
 pub(crate) mod layer;
 pub mod reconcile;
-pub(crate) mod writer;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,11 +19,11 @@ use phone_otp::{
 };
 use tracing::error;
 
+pub(crate) use crate::db::audit_writer::{AuditWriter, audit_writer};
 use crate::db::{AuditRecord, AuditWrite};
 use crate::problem::Problem;
 use crate::state::AppState;
-pub(crate) use layer::{AuditHandle, Endpoint, Outcome, audited};
-pub(crate) use writer::{AuditWriter, audit_writer};
+pub(crate) use layer::{AuditHandle, Endpoint, audited};
 
 /// One request's record in the making. Inert when the gateway has no database.
 pub(crate) struct Audit {

@@ -1,9 +1,9 @@
 //! Caller authentication: API keys and personal tokens ([`api_key`]) with scopes and
 //! source-IP allow-lists, and the shared secrets of Okta's header and bearer surfaces,
-//! compared in constant time.
+//! compared in constant time. How a request's caller is found with them, against the
+//! gateway's state, is `routes/caller.rs`.
 
 pub mod api_key;
-mod caller;
 pub mod cidr;
 pub(crate) mod failures;
 pub mod forwarded;
@@ -15,9 +15,6 @@ mod shared_secret;
 
 use axum::http::{HeaderMap, header};
 
-pub(crate) use caller::{
-    Caller, Peer, authorize, client_network, failed_authentication, guard_network,
-};
 pub(crate) use key_lookup::{KeyLookup, key_lookup};
 pub(crate) use shared_secret::SharedSecret;
 

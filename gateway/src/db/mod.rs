@@ -4,6 +4,7 @@
 //! placeholders in order, times as BIGINT milliseconds.
 
 mod audit;
+pub(crate) mod audit_writer;
 pub(crate) mod batch;
 mod health;
 mod idempotency;

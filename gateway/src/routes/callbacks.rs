@@ -30,9 +30,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tracing::{debug, warn};
 
+use super::caller::failed_authentication;
 use super::extract::Screened;
 use super::json::read_value;
-use crate::auth::failed_authentication;
 use crate::problem::Problem;
 use crate::state::AppState;
 

@@ -25,7 +25,8 @@ use utoipa::ToSchema;
 use super::extract::{Authorized, Json, JsonOrEmpty, need};
 use super::idempotency;
 use super::wire::{WireChannel, WirePurpose, parse_number};
-use crate::audit::{AuditHandle, Outcome};
+use crate::audit::AuditHandle;
+use crate::outcome::Outcome;
 use crate::problem::Problem;
 use crate::state::AppState;
 

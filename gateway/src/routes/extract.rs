@@ -9,9 +9,9 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use super::caller::{Caller, Peer, authorize, client_network, guard_network};
 use crate::audit::AuditHandle;
 use crate::auth::failures::Network;
-use crate::auth::{Caller, Peer, authorize, client_network, guard_network};
 use crate::problem::Problem;
 use crate::state::{AppState, State};
 use crate::surfaces::BearerAccess;

@@ -20,8 +20,8 @@ use axum::response::{IntoResponse as _, Response};
 use sha2::{Digest as _, Sha256};
 use tracing::warn;
 
-use super::Outcome;
 use crate::db::{Claim, Db};
+use crate::outcome::Outcome;
 use crate::problem::{Problem, invalid_request};
 use crate::state::AppState;
 

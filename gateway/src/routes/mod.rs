@@ -2,6 +2,7 @@
 
 pub(crate) mod auth0;
 pub(crate) mod callbacks;
+mod caller;
 pub(crate) mod challenges;
 mod extract;
 pub(crate) mod fields;
@@ -16,7 +17,8 @@ pub(crate) mod wire;
 
 use axum::http::{HeaderMap, header};
 
-use crate::audit::{AuditHandle, Outcome};
+use crate::audit::AuditHandle;
+use crate::outcome::Outcome;
 use crate::problem::Problem;
 use crate::state::AppState;
 

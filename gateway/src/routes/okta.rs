@@ -23,10 +23,11 @@ use phone_otp::{
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
+use super::caller::{Peer, authorize, client_network, failed_authentication, guard_network};
 use super::fields::{FieldError, Fields};
-use crate::audit::{AuditHandle, Outcome, attempt_label};
+use crate::audit::{AuditHandle, attempt_label};
 use crate::auth::scope::Scope;
-use crate::auth::{Peer, authorize, client_network, failed_authentication, guard_network};
+use crate::outcome::Outcome;
 use crate::state::AppState;
 use crate::surfaces::{OktaAuth, OktaHook};
 

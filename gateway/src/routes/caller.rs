@@ -9,12 +9,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use tracing::{debug, warn};
 
-use super::api_key::PresentedKey;
-use super::bearer;
-use super::failures::Network;
-use super::jwt::{JwtError, JwtVerifier};
-use super::scope::{Scope, Scopes};
 use crate::audit::AuditHandle;
+use crate::auth::api_key::PresentedKey;
+use crate::auth::bearer;
+use crate::auth::failures::Network;
+use crate::auth::jwt::{JwtError, JwtVerifier};
+use crate::auth::scope::{Scope, Scopes};
 use crate::problem::Problem;
 use crate::state::AppState;
 use crate::surfaces::BearerAccess;

@@ -4,8 +4,8 @@
 //! retried one write at a time, so one bad write fails only its own request, unless the
 //! database as a whole failed (disk full, down...): then all fail at once.
 
-use crate::db::batch::{BatchFuture, Batcher};
-use crate::db::{AuditWrite, Db};
+use super::batch::{BatchFuture, Batcher};
+use super::{AuditWrite, Db};
 
 /// The audit trail's writers for one database.
 pub(crate) type AuditWriter = Batcher<AuditWrite, ()>;
