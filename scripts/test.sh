@@ -162,6 +162,9 @@ fi
 
 cargo test --workspace --all-features
 
+# The alerting rules' unit tests and the dashboard's queries, with promtool.
+./scripts/check-dashboards.sh
+
 # The fault suite: two gateway instances under load while Redis restarts, this PostgreSQL
 # stops and starts, the provider flaps, and the instances get SIGTERM and SIGKILL; it
 # checks that no message went out without its audit row (scripts/faults.py).

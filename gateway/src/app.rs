@@ -266,6 +266,7 @@ impl GatewayBuilder {
                 default_region: self.default_region,
                 metrics: GatewayMetrics::default(),
                 auth_failures: AuthFailures::new(self.auth_failures_per_minute),
+                budgets: crate::budgets::BudgetView::default(),
                 request_timeout: self.request_timeout,
             }),
             body_limit: self.body_limit,

@@ -51,6 +51,7 @@
 mod app;
 pub mod audit;
 pub mod auth;
+mod budgets;
 pub mod config;
 pub mod db;
 mod metrics;

@@ -12,7 +12,10 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use phone_otp::{LATENCY_BUCKETS as PROVIDER_BUCKETS, RouterMetrics};
+use phone_otp::{
+    BreakerStatus, BudgetCap, BudgetScope, BudgetUse, LATENCY_BUCKETS as PROVIDER_BUCKETS,
+    RouterMetrics,
+};
 
 /// Upper bounds of the latency histogram buckets, in seconds.
 pub(crate) const LATENCY_BUCKETS: [f64; 10] =
@@ -345,6 +348,43 @@ fn render_router(out: &mut String, router: &RouterMetrics) {
     }
     header(
         out,
+        "phone_otp_provider_breaker_state",
+        "gauge",
+        "Each provider's circuit breaker now: 1 for its state (closed, open, half_open).",
+    );
+    for p in &router.providers {
+        for (name, state) in [
+            ("closed", BreakerStatus::Closed),
+            ("open", BreakerStatus::Open),
+            ("half_open", BreakerStatus::HalfOpen),
+        ] {
+            let _ = writeln!(
+                out,
+                "phone_otp_provider_breaker_state{{provider=\"{}\",state=\"{name}\"}} {}",
+                label(&p.provider),
+                u8::from(p.breaker == state)
+            );
+        }
+    }
+    header(
+        out,
+        "phone_otp_provider_country_breakers_open",
+        "gauge",
+        "Destination countries whose breaker for this provider is open or probing.",
+    );
+    for p in &router.providers {
+        let _ = writeln!(
+            out,
+            "phone_otp_provider_country_breakers_open{{provider=\"{}\"}} {}",
+            label(&p.provider),
+            p.destination_breakers
+                .values()
+                .filter(|status| **status != BreakerStatus::Closed)
+                .count()
+        );
+    }
+    header(
+        out,
         "phone_otp_provider_possible_duplicates_total",
         "counter",
         "Sends a provider delivered after an earlier one of the same send timed out (that one may have delivered too).",
@@ -393,5 +433,47 @@ fn render_router(out: &mut String, router: &RouterMetrics) {
             "phone_otp_country_sends_total{{country=\"{region}\",result=\"failed\"}} {}",
             c.failed
         );
+    }
+}
+
+/// Today's use and cap of each daily budget (the store's, shared by every instance), so
+/// an alert can fire before a cap refuses sends.
+pub(crate) fn render_budgets(out: &mut String, uses: &[BudgetUse]) {
+    let labels = |u: &BudgetUse| {
+        let scope = match &u.budget.scope {
+            BudgetScope::EachTenant => "each_tenant",
+            BudgetScope::Tenant(_) => "tenant",
+            BudgetScope::EachCountry => "each_country",
+            BudgetScope::Country(_) => "country",
+            _ => "total",
+        };
+        let name = match (&u.budget.scope, &u.of) {
+            (_, Some(of)) => of.as_str(),
+            (BudgetScope::Tenant(name) | BudgetScope::Country(name), None) => name.as_str(),
+            _ => "",
+        };
+        let unit = match u.budget.per_day {
+            BudgetCap::Messages(_) => "messages",
+            _ => "micros",
+        };
+        format!("scope=\"{scope}\",name=\"{}\",unit=\"{unit}\"", label(name))
+    };
+    header(
+        out,
+        "phone_otp_budget_used",
+        "gauge",
+        "Used today under each daily budget: messages, or estimated micros of the price table's currency.",
+    );
+    for u in uses {
+        let _ = writeln!(out, "phone_otp_budget_used{{{}}} {}", labels(u), u.used);
+    }
+    header(
+        out,
+        "phone_otp_budget_cap",
+        "gauge",
+        "Each daily budget's cap, in the unit of phone_otp_budget_used.",
+    );
+    for u in uses {
+        let _ = writeln!(out, "phone_otp_budget_cap{{{}}} {}", labels(u), u.cap);
     }
 }

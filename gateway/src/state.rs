@@ -13,6 +13,7 @@ use crate::auth::failures::AuthFailures;
 use crate::auth::forwarded::TrustedProxies;
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::{KeyLookup, SharedSecret};
+use crate::budgets::BudgetView;
 use crate::db::Db;
 use crate::db::audit_writer::AuditWriter;
 use crate::metrics::GatewayMetrics;
@@ -45,6 +46,8 @@ pub(crate) struct State {
     pub(crate) metrics: GatewayMetrics,
     /// Failed authentications per source network.
     pub(crate) auth_failures: AuthFailures,
+    /// Today's budget use, read from the store at most every few seconds.
+    pub(crate) budgets: BudgetView,
     /// The longest a request runs (claims older than this and a grace are stale).
     pub(crate) request_timeout: Duration,
 }

@@ -62,6 +62,36 @@ pub struct Budgets {
     pub caps: Vec<Budget>,
 }
 
+/// One daily budget's use today, as the store holds it (shared by every instance on the
+/// store), for dashboards, alerts and the operator console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BudgetUse {
+    /// The configured cap.
+    pub budget: Budget,
+    /// For a cap of each tenant or each country: the one it was read for.
+    pub of: Option<String>,
+    /// Used today: messages and calls, or estimated micros for a money cap.
+    pub used: u64,
+    /// The cap's amount, in the same unit.
+    pub cap: u64,
+    /// When today's use resets (the end of the UTC day).
+    pub resets_at: Timestamp,
+}
+
+impl BudgetUse {
+    /// Used over cap, from 0 (a zero cap counts as spent).
+    pub fn ratio(&self) -> f64 {
+        if self.cap == 0 {
+            return 1.0;
+        }
+        // Both fit a double's exact range far beyond any real budget.
+        #[allow(clippy::cast_precision_loss)]
+        let ratio = self.used as f64 / self.cap as f64;
+        ratio
+    }
+}
+
 /// The outcome of one budget step: the decision and the amount used after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BudgetStep {

@@ -18,7 +18,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 pub use backoff::{Backoff, BackoffState, BackoffStep, backoff};
-pub use budget::{Budget, BudgetCap, BudgetScope, BudgetStep, Budgets, day_of, spend};
+pub use budget::{Budget, BudgetCap, BudgetScope, BudgetStep, BudgetUse, Budgets, day_of, spend};
 pub use conversion::{
     ConversionGuard, ConversionState, ConversionStep, Counts, bucket_millis, conversion, credit,
 };
@@ -321,23 +321,16 @@ fn budget_charges(budgets: &Budgets, send: &SendKeys<'_>) -> Vec<Limit> {
         .map(|unit| unit.0.saturating_mul(send.units));
     let mut charges = Vec::new();
     for budget in &budgets.caps {
-        let scope = match &budget.scope {
-            BudgetScope::EachTenant => send.tenant.map(|t| format!("eten:{t}")),
-            BudgetScope::Tenant(t) => (send.tenant == Some(t.as_str())).then(|| format!("ten:{t}")),
-            BudgetScope::EachCountry => Some(format!("ecc:{}", country.as_deref().unwrap_or("-"))),
-            BudgetScope::Country(c) => {
-                (country.as_deref() == Some(c.as_str())).then(|| format!("cc:{c}"))
-            }
-            BudgetScope::Total => Some("total".to_owned()),
+        let Some(key) = budget_key(budget, send.tenant, country.as_deref(), day) else {
+            continue;
         };
-        let Some(scope) = scope else { continue };
-        let (unit, cap, amount) = match budget.per_day {
-            BudgetCap::Messages(cap) => ("msg", cap, 1),
+        let (cap, amount) = match budget.per_day {
+            BudgetCap::Messages(cap) => (cap, 1),
             // Unpriced: more than any cap, so refused (fail closed).
-            BudgetCap::Money(cap) => ("money", cap.0, price.unwrap_or(u64::MAX)),
+            BudgetCap::Money(cap) => (cap.0, price.unwrap_or(u64::MAX)),
         };
         charges.push(Limit {
-            key: LimitKey::budget(&scope, unit, day),
+            key,
             rule: Rule::Budget {
                 cap,
                 amount,
@@ -346,6 +339,29 @@ fn budget_charges(budgets: &Budgets, send: &SendKeys<'_>) -> Vec<Limit> {
         });
     }
     charges
+}
+
+/// The store key `budget` counts a send by `tenant` to `country` under on UTC `day`, or
+/// none when the cap does not count that send. One function, so what a send charges and
+/// what [`OtpService::budget_use`](crate::OtpService::budget_use) reads cannot drift.
+pub(crate) fn budget_key(
+    budget: &Budget,
+    tenant: Option<&str>,
+    country: Option<&str>,
+    day: u64,
+) -> Option<LimitKey> {
+    let scope = match &budget.scope {
+        BudgetScope::EachTenant => tenant.map(|t| format!("eten:{t}")),
+        BudgetScope::Tenant(t) => (tenant == Some(t.as_str())).then(|| format!("ten:{t}")),
+        BudgetScope::EachCountry => Some(format!("ecc:{}", country.unwrap_or("-"))),
+        BudgetScope::Country(c) => (country == Some(c.as_str())).then(|| format!("cc:{c}")),
+        BudgetScope::Total => Some("total".to_owned()),
+    }?;
+    let unit = match budget.per_day {
+        BudgetCap::Messages(_) => "msg",
+        BudgetCap::Money(_) => "money",
+    };
+    Some(LimitKey::budget(&scope, unit, day))
 }
 
 /// A uniform draw from 0 to 1000 from the CSPRNG (the full jitter if it fails: never a

@@ -2,6 +2,7 @@
 //! challenge's types (`challenge`).
 
 mod account;
+mod budget_use;
 mod code;
 mod guard;
 mod keys;

@@ -266,6 +266,20 @@ impl LimitTable {
         }
     }
 
+    /// What each budget key has used in its window now (0 for one never charged or
+    /// expired). Reads only: it never creates state.
+    pub(super) fn budget_used(&self, keys: &[LimitKey], now: Timestamp) -> Vec<u64> {
+        keys.iter()
+            .map(|key| {
+                let shard = lock(&self.shards[self.shard_of(key.as_str())]);
+                match shard.tats.get(key.as_str()) {
+                    Some(State::Used { used, expires }) if *expires > now.as_millis() => *used,
+                    _ => 0,
+                }
+            })
+            .collect()
+    }
+
     /// One guard key's counts now.
     pub(super) fn counts(&self, key: &LimitKey, bucket_millis: u64, now: Timestamp) -> Counts {
         let shard = lock(&self.shards[self.shard_of(key.as_str())]);

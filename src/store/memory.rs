@@ -835,6 +835,10 @@ impl OtpStore for MemoryStore {
         Ok(self.limits.counts(key, bucket_millis, now))
     }
 
+    async fn budget_used(&self, keys: &[LimitKey], now: Timestamp) -> Result<Vec<u64>, StoreError> {
+        Ok(self.limits.budget_used(keys, now))
+    }
+
     async fn totp_factor(&self, account: AccountId) -> Result<Option<TotpFactor>, StoreError> {
         Ok(lock_totp(&self.totp).get(&account).cloned())
     }

@@ -325,6 +325,13 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
         Err(StoreError::Config("this store does not count conversions"))
     }
 
+    /// What each daily budget key has used today (0 when nothing was charged), for
+    /// dashboards and alerts; reads only.
+    async fn budget_used(&self, keys: &[LimitKey], now: Timestamp) -> Result<Vec<u64>, StoreError> {
+        let _ = (keys, now);
+        Err(StoreError::Config("this store does not report budget use"))
+    }
+
     /// Where a challenge's codes went, whatever its state (the guard credits a verified
     /// code to its number's prefix); `None` once the record is gone.
     async fn destination(&self, id: &ChallengeId) -> Result<Option<StoredDestination>, StoreError> {
@@ -516,6 +523,10 @@ impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
         now: Timestamp,
     ) -> Result<Counts, StoreError> {
         (**self).conversion_counts(key, bucket_millis, now).await
+    }
+
+    async fn budget_used(&self, keys: &[LimitKey], now: Timestamp) -> Result<Vec<u64>, StoreError> {
+        (**self).budget_used(keys, now).await
     }
 
     async fn destination(&self, id: &ChallengeId) -> Result<Option<StoredDestination>, StoreError> {

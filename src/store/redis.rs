@@ -899,6 +899,34 @@ impl OtpStore for RedisStore {
         Ok(state.rolled(bucket_millis, now).counts(bucket_millis, now))
     }
 
+    async fn budget_used(
+        &self,
+        keys: &[LimitKey],
+        _now: Timestamp,
+    ) -> Result<Vec<u64>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One MGET: every limit key shares the `{limits}` hash tag, so one slot. The key
+        // expires with its day, so a missing one has used nothing.
+        let mut mget = redis::cmd("MGET");
+        for key in keys {
+            mget.arg(self.limit_key(key));
+        }
+        let raw: Vec<Option<String>> = mget
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        raw.into_iter()
+            .map(|value| match value {
+                None => Ok(0),
+                Some(text) => text
+                    .parse::<u64>()
+                    .map_err(|_| StoreError::Corrupt("budget use")),
+            })
+            .collect()
+    }
+
     async fn totp_factor(&self, account: AccountId) -> Result<Option<TotpFactor>, StoreError> {
         let fields: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL")
             .arg(self.totp_key(account))

@@ -499,6 +499,76 @@ async fn money_and_message_budgets_refuse_before_the_send_and_reset_daily() -> T
     Ok(())
 }
 
+/// What the dashboards and the console read: each cap's use today, per tenant and
+/// country asked for, the same numbers the sends were charged; a refusal adds nothing and
+/// reading creates nothing.
+#[tokio::test]
+async fn budget_use_reads_back_what_sends_charged() -> TestResult {
+    let h = Harness::with(|b| {
+        b.limits(budgets(vec![
+            Budget {
+                scope: BudgetScope::EachTenant,
+                per_day: BudgetCap::Messages(2),
+            },
+            Budget {
+                scope: BudgetScope::Country("JP".into()),
+                per_day: BudgetCap::Money(Micros(200_000)),
+            },
+            Budget {
+                scope: BudgetScope::EachCountry,
+                per_day: BudgetCap::Messages(100),
+            },
+            Budget {
+                scope: BudgetScope::Total,
+                per_day: BudgetCap::Messages(1_000),
+            },
+        ]))
+    });
+    let send =
+        |tenant: &str, n: u32| StartRequest::sms(jp_mobile_n(n), Purpose::SignIn).tenant(tenant);
+    h.start_request(send("billing", 1)).await;
+    h.start_request(send("billing", 2)).await;
+    let (limit, _) = refusal(&h, send("billing", 3)).await;
+    assert_eq!(limit, LimitKind::Budget);
+    h.start_request(send("crm", 4)).await;
+    let read = h
+        .otp
+        .budget_use(&["billing", "crm", "nobody"], &["JP", "US"])
+        .await?;
+    let found: Vec<(BudgetScope, Option<&str>, u64, u64)> = read
+        .iter()
+        .map(|u| (u.budget.scope.clone(), u.of.as_deref(), u.used, u.cap))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (BudgetScope::EachTenant, Some("billing"), 2, 2),
+            (BudgetScope::EachTenant, Some("crm"), 1, 2),
+            (BudgetScope::EachTenant, Some("nobody"), 0, 2),
+            // Three sends at the dearest JP rate (0.062), the refused one not among them.
+            (BudgetScope::Country("JP".into()), None, 186_000, 200_000),
+            (BudgetScope::EachCountry, Some("JP"), 3, 100),
+            (BudgetScope::EachCountry, Some("US"), 0, 100),
+            (BudgetScope::Total, None, 3, 1_000),
+        ]
+    );
+    assert!((read[0].ratio() - 1.0).abs() < f64::EPSILON);
+    assert!((read[3].ratio() - 0.93).abs() < 1e-9);
+    // Reading again changes nothing.
+    assert_eq!(
+        h.otp
+            .budget_use(&["billing", "crm", "nobody"], &["JP", "US"])
+            .await?,
+        read
+    );
+    assert_eq!(h.stub.attempts(), 3);
+    // The day ends: every cap reads zero again.
+    h.clock.set(read[0].resets_at);
+    let tomorrow = h.otp.budget_use(&["billing"], &[]).await?;
+    assert!(tomorrow.iter().all(|u| u.used == 0), "{tomorrow:?}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_money_budget_refuses_what_it_cannot_price() -> TestResult {
     let h = Harness::with(|b| {

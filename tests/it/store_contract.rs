@@ -807,6 +807,55 @@ pub async fn budget_refuses_at_the_boundary(store: Arc<dyn OtpStore>) -> TestRes
     Ok(())
 }
 
+/// A budget key reads back what was charged to it today, a refusal adds nothing, and a
+/// read creates no state (a key read first is still whole).
+pub async fn budget_use_reads_what_was_charged(store: Arc<dyn OtpStore>) -> TestResult {
+    let clock = ManualClock::new();
+    let (day, resets_at_millis) = phone_otp::day_of(clock.now());
+    let key = |scope: &str| LimitKey::budget(scope, "msg", day);
+    let spend = |scope: &str, amount| {
+        [Limit {
+            key: key(scope),
+            rule: Rule::Budget {
+                cap: 10,
+                amount,
+                resets_at_millis,
+            },
+        }]
+    };
+    let (spent, untouched) = (key("ten:read"), key("ten:unread"));
+    assert_eq!(
+        store
+            .budget_used(&[spent.clone(), untouched.clone()], clock.now())
+            .await?,
+        vec![0, 0]
+    );
+    store.throttle(&spend("ten:read", 4), clock.now()).await?;
+    store.throttle(&spend("ten:read", 3), clock.now()).await?;
+    assert!(matches!(
+        store.throttle(&spend("ten:read", 4), clock.now()).await?,
+        Admission::Limited { .. }
+    ));
+    assert_eq!(
+        store
+            .budget_used(&[spent.clone(), untouched.clone()], clock.now())
+            .await?,
+        vec![7, 0]
+    );
+    assert_eq!(
+        store
+            .throttle(&spend("ten:unread", 10), clock.now())
+            .await?,
+        Admission::Allowed,
+        "a read left the unread key whole"
+    );
+    assert_eq!(
+        store.budget_used(&[], clock.now()).await?,
+        Vec::<u64>::new()
+    );
+    Ok(())
+}
+
 /// 64 concurrent sends against a budget of ten: exactly ten pass, never one more.
 pub async fn budget_holds_under_64_concurrent_sends(store: Arc<dyn OtpStore>) -> TestResult {
     let clock = ManualClock::new();
@@ -1246,6 +1295,7 @@ macro_rules! contract_tests {
             backoff_holds_under_64_concurrent_sends,
             budget_refuses_at_the_boundary,
             budget_holds_under_64_concurrent_sends,
+            budget_use_reads_what_was_charged,
             conversion_guard_trips_and_recovers,
             totp_steps_are_accepted_once,
             totp_recovery_codes_and_the_shared_failure_cap,

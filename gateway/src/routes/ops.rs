@@ -100,6 +100,11 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(db) = &state.db {
         crate::metrics::render_database(&mut text, db);
     }
+    let (budgets, error) = state.budgets.read(&state).await;
+    if let Some(error) = error {
+        tracing::warn!(error = %error, "budget use not read for /metrics");
+    }
+    crate::metrics::render_budgets(&mut text, &budgets);
     (
         [(
             header::CONTENT_TYPE,
