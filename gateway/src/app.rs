@@ -54,6 +54,12 @@ pub enum BuildError {
     /// A static token was given no scope: it could call nothing.
     #[error("the {0} token has no scopes: name what it may call")]
     NoScopes(&'static str),
+    /// The console shows the audit trail and keys: it needs the key database.
+    #[error("the console needs a database ([database])")]
+    ConsoleNeedsDatabase,
+    /// No random session key could be made for the console.
+    #[error("no random console session key")]
+    NoRandom,
 }
 
 /// Builds a [`Gateway`] around an [`OtpService`].
@@ -78,9 +84,19 @@ pub struct GatewayBuilder {
     body_limit: usize,
     request_timeout: Duration,
     auth_failures_per_minute: NonZeroU32,
+    #[cfg(feature = "console")]
+    console: Option<crate::console::ConsoleSettings>,
 }
 
 impl GatewayBuilder {
+    /// Serves the operator console under `/console` (it needs [`Self::keys`]: operators
+    /// sign in with keys, and pages read the audit trail).
+    #[cfg(feature = "console")]
+    pub fn console(mut self, settings: crate::console::ConsoleSettings) -> Self {
+        self.console = Some(settings);
+        self
+    }
+
     /// The provider router the service sends through, for its metrics.
     pub fn provider_router(mut self, router: ProviderRouter) -> Self {
         self.router = Some(router);
@@ -245,6 +261,12 @@ impl GatewayBuilder {
         {
             return Err(BuildError::WeakSecret("ntt-cpaas callback"));
         }
+        #[cfg(feature = "console")]
+        let console = match self.console {
+            Some(_) if self.db.is_none() => return Err(BuildError::ConsoleNeedsDatabase),
+            Some(settings) => Some(settings.into_console().ok_or(BuildError::NoRandom)?),
+            None => None,
+        };
         Ok(Gateway {
             state: Arc::new(State {
                 otp: self.otp,
@@ -268,6 +290,8 @@ impl GatewayBuilder {
                 auth_failures: AuthFailures::new(self.auth_failures_per_minute),
                 budgets: crate::budgets::BudgetView::default(),
                 request_timeout: self.request_timeout,
+                #[cfg(feature = "console")]
+                console,
             }),
             body_limit: self.body_limit,
             request_timeout: self.request_timeout,
@@ -306,6 +330,8 @@ impl Gateway {
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
+            #[cfg(feature = "console")]
+            console: None,
         }
     }
 
@@ -370,7 +396,6 @@ impl Gateway {
 
     /// The endpoints, with their layers, as an axum router to serve or merge.
     pub fn router(&self) -> axum::Router {
-        let request_id = HeaderName::from_static("x-request-id");
         let mut app = axum::Router::new()
             .route("/healthz", get(routes::ops::healthz))
             .route("/readyz", get(routes::ops::readyz))
@@ -450,6 +475,33 @@ impl Gateway {
                 self.audited("usage", get(routes::usage::usage)),
             );
         }
+        #[cfg(feature = "console")]
+        if self
+            .state
+            .console
+            .as_ref()
+            .is_some_and(|console| !console.own_listener)
+        {
+            app = app.merge(crate::console::routes(|name, route| {
+                self.audited(name, route)
+            }));
+        }
+        self.with_layers(app)
+    }
+
+    /// The console alone, for a listener of its own
+    /// ([`ConsoleSettings::own_listener`](crate::console::ConsoleSettings::own_listener));
+    /// `None` without a console.
+    #[cfg(feature = "console")]
+    pub fn console_router(&self) -> Option<axum::Router> {
+        self.state.console.as_ref()?;
+        let routes = crate::console::routes(|name, route| self.audited(name, route));
+        Some(self.with_layers(routes))
+    }
+
+    /// The layers every request passes, around `app`.
+    fn with_layers(&self, app: axum::Router<AppState>) -> axum::Router {
+        let request_id = HeaderName::from_static("x-request-id");
         app.fallback(routes::ops::not_found)
             .with_state(Arc::clone(&self.state))
             .layer(DefaultBodyLimit::max(self.body_limit))

@@ -12,6 +12,7 @@
 //! | `POST /v1/challenges`, `/{id}/resend`, `/{id}/verify` | backends in any language | the library's own start, resend and verify |
 //! | `POST /callbacks/twilio/status`, `/callbacks/ntt-cpaas/delivery` | providers | delivery receipts, counted per provider and country |
 //! | `GET /metrics`, `/healthz`, `/readyz` | operations | Prometheus text, liveness, store readiness |
+//! | `/console/...` (feature `console`) | operators, in a browser | usage, cost, refusals and budgets per system ([`console`]) |
 //!
 //! Every hook path calls [`OtpService::relay`](phone_otp::OtpService::relay): the same
 //! destination policy, send limits, templates and routing as the library's own `start`.
@@ -53,6 +54,8 @@ pub mod audit;
 pub mod auth;
 mod budgets;
 pub mod config;
+#[cfg(feature = "console")]
+pub mod console;
 pub mod db;
 mod metrics;
 pub mod openapi;

@@ -39,7 +39,7 @@ enum Command {
         /// End: a day (included) or an RFC 3339 time (excluded); default: now.
         #[arg(long)]
         to: Option<String>,
-        /// Comma-separated: system, country, provider, day, channel, endpoint.
+        /// Comma-separated: system, country, provider, day, channel, endpoint, hour, outcome.
         #[arg(long, default_value = "system")]
         group_by: String,
         /// `csv` or `json`.
@@ -222,6 +222,27 @@ async fn main() -> ExitCode {
         "phone-otp-gateway listening"
     );
     let _reconciler = built.gateway.spawn_audit_reconciler();
+    #[cfg(feature = "console")]
+    if let (Some(address), Some(router)) = (
+        config.console.as_ref().and_then(|c| c.listen),
+        built.gateway.console_router(),
+    ) {
+        let listener = match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                eprintln!("error: cannot listen on {address} for the console: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        info!(%address, "console listening");
+        tokio::spawn(async move {
+            let served =
+                phone_otp_gateway::serve::serve(listener, router, limits, shutdown_signal()).await;
+            if let Err(e) = served {
+                error!(error = %e, "console server failed");
+            }
+        });
+    }
     let served = phone_otp_gateway::serve::serve(
         listener,
         built.gateway.router(),

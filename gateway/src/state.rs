@@ -48,6 +48,9 @@ pub(crate) struct State {
     pub(crate) auth_failures: AuthFailures,
     /// Today's budget use, read from the store at most every few seconds.
     pub(crate) budgets: BudgetView,
+    /// The operator console, when served.
+    #[cfg(feature = "console")]
+    pub(crate) console: Option<crate::console::Console>,
     /// The longest a request runs (claims older than this and a grace are stale).
     pub(crate) request_timeout: Duration,
 }

@@ -6,6 +6,7 @@
 //! (`TWILIO_*`, `NTT_CPAAS_*`, `SMSLINK_*`). See `examples/gateway.toml`.
 
 mod build;
+mod console;
 mod database;
 mod jwt;
 mod limits;
@@ -23,6 +24,7 @@ use serde::Deserialize;
 use crate::telemetry::LogFormat;
 
 pub use build::Built;
+pub use console::ConsoleConfig;
 pub use database::DatabaseConfig;
 pub use jwt::JwtConfig;
 pub use limits::{BudgetConfig, LimitsConfig, SafeListConfig, parse_duration};
@@ -95,6 +97,8 @@ pub struct Config {
     pub jwt: Vec<JwtConfig>,
     /// Authenticator-app codes on `/v1/totp`.
     pub totp: Option<TotpConfig>,
+    /// The operator console (needs `[database]`).
+    pub console: Option<ConsoleConfig>,
 }
 
 fn default_listen() -> SocketAddr {

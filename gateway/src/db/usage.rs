@@ -25,17 +25,26 @@ pub enum Dimension {
     Channel,
     /// The endpoint called.
     Endpoint,
+    /// The UTC hour (`2026-11-28T13:00Z`); a range of at most [`MAX_HOURLY_DAYS`] days.
+    Hour,
+    /// What the request ended as: `ok`, or the refusal's code (`rate_limited`, ...).
+    Outcome,
 }
+
+/// The longest range a report grouped by hour may cover, in days (its rows stay bounded).
+pub const MAX_HOURLY_DAYS: i64 = 31;
 
 impl Dimension {
     /// Every dimension.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::System,
         Self::Country,
         Self::Provider,
         Self::Day,
         Self::Channel,
         Self::Endpoint,
+        Self::Hour,
+        Self::Outcome,
     ];
 
     /// The name in `group_by` and in reports.
@@ -47,6 +56,8 @@ impl Dimension {
             Self::Day => "day",
             Self::Channel => "channel",
             Self::Endpoint => "endpoint",
+            Self::Hour => "hour",
+            Self::Outcome => "outcome",
         }
     }
 
@@ -59,6 +70,8 @@ impl Dimension {
             Self::Day => "(at / 86400000)",
             Self::Channel => "channel",
             Self::Endpoint => "endpoint",
+            Self::Hour => "(at / 3600000)",
+            Self::Outcome => "outcome",
         }
     }
 
@@ -72,7 +85,7 @@ impl Dimension {
             let dimension = Self::ALL
                 .into_iter()
                 .find(|d| d.name() == word)
-                .ok_or_else(|| format!("unknown group_by {word:?} (system, country, provider, day, channel, endpoint)"))?;
+                .ok_or_else(|| format!("unknown group_by {word:?} (system, country, provider, day, channel, endpoint, hour, outcome)"))?;
             if dimensions.contains(&dimension) {
                 return Err(format!("group_by {word:?} given twice"));
             }
@@ -91,7 +104,7 @@ pub(crate) struct UsageDocument {
     /// Its end (exclusive).
     to: String,
     /// What the rows are grouped by (`system`, `country`, `provider`, `day`, `channel`,
-    /// `endpoint`).
+    /// `endpoint`, `hour`, `outcome`).
     group_by: Vec<String>,
     rows: Vec<UsageRowDocument>,
 }
@@ -218,6 +231,9 @@ impl Db {
                             Dimension::Day => row
                                 .try_get::<Option<i64>, _>(column.as_str())?
                                 .map(day_text),
+                            Dimension::Hour => row
+                                .try_get::<Option<i64>, _>(column.as_str())?
+                                .map(hour_text),
                             _ => row.try_get::<Option<String>, _>(column.as_str())?,
                         })
                     })
@@ -289,6 +305,15 @@ fn day_text(days: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
+/// `2026-11-28T13:00Z` for an hour number since the Unix epoch (UTC).
+fn hour_text(hours: i64) -> String {
+    format!(
+        "{}T{:02}:00Z",
+        day_text(hours.div_euclid(24)),
+        hours.rem_euclid(24)
+    )
+}
+
 /// Millionths as a decimal (`1234567` → `1.234567`), exact.
 pub fn micros_text(micros: i64) -> String {
     let sign = if micros < 0 { "-" } else { "" };
@@ -351,6 +376,13 @@ impl UsageQuery {
         }
         if parsed.to <= parsed.from {
             return Err("to must be after from".to_owned());
+        }
+        if parsed.group_by.contains(&Dimension::Hour)
+            && parsed.to - parsed.from > MAX_HOURLY_DAYS * DAY_MS
+        {
+            return Err(format!(
+                "group_by hour covers at most {MAX_HOURLY_DAYS} days: narrow from and to"
+            ));
         }
         Ok(parsed)
     }

@@ -15,6 +15,7 @@ use crate::auth::bearer;
 use crate::auth::failures::Network;
 use crate::auth::jwt::{JwtError, JwtVerifier};
 use crate::auth::scope::{Scope, Scopes};
+use crate::db::KeyRecord;
 use crate::problem::Problem;
 use crate::state::AppState;
 use crate::surfaces::BearerAccess;
@@ -151,26 +152,8 @@ async fn authenticate(
         require(caller.scopes, scope, "the token lacks")?;
         return Ok(caller);
     }
-    if token.starts_with(b"potp_")
-        && let (Some(db), Some(lookup)) = (&state.db, &state.key_lookup)
-    {
-        let text = std::str::from_utf8(token).map_err(|_| unauthorized("malformed key"))?;
-        // Refused on its checksum alone: no lookup for a typo or a guess.
-        let presented = PresentedKey::parse(text).map_err(|_| unauthorized("malformed key"))?;
-        let found = lookup.call(presented.id.clone()).await.map_err(|error| {
-            warn!(error = %error, "key lookup failed: refusing");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "auth_unavailable",
-                "keys cannot be checked now; nothing was sent",
-            )
-        })?;
-        let Some((key, hash)) = found else {
-            return Err(unauthorized("unknown key"));
-        };
-        if key.kind != presented.kind || !presented.matches(&hash) {
-            return Err(unauthorized("unknown key"));
-        }
+    if token.starts_with(b"potp_") && state.key_lookup.is_some() {
+        let key = find_key(state, token).await?;
         let caller = Caller {
             system: key.owner.clone(),
             key_id: Some(key.id.clone()),
@@ -182,22 +165,8 @@ async fn authenticate(
             return Err(unauthorized("the key is expired or revoked"));
         }
         require(key.scopes, scope, "the key lacks")?;
-        if !key.allowed.is_empty() {
-            let ip = state.trusted_proxies.client_ip(headers, peer.0);
-            if !ip.is_some_and(|ip| key.allowed.iter().any(|block| block.contains(ip))) {
-                return Err(Problem::new(
-                    StatusCode::FORBIDDEN,
-                    "address_not_allowed",
-                    "this key may not be used from this address",
-                ));
-            }
-        }
-        // At most one write a minute per key: the common request only reads.
-        if key.last_used_at.is_none_or(|at| at < now - 60_000)
-            && let Err(error) = db.touch_key(&key.id, now).await
-        {
-            warn!(error = %error, key = %key.id, "could not record the key's last use");
-        }
+        check_address(state, &key, headers, peer)?;
+        touch_key(state, &key, now).await;
         return Ok(caller);
     }
     match fallback {
@@ -216,6 +185,69 @@ async fn authenticate(
             Ok(caller)
         }
         _ => Err(unauthorized("a valid bearer token is required")),
+    }
+}
+
+/// The stored key a presented `potp_...` key names, when its secret matches: 401 for a
+/// malformed (refused on its checksum alone, no lookup for a typo or a guess), unknown or
+/// wrong key, 503 when keys cannot be read. Expiry, scope and address are the caller's to
+/// check.
+pub(crate) async fn find_key(state: &AppState, token: &[u8]) -> Result<KeyRecord, Problem> {
+    let unauthorized =
+        |message: &'static str| Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    let Some(lookup) = &state.key_lookup else {
+        return Err(unauthorized("a valid bearer token is required"));
+    };
+    let text = std::str::from_utf8(token).map_err(|_| unauthorized("malformed key"))?;
+    let presented = PresentedKey::parse(text).map_err(|_| unauthorized("malformed key"))?;
+    let found = lookup.call(presented.id.clone()).await.map_err(|error| {
+        warn!(error = %error, "key lookup failed: refusing");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "auth_unavailable",
+            "keys cannot be checked now; nothing was sent",
+        )
+    })?;
+    let Some((key, hash)) = found else {
+        return Err(unauthorized("unknown key"));
+    };
+    if key.kind != presented.kind || !presented.matches(&hash) {
+        return Err(unauthorized("unknown key"));
+    }
+    Ok(key)
+}
+
+/// 403 unless the request comes from an address the key's allow-list names (an empty
+/// list allows any).
+pub(crate) fn check_address(
+    state: &AppState,
+    key: &KeyRecord,
+    headers: &HeaderMap,
+    peer: Peer,
+) -> Result<(), Problem> {
+    if key.allowed.is_empty() {
+        return Ok(());
+    }
+    let ip = state.trusted_proxies.client_ip(headers, peer.0);
+    if ip.is_some_and(|ip| key.allowed.iter().any(|block| block.contains(ip))) {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "address_not_allowed",
+            "this key may not be used from this address",
+        ))
+    }
+}
+
+/// Records the key's last use, at most one write a minute per key: the common request
+/// only reads.
+pub(crate) async fn touch_key(state: &AppState, key: &KeyRecord, now: i64) {
+    if key.last_used_at.is_none_or(|at| at < now - 60_000)
+        && let Some(db) = &state.db
+        && let Err(error) = db.touch_key(&key.id, now).await
+    {
+        warn!(error = %error, key = %key.id, "could not record the key's last use");
     }
 }
 

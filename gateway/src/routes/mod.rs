@@ -2,9 +2,9 @@
 
 pub(crate) mod auth0;
 pub(crate) mod callbacks;
-mod caller;
+pub(crate) mod caller;
 pub(crate) mod challenges;
-mod extract;
+pub(crate) mod extract;
 pub(crate) mod fields;
 pub(crate) mod idempotency;
 pub(crate) mod json;

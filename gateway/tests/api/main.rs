@@ -8,6 +8,7 @@ mod auth0;
 mod callbacks;
 mod challenges;
 mod connections;
+mod console;
 mod dashboards;
 mod db;
 mod full_disk;

@@ -1,0 +1,248 @@
+//! The console's two languages, English and Japanese: chosen by `?lang=`, then the
+//! language cookie a switch set, then `Accept-Language`, else English. Every word a page
+//! shows is here, so a page never mixes the two.
+
+use axum::http::{HeaderMap, header};
+
+/// The cookie that remembers a language switch.
+pub(crate) const LANG_COOKIE: &str = "potp_console_lang";
+
+/// A console language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lang {
+    En,
+    Ja,
+}
+
+impl Lang {
+    /// The `lang` attribute and cookie value.
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Self::En => "en",
+            Self::Ja => "ja",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let primary = text.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+        match primary.as_str() {
+            "en" => Some(Self::En),
+            "ja" => Some(Self::Ja),
+            _ => None,
+        }
+    }
+
+    /// The language for a request: `query` (`?lang=`), then `cookie`, then the first
+    /// supported language of `Accept-Language` by its weight, else English.
+    pub(crate) fn choose(query: Option<&str>, cookie: Option<&str>, headers: &HeaderMap) -> Self {
+        if let Some(lang) = query
+            .and_then(Self::parse)
+            .or_else(|| cookie.and_then(Self::parse))
+        {
+            return lang;
+        }
+        let accept = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("");
+        let mut best: Option<(u16, Self)> = None;
+        for item in accept.split(',') {
+            let mut parts = item.split(';');
+            let Some(lang) = parts.next().and_then(Self::parse) else {
+                continue;
+            };
+            // q=0.8 as thousandths; a malformed weight counts as 1.
+            let weight = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .map_or(1000, |q| (q.clamp(0.0, 1.0) * 1000.0) as u16);
+            if weight > 0 && best.is_none_or(|(w, _)| weight > w) {
+                best = Some((weight, lang));
+            }
+        }
+        best.map_or(Self::En, |(_, lang)| lang)
+    }
+
+    /// This language's words.
+    pub(crate) fn text(self) -> &'static Strings {
+        match self {
+            Self::En => &EN,
+            Self::Ja => &JA,
+        }
+    }
+}
+
+/// Every word the console shows, in one language.
+#[derive(Debug)]
+pub(crate) struct Strings {
+    pub(crate) product: &'static str,
+    pub(crate) overview: &'static str,
+    pub(crate) sign_in: &'static str,
+    pub(crate) sign_out: &'static str,
+    pub(crate) sign_in_intro: &'static str,
+    pub(crate) admin_key: &'static str,
+    pub(crate) key_refused: &'static str,
+    pub(crate) key_lacks_scope: &'static str,
+    pub(crate) form_expired: &'static str,
+    pub(crate) signed_in_as: &'static str,
+    pub(crate) role_viewer: &'static str,
+    pub(crate) role_admin: &'static str,
+    pub(crate) sends_per_hour: &'static str,
+    pub(crate) sends_per_hour_note: &'static str,
+    pub(crate) no_sends: &'static str,
+    pub(crate) last_24h: &'static str,
+    pub(crate) system: &'static str,
+    pub(crate) requests: &'static str,
+    pub(crate) sends: &'static str,
+    pub(crate) delivered: &'static str,
+    pub(crate) undelivered: &'static str,
+    pub(crate) unknown: &'static str,
+    pub(crate) delivery_rate: &'static str,
+    pub(crate) cost: &'static str,
+    pub(crate) total: &'static str,
+    pub(crate) refused_requests: &'static str,
+    pub(crate) refused_requests_note: &'static str,
+    pub(crate) outcome: &'static str,
+    pub(crate) none: &'static str,
+    pub(crate) refusals: &'static str,
+    pub(crate) refusals_note: &'static str,
+    pub(crate) limit: &'static str,
+    pub(crate) count: &'static str,
+    pub(crate) budgets: &'static str,
+    pub(crate) budgets_note: &'static str,
+    pub(crate) no_budgets: &'static str,
+    pub(crate) budget: &'static str,
+    pub(crate) used: &'static str,
+    pub(crate) cap: &'static str,
+    pub(crate) messages: &'static str,
+    pub(crate) all_sends: &'static str,
+    pub(crate) each_system: &'static str,
+    pub(crate) each_country: &'static str,
+    pub(crate) unavailable: &'static str,
+    pub(crate) language: &'static str,
+}
+
+static EN: Strings = Strings {
+    product: "phone-otp console",
+    overview: "Overview",
+    sign_in: "Sign in",
+    sign_out: "Sign out",
+    sign_in_intro: "Sign in with an API key that has the keys:admin scope (administrator) or usage:read:all (viewer).",
+    admin_key: "API key",
+    key_refused: "That key is not accepted.",
+    key_lacks_scope: "That key has neither keys:admin nor usage:read:all.",
+    form_expired: "The form expired. Please try again.",
+    signed_in_as: "Signed in as",
+    role_viewer: "viewer",
+    role_admin: "administrator",
+    sends_per_hour: "Sends per hour, last 24 hours",
+    sends_per_hour_note: "Messages and calls that went out, by calling system (UTC hours).",
+    no_sends: "No sends in the last 24 hours.",
+    last_24h: "Last 24 hours by system",
+    system: "System",
+    requests: "Requests",
+    sends: "Sends",
+    delivered: "Delivered",
+    undelivered: "Not delivered",
+    unknown: "Unknown",
+    delivery_rate: "Delivery rate",
+    cost: "Cost",
+    total: "Total",
+    refused_requests: "Refused requests, last 24 hours",
+    refused_requests_note: "Requests answered with an error, by what the audit trail recorded (every instance).",
+    outcome: "Outcome",
+    none: "None.",
+    refusals: "Refusals by limit",
+    refusals_note: "Sends this instance refused since it started.",
+    limit: "Limit",
+    count: "Count",
+    budgets: "Today's budgets",
+    budgets_note: "Use of each daily cap today (UTC), read from the shared store.",
+    no_budgets: "No daily budgets are configured.",
+    budget: "Budget",
+    used: "Used",
+    cap: "Cap",
+    messages: "messages",
+    all_sends: "all sends",
+    each_system: "each system",
+    each_country: "each country",
+    unavailable: "The database cannot be read now.",
+    language: "日本語",
+};
+
+static JA: Strings = Strings {
+    product: "phone-otp コンソール",
+    overview: "概要",
+    sign_in: "サインイン",
+    sign_out: "サインアウト",
+    sign_in_intro: "keys:admin スコープ（管理者）または usage:read:all スコープ（閲覧者）を持つ API キーでサインインしてください。",
+    admin_key: "API キー",
+    key_refused: "このキーは受け付けられません。",
+    key_lacks_scope: "このキーには keys:admin も usage:read:all もありません。",
+    form_expired: "フォームの有効期限が切れました。もう一度お試しください。",
+    signed_in_as: "サインイン中",
+    role_viewer: "閲覧者",
+    role_admin: "管理者",
+    sends_per_hour: "1時間ごとの送信数（過去24時間）",
+    sends_per_hour_note: "送信されたメッセージと通話の数、呼び出し元システム別（UTC）。",
+    no_sends: "過去24時間に送信はありません。",
+    last_24h: "過去24時間のシステム別集計",
+    system: "システム",
+    requests: "リクエスト",
+    sends: "送信",
+    delivered: "配信済み",
+    undelivered: "未配信",
+    unknown: "不明",
+    delivery_rate: "配信率",
+    cost: "費用",
+    total: "合計",
+    refused_requests: "拒否されたリクエスト（過去24時間）",
+    refused_requests_note: "エラーで応答したリクエスト、監査記録の結果別（全インスタンス）。",
+    outcome: "結果",
+    none: "なし。",
+    refusals: "制限による拒否",
+    refusals_note: "このインスタンスが起動以降に拒否した送信。",
+    limit: "制限",
+    count: "件数",
+    budgets: "本日の予算",
+    budgets_note: "本日（UTC）の各日次上限の使用量。共有ストアから読み取り。",
+    no_budgets: "日次予算は設定されていません。",
+    budget: "予算",
+    used: "使用量",
+    cap: "上限",
+    messages: "通",
+    all_sends: "全送信",
+    each_system: "システムごと",
+    each_country: "国ごと",
+    unavailable: "現在データベースを読み取れません。",
+    language: "English",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn accept(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn the_query_then_the_cookie_then_the_browser_choose() {
+        let ja = accept("ja-JP,ja;q=0.9,en;q=0.8");
+        assert_eq!(Lang::choose(None, None, &ja), Lang::Ja);
+        assert_eq!(Lang::choose(None, Some("en"), &ja), Lang::En);
+        assert_eq!(
+            Lang::choose(Some("ja"), Some("en"), &HeaderMap::new()),
+            Lang::Ja
+        );
+        assert_eq!(
+            Lang::choose(None, None, &accept("fr, en;q=0.5, ja;q=0.4")),
+            Lang::En
+        );
+        assert_eq!(Lang::choose(None, None, &accept("fr, ja;q=0")), Lang::En);
+        assert_eq!(Lang::choose(Some("xx"), None, &HeaderMap::new()), Lang::En);
+    }
+}

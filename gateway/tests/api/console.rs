@@ -1,0 +1,478 @@
+//! The operator console over real HTTP on SQLite and PostgreSQL: sign-in with an admin
+//! or viewer key, the overview showing the seeded sends, cost and refusals per system,
+//! both languages, and everything a session must refuse (a wrong or under-scoped key, a
+//! missing form token, a cross-site post, a forged cookie, a revoked key).
+
+use phone_otp::{HmacKey, KeyRing, Limits, OtpService, StubProvider};
+use phone_otp_gateway::Gateway;
+use phone_otp_gateway::auth::key_admin::create_key;
+use phone_otp_gateway::auth::scope::Scope;
+use phone_otp_gateway::console::ConsoleSettings;
+use phone_otp_gateway::db::{Db, Dimension};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use secrecy::{ExposeSecret, SecretSlice};
+use serde_json::{Value, json};
+
+use crate::db::{postgres, sqlite};
+use crate::keys::{NOW, spec};
+use crate::support::{Setup, TestGateway, TestResult, sample_value};
+use crate::usage::prices;
+
+/// A browser's part that matters here: its cookie jar, and no redirect following (each
+/// redirect is asserted).
+struct Browser {
+    base: String,
+    client: reqwest::Client,
+    cookies: Vec<(String, String)>,
+    /// Sent as `Sec-Fetch-Site` on posts, as a browser does.
+    site: &'static str,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(str::to_owned)
+    }
+
+    /// The value of the form's hidden `csrf` field.
+    fn csrf(&self) -> String {
+        let start = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a csrf field")
+            + 19;
+        self.body[start..]
+            .split('"')
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+impl Browser {
+    fn new(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: Vec::new(),
+            site: "same-origin",
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn set(&mut self, name: &str, value: &str) {
+        self.cookies.retain(|(k, _)| k != name);
+        self.cookies.push((name.to_owned(), value.to_owned()));
+    }
+
+    async fn absorb(&mut self, response: reqwest::Response) -> Page {
+        let status = response.status();
+        let headers = response.headers().clone();
+        for line in headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
+            let pair = line.split(';').next().unwrap_or("");
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            self.cookies.retain(|(k, _)| k != name);
+            if !line.contains("Max-Age=0") {
+                self.cookies.push((name.to_owned(), value.to_owned()));
+            }
+        }
+        Page {
+            status,
+            headers,
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str, language: Option<&str>) -> Page {
+        let mut request = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header());
+        if let Some(language) = language {
+            request = request.header("accept-language", language);
+        }
+        let response = request.send().await.unwrap();
+        self.absorb(response).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", self.site)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.absorb(response).await
+    }
+
+    /// Opens the sign-in form and submits `key` with its token.
+    async fn sign_in(&mut self, key: &str) -> Page {
+        let form = self.get("/console/signin", None).await;
+        assert_eq!(form.status, StatusCode::OK);
+        let csrf = form.csrf();
+        assert_eq!(self.cookie("potp_console_signin"), Some(csrf.as_str()));
+        self.post("/console/signin", &[("key", key), ("csrf", &csrf)])
+            .await
+    }
+}
+
+async fn token(db: &Db, owner: &str, scopes: &[Scope]) -> (String, String) {
+    let (token, record) = create_key(db, &spec(owner, scopes), NOW).await.unwrap();
+    (token.expose_secret().to_owned(), record.id)
+}
+
+async fn auth_failures(gw: &TestGateway) -> f64 {
+    let samples = gw.metrics().await.unwrap();
+    sample_value(&samples, "phone_otp_gateway_auth_failures_total", &[])
+}
+
+async fn console_gateway(db: &Db) -> TestGateway {
+    TestGateway::with(Setup {
+        keys: Some(db.clone()),
+        limits: Limits::danger_none(),
+        configure: Box::new(|builder| builder.prices(prices()).console(ConsoleSettings::new())),
+        ..Setup::default()
+    })
+    .await
+}
+
+async fn the_overview_shows_each_systems_sends(db: Db) -> TestResult {
+    let gw = console_gateway(&db).await;
+    let (billing, _) = token(&db, "billing", &[Scope::MessagesSend]).await;
+    let (crm, _) = token(&db, "crm", &[Scope::MessagesSend]).await;
+    let (admin, admin_id) = token(&db, "platform-team", &[Scope::KeysAdmin]).await;
+    for (key, to) in [
+        (&billing, "+819012345670"),
+        (&billing, "+819012345671"),
+        (&crm, "+819012345672"),
+    ] {
+        let sent = gw
+            .post("/v1/messages", key, &json!({"to": to, "code": "482913"}))
+            .await;
+        assert_eq!(sent.status(), 200);
+    }
+    let refused = gw
+        .post("/v1/messages", &crm, &json!({"to": "+1", "code": "482913"}))
+        .await;
+    assert!(refused.status().is_client_error());
+    let refusal: Value = refused.json().await?;
+    let refusal = refusal["code"].as_str().unwrap_or("").to_owned();
+    assert!(!refusal.is_empty());
+
+    let mut browser = Browser::new(&gw.url);
+    // No session: every page sends the browser to the sign-in form.
+    let page = browser.get("/console/overview", None).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/console/signin");
+
+    let signed_in = browser.sign_in(&admin).await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.body
+    );
+    assert_eq!(signed_in.location(), "/console/overview");
+    let cookie = signed_in
+        .set_cookie("potp_console")
+        .expect("a session cookie");
+    for attribute in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=28800",
+    ] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    // The key's secret is nowhere in the cookie.
+    assert!(!cookie.contains(&admin) && !cookie.contains(admin.split('_').nth(2).unwrap_or("-")));
+    // The sign-in form's token is spent.
+    assert_eq!(browser.cookie("potp_console_signin"), None);
+
+    let page = browser.get("/console/overview", None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let csp = page.headers["content-security-policy"].to_str()?;
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(page.headers["x-content-type-options"], "nosniff");
+    assert_eq!(page.headers["cache-control"], "no-store");
+    assert_eq!(page.headers["x-frame-options"], "DENY");
+    let body = &page.body;
+    assert!(
+        body.starts_with("<!doctype html>\n<html lang=\"en\">"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<strong>platform-team</strong> (administrator)"),
+        "{body}"
+    );
+    // billing: 2 requests, 2 sends, 0.124 USD (2 JP SMS at 0.062).
+    assert!(
+        body.contains(
+            "<tr><th scope=\"row\">billing</th><td class=\"n\">2</td><td class=\"n\">2</td>"
+        ),
+        "{body}"
+    );
+    assert!(body.contains("0.124000 USD"), "{body}");
+    // crm: 2 requests (one refused), 1 send.
+    assert!(
+        body.contains("<tr><th scope=\"row\">crm</th><td class=\"n\">2</td><td class=\"n\">1</td>"),
+        "{body}"
+    );
+    // The chart's current hour stacks both systems' sends.
+    let hour = format!("{:02}:00", (NOW / 3_600_000) % 24);
+    assert!(
+        body.contains(&format!("<title>{hour}: 3, billing 2, crm 1</title>")),
+        "{body}"
+    );
+    // The refusal, by the code its caller was given.
+    assert!(
+        body.contains(&format!(
+            "<tr><td>{refusal}</td><td class=\"n\">1</td></tr>"
+        )),
+        "{body}"
+    );
+    // The sign-in itself is on the audit trail, under the operator's key.
+    let audit = db
+        .usage(0, i64::MAX, Some("platform-team"), &[Dimension::Endpoint])
+        .await?;
+    assert_eq!(audit.rows.len(), 1);
+    assert_eq!(audit.rows[0].key, vec![Some("console_signin".to_owned())]);
+    assert_eq!(audit.rows[0].requests, 1);
+    let keys = db.keys().await?;
+    let used = keys
+        .iter()
+        .find(|k| k.id == admin_id)
+        .and_then(|k| k.last_used_at);
+    assert_eq!(used, Some(NOW), "the sign-in is the key's last use");
+
+    // Japanese: by switch (remembered in a cookie), or from the browser's language.
+    let page = browser.get("/console/overview?lang=ja", None).await;
+    assert!(page.body.starts_with("<!doctype html>\n<html lang=\"ja\">"));
+    assert!(
+        page.body.contains("<h1>概要</h1>") && page.body.contains("過去24時間のシステム別集計")
+    );
+    assert_eq!(browser.cookie("potp_console_lang"), Some("ja"));
+    let page = browser.get("/console/overview", None).await;
+    assert!(page.body.contains("<h1>概要</h1>"));
+    let mut fresh = Browser::new(&gw.url);
+    let form = fresh
+        .get("/console/signin", Some("ja-JP,ja;q=0.9,en;q=0.5"))
+        .await;
+    assert!(form.body.contains("<h1>サインイン</h1>"), "{}", form.body);
+
+    // Signing out needs the session's token, then clears the cookie.
+    let refused = browser.post("/console/signout", &[("csrf", "wrong")]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(browser.cookie("potp_console").is_some());
+    let csrf = browser.get("/console/overview", None).await.csrf();
+    let out = browser.post("/console/signout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(browser.cookie("potp_console"), None);
+    assert_eq!(
+        browser.get("/console/overview", None).await.status,
+        StatusCode::SEE_OTHER
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_overview_shows_each_systems_sends_on_sqlite() -> TestResult {
+    the_overview_shows_each_systems_sends(sqlite().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn the_overview_shows_each_systems_sends_on_postgres() -> TestResult {
+    match postgres().await {
+        Some(db) => the_overview_shows_each_systems_sends(db).await,
+        None => Ok(()),
+    }
+}
+
+#[tokio::test]
+async fn sign_in_refuses_what_it_must_and_records_nothing_for_strangers() -> TestResult {
+    let db = sqlite().await.unwrap();
+    let gw = console_gateway(&db).await;
+    let (sender, _) = token(&db, "billing", &[Scope::MessagesSend]).await;
+    let (viewer, viewer_id) = token(&db, "finance", &[Scope::UsageReadAll]).await;
+    let before = auth_failures(&gw).await;
+    let mut browser = Browser::new(&gw.url);
+
+    // An unknown key: the form again, 401, counted as a failed authentication, no
+    // session and no audit row (anonymous traffic writes nothing).
+    let page = browser.sign_in("potp_sk_notakey_000000").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        page.body.contains("That key is not accepted."),
+        "{}",
+        page.body
+    );
+    assert_eq!(browser.cookie("potp_console"), None);
+    assert_eq!(auth_failures(&gw).await, before + 1.0);
+    let audit = db.usage(0, i64::MAX, None, &[]).await?;
+    assert!(audit.rows.is_empty(), "{:?}", audit.rows);
+
+    // A real key without an operator's scope.
+    let page = browser.sign_in(&sender).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains("neither keys:admin nor usage:read:all"));
+    assert_eq!(browser.cookie("potp_console"), None);
+
+    // Without the form's token, or with another form's.
+    browser.get("/console/signin", None).await;
+    let page = browser
+        .post("/console/signin", &[("key", &viewer), ("csrf", "forged")])
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(browser.cookie("potp_console"), None);
+
+    // A cross-site post is refused before the key is looked at.
+    let mut attacker = Browser::new(&gw.url);
+    attacker.site = "cross-site";
+    let form = attacker.get("/console/signin", None).await;
+    let page = attacker
+        .post(
+            "/console/signin",
+            &[("key", "potp_sk_x_0"), ("csrf", &form.csrf())],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(auth_failures(&gw).await, before + 1.0);
+
+    // A viewer signs in as a viewer.
+    let page = browser.sign_in(&viewer).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let page = browser.get("/console/overview", None).await;
+    assert!(
+        page.body.contains("<strong>finance</strong> (viewer)"),
+        "{}",
+        page.body
+    );
+
+    // A cookie changed by hand is not a session.
+    let session = browser.cookie("potp_console").unwrap().to_owned();
+    let (payload, tag) = session.split_once('.').unwrap();
+    let mut forged = payload.to_owned();
+    forged.replace_range(..1, if payload.starts_with('e') { "f" } else { "e" });
+    browser.set("potp_console", &format!("{forged}.{tag}"));
+    assert_eq!(
+        browser.get("/console/overview", None).await.status,
+        StatusCode::SEE_OTHER
+    );
+    browser.set("potp_console", &session);
+    assert_eq!(
+        browser.get("/console/overview", None).await.status,
+        StatusCode::OK
+    );
+
+    // Revoking the key ends its sessions on the next page.
+    assert!(db.revoke_key(&viewer_id, NOW).await?);
+    let page = browser.get("/console/overview", None).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/console/signin");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_console_needs_a_database_and_can_have_its_own_listener() -> TestResult {
+    let key = HmacKey::new(1, &SecretSlice::from(vec![9u8; 32]))?;
+    let otp = OtpService::builder()
+        .key_ring(KeyRing::new(key))
+        .provider(StubProvider::new())
+        .build()?;
+    let without = Gateway::builder(otp)
+        .console(ConsoleSettings::new())
+        .build();
+    assert_eq!(
+        without.err().map(|e| e.to_string()).as_deref(),
+        Some("the console needs a database ([database])")
+    );
+    assert!(ConsoleSettings::new().session_key(&[1u8; 31]).is_err());
+
+    let db = sqlite().await.unwrap();
+    let gw = TestGateway::with(Setup {
+        keys: Some(db.clone()),
+        configure: Box::new(|builder| builder.console(ConsoleSettings::new().own_listener(true))),
+        ..Setup::default()
+    })
+    .await;
+    // Not beside the API...
+    let mut browser = Browser::new(&gw.url);
+    assert_eq!(
+        browser.get("/console/signin", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // ...but on its own router, with its stylesheet.
+    let console = gw.gateway.console_router().expect("a console router");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            console.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let mut browser = Browser::new(&format!("http://{address}"));
+    assert_eq!(
+        browser.get("/console/signin", None).await.status,
+        StatusCode::OK
+    );
+    let css = browser.get("/console/assets/console.css", None).await;
+    assert_eq!(css.headers["content-type"], "text/css; charset=utf-8");
+    assert!(css.body.contains("font-family"));
+    assert_eq!(
+        browser.get("/v1/usage", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    Ok(())
+}
