@@ -17,7 +17,9 @@ command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 
   || packages+=(redis-server redis-tools)
 python3 -c "$python_modules" >/dev/null 2>&1 || /usr/bin/python3 -c "$python_modules" >/dev/null 2>&1 \
   || packages+=(python3 python3-jsonschema python3-yaml python3-prometheus-client)
-command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+# The console's browser test: Debian's Chromium, driven by playwright-core from npm.
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || packages+=(chromium)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)  # RSA keys for the JWT tests
 command -v curl >/dev/null 2>&1 || packages+=(curl)  # the contract fuzz (scripts/api-fuzz.sh)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)  # its tools' venv
@@ -160,6 +162,11 @@ else
   echo "warning: $SMALL_FS_UNAVAILABLE; the full-disk test is skipped" >&2
 fi
 
+# playwright-core and axe-core for the console's browser test, as the lockfile pins them.
+if [ ! -d gateway/tests/browser/node_modules/playwright-core ]; then
+  echo "== installing the browser test's npm packages"
+  npm ci --prefix gateway/tests/browser --no-audit --no-fund --loglevel=error
+fi
 cargo test --workspace --all-features
 
 # The alerting rules' unit tests and the dashboard's queries, with promtool.

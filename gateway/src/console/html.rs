@@ -74,7 +74,7 @@ pub(crate) fn page(
         .text(title)
         .raw(" · ")
         .text(t.product)
-        .raw("</title><link rel=\"stylesheet\" href=\"/console/assets/console.css\"></head><body><header><a class=\"brand\" href=\"/console/overview\">")
+        .raw("</title><link rel=\"icon\" href=\"/console/assets/favicon.svg\" type=\"image/svg+xml\"><link rel=\"stylesheet\" href=\"/console/assets/console.css\"></head><body><header><a class=\"brand\" href=\"/console/overview\">")
         .text(t.product)
         .raw("</a>");
     if session.is_some() {

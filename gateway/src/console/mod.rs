@@ -127,6 +127,7 @@ pub(crate) fn routes(
         .route("/console/signout", post(signin::sign_out))
         .route("/console/overview", get(overview::overview))
         .route("/console/assets/console.css", get(stylesheet))
+        .route("/console/assets/favicon.svg", get(favicon))
         .layer(axum::middleware::from_fn(page_headers))
 }
 
@@ -139,6 +140,19 @@ async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         STYLESHEET,
+    )
+        .into_response()
+}
+
+const FAVICON: &str = include_str!("assets/favicon.svg");
+
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        FAVICON,
     )
         .into_response()
 }

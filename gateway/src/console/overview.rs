@@ -178,9 +178,10 @@ fn systems_table(body: &mut Html, t: &Strings, report: &UsageReport) {
             .raw("</td><td class=\"n\">")
             .text(&money(row.cost_micros, row.currency.as_deref()))
             .raw("</td></tr>");
-        *cost
-            .entry(row.currency.clone().unwrap_or_default())
-            .or_default() += row.cost_micros;
+        // Unpriced sends add nothing to any currency's total.
+        if let Some(currency) = &row.currency {
+            *cost.entry(currency.clone()).or_default() += row.cost_micros;
+        }
     }
     body.raw("</tbody><tfoot><tr><th scope=\"row\">")
         .text(t.total)
@@ -190,12 +191,17 @@ fn systems_table(body: &mut Html, t: &Strings, report: &UsageReport) {
     }
     let costs: Vec<String> = cost
         .iter()
-        .map(|(currency, micros)| money(*micros, Some(currency.as_str()).filter(|c| !c.is_empty())))
+        .map(|(currency, micros)| money(*micros, Some(currency)))
         .collect();
+    let costs = if costs.is_empty() {
+        "-".to_owned()
+    } else {
+        costs.join(" + ")
+    };
     body.raw("<td class=\"n\">")
         .text(&rate(total[2], total[3]))
         .raw("</td><td class=\"n\">")
-        .text(&costs.join(" + "))
+        .text(&costs)
         .raw("</td></tr></tfoot></table></section>");
 }
 
@@ -241,11 +247,18 @@ fn limits_table(body: &mut Html, t: &Strings, refusals: &[(phone_otp::LimitKind,
         .raw("</th><th scope=\"col\" class=\"n\">")
         .text(t.count)
         .raw("</th></tr></thead><tbody>");
-    for (kind, count) in refusals {
+    let mut any = false;
+    for (kind, count) in refusals.iter().filter(|(_, count)| *count > 0) {
+        any = true;
         body.raw("<tr><td>")
             .text(kind.as_str())
             .raw("</td><td class=\"n\">")
             .number(count)
+            .raw("</td></tr>");
+    }
+    if !any {
+        body.raw("<tr><td colspan=\"2\">")
+            .text(t.none)
             .raw("</td></tr>");
     }
     body.raw("</tbody></table></section>");
@@ -317,10 +330,10 @@ fn rate(delivered: i64, undelivered: i64) -> String {
     format!("{percent:.1}%")
 }
 
-/// `1.250000 USD`, or `0` when nothing was priced.
+/// `1.250000 USD`, or `-` when nothing was priced.
 fn money(micros: i64, currency: Option<&str>) -> String {
     match currency {
         Some(currency) => format!("{} {currency}", micros_text(micros)),
-        None => micros_text(micros),
+        None => "-".to_owned(),
     }
 }

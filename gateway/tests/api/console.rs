@@ -162,7 +162,7 @@ impl Browser {
     }
 }
 
-async fn token(db: &Db, owner: &str, scopes: &[Scope]) -> (String, String) {
+pub async fn token(db: &Db, owner: &str, scopes: &[Scope]) -> (String, String) {
     let (token, record) = create_key(db, &spec(owner, scopes), NOW).await.unwrap();
     (token.expose_secret().to_owned(), record.id)
 }
@@ -172,7 +172,7 @@ async fn auth_failures(gw: &TestGateway) -> f64 {
     sample_value(&samples, "phone_otp_gateway_auth_failures_total", &[])
 }
 
-async fn console_gateway(db: &Db) -> TestGateway {
+pub async fn console_gateway(db: &Db) -> TestGateway {
     TestGateway::with(Setup {
         keys: Some(db.clone()),
         limits: Limits::danger_none(),
@@ -263,6 +263,11 @@ async fn the_overview_shows_each_systems_sends(db: Db) -> TestResult {
         "{body}"
     );
     assert!(body.contains("0.124000 USD"), "{body}");
+    // The total is priced sends only, per currency (the sign-in's row is unpriced).
+    assert!(
+        body.contains("<td class=\"n\">0.186000 USD</td></tr></tfoot>"),
+        "{body}"
+    );
     // crm: 2 requests (one refused), 1 send.
     assert!(
         body.contains("<tr><th scope=\"row\">crm</th><td class=\"n\">2</td><td class=\"n\">1</td>"),

@@ -9,6 +9,7 @@ mod callbacks;
 mod challenges;
 mod connections;
 mod console;
+mod console_browser;
 mod dashboards;
 mod db;
 mod full_disk;
