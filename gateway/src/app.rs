@@ -241,6 +241,15 @@ impl GatewayBuilder {
             }
             _ => {}
         }
+        #[cfg(feature = "console")]
+        let reserved: Vec<String> = self
+            .jwt
+            .iter()
+            .flat_map(|issuer| issuer.mapped_systems().map(str::to_owned))
+            .chain(self.okta.as_ref().map(|hook| hook.tenant.clone()))
+            .chain(self.auth0.as_ref().map(|access| access.tenant.clone()))
+            .chain(self.api.as_ref().map(|access| access.tenant.clone()))
+            .collect();
         let jwt = if self.jwt.is_empty() {
             None
         } else {
@@ -264,7 +273,11 @@ impl GatewayBuilder {
         #[cfg(feature = "console")]
         let console = match self.console {
             Some(_) if self.db.is_none() => return Err(BuildError::ConsoleNeedsDatabase),
-            Some(settings) => Some(settings.into_console().ok_or(BuildError::NoRandom)?),
+            Some(settings) => Some(
+                settings
+                    .into_console(reserved)
+                    .ok_or(BuildError::NoRandom)?,
+            ),
             None => None,
         };
         Ok(Gateway {

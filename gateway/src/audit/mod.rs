@@ -105,6 +105,12 @@ impl Audit {
         self.record.purpose = Some(purpose.as_str().to_owned());
     }
 
+    /// An operator's action in the console and what it acted on (`key.revoke sys_abc`),
+    /// kept where a send keeps its purpose.
+    pub(crate) fn action(&mut self, action: &str) {
+        self.record.purpose = Some(action.to_owned());
+    }
+
     /// The send is a security notice: recorded as its purpose (`notice:blocked_account`).
     pub(crate) fn notice(&mut self, notice: phone_otp::Notice) {
         self.record.purpose = Some(format!("notice:{}", notice.as_str()));

@@ -54,6 +54,7 @@ impl Html {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Nav {
     Overview,
+    Keys,
     SignIn,
 }
 
@@ -82,7 +83,13 @@ pub(crate) fn page(
         if nav == Nav::Overview {
             html.raw(" aria-current=\"page\"");
         }
-        html.raw(">").text(t.overview).raw("</a></nav>");
+        html.raw(">")
+            .text(t.overview)
+            .raw("</a><a href=\"/console/keys\"");
+        if nav == Nav::Keys {
+            html.raw(" aria-current=\"page\"");
+        }
+        html.raw(">").text(t.keys).raw("</a></nav>");
     }
     html.raw("<div class=\"tools\"><a class=\"lang\" href=\"")
         .raw(path)

@@ -1,6 +1,7 @@
 //! The operator console: server-rendered pages under `/console` for a platform team,
-//! behind a sign-in (see [`signin`]). No script, no external asset (the stylesheet is
-//! embedded), charts drawn as SVG on the server, every page in English and Japanese.
+//! behind a sign-in (`console/signin.rs`). One small script (copy buttons), no external
+//! asset (all embedded), charts drawn as SVG on the server, every page in English and
+//! Japanese.
 //! Every answer carries a strict Content-Security-Policy, `no-store` and anti-framing
 //! headers; sessions are signed cookies (`HttpOnly`, `Secure`, `SameSite=Strict`) and
 //! every form carries a CSRF token.
@@ -10,11 +11,13 @@
 //! | `GET /console/signin`, `POST /console/signin` | sign in with an admin or viewer key |
 //! | `POST /console/signout` | sign out |
 //! | `GET /console/overview` | the last 24 hours: sends per hour by system, delivery, cost, refusals, budgets |
+//! | `GET /console/keys`, `POST /console/keys`, `.../{id}/rotate`, `.../{id}/revoke` | every key; administrators create, rotate and revoke |
 
 mod chart;
 mod form;
 mod html;
 mod i18n;
+mod keys;
 mod operator;
 mod overview;
 mod session;
@@ -91,8 +94,10 @@ impl ConsoleSettings {
         self
     }
 
-    pub(crate) fn into_console(self) -> Option<Console> {
+    /// `reserved`: the systems the configuration defines (no key may be owned by one).
+    pub(crate) fn into_console(self, reserved: Vec<String>) -> Option<Console> {
         Some(Console {
+            reserved,
             key: match self.key {
                 Some(key) => key,
                 None => SessionKey::random()?,
@@ -107,6 +112,8 @@ impl ConsoleSettings {
 #[derive(Debug)]
 pub(crate) struct Console {
     pub(crate) key: SessionKey,
+    /// Systems the configuration defines (static tokens' tenants, JWT clients).
+    pub(crate) reserved: Vec<String>,
     pub(crate) session_ttl: Duration,
     pub(crate) own_listener: bool,
 }
@@ -126,8 +133,21 @@ pub(crate) fn routes(
         )
         .route("/console/signout", post(signin::sign_out))
         .route("/console/overview", get(overview::overview))
+        .route(
+            "/console/keys",
+            get(keys::list).merge(audited("console_key_create", post(keys::create))),
+        )
+        .route(
+            "/console/keys/{id}/rotate",
+            audited("console_key_rotate", post(keys::rotate)),
+        )
+        .route(
+            "/console/keys/{id}/revoke",
+            get(keys::confirm_revoke).merge(audited("console_key_revoke", post(keys::revoke))),
+        )
         .route("/console/assets/console.css", get(stylesheet))
         .route("/console/assets/favicon.svg", get(favicon))
+        .route("/console/assets/console.js", get(script))
         .layer(axum::middleware::from_fn(page_headers))
 }
 
@@ -140,6 +160,19 @@ async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         STYLESHEET,
+    )
+        .into_response()
+}
+
+const SCRIPT: &str = include_str!("assets/console.js");
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        SCRIPT,
     )
         .into_response()
 }
@@ -157,9 +190,9 @@ async fn favicon() -> Response {
         .into_response()
 }
 
-/// Only the console's own stylesheet and inline SVG; no script, no frame, forms only to
-/// itself.
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+/// Only the console's own stylesheet, script and inline SVG; no inline script, no frame,
+/// forms only to itself.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
 
 /// Every console answer: the security headers, `no-store` for pages (they show usage and

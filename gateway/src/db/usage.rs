@@ -25,7 +25,7 @@ pub enum Dimension {
     Channel,
     /// The endpoint called.
     Endpoint,
-    /// The UTC hour (`2026-11-28T13:00Z`); a range of at most [`MAX_HOURLY_DAYS`] days.
+    /// The UTC hour (`2026-11-28T13:00Z`); a range of at most 31 days.
     Hour,
     /// What the request ended as: `ok`, or the refusal's code (`rate_limited`, ...).
     Outcome,

@@ -481,3 +481,266 @@ async fn the_console_needs_a_database_and_can_have_its_own_listener() -> TestRes
     );
     Ok(())
 }
+
+/// The `value` of the input `id` on a page.
+fn input_value(body: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\"");
+    let start = body.find(&marker).expect("the input");
+    let rest = &body[start..];
+    let value = rest.find("value=\"").expect("a value") + 7;
+    rest[value..].split('"').next().unwrap_or("").to_owned()
+}
+
+async fn administrators_manage_keys_and_viewers_cannot(db: Db) -> TestResult {
+    let gw = console_gateway(&db).await;
+    let (admin, admin_id) = token(&db, "platform-team", &[Scope::KeysAdmin]).await;
+    let (viewer, _) = token(&db, "finance", &[Scope::UsageReadAll]).await;
+    let mut browser = Browser::new(&gw.url);
+    browser.sign_in(&admin).await;
+    let page = browser.get("/console/keys", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains(&format!("<code>{admin_id}</code>")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Create a key"));
+    let csrf = page.csrf();
+
+    // Create: the secret is shown once, and works at once.
+    let created = browser
+        .post(
+            "/console/keys",
+            &[
+                ("csrf", &csrf),
+                ("owner", "crm"),
+                ("scope:messages:send", "on"),
+                ("days", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let secret = input_value(&created.body, "secret");
+    assert!(secret.starts_with("potp_sys_"), "{secret}");
+    assert!(created.body.contains("/console/assets/console.js"));
+    let sent = gw
+        .post(
+            "/v1/messages",
+            &secret,
+            &json!({"to": "+819012345670", "code": "482913"}),
+        )
+        .await;
+    assert_eq!(sent.status(), 200);
+    let listed = browser.get("/console/keys", None).await;
+    assert!(
+        !listed.body.contains(&secret),
+        "the secret is shown only once"
+    );
+    let crm = db
+        .keys()
+        .await?
+        .into_iter()
+        .find(|k| k.owner == "crm")
+        .unwrap();
+    assert_eq!(crm.scopes.to_string(), "messages:send");
+    assert_eq!(crm.expires_at, Some(NOW + 30 * 86_400_000));
+
+    // Bad input: a clear refusal, and nothing created.
+    let before = db.keys().await?.len();
+    for (fields, words) in [
+        (
+            vec![("owner", "internal"), ("scope:messages:send", "on")],
+            "already a configured system",
+        ),
+        (vec![("owner", "erp")], "at least one scope"),
+        (
+            vec![
+                ("owner", "erp"),
+                ("scope:messages:send", "on"),
+                ("allowed", "not-a-block"),
+            ],
+            "CIDR",
+        ),
+        (
+            vec![
+                ("owner", "erp"),
+                ("scope:messages:send", "on"),
+                ("days", "0"),
+            ],
+            "1 to 3650",
+        ),
+    ] {
+        let mut fields = fields;
+        fields.push(("csrf", &csrf));
+        let page = browser.post("/console/keys", &fields).await;
+        assert_eq!(
+            page.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains(words), "{words}: {}", page.body);
+    }
+    assert_eq!(db.keys().await?.len(), before);
+
+    // Rotate with no grace: the new secret works, the old one is refused now.
+    let rotated = browser
+        .post(
+            &format!("/console/keys/{}/rotate", crm.id),
+            &[("csrf", &csrf), ("grace_hours", "0")],
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let new_secret = input_value(&rotated.body, "secret");
+    let old = gw
+        .post(
+            "/v1/messages",
+            &secret,
+            &json!({"to": "+819012345671", "code": "482913"}),
+        )
+        .await;
+    assert_eq!(old.status(), 401);
+    let new = gw
+        .post(
+            "/v1/messages",
+            &new_secret,
+            &json!({"to": "+819012345671", "code": "482913"}),
+        )
+        .await;
+    assert_eq!(new.status(), 200);
+
+    // Revoke: a confirmation page first, then refused on the next request.
+    let new_id = db
+        .keys()
+        .await?
+        .into_iter()
+        .find(|k| k.owner == "crm" && k.revoked_at.is_none())
+        .unwrap()
+        .id;
+    let confirm = browser
+        .get(&format!("/console/keys/{new_id}/revoke"), None)
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("Revoke this key?"));
+    assert_eq!(
+        db.keys()
+            .await?
+            .iter()
+            .find(|k| k.id == new_id)
+            .unwrap()
+            .revoked_at,
+        None
+    );
+    let revoked = browser
+        .post(
+            &format!("/console/keys/{new_id}/revoke"),
+            &[("csrf", &confirm.csrf())],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    let refused = gw
+        .post(
+            "/v1/messages",
+            &new_secret,
+            &json!({"to": "+819012345672", "code": "482913"}),
+        )
+        .await;
+    assert_eq!(refused.status(), 401);
+
+    // Without the session's token nothing changes.
+    let (spare, spare_id) = token(&db, "erp", &[Scope::MessagesSend]).await;
+    let forged = browser
+        .post(
+            &format!("/console/keys/{spare_id}/revoke"),
+            &[("csrf", "forged")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    // A viewer sees the keys but no forms, and every change is refused.
+    let mut viewer_browser = Browser::new(&gw.url);
+    viewer_browser.sign_in(&viewer).await;
+    let page = viewer_browser.get("/console/keys", None).await;
+    assert!(page.body.contains(&format!("<code>{spare_id}</code>")));
+    assert!(!page.body.contains("Create a key") && !page.body.contains("/revoke\""));
+    let csrf = page.csrf();
+    let before = db.keys().await?.len();
+    let create = viewer_browser
+        .post(
+            "/console/keys",
+            &[("csrf", &csrf), ("owner", "x"), ("scope:keys:admin", "on")],
+        )
+        .await;
+    assert_eq!(create.status, StatusCode::FORBIDDEN);
+    let revoke = viewer_browser
+        .post(
+            &format!("/console/keys/{spare_id}/revoke"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(revoke.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        viewer_browser
+            .get(&format!("/console/keys/{spare_id}/revoke"), None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(db.keys().await?.len(), before);
+    let ok = gw
+        .post(
+            "/v1/messages",
+            &spare,
+            &json!({"to": "+819012345673", "code": "482913"}),
+        )
+        .await;
+    assert_eq!(ok.status(), 200, "the viewer's revoke did nothing");
+
+    // Every change, and the viewer's refused attempts, are on the audit trail under the
+    // operator, with the action and the key.
+    let records = db.audit_records(0, i64::MAX).await?;
+    let actions: Vec<(String, String, u16)> = records
+        .iter()
+        .filter(|r| r.endpoint.starts_with("console_key_"))
+        .map(|r| {
+            (
+                r.system.clone().unwrap_or_default(),
+                r.purpose.clone().unwrap_or_default(),
+                u16::try_from(r.status).unwrap_or(0),
+            )
+        })
+        .collect();
+    for expected in [
+        ("platform-team".to_owned(), "key.create crm".to_owned(), 200),
+        (
+            "platform-team".to_owned(),
+            format!("key.rotate {}", crm.id),
+            200,
+        ),
+        (
+            "platform-team".to_owned(),
+            format!("key.revoke {new_id}"),
+            200,
+        ),
+        ("finance".to_owned(), format!("key.revoke {spare_id}"), 403),
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected:?} not in {actions:?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn administrators_manage_keys_and_viewers_cannot_on_sqlite() -> TestResult {
+    administrators_manage_keys_and_viewers_cannot(sqlite().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn administrators_manage_keys_and_viewers_cannot_on_postgres() -> TestResult {
+    match postgres().await {
+        Some(db) => administrators_manage_keys_and_viewers_cannot(db).await,
+        None => Ok(()),
+    }
+}

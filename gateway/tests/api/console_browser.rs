@@ -1,6 +1,7 @@
 //! The console in a real browser: Debian's Chromium driven by playwright-core
 //! (`tests/browser/console.mjs`), on data seeded through the real HTTP API. It signs in
-//! with an admin key, reads the seeded numbers off the overview, checks the session
+//! with an admin key, reads the seeded numbers off the overview, creates a key, copies
+//! its secret and revokes it, checks the session
 //! cookie as the browser holds it, runs axe-core on each page, switches to Japanese and
 //! signs out; screenshots go to the target directory. Skipped loudly (a failure under CI)
 //! when Node, the npm packages (`./scripts/test.sh` installs them) or Chromium are missing.
@@ -80,7 +81,7 @@ async fn an_operator_signs_in_and_reads_the_overview_in_chromium() -> TestResult
         "the browser run failed:\n{stderr}\n{stdout}"
     );
     assert!(
-        stdout.contains("sign-in, overview, Japanese, sign-out"),
+        stdout.contains("sign-in, overview, keys (create, copy, revoke), Japanese, sign-out"),
         "{stdout}"
     );
     eprintln!("{}screenshots in {}", stdout, screenshots.display());

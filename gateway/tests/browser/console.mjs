@@ -68,6 +68,35 @@ try {
   const violations = await audit('overview');
   if (args.screenshots) await page.screenshot({ path: `${args.screenshots}/console-overview.png`, fullPage: true });
 
+  // Keys: create one, see its secret once, copy it, then revoke it after confirming.
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: args.base });
+  await page.getByRole('link', { name: 'Keys' }).click();
+  await page.waitForURL('**/console/keys');
+  await audit('keys');
+  await page.getByLabel('System').fill('erp');
+  await page.getByLabel('messages:send').check();
+  await page.getByRole('button', { name: 'Create a key' }).click();
+  await page.waitForURL('**/console/keys');
+  const secret = await page.getByLabel('Secret').inputValue();
+  check(secret.startsWith('potp_sys_'), `the new secret ${secret.slice(0, 9)}...`);
+  await page.getByRole('button', { name: 'Copy' }).click();
+  await page.getByRole('button', { name: 'Copied' }).waitFor();
+  check(await page.evaluate(() => navigator.clipboard.readText()) === secret, 'the copy button copies the secret');
+  await audit('new key');
+  if (args.screenshots) await page.screenshot({ path: `${args.screenshots}/console-key-created.png` });
+  await page.getByRole('link', { name: 'All keys' }).click();
+  check(!(await page.content()).includes(secret), 'the secret is shown again');
+  const row = page.locator('tbody tr', { has: page.locator('td:text-is("erp")') });
+  await row.getByRole('link', { name: 'Revoke' }).click();
+  await page.waitForURL('**/revoke');
+  await audit('revoke confirmation');
+  await page.getByRole('button', { name: 'Revoke the key' }).click();
+  check(await page.getByRole('status').textContent().then((t) => t.startsWith('Revoked:')), 'revoked');
+  await page.getByRole('link', { name: 'All keys' }).click();
+  check(await row.locator('td').nth(8).textContent() === 'revoked', 'the key shows as revoked');
+  await page.getByRole('link', { name: 'Overview' }).click();
+  await page.waitForURL('**/console/overview');
+
   // Japanese, by the switch on the page; remembered on the next page.
   await page.getByRole('link', { name: '日本語' }).click();
   await page.waitForURL('**/console/overview?lang=ja');
@@ -86,7 +115,7 @@ try {
 
   check(errors.length === 0, `console errors: ${errors.join(' | ')}`);
   if (failures.length === 0) {
-    console.log(`console in ${browser.version()}: sign-in, overview, Japanese, sign-out; ${violations} minor accessibility findings, none serious`);
+    console.log(`console in ${browser.version()}: sign-in, overview, keys (create, copy, revoke), Japanese, sign-out; ${violations} minor accessibility findings, none serious`);
   }
 } finally {
   await browser.close();
