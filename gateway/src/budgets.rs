@@ -6,9 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use phone_otp::store::StoreError;
-use phone_otp::{BudgetUse, Timestamp};
-
-use crate::state::State;
+use phone_otp::{BudgetUse, OtpService, Timestamp};
 
 /// How old a reading may be before the next request reads the store again.
 pub(crate) const REFRESH: Duration = Duration::from_secs(10);
@@ -24,30 +22,29 @@ pub(crate) struct BudgetView {
 
 impl BudgetView {
     /// The budgets' use as of at most [`REFRESH`] ago; the last good reading when the
-    /// store cannot be read now (the error is returned beside it, to be counted).
-    pub(crate) async fn read(&self, state: &State) -> (Vec<BudgetUse>, Option<StoreError>) {
-        let now = state.clock.now();
+    /// store cannot be read now (the error is returned beside it, to be counted). `whose`
+    /// names the tenants and countries to read, called only when the store is read.
+    pub(crate) async fn read<F>(
+        &self,
+        otp: &OtpService,
+        now: Timestamp,
+        whose: impl FnOnce() -> F,
+    ) -> (Vec<BudgetUse>, Option<StoreError>)
+    where
+        F: Future<Output = (Vec<String>, Vec<String>)>,
+    {
         if let Some((at, uses)) = &*lock(&self.last)
             && now.saturating_duration_since(*at) < REFRESH
         {
             return (uses.clone(), None);
         }
-        let tenants = tenants(state).await;
-        let countries: Vec<String> = state
-            .router
-            .as_ref()
-            .map(|router| {
-                router
-                    .metrics()
-                    .countries
-                    .into_iter()
-                    .map(|c| c.region)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let (mut tenants, countries) = whose().await;
+        tenants.sort_unstable();
+        tenants.dedup();
+        tenants.truncate(MAX_TENANTS);
         let tenants: Vec<&str> = tenants.iter().map(String::as_str).collect();
         let countries: Vec<&str> = countries.iter().map(String::as_str).collect();
-        match state.otp.budget_use(&tenants, &countries).await {
+        match otp.budget_use(&tenants, &countries).await {
             Ok(uses) => {
                 *lock(&self.last) = Some((now, uses.clone()));
                 (uses, None)
@@ -61,27 +58,6 @@ impl BudgetView {
             }
         }
     }
-}
-
-/// Whose per-tenant caps to read: the static surfaces' tenants and every key's owner.
-async fn tenants(state: &State) -> Vec<String> {
-    let mut tenants: Vec<String> = [
-        state.okta.as_ref().map(|hook| hook.tenant.clone()),
-        state.auth0.as_ref().map(|access| access.tenant.clone()),
-        state.api.as_ref().map(|access| access.tenant.clone()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if let Some(db) = &state.db
-        && let Ok(keys) = db.keys().await
-    {
-        tenants.extend(keys.into_iter().map(|key| key.owner));
-    }
-    tenants.sort_unstable();
-    tenants.dedup();
-    tenants.truncate(MAX_TENANTS);
-    tenants
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

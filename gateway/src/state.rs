@@ -50,12 +50,51 @@ pub(crate) struct State {
     pub(crate) budgets: BudgetView,
     /// The operator console, when served.
     #[cfg(feature = "console")]
-    pub(crate) console: Option<crate::console::Console>,
+    pub(crate) console: Option<crate::console::settings::Console>,
     /// The longest a request runs (claims older than this and a grace are stale).
     pub(crate) request_timeout: Duration,
 }
 
 impl State {
+    /// Today's budget use (see [`BudgetView`]): per-tenant caps for the static surfaces'
+    /// tenants and every key's owner, per-country caps for the router's countries.
+    pub(crate) async fn budget_use(
+        &self,
+    ) -> (
+        Vec<phone_otp::BudgetUse>,
+        Option<phone_otp::store::StoreError>,
+    ) {
+        let whose = || async {
+            let mut tenants: Vec<String> = [
+                self.okta.as_ref().map(|hook| hook.tenant.clone()),
+                self.auth0.as_ref().map(|access| access.tenant.clone()),
+                self.api.as_ref().map(|access| access.tenant.clone()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if let Some(db) = &self.db
+                && let Ok(keys) = db.keys().await
+            {
+                tenants.extend(keys.into_iter().map(|key| key.owner));
+            }
+            let countries = self
+                .router
+                .as_ref()
+                .map(|router| {
+                    router
+                        .metrics()
+                        .countries
+                        .into_iter()
+                        .map(|c| c.region)
+                        .collect()
+                })
+                .unwrap_or_default();
+            (tenants, countries)
+        };
+        self.budgets.read(&self.otp, self.clock.now(), whose).await
+    }
+
     /// Now, in Unix milliseconds.
     pub(crate) fn now_millis(&self) -> i64 {
         i64::try_from(self.clock.now().as_millis()).unwrap_or(i64::MAX)

@@ -107,6 +107,7 @@ impl Audit {
 
     /// An operator's action in the console and what it acted on (`key.revoke sys_abc`),
     /// kept where a send keeps its purpose.
+    #[cfg_attr(not(feature = "console"), allow(dead_code))]
     pub(crate) fn action(&mut self, action: &str) {
         self.record.purpose = Some(action.to_owned());
     }

@@ -82,6 +82,12 @@ impl Config {
             .as_ref()
             .and_then(|c| c.session_key_env.as_deref())
             .and_then(&mut need);
+        let console_sso_secret = self
+            .console
+            .as_ref()
+            .and_then(|c| c.sso.as_ref())
+            .and_then(|sso| sso.client_secret_env.as_deref())
+            .and_then(&mut need);
         let redis_url = match self.store.kind {
             StoreKind::Redis => need(self.store.url_env.as_deref().unwrap_or("REDIS_URL")),
             StoreKind::Memory => None,
@@ -226,11 +232,15 @@ impl Config {
         if let Some(config) = &self.console {
             #[cfg(feature = "console")]
             {
-                gateway = gateway.console(self.console_settings(config, console_key)?);
+                gateway = gateway.console(self.console_settings(
+                    config,
+                    console_key,
+                    console_sso_secret,
+                )?);
             }
             #[cfg(not(feature = "console"))]
             {
-                let _ = (config, console_key);
+                let _ = (config, console_key, console_sso_secret);
                 return Err(invalid(
                     "console",
                     "this build has no console (cargo feature `console`)",
@@ -252,40 +262,6 @@ impl Config {
             gateway: gateway.build().map_err(ConfigError::Gateway)?,
             stub_only,
         })
-    }
-}
-
-impl Config {
-    #[cfg(feature = "console")]
-    fn console_settings(
-        &self,
-        config: &super::ConsoleConfig,
-        key: Option<String>,
-    ) -> Result<crate::console::ConsoleSettings, ConfigError> {
-        if self.database.is_none() {
-            return Err(invalid("console", "the console needs [database]"));
-        }
-        if config.session_hours == 0 || config.session_hours > 24 * 30 {
-            return Err(invalid("console.session_hours", "between 1 and 720"));
-        }
-        let mut settings = crate::console::ConsoleSettings::new()
-            .session_ttl(Duration::from_secs(config.session_hours * 3600))
-            .own_listener(config.listen.is_some());
-        match (key, &config.session_key_env) {
-            (Some(encoded), Some(name)) => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(encoded.trim())
-                    .map_err(|_| invalid(name, "not base64"))?;
-                settings = settings
-                    .session_key(&bytes)
-                    .map_err(|e| invalid(name, e.to_string()))?;
-            }
-            _ => warn!(
-                "console.session_key_env is not set: sessions are signed with a random key, \
-                 end on restart and hold on this instance only"
-            ),
-        }
-        Ok(settings)
     }
 }
 
@@ -394,58 +370,5 @@ mod tests {
         assert!(error.contains("auth0.scopes"), "{error}");
         let ok = "[api]\ntoken_env = \"TOKEN\"\nscopes = [\"messages:send\", \"usage:read:all\"]\n";
         assert_eq!(build(ok).await, None);
-    }
-
-    #[cfg(feature = "console")]
-    #[tokio::test]
-    async fn the_console_needs_a_database_and_a_long_session_key() {
-        let build = |toml: &'static str| async move {
-            let config = Config::from_toml(toml).unwrap_or_else(|e| panic!("{e}"));
-            let env = |name: &str| match name {
-                "SHORT" => Some("c2hvcnQ=".to_owned()),
-                "LONG" => Some("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=".to_owned()),
-                _ => None,
-            };
-            config.build(&env).await.err().map(|e| {
-                let mut text = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(cause) = source {
-                    text = format!("{text}: {cause}");
-                    source = cause.source();
-                }
-                text
-            })
-        };
-        let error = build("[console]\n").await.unwrap_or_default();
-        assert!(
-            error.contains("console") && error.contains("[database]"),
-            "{error}"
-        );
-        let path =
-            std::env::temp_dir().join(format!("potp-console-config-{}.db", std::process::id()));
-        let db = format!(
-            "[database]\nurl = \"sqlite://{}?mode=rwc\"\n",
-            path.display()
-        );
-        let short = format!("{db}[console]\nsession_key_env = \"SHORT\"\n");
-        let error = build(Box::leak(short.into_boxed_str()))
-            .await
-            .unwrap_or_default();
-        assert!(
-            error.contains("SHORT") && error.contains("32 bytes"),
-            "{error}"
-        );
-        let unset = format!("{db}[console]\nsession_key_env = \"UNSET\"\n");
-        let error = build(Box::leak(unset.into_boxed_str()))
-            .await
-            .unwrap_or_default();
-        assert!(error.contains("UNSET"), "{error}");
-        let hours = format!("{db}[console]\nsession_hours = 0\n");
-        let error = build(Box::leak(hours.into_boxed_str()))
-            .await
-            .unwrap_or_default();
-        assert!(error.contains("session_hours"), "{error}");
-        let ok = format!("{db}[console]\nsession_key_env = \"LONG\"\n");
-        assert_eq!(build(Box::leak(ok.into_boxed_str())).await, None);
     }
 }

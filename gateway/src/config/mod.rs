@@ -6,6 +6,7 @@
 //! (`TWILIO_*`, `NTT_CPAAS_*`, `SMSLINK_*`). See `examples/gateway.toml`.
 
 mod build;
+#[cfg_attr(not(feature = "console"), allow(unused_imports))]
 mod console;
 mod database;
 mod jwt;
@@ -24,7 +25,7 @@ use serde::Deserialize;
 use crate::telemetry::LogFormat;
 
 pub use build::Built;
-pub use console::ConsoleConfig;
+pub use console::{ConsoleConfig, SsoConfig};
 pub use database::DatabaseConfig;
 pub use jwt::JwtConfig;
 pub use limits::{BudgetConfig, LimitsConfig, SafeListConfig, parse_duration};

@@ -9,6 +9,7 @@
 //! | page | what |
 //! |---|---|
 //! | `GET /console/signin`, `POST /console/signin` | sign in with an admin or viewer key |
+//! | `GET /console/sso/start`, `/console/sso/callback` | sign in with the identity provider (OpenID Connect, PKCE) |
 //! | `POST /console/signout` | sign out |
 //! | `GET /console/overview` | the last 24 hours: sends per hour by system, delivery, cost, refusals, budgets |
 //! | `GET /console/keys`, `POST /console/keys`, `.../{id}/rotate`, `.../{id}/revoke` | every key; administrators create, rotate and revoke |
@@ -18,12 +19,13 @@ mod form;
 mod html;
 mod i18n;
 mod keys;
+mod oidc;
 mod operator;
 mod overview;
 mod session;
+pub(crate) mod settings;
 mod signin;
-
-use std::time::Duration;
+mod sso;
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -31,92 +33,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get, post};
 
-use session::SessionKey;
+pub use oidc::{SsoError, SsoSettings};
 pub use session::WeakSessionKey;
+pub use settings::{ConsoleSettings, DEFAULT_SESSION_TTL};
 
 use crate::state::AppState;
-
-/// Sessions last this long unless configured (a working day).
-pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
-
-/// How the console signs its sessions, and for how long.
-pub struct ConsoleSettings {
-    key: Option<SessionKey>,
-    session_ttl: Duration,
-    own_listener: bool,
-}
-
-impl std::fmt::Debug for ConsoleSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsoleSettings")
-            .field("session_ttl", &self.session_ttl)
-            .field("own_listener", &self.own_listener)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for ConsoleSettings {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ConsoleSettings {
-    /// A random session key (sessions end with the process, and each instance has its
-    /// own: set [`Self::session_key`] behind a load balancer) and 8-hour sessions.
-    pub fn new() -> Self {
-        Self {
-            key: None,
-            session_ttl: DEFAULT_SESSION_TTL,
-            own_listener: false,
-        }
-    }
-
-    /// Signs sessions with `secret` (at least 32 bytes), shared by every instance.
-    ///
-    /// # Errors
-    /// A secret shorter than 32 bytes.
-    pub fn session_key(mut self, secret: &[u8]) -> Result<Self, WeakSessionKey> {
-        self.key = Some(SessionKey::new(secret)?);
-        Ok(self)
-    }
-
-    /// How long a session lasts after sign-in (a key's own expiry ends it sooner).
-    pub fn session_ttl(mut self, ttl: Duration) -> Self {
-        self.session_ttl = ttl;
-        self
-    }
-
-    /// Serves the console from [`Gateway::console_router`](crate::Gateway::console_router)
-    /// only, for a listener of its own (an internal address), not beside the API.
-    pub fn own_listener(mut self, own: bool) -> Self {
-        self.own_listener = own;
-        self
-    }
-
-    /// `reserved`: the systems the configuration defines (no key may be owned by one).
-    pub(crate) fn into_console(self, reserved: Vec<String>) -> Option<Console> {
-        Some(Console {
-            reserved,
-            key: match self.key {
-                Some(key) => key,
-                None => SessionKey::random()?,
-            },
-            session_ttl: self.session_ttl,
-            own_listener: self.own_listener,
-        })
-    }
-}
-
-/// The console's part of the shared state.
-#[derive(Debug)]
-pub(crate) struct Console {
-    pub(crate) key: SessionKey,
-    /// Systems the configuration defines (static tokens' tenants, JWT clients).
-    pub(crate) reserved: Vec<String>,
-    pub(crate) session_ttl: Duration,
-    pub(crate) own_listener: bool,
-}
 
 /// The console's routes; `audited` wraps the sign-in post in the audit layer.
 pub(crate) fn routes(
@@ -132,6 +53,11 @@ pub(crate) fn routes(
             get(signin::form).merge(audited("console_signin", post(signin::submit))),
         )
         .route("/console/signout", post(signin::sign_out))
+        .route("/console/sso/start", get(sso::start))
+        .route(
+            "/console/sso/callback",
+            audited("console_signin_sso", get(sso::callback)),
+        )
         .route("/console/overview", get(overview::overview))
         .route(
             "/console/keys",
@@ -233,8 +159,18 @@ async fn page_headers(request: Request, next: Next) -> Response {
 /// A cookie for `path`, `HttpOnly; Secure; SameSite=Strict`, kept `max_age` seconds (0
 /// deletes it). Values are base64url or fixed words, never needing quotes.
 pub(crate) fn set_cookie(name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
+    cookie_with(name, value, path, max_age, "Strict")
+}
+
+/// A cookie as [`set_cookie`], but `SameSite=Lax`: sent on the identity provider's
+/// redirect back (a cross-site navigation), for the single-use sign-in state only.
+pub(crate) fn set_lax_cookie(name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
+    cookie_with(name, value, path, max_age, "Lax")
+}
+
+fn cookie_with(name: &str, value: &str, path: &str, max_age: i64, same_site: &str) -> HeaderValue {
     let text = format!(
-        "{name}={value}; Path={path}; Max-Age={}; HttpOnly; Secure; SameSite=Strict",
+        "{name}={value}; Path={path}; Max-Age={}; HttpOnly; Secure; SameSite={same_site}",
         max_age.max(0)
     );
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))

@@ -64,7 +64,7 @@ pub(crate) async fn overview(State(state): State<AppState>, operator: Operator) 
         }
     }
     limits_table(&mut body, t, &state.otp.refusals());
-    let (budgets, _) = state.budgets.read(&state).await;
+    let (budgets, _) = state.budget_use().await;
     budgets_table(&mut body, t, &budgets);
     let html = page(
         lang,

@@ -92,20 +92,29 @@ impl SessionKey {
 
     /// The cookie value: the session, then its signature.
     pub(crate) fn seal(&self, session: &Session) -> String {
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(session).unwrap_or_default());
-        let tag = hmac::sign(&self.0, payload.as_bytes());
-        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+        self.seal_value(session)
     }
 
     /// The session in `value`, if this key signed it and it has not expired by `now`.
     pub(crate) fn open(&self, value: &str, now: i64) -> Option<Session> {
+        let session: Session = self.open_value(value)?;
+        (session.expires > now).then_some(session)
+    }
+
+    /// Any value as `base64url(json).base64url(hmac)`.
+    pub(crate) fn seal_value<T: Serialize>(&self, value: &T) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap_or_default());
+        let tag = hmac::sign(&self.0, payload.as_bytes());
+        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    /// The value [`Self::seal_value`] sealed, if this key signed it.
+    pub(crate) fn open_value<T: serde::de::DeserializeOwned>(&self, value: &str) -> Option<T> {
         let (payload, tag) = value.split_once('.')?;
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
         // ring compares the tag in constant time.
         hmac::verify(&self.0, payload.as_bytes(), &tag).ok()?;
-        let session: Session =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-        (session.expires > now).then_some(session)
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
     }
 }
 

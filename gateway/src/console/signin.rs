@@ -30,7 +30,7 @@ pub(crate) async fn form(
     if session_of(&state, &headers).is_some() {
         return Redirect::to("/console/overview").into_response();
     }
-    signin_page(lang, None, StatusCode::OK, "ok")
+    signin_page(&state, lang, None, StatusCode::OK, "ok")
 }
 
 /// `POST /console/signin`: checks the key and its form token, then starts a session.
@@ -46,16 +46,34 @@ pub(crate) async fn submit(
     let t = lang.text();
     let expected = cookie(&headers, SIGNIN_COOKIE).unwrap_or("");
     if !csrf_matches(expected, form.get("csrf")) {
-        return signin_page(lang, Some(t.form_expired), StatusCode::FORBIDDEN, "csrf");
+        return signin_page(
+            &state,
+            lang,
+            Some(t.form_expired),
+            StatusCode::FORBIDDEN,
+            "csrf",
+        );
     }
     let key = match find_key(&state, form.get("key").trim().as_bytes()).await {
         Ok(key) => key,
         Err(problem) if problem.status == StatusCode::UNAUTHORIZED => {
             failed_authentication(&state, network);
-            return signin_page(lang, Some(t.key_refused), problem.status, "unauthorized");
+            return signin_page(
+                &state,
+                lang,
+                Some(t.key_refused),
+                problem.status,
+                "unauthorized",
+            );
         }
         Err(problem) => {
-            return signin_page(lang, Some(t.unavailable), problem.status, problem.code);
+            return signin_page(
+                &state,
+                lang,
+                Some(t.unavailable),
+                problem.status,
+                problem.code,
+            );
         }
     };
     audit.record().caller(&key.owner, Some(&key.id));
@@ -63,6 +81,7 @@ pub(crate) async fn submit(
     if !key.is_live(now) {
         failed_authentication(&state, network);
         return signin_page(
+            &state,
             lang,
             Some(t.key_refused),
             StatusCode::UNAUTHORIZED,
@@ -70,10 +89,17 @@ pub(crate) async fn submit(
         );
     }
     if let Err(problem) = check_address(&state, &key, &headers, peer) {
-        return signin_page(lang, Some(t.key_refused), problem.status, problem.code);
+        return signin_page(
+            &state,
+            lang,
+            Some(t.key_refused),
+            problem.status,
+            problem.code,
+        );
     }
     let Some(role) = role_of(key.scopes) else {
         return signin_page(
+            &state,
             lang,
             Some(t.key_lacks_scope),
             StatusCode::FORBIDDEN,
@@ -127,6 +153,7 @@ pub(crate) async fn sign_out(operator: Operator, form: Form) -> Response {
 
 /// The sign-in form with a fresh token (also set as a cookie the post must match).
 fn signin_page(
+    state: &AppState,
     lang: Lang,
     error: Option<&str>,
     status: StatusCode,
@@ -137,6 +164,17 @@ fn signin_page(
         return (StatusCode::INTERNAL_SERVER_ERROR, "no random token").into_response();
     };
     let mut body = Html::default();
+    if state
+        .console
+        .as_ref()
+        .is_some_and(|console| console.sso.is_some())
+    {
+        body.raw("<p><a class=\"button\" href=\"/console/sso/start\">")
+            .text(t.sign_in_sso)
+            .raw("</a></p><p class=\"note\">")
+            .text(t.or_key)
+            .raw("</p>");
+    }
     body.raw("<p class=\"note\">")
         .text(t.sign_in_intro)
         .raw("</p>");

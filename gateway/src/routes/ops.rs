@@ -100,7 +100,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(db) = &state.db {
         crate::metrics::render_database(&mut text, db);
     }
-    let (budgets, error) = state.budgets.read(&state).await;
+    let (budgets, error) = state.budget_use().await;
     if let Some(error) = error {
         tracing::warn!(error = %error, "budget use not read for /metrics");
     }

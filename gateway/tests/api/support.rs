@@ -30,6 +30,11 @@ pub const TOTP_ISSUER: &str = "Gateway Tests";
 /// Serves `gateway` on 127.0.0.1 with an OS-chosen port and returns its base URL.
 pub async fn spawn_gateway(gateway: &Gateway) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    spawn_on(listener, gateway)
+}
+
+/// Serves `gateway` on `listener` and returns its base URL.
+pub fn spawn_on(listener: tokio::net::TcpListener, gateway: &Gateway) -> String {
     let address = listener.local_addr().unwrap();
     let app = gateway
         .router()
@@ -60,6 +65,9 @@ pub struct Setup {
     pub clock_at: Timestamp,
     pub primary: Arc<dyn phone_otp::PhoneProvider>,
     pub configure: Box<dyn FnOnce(GatewayBuilder) -> GatewayBuilder + Send>,
+    /// Where to serve (default: a fresh port), for a gateway whose URL must be known
+    /// before it is built.
+    pub listener: Option<tokio::net::TcpListener>,
 }
 
 impl Default for Setup {
@@ -72,6 +80,7 @@ impl Default for Setup {
             clock_at: Timestamp::from_millis(1_643_406_220_000),
             primary: Arc::new(StubProvider::named("primary")),
             configure: Box::new(|builder| builder),
+            listener: None,
         }
     }
 }
@@ -144,7 +153,10 @@ impl TestGateway {
         }
         .clock(clock.clone());
         let gateway = (setup.configure)(builder).build().unwrap();
-        let url = spawn_gateway(&gateway).await;
+        let url = match setup.listener {
+            Some(listener) => spawn_on(listener, &gateway),
+            None => spawn_gateway(&gateway).await,
+        };
         Self {
             url,
             gateway,

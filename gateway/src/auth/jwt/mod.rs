@@ -12,6 +12,8 @@
 //! namespaced by its issuer (`<namespace>:<client>`), or as the issuer's client map says,
 //! so two issuers' clients, and a client and a key owner, are never one system.
 
+#[cfg(feature = "console")]
+pub(crate) mod id_token;
 mod jwks;
 mod token;
 
