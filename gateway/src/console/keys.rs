@@ -231,18 +231,8 @@ pub(crate) async fn create(
         allowed,
         lifetime,
     };
-    match create_key(db, &spec, state.now_millis()).await {
-        Ok((token, record)) => {
-            secret_page(&operator, t.key_created, &record, token.expose_secret())
-        }
-        Err(KeyAdminError::Invalid(reason)) => {
-            refused(&operator, reason, StatusCode::UNPROCESSABLE_ENTITY)
-        }
-        Err(error) => {
-            tracing::error!(error = %error, "console: the key could not be created");
-            unavailable(&operator)
-        }
-    }
+    let created = create_key(db, &spec, state.now_millis()).await;
+    issued(&operator, t.key_created, created)
 }
 
 /// `POST /console/keys/{id}/rotate`: a new secret for the key's system and scopes; the old
@@ -265,17 +255,43 @@ pub(crate) async fn rotate(
     let Some(db) = &state.db else {
         return unavailable(&operator);
     };
-    match rotate_key(db, &id, grace, state.now_millis()).await {
-        Ok((token, record)) => {
-            secret_page(&operator, t.key_rotated, &record, token.expose_secret())
-        }
-        Err(KeyAdminError::NotFound) => refused(&operator, t.no_such_key, StatusCode::NOT_FOUND),
+    let rotated = rotate_key(db, &id, grace, state.now_millis()).await;
+    issued(&operator, t.key_rotated, rotated)
+}
+
+/// A key's id, system and scopes, as a definition list.
+fn key_facts(body: &mut Html, t: &Strings, key: &KeyRecord) {
+    body.raw("<dl><dt>")
+        .text(t.key_id)
+        .raw("</dt><dd><code>")
+        .text(&key.id)
+        .raw("</code></dd><dt>")
+        .text(t.system)
+        .raw("</dt><dd>")
+        .text(&key.owner)
+        .raw("</dd><dt>")
+        .text(t.scopes)
+        .raw("</dt><dd>")
+        .text(&key.scopes.to_string())
+        .raw("</dd></dl>");
+}
+
+/// The answer to a create or rotate: the new secret's page, or why not.
+fn issued(
+    operator: &Operator,
+    title: &str,
+    result: Result<(secrecy::SecretString, KeyRecord), KeyAdminError>,
+) -> Response {
+    let t = operator.lang.text();
+    match result {
+        Ok((token, record)) => secret_page(operator, title, &record, token.expose_secret()),
+        Err(KeyAdminError::NotFound) => refused(operator, t.no_such_key, StatusCode::NOT_FOUND),
         Err(KeyAdminError::Invalid(reason)) => {
-            refused(&operator, reason, StatusCode::UNPROCESSABLE_ENTITY)
+            refused(operator, reason, StatusCode::UNPROCESSABLE_ENTITY)
         }
         Err(error) => {
-            tracing::error!(error = %error, "console: the key could not be rotated");
-            unavailable(&operator)
+            tracing::error!(error = %error, "console: the key could not be issued");
+            unavailable(operator)
         }
     }
 }
@@ -299,21 +315,9 @@ pub(crate) async fn confirm_revoke(
         Err(_) => return unavailable(&operator),
     };
     let mut body = Html::default();
-    body.raw("<p>")
-        .text(t.revoke_question)
-        .raw("</p><dl><dt>")
-        .text(t.key_id)
-        .raw("</dt><dd><code>")
-        .text(&key.id)
-        .raw("</code></dd><dt>")
-        .text(t.system)
-        .raw("</dt><dd>")
-        .text(&key.owner)
-        .raw("</dd><dt>")
-        .text(t.scopes)
-        .raw("</dt><dd>")
-        .text(&key.scopes.to_string())
-        .raw("</dd></dl><form method=\"post\" action=\"/console/keys/")
+    body.raw("<p>").text(t.revoke_question).raw("</p>");
+    key_facts(&mut body, t, &key);
+    body.raw("<form method=\"post\" action=\"/console/keys/")
         .text(&key.id)
         .raw("/revoke\"><input type=\"hidden\" name=\"csrf\" value=\"")
         .text(&operator.session.csrf)
@@ -408,19 +412,9 @@ fn secret_page(operator: &Operator, title: &str, record: &KeyRecord, secret: &st
     let mut body = Html::default();
     body.raw("<p role=\"status\">")
         .text(t.secret_once)
-        .raw("</p><dl><dt>")
-        .text(t.key_id)
-        .raw("</dt><dd><code>")
-        .text(&record.id)
-        .raw("</code></dd><dt>")
-        .text(t.system)
-        .raw("</dt><dd>")
-        .text(&record.owner)
-        .raw("</dd><dt>")
-        .text(t.scopes)
-        .raw("</dt><dd>")
-        .text(&record.scopes.to_string())
-        .raw("</dd></dl><label for=\"secret\">")
+        .raw("</p>");
+    key_facts(&mut body, t, record);
+    body.raw("<label for=\"secret\">")
         .text(t.secret)
         .raw("</label><input id=\"secret\" class=\"secret\" type=\"text\" readonly value=\"")
         .text(secret)

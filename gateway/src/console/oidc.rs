@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::session::Role;
+use crate::auth::jwt::https_or_loopback;
 use crate::auth::jwt::id_token::IdTokenVerifier;
 
 /// The identity provider and how its users map to console roles.
@@ -106,19 +107,9 @@ impl SsoSettings {
     }
 }
 
-/// HTTPS, or HTTP to a loopback host (a provider run beside the gateway in tests).
+/// A provider URL the console may use (see [`https_or_loopback`]).
 fn secure_url(text: &str) -> bool {
-    let Ok(url) = reqwest::Url::parse(text) else {
-        return false;
-    };
-    let host = url.host_str().unwrap_or_default();
-    let loopback = host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    url.scheme() == "https" || (url.scheme() == "http" && loopback)
+    reqwest::Url::parse(text).is_ok_and(|url| https_or_loopback(&url))
 }
 
 /// The console's side of the provider.

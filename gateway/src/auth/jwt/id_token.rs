@@ -47,17 +47,7 @@ impl IdTokenVerifier {
         now: i64,
     ) -> Result<Map<String, Value>, JwtError> {
         let unverified = Unverified::parse(token, &Algorithm::ALL)?;
-        let jwk = self.keys.key(unverified.kid.as_deref(), now).await?;
-        if jwk
-            .alg
-            .as_deref()
-            .is_some_and(|alg| alg != unverified.alg.name())
-        {
-            return Err(JwtError::KeyAlgorithm);
-        }
-        if !unverified.signed_by(&jwk.key) {
-            return Err(JwtError::Signature);
-        }
+        self.keys.check_signature(&unverified, now).await?;
         let claims = unverified.claims;
         if string_claim(&claims, "iss") != Some(self.issuer.as_str()) {
             return Err(JwtError::UnknownIssuer);

@@ -88,6 +88,26 @@ impl KeySet {
         }
     }
 
+    /// Whether a key of this set signed `token` with the algorithm the key is pinned to.
+    pub(crate) async fn check_signature(
+        &self,
+        token: &super::token::Unverified,
+        now: i64,
+    ) -> Result<(), JwtError> {
+        let jwk = self.key(token.kid.as_deref(), now).await?;
+        if jwk
+            .alg
+            .as_deref()
+            .is_some_and(|alg| alg != token.alg.name())
+        {
+            return Err(JwtError::KeyAlgorithm);
+        }
+        if !token.signed_by(&jwk.key) {
+            return Err(JwtError::Signature);
+        }
+        Ok(())
+    }
+
     /// Fetches unless someone fetched since `seen` or an attempt was made too recently.
     async fn refetch(&self, now: i64, seen: Option<i64>) -> Result<Arc<Cached>, Refetch> {
         let mut last = self.last_attempt.lock().await;
