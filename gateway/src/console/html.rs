@@ -54,6 +54,7 @@ impl Html {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Nav {
     Overview,
+    Systems,
     Keys,
     SignIn,
 }
@@ -85,6 +86,12 @@ pub(crate) fn page(
         }
         html.raw(">")
             .text(t.overview)
+            .raw("</a><a href=\"/console/systems\"");
+        if nav == Nav::Systems {
+            html.raw(" aria-current=\"page\"");
+        }
+        html.raw(">")
+            .text(t.systems)
             .raw("</a><a href=\"/console/keys\"");
         if nav == Nav::Keys {
             html.raw(" aria-current=\"page\"");

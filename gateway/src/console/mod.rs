@@ -12,6 +12,7 @@
 //! | `GET /console/sso/start`, `/console/sso/callback` | sign in with the identity provider (OpenID Connect, PKCE) |
 //! | `POST /console/signout` | sign out |
 //! | `GET /console/overview` | the last 24 hours: sends per hour by system, delivery, cost, refusals, budgets |
+//! | `GET /console/systems[?system=&from=&to=]`, `/console/systems/usage.csv` | usage and cost per system by day, country and provider; its budgets and keys; CSV |
 //! | `GET /console/keys`, `POST /console/keys`, `.../{id}/rotate`, `.../{id}/revoke` | every key; administrators create, rotate and revoke |
 
 mod chart;
@@ -26,6 +27,7 @@ mod session;
 pub(crate) mod settings;
 mod signin;
 mod sso;
+mod systems;
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -59,6 +61,8 @@ pub(crate) fn routes(
             audited("console_signin_sso", get(sso::callback)),
         )
         .route("/console/overview", get(overview::overview))
+        .route("/console/systems", get(systems::systems))
+        .route("/console/systems/usage.csv", get(systems::usage_csv))
         .route(
             "/console/keys",
             get(keys::list).merge(audited("console_key_create", post(keys::create))),

@@ -744,3 +744,109 @@ async fn administrators_manage_keys_and_viewers_cannot_on_postgres() -> TestResu
         None => Ok(()),
     }
 }
+
+#[tokio::test]
+async fn the_systems_page_shows_the_same_numbers_as_the_usage_api() -> TestResult {
+    let db = sqlite().await.unwrap();
+    let gw = console_gateway(&db).await;
+    let (billing, billing_id) = token(&db, "billing", &[Scope::MessagesSend]).await;
+    let (crm, _) = token(&db, "crm", &[Scope::MessagesSend]).await;
+    let (viewer, _) = token(&db, "finance", &[Scope::UsageReadAll]).await;
+    for (key, to) in [
+        (&billing, "+819012345670"),
+        (&billing, "+12025550123"),
+        (&crm, "+819012345672"),
+    ] {
+        let sent = gw
+            .post("/v1/messages", key, &json!({"to": to, "code": "482913"}))
+            .await;
+        assert_eq!(sent.status(), 200);
+    }
+    let mut browser = Browser::new(&gw.url);
+    assert_eq!(
+        browser.get("/console/systems", None).await.status,
+        StatusCode::SEE_OTHER
+    );
+    browser.sign_in(&viewer).await;
+
+    let range = "from=2022-01-01&to=2022-01-31";
+    let page = browser
+        .get(&format!("/console/systems?{range}"), None)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains(&format!(
+            "<a href=\"/console/systems?system=billing&amp;{}\">billing</a></th><td class=\"n\">2</td><td class=\"n\">2</td>",
+            range.replace('&', "&amp;")
+        )),
+        "{}",
+        page.body
+    );
+
+    let page = browser
+        .get(&format!("/console/systems?system=billing&{range}"), None)
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    // By day, country and provider: 2 sends on Okta's sample day, one each to JP and US.
+    assert!(
+        body.contains(
+            "<th scope=\"row\">2022-01-28</th><td class=\"n\">2</td><td class=\"n\">2</td>"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("<th scope=\"row\">JP</th><td class=\"n\">1</td><td class=\"n\">1</td>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<th scope=\"row\">US</th><td class=\"n\">1</td><td class=\"n\">1</td>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<th scope=\"row\">primary</th><td class=\"n\">2</td><td class=\"n\">2</td>"),
+        "{body}"
+    );
+    // 0.062 (JP via primary) + 0.0079 (US).
+    assert!(body.contains("0.069900 USD"), "{body}");
+    // Its keys, and no other system's.
+    assert!(body.contains(&format!("<code>{billing_id}</code>")));
+    assert!(!body.contains(">crm<"), "{body}");
+
+    // The export is the usage API's own CSV for the same range and grouping.
+    let csv = browser
+        .get(
+            &format!("/console/systems/usage.csv?system=billing&{range}"),
+            None,
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(
+        csv.headers["content-type"],
+        "text/csv; charset=utf-8; header=present"
+    );
+    let api = gw
+        .client
+        .get(format!(
+            "{}/v1/usage?system=billing&{range}&group_by=system,day,country,provider&format=csv",
+            gw.url
+        ))
+        .bearer_auth(&viewer)
+        .send()
+        .await?;
+    assert_eq!(api.status(), 200);
+    assert_eq!(csv.body, api.text().await?);
+    assert!(
+        csv.body.contains("billing,2022-01-28,JP,primary,1,1"),
+        "{}",
+        csv.body
+    );
+
+    // Ranges are bounded.
+    let long = browser
+        .get("/console/systems?from=2021-01-01&to=2022-01-31", None)
+        .await;
+    assert_eq!(long.status, StatusCode::BAD_REQUEST);
+    assert!(long.body.contains("at most 92 days"));
+    Ok(())
+}
