@@ -39,7 +39,8 @@ enum Command {
         /// End: a day (included) or an RFC 3339 time (excluded); default: now.
         #[arg(long)]
         to: Option<String>,
-        /// Comma-separated: system, country, provider, day, channel, endpoint, hour, outcome.
+        /// Comma-separated: system, country, provider, day, channel, endpoint, hour, outcome,
+        /// refused_by, prefix.
         #[arg(long, default_value = "system")]
         group_by: String,
         /// `csv` or `json`.

@@ -25,6 +25,8 @@ pub(crate) struct Problem {
     pub(crate) code: &'static str,
     pub(crate) message: String,
     pub(crate) retry_after: Option<Duration>,
+    /// The limit that refused, for the audit trail.
+    pub(crate) limit: Option<LimitKind>,
 }
 
 impl Problem {
@@ -34,6 +36,7 @@ impl Problem {
             code,
             message: message.into(),
             retry_after: None,
+            limit: None,
         }
     }
 
@@ -160,12 +163,15 @@ pub(crate) fn policy_refused(refusal: &PolicyRefusal) -> Problem {
 
 /// A send limit refused: 429 with `Retry-After`.
 pub(crate) fn rate_limited(limit: LimitKind, retry_after: Duration) -> Problem {
-    Problem::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        format!("{limit} rate limit reached"),
-    )
-    .retry_after(retry_after)
+    Problem {
+        limit: Some(limit),
+        ..Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("{limit} rate limit reached"),
+        )
+        .retry_after(retry_after)
+    }
 }
 
 /// No configured provider delivers on this channel.
@@ -214,11 +220,14 @@ impl From<SendRefusal> for Problem {
             SendRefusal::Limited {
                 limit: LimitKind::Duplicate,
                 ..
-            } => Self::new(
-                StatusCode::CONFLICT,
-                "duplicate_request",
-                "this request (its Idempotency-Key or request_id) was already sent, or may have been: nothing was sent again",
-            ),
+            } => Self {
+                limit: Some(LimitKind::Duplicate),
+                ..Self::new(
+                    StatusCode::CONFLICT,
+                    "duplicate_request",
+                    "this request (its Idempotency-Key or request_id) was already sent, or may have been: nothing was sent again",
+                )
+            },
             SendRefusal::Limited { limit, retry_after } => rate_limited(limit, retry_after),
             SendRefusal::ChannelUnsupported(channel) => channel_unsupported(channel),
             _ => internal(),

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::{info, warn};
 
+use super::guard_refusal::{GuardRefusal, remember};
 use crate::clock::Timestamp;
 use crate::limit::{ConversionGuard, Counts, LimitKind, guard_keys};
 use crate::phone::PhoneNumber;
@@ -27,6 +28,8 @@ pub(super) struct Guard {
     baselines: Mutex<HashMap<String, (Option<Counts>, u64)>>,
     /// Refusals per limit kind, for metrics.
     refusals: [AtomicU64; REFUSAL_KINDS.len()],
+    /// The latest conversion refusals, one per prefix.
+    recent: Mutex<Vec<GuardRefusal>>,
 }
 
 /// The limit kinds refusals are counted for, in [`Guard::refusals`] order.
@@ -52,6 +55,7 @@ impl Guard {
             conversion,
             baselines: Mutex::default(),
             refusals: Default::default(),
+            recent: Mutex::default(),
         }
     }
 
@@ -67,6 +71,17 @@ impl Guard {
             .zip(&self.refusals)
             .map(|(kind, count)| (*kind, count.load(Ordering::Relaxed)))
             .collect()
+    }
+
+    /// The latest conversion refusals (this process), one per prefix, newest first.
+    pub(super) fn recent_refusals(&self) -> Vec<GuardRefusal> {
+        let mut list = self
+            .recent
+            .lock()
+            .map(|list| list.clone())
+            .unwrap_or_default();
+        list.reverse();
+        list
     }
 
     /// Counts one send refused by `kind`.
@@ -145,15 +160,31 @@ impl Guard {
         let prefix = prefix_key.as_str().trim_start_matches("cv:p:");
         let region = to.region();
         let country = region.as_ref().map_or("", |r| r.as_str());
+        let rate_permille = (counts.rate() * 1000.0).round() as u32;
         // Not the masked number: with the prefix it would show nearly every digit.
         info!(
             prefix,
             country,
             sends = counts.sends,
             verified = counts.verified,
-            rate_permille = (counts.rate() * 1000.0).round() as u32,
+            rate_permille,
             floor_permille = floor,
             "send refused by the conversion guard (SMS pumping suspected)"
         );
+        if let Ok(mut list) = self.recent.lock() {
+            remember(
+                &mut list,
+                GuardRefusal {
+                    prefix: prefix.to_owned(),
+                    country: country.to_owned(),
+                    sends: counts.sends,
+                    verified: counts.verified,
+                    rate_permille,
+                    floor_permille: floor,
+                    at: now,
+                    refusals: 1,
+                },
+            );
+        }
     }
 }

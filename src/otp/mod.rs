@@ -5,6 +5,7 @@ mod account;
 mod budget_use;
 mod code;
 mod guard;
+mod guard_refusal;
 mod keys;
 mod notice;
 mod relay;
@@ -17,6 +18,7 @@ mod totp_factor;
 
 pub use account::Account;
 pub use code::{DEFAULT_CODE_LENGTH, MAX_CODE_LENGTH, MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH};
+pub use guard_refusal::GuardRefusal;
 pub use keys::{HmacKey, KeyError, KeyRing, MIN_KEY_BYTES, bench_floor};
 pub use notice::Notice;
 pub use relay::{

@@ -850,6 +850,13 @@ impl OtpService {
         self.inner.guard.refusals()
     }
 
+    /// The prefixes the conversion guard refused lately in this process, one entry each
+    /// (the latest 64), newest first: the prefix, its country, its sends and verified
+    /// codes in the window and the floor its conversion fell below.
+    pub fn guard_refusals(&self) -> Vec<super::GuardRefusal> {
+        self.inner.guard.recent_refusals()
+    }
+
     /// The conversion guard's floor for a send to `to` (0 with the guard off).
     pub(super) async fn guard_floor(&self, to: &PhoneNumber, now: Timestamp) -> u32 {
         self.inner.guard.floor(&*self.inner.store, to, now).await

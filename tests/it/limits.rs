@@ -670,6 +670,17 @@ pub async fn conversion_guard_end_to_end(h: &Harness) -> TestResult {
         .iter()
         .find(|(kind, _)| *kind == LimitKind::Conversion);
     assert_eq!(conversion.map(|(_, n)| *n), Some(1));
+    // Why, for an operator: the pumped block (not the subscriber), 20 sends, none verified,
+    // under the default floor (half of the default 60%).
+    let why = h.otp.guard_refusals();
+    assert_eq!(why.len(), 1, "{why:?}");
+    assert_eq!(
+        (why[0].prefix.as_str(), why[0].country.as_str()),
+        ("8190111", "JP")
+    );
+    assert_eq!((why[0].sends.round(), why[0].verified), (20.0, 0.0));
+    assert_eq!((why[0].rate_permille, why[0].floor_permille), (0, 300));
+    assert_eq!(why[0].refusals, 1);
     // Two windows on, the pumped prefix's sends have left the window.
     h.clock.advance(2 * ConversionGuard::default().window);
     h.start(&pumped(21)?).await;

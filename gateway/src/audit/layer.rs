@@ -94,7 +94,10 @@ pub(crate) async fn audited(
             None
         }
     };
-    if let Some(audit) = audit {
+    if let Some(mut audit) = audit {
+        if let Some(limit) = response.extensions().get::<Problem>().and_then(|p| p.limit) {
+            audit.refused_by(limit);
+        }
         audit.finish(response.status(), outcome).await;
     }
     state.metrics.record(name, outcome, started.elapsed());

@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use axum::http::{HeaderMap, StatusCode};
 use phone_otp::{
-    Attempt, AttemptOutcome, Channel, PhoneNumber, PriceTable, Purpose, Relayed, SmsSegments,
-    Started,
+    Attempt, AttemptOutcome, ChallengeId, Channel, LimitKind, PhoneNumber, PriceTable, Purpose,
+    Relayed, SmsSegments, Started,
 };
 use tracing::error;
 
@@ -100,9 +100,22 @@ impl Audit {
             to.region()
                 .map_or_else(|| "001".to_owned(), |r| r.to_string()),
         );
-        self.record.masked_to = Some(to.masked());
+        let masked = to.masked();
+        self.record.prefix = masked.split('*').next().map(str::to_owned);
+        self.record.masked_to = Some(masked);
         self.record.channel = Some(channel.as_str().to_owned());
         self.record.purpose = Some(purpose.as_str().to_owned());
+    }
+
+    /// Which challenge: a fingerprint of its id, so a verification's record finds its
+    /// start's (conversion per country) without the trail holding an id that works.
+    pub(crate) fn challenge(&mut self, id: &ChallengeId) {
+        self.record.challenge = Some(challenge_fingerprint(id));
+    }
+
+    /// The limit that refused the send.
+    pub(crate) fn refused_by(&mut self, limit: LimitKind) {
+        self.record.refused_by = Some(limit.as_str().to_owned());
     }
 
     /// An operator's action in the console and what it acted on (`key.revoke sys_abc`),
@@ -262,6 +275,14 @@ impl Drop for Audit {
             }
         });
     }
+}
+
+/// The first 16 bytes of SHA-256 over the id's text, in hex. Ids are 128 random bits, so
+/// the fingerprint cannot be turned back into one.
+fn challenge_fingerprint(id: &ChallengeId) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(id.to_string().as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn elapsed_ms(started: Instant) -> i64 {

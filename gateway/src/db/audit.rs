@@ -47,9 +47,15 @@ pub struct AuditRecord {
     /// The provider's receipt (`delivered`, `undelivered`), from its status callback
     /// ([`Db::record_receipt`]); the gateway's own writes never set it.
     pub receipt: Option<String>,
+    /// The limit that refused the send (`conversion`, `backoff`, `budget`, ...).
+    pub refused_by: Option<String>,
+    /// The destination's leading digits as the masked number shows them (`+4478`).
+    pub prefix: Option<String>,
+    /// A fingerprint of the challenge id, the same on its start, resends and verifications.
+    pub challenge: Option<String>,
 }
 
-const COLUMNS: &str = "id, request_id, at, endpoint, system, key_id, purpose, country, masked_to, channel, providers, segments, status, outcome, latency_ms, cost_micros, currency, provider";
+const COLUMNS: &str = "id, request_id, at, endpoint, system, key_id, purpose, country, masked_to, channel, providers, segments, status, outcome, latency_ms, cost_micros, currency, provider, refused_by, prefix, challenge";
 
 fn read(row: &AnyRow) -> Result<AuditRecord, DbError> {
     Ok(AuditRecord {
@@ -72,6 +78,9 @@ fn read(row: &AnyRow) -> Result<AuditRecord, DbError> {
         currency: row.try_get("currency")?,
         provider: row.try_get("provider")?,
         receipt: row.try_get("receipt")?,
+        refused_by: row.try_get("refused_by")?,
+        prefix: row.try_get("prefix")?,
+        challenge: row.try_get("challenge")?,
     })
 }
 
@@ -92,7 +101,7 @@ fn upsert_sql(rows: usize) -> &'static str {
                 let values: Vec<String> = (0..rows)
                     .map(|row| {
                         let params: Vec<String> =
-                            (1..=18).map(|col| format!("${}", row * 18 + col)).collect();
+                            (1..=PARAMS).map(|col| format!("${}", row * PARAMS + col)).collect();
                         format!("({})", params.join(", "))
                     })
                     .collect();
@@ -103,6 +112,8 @@ fn upsert_sql(rows: usize) -> &'static str {
                      latency_ms = excluded.latency_ms, cost_micros = excluded.cost_micros, \
                      currency = excluded.currency, channel = excluded.channel, \
                      provider = COALESCE(excluded.provider, audit_records.provider), \
+                     refused_by = excluded.refused_by, \
+                     challenge = COALESCE(excluded.challenge, audit_records.challenge), \
                      outcome = CASE WHEN audit_records.receipt IS NOT NULL \
                          AND excluded.outcome IN ('unknown', 'cancelled') \
                          THEN 'confirmed' ELSE excluded.outcome END",
@@ -115,9 +126,12 @@ fn upsert_sql(rows: usize) -> &'static str {
     &texts[log2]
 }
 
-/// Rows per upsert statement, at most `2^MAX_ROWS_LOG2` (18 parameters a row stays under
-/// SQLite's 32,766 and PostgreSQL's 65,535).
+/// Rows per upsert statement, at most `2^MAX_ROWS_LOG2` (`PARAMS` parameters a row stays
+/// under SQLite's 32,766 and PostgreSQL's 65,535).
 const MAX_ROWS_LOG2: u32 = 8;
+
+/// Bound parameters per row: the columns of `COLUMNS`.
+const PARAMS: usize = 21;
 
 fn bind_record<'q>(query: AnyQuery<'q>, record: &AuditRecord) -> AnyQuery<'q> {
     query
@@ -139,6 +153,9 @@ fn bind_record<'q>(query: AnyQuery<'q>, record: &AuditRecord) -> AnyQuery<'q> {
         .bind(record.cost_micros)
         .bind(record.currency.clone())
         .bind(record.provider.clone())
+        .bind(record.refused_by.clone())
+        .bind(record.prefix.clone())
+        .bind(record.challenge.clone())
 }
 
 /// The records as multi-row upserts in one transaction.

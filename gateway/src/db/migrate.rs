@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "receipts",
         include_str!("../../migrations/0007_receipts.sql"),
     ),
+    (
+        8,
+        "audit_refusals",
+        include_str!("../../migrations/0008_audit_refusals.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming this schema's lock.

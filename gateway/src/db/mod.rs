@@ -6,6 +6,7 @@
 mod audit;
 pub(crate) mod audit_writer;
 pub(crate) mod batch;
+mod conversion;
 mod health;
 mod idempotency;
 mod keys;
@@ -19,6 +20,7 @@ use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
 pub use audit::{AuditRecord, AuditWrite, Settled};
+pub use conversion::{ConversionBy, ConversionRow};
 pub use health::{DbState, Fault, PROBE_EVERY, READY_TIMEOUT, WRITE_TIMEOUT};
 pub use idempotency::{Claim, KEEP_ANSWERS_MS};
 pub use keys::KeyRecord;

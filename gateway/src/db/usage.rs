@@ -29,6 +29,10 @@ pub enum Dimension {
     Hour,
     /// What the request ended as: `ok`, or the refusal's code (`rate_limited`, ...).
     Outcome,
+    /// The limit that refused a send (`conversion`, `backoff`, `budget`, ...).
+    RefusedBy,
+    /// The destination's leading digits as its masked form shows them (`+4478`).
+    Prefix,
 }
 
 /// The longest range a report grouped by hour may cover, in days (its rows stay bounded).
@@ -36,7 +40,7 @@ pub const MAX_HOURLY_DAYS: i64 = 31;
 
 impl Dimension {
     /// Every dimension.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::System,
         Self::Country,
         Self::Provider,
@@ -45,6 +49,8 @@ impl Dimension {
         Self::Endpoint,
         Self::Hour,
         Self::Outcome,
+        Self::RefusedBy,
+        Self::Prefix,
     ];
 
     /// The name in `group_by` and in reports.
@@ -58,6 +64,8 @@ impl Dimension {
             Self::Endpoint => "endpoint",
             Self::Hour => "hour",
             Self::Outcome => "outcome",
+            Self::RefusedBy => "refused_by",
+            Self::Prefix => "prefix",
         }
     }
 
@@ -72,6 +80,8 @@ impl Dimension {
             Self::Endpoint => "endpoint",
             Self::Hour => "(at / 3600000)",
             Self::Outcome => "outcome",
+            Self::RefusedBy => "refused_by",
+            Self::Prefix => "prefix",
         }
     }
 
@@ -85,7 +95,7 @@ impl Dimension {
             let dimension = Self::ALL
                 .into_iter()
                 .find(|d| d.name() == word)
-                .ok_or_else(|| format!("unknown group_by {word:?} (system, country, provider, day, channel, endpoint, hour, outcome)"))?;
+                .ok_or_else(|| format!("unknown group_by {word:?} (system, country, provider, day, channel, endpoint, hour, outcome, refused_by, prefix)"))?;
             if dimensions.contains(&dimension) {
                 return Err(format!("group_by {word:?} given twice"));
             }
@@ -104,7 +114,7 @@ pub(crate) struct UsageDocument {
     /// Its end (exclusive).
     to: String,
     /// What the rows are grouped by (`system`, `country`, `provider`, `day`, `channel`,
-    /// `endpoint`, `hour`, `outcome`).
+    /// `endpoint`, `hour`, `outcome`, `refused_by`, `prefix`).
     group_by: Vec<String>,
     rows: Vec<UsageRowDocument>,
 }

@@ -136,6 +136,7 @@ async fn start_challenge(
     match state.otp.start(request).await {
         Ok(started) => {
             audit.record().challenge_sent(&started);
+            audit.record().challenge(&started.challenge_id);
             Ok((StatusCode::CREATED, axum::Json(started_body(&started))).into_response())
         }
         Err(StartError::DeliveryUnknown {
@@ -147,6 +148,7 @@ async fn start_challenge(
             // can enter the code or ask for a resend; starting again would send a second
             // code.
             audit.record().failed(error.attempts());
+            audit.record().challenge(&challenge_id);
             Ok(super::unknown_outcome(
                 &error,
                 Some((challenge_id, expires_at)),
@@ -196,6 +198,7 @@ pub(crate) async fn resend(
     }: JsonOrEmpty<Resend>,
 ) -> Result<Response, Problem> {
     let id = challenge_id(&id)?;
+    audit.record().challenge(&id);
     let key = idempotency::header_key(&headers)?;
     let fingerprint = idempotency::fingerprint("challenges_resend", &id.to_string(), &bytes);
     // Only the system that started the challenge may resend it: for any other the library
@@ -264,11 +267,13 @@ async fn resend_challenge(
 )]
 pub(crate) async fn verify(
     State(state): State<AppState>,
+    audit: AuditHandle,
     Authorized(caller, _): Authorized<need::ChallengesVerify>,
     Path(id): Path<String>,
     Json { value: verify, .. }: Json<Verify>,
 ) -> Result<Response, Problem> {
     let id = challenge_id(&id)?;
+    audit.record().challenge(&id);
     let context = match verify.context {
         Some(context) => decode_context(&context)?,
         None => Vec::new(),

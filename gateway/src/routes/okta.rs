@@ -186,6 +186,9 @@ async fn answer(
             ("unknown", pending_unknown())
         }
         Err(error) => {
+            if let Some(phone_otp::SendRefusal::Limited { limit, .. }) = error.refusal() {
+                audit.record().refused_by(limit);
+            }
             let (outcome, summary, reason) = describe(&error);
             let summary = format!("Failed to deliver {} OTP: {summary}", channel_name(channel));
             (

@@ -22,7 +22,7 @@ use crate::state::AppState;
     params(
         ("from" = Option<String>, Query, description = "Start: a UTC day (`2026-11-01`) or an RFC 3339 time; default 30 days ago"),
         ("to" = Option<String>, Query, description = "End: a day (included) or an RFC 3339 time (excluded); default now"),
-        ("group_by" = Option<String>, Query, description = "Comma-separated: system, country, provider, day, channel, endpoint, hour (a range of at most 31 days), outcome (default system)"),
+        ("group_by" = Option<String>, Query, description = "Comma-separated: system, country, provider, day, channel, endpoint, hour (a range of at most 31 days), outcome, refused_by (the limit that refused), prefix (calling code and two digits) (default system)"),
         ("system" = Option<String>, Query, description = "One system's rows (another's needs `usage:read:all`)"),
         ("format" = Option<String>, Query, description = "`csv` for CSV (or send `Accept: text/csv`)"),
     ),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use phone_otp::{Limits, Micros, PriceTable, ProviderErrorKind, Quota, Rate};
 use phone_otp_gateway::auth::key_admin::create_key;
 use phone_otp_gateway::auth::scope::Scope;
-use phone_otp_gateway::db::{AuditRecord, Db, Dimension};
+use phone_otp_gateway::db::{AuditRecord, ConversionBy, Db, Dimension};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
@@ -344,4 +344,146 @@ async fn pending_rows_are_reconciled_on_postgres() -> TestResult {
         return Ok(());
     };
     pending_rows_are_reconciled_on(&db).await
+}
+
+/// A refused send names its limit, every send its masked prefix, and a verification
+/// finds its start, so conversion is counted per country and prefix.
+async fn refusals_prefixes_and_conversion_on(db: &Db) -> TestResult {
+    let gw = TestGateway::with(Setup {
+        keys: Some(db.clone()),
+        limits: Limits {
+            per_destination: Some(Quota::per_hour(NonZeroU32::new(1).unwrap())),
+            ..Limits::danger_none()
+        },
+        ..Setup::default()
+    })
+    .await;
+    let (token, _) = create_key(
+        db,
+        &spec(
+            "billing",
+            &[Scope::ChallengesStart, Scope::ChallengesVerify],
+        ),
+        NOW,
+    )
+    .await?;
+    let token = token.expose_secret().to_owned();
+    let (other, _) = create_key(db, &spec("crm", &[Scope::ChallengesStart]), NOW).await?;
+    let other = other.expose_secret().to_owned();
+    let start = |to: &str| json!({"to": to});
+    let mut ids = Vec::new();
+    for to in ["+819012345670", "+819012345671", "+447400123456"] {
+        let started = gw.post("/v1/challenges", &token, &start(to)).await;
+        assert_eq!(started.status(), 201);
+        let body: serde_json::Value = started.json().await?;
+        ids.push((to, body["challenge_id"].as_str().unwrap_or("").to_owned()));
+    }
+    // The same number again: refused by its destination quota.
+    let refused = gw
+        .post("/v1/challenges", &token, &start("+819012345670"))
+        .await;
+    assert_eq!(refused.status(), 429);
+    // Another system's start to the same country: not in billing's conversion.
+    assert_eq!(
+        gw.post("/v1/challenges", &other, &start("+819012345679"))
+            .await
+            .status(),
+        201
+    );
+    // Two of billing's three are verified: one JP, the GB one.
+    for (to, id) in [&ids[0], &ids[2]] {
+        let code = gw
+            .primary
+            .last_code_for(&to.parse()?)
+            .expect("a code was sent")
+            .expose_secret()
+            .to_owned();
+        let verified = gw
+            .post(
+                &format!("/v1/challenges/{id}/verify"),
+                &token,
+                &json!({"code": code}),
+            )
+            .await;
+        assert_eq!(verified.status(), 200);
+    }
+
+    let all = records(db).await;
+    let refused: Vec<_> = all.iter().filter(|r| r.outcome == "rate_limited").collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].refused_by.as_deref(), Some("destination"));
+    assert_eq!(refused[0].prefix.as_deref(), Some("+8190"));
+    assert!(
+        all.iter()
+            .filter(|r| r.outcome != "rate_limited")
+            .all(|r| r.refused_by.is_none())
+    );
+    // A start and its verification carry one fingerprint, never the id itself.
+    let fingerprints: Vec<_> = all.iter().filter_map(|r| r.challenge.clone()).collect();
+    assert_eq!(
+        fingerprints.len(),
+        4 + 2,
+        "four started, two verified: {all:#?}"
+    );
+    for record in &all {
+        for (_, id) in &ids {
+            assert!(!format!("{record:?}").contains(id.as_str()));
+        }
+    }
+
+    let by_country = db
+        .conversion(0, i64::MAX, Some("billing"), ConversionBy::Country, 10)
+        .await?;
+    let rows: Vec<_> = by_country
+        .iter()
+        .map(|r| (r.key.as_deref(), r.started, r.verified))
+        .collect();
+    assert_eq!(rows, [(Some("JP"), 2, 1), (Some("GB"), 1, 1)]);
+    let by_prefix = db
+        .conversion(0, i64::MAX, None, ConversionBy::Prefix, 10)
+        .await?;
+    let rows: Vec<_> = by_prefix
+        .iter()
+        .map(|r| {
+            (
+                r.key.as_deref(),
+                r.country.as_deref(),
+                r.started,
+                r.verified,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (Some("+8190"), Some("JP"), 3, 1),
+            (Some("+4474"), Some("GB"), 1, 1)
+        ]
+    );
+    let usage = db
+        .usage(
+            0,
+            i64::MAX,
+            Some("billing"),
+            &[Dimension::RefusedBy, Dimension::Prefix],
+        )
+        .await?;
+    assert!(usage.rows.iter().any(|r| r.key
+        == [Some("destination".to_owned()), Some("+8190".to_owned())]
+        && r.requests == 1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn refusals_prefixes_and_conversion_on_sqlite() -> TestResult {
+    let db = sqlite().await.expect("sqlite");
+    refusals_prefixes_and_conversion_on(&db).await
+}
+
+#[tokio::test]
+async fn refusals_prefixes_and_conversion_on_postgres() -> TestResult {
+    match postgres().await {
+        Some(db) => refusals_prefixes_and_conversion_on(&db).await,
+        None => Ok(()),
+    }
 }
