@@ -123,12 +123,12 @@ pub use limit::{
 };
 pub use message::{Channel, Locale, Message, Purpose};
 pub use otp::{
-    Account, DEFAULT_CODE_LENGTH, DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, HmacKey, KeyError,
-    KeyRing, MAX_CODE_LENGTH, MAX_LABEL_BYTES, MAX_REFERENCE_BYTES, MAX_RELAY_CODE_DIGITS,
-    MAX_RELAY_TEXT_CHARS, MAX_REQUEST_KEY_BYTES, MAX_SAFE_LIFETIME, MIN_CODE_LENGTH,
-    MIN_DANGER_CODE_LENGTH, MIN_KEY_BYTES, MIN_RELAY_CODE_DIGITS, Notice, OtpService,
-    OtpServiceBuilder, RelayRequest, RelayTextPolicy, Relayed, ResendRequest, StartRequest,
-    Started, TextRefusal, VerifyRequest, bench_floor,
+    Account, DEFAULT_CODE_LENGTH, DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, GuardRefusal, HmacKey,
+    KeyError, KeyRing, MAX_CODE_LENGTH, MAX_LABEL_BYTES, MAX_REFERENCE_BYTES,
+    MAX_RELAY_CODE_DIGITS, MAX_RELAY_TEXT_CHARS, MAX_REQUEST_KEY_BYTES, MAX_SAFE_LIFETIME,
+    MIN_CODE_LENGTH, MIN_DANGER_CODE_LENGTH, MIN_KEY_BYTES, MIN_RELAY_CODE_DIGITS, Notice,
+    OtpService, OtpServiceBuilder, RelayRequest, RelayTextPolicy, Relayed, ResendRequest,
+    StartRequest, Started, TextRefusal, VerifyRequest, bench_floor,
 };
 #[doc(hidden)]
 pub use phone::fuzz_classification_agrees;

@@ -850,6 +850,11 @@ impl OtpService {
         self.inner.guard.refusals()
     }
 
+    /// Whether the conversion guard is on ([`Limits::conversion_guard`]).
+    pub fn guards_conversion(&self) -> bool {
+        self.inner.guard.converts()
+    }
+
     /// The prefixes the conversion guard refused lately in this process, one entry each
     /// (the latest 64), newest first: the prefix, its country, its sends and verified
     /// codes in the window and the floor its conversion fell below.

@@ -55,6 +55,9 @@ impl Html {
 pub(crate) enum Nav {
     Overview,
     Systems,
+    Abuse,
+    Providers,
+    Audit,
     Keys,
     SignIn,
 }
@@ -80,23 +83,23 @@ pub(crate) fn page(
         .text(t.product)
         .raw("</a>");
     if session.is_some() {
-        html.raw("<nav aria-label=\"main\"><a href=\"/console/overview\"");
-        if nav == Nav::Overview {
-            html.raw(" aria-current=\"page\"");
+        html.raw("<nav aria-label=\"main\">");
+        let links: [(Nav, &'static str, &str); 6] = [
+            (Nav::Overview, "/console/overview", t.overview),
+            (Nav::Systems, "/console/systems", t.systems),
+            (Nav::Abuse, "/console/abuse", t.abuse),
+            (Nav::Providers, "/console/providers", t.providers),
+            (Nav::Audit, "/console/audit", t.audit),
+            (Nav::Keys, "/console/keys", t.keys),
+        ];
+        for (target, href, name) in links {
+            html.raw("<a href=\"").raw(href).raw("\"");
+            if nav == target {
+                html.raw(" aria-current=\"page\"");
+            }
+            html.raw(">").text(name).raw("</a>");
         }
-        html.raw(">")
-            .text(t.overview)
-            .raw("</a><a href=\"/console/systems\"");
-        if nav == Nav::Systems {
-            html.raw(" aria-current=\"page\"");
-        }
-        html.raw(">")
-            .text(t.systems)
-            .raw("</a><a href=\"/console/keys\"");
-        if nav == Nav::Keys {
-            html.raw(" aria-current=\"page\"");
-        }
-        html.raw(">").text(t.keys).raw("</a></nav>");
+        html.raw("</nav>");
     }
     html.raw("<div class=\"tools\"><a class=\"lang\" href=\"")
         .raw(path)

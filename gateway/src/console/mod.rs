@@ -13,8 +13,13 @@
 //! | `POST /console/signout` | sign out |
 //! | `GET /console/overview` | the last 24 hours: sends per hour by system, delivery, cost, refusals, budgets |
 //! | `GET /console/systems[?system=&from=&to=]`, `/console/systems/usage.csv` | usage and cost per system by day, country and provider; its budgets and keys; CSV |
+//! | `GET /console/abuse[?from=&to=]` | refusals per day by limit, conversion per country, the most-sent prefixes, what the conversion guard throttles now and why |
+//! | `GET /console/providers[?from=&to=]` | each provider's calls, latency, failures and breaker now; sends, receipts and failures per country |
+//! | `GET /console/audit[?system=&endpoint=&outcome=&from=&to=&before=]`, `/console/audit/{id}`, `/console/audit.csv` | the audit trail searched, a record, CSV |
 //! | `GET /console/keys`, `POST /console/keys`, `.../{id}/rotate`, `.../{id}/revoke` | every key; administrators create, rotate and revoke |
 
+mod abuse;
+mod audit;
 mod chart;
 mod form;
 mod html;
@@ -23,11 +28,13 @@ mod keys;
 mod oidc;
 mod operator;
 mod overview;
+mod providers;
 mod session;
 pub(crate) mod settings;
 mod signin;
 mod sso;
 mod systems;
+mod table;
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -63,6 +70,11 @@ pub(crate) fn routes(
         .route("/console/overview", get(overview::overview))
         .route("/console/systems", get(systems::systems))
         .route("/console/systems/usage.csv", get(systems::usage_csv))
+        .route("/console/abuse", get(abuse::abuse))
+        .route("/console/providers", get(providers::providers))
+        .route("/console/audit", get(audit::search))
+        .route("/console/audit.csv", get(audit::export))
+        .route("/console/audit/{id}", get(audit::record))
         .route(
             "/console/keys",
             get(keys::list).merge(audited("console_key_create", post(keys::create))),

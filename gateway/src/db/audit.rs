@@ -55,9 +55,9 @@ pub struct AuditRecord {
     pub challenge: Option<String>,
 }
 
-const COLUMNS: &str = "id, request_id, at, endpoint, system, key_id, purpose, country, masked_to, channel, providers, segments, status, outcome, latency_ms, cost_micros, currency, provider, refused_by, prefix, challenge";
+pub(super) const COLUMNS: &str = "id, request_id, at, endpoint, system, key_id, purpose, country, masked_to, channel, providers, segments, status, outcome, latency_ms, cost_micros, currency, provider, refused_by, prefix, challenge";
 
-fn read(row: &AnyRow) -> Result<AuditRecord, DbError> {
+pub(super) fn read(row: &AnyRow) -> Result<AuditRecord, DbError> {
     Ok(AuditRecord {
         id: row.try_get("id")?,
         request_id: row.try_get("request_id")?,

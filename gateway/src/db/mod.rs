@@ -3,7 +3,9 @@
 //! and one code path for both, through sqlx's `Any` driver: portable SQL, `$n`
 //! placeholders in order, times as BIGINT milliseconds.
 
+mod attempts;
 mod audit;
+mod audit_search;
 pub(crate) mod audit_writer;
 pub(crate) mod batch;
 mod conversion;
@@ -19,13 +21,15 @@ use std::sync::Arc;
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
+pub use attempts::AttemptCount;
 pub use audit::{AuditRecord, AuditWrite, Settled};
+pub use audit_search::{AuditSearch, MAX_SEARCH_ROWS};
 pub use conversion::{ConversionBy, ConversionRow};
 pub use health::{DbState, Fault, PROBE_EVERY, READY_TIMEOUT, WRITE_TIMEOUT};
 pub use idempotency::{Claim, KEEP_ANSWERS_MS};
 pub use keys::KeyRecord;
-pub(crate) use usage::UsageDocument;
 pub use usage::{Dimension, UsageQuery, UsageReport, UsageRow, micros_text};
+pub(crate) use usage::{UsageDocument, csv_cell, instant};
 
 /// The database failed or is unreachable. Callers fail closed on it.
 #[derive(Debug, thiserror::Error)]

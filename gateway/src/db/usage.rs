@@ -400,7 +400,7 @@ impl UsageQuery {
 
 /// Unix ms of `2026-11-28T10:00:00Z`, or of the start of day `2026-11-28` (UTC); for an
 /// end, a day means the start of the next.
-fn instant(text: &str, end: bool) -> Option<i64> {
+pub(crate) fn instant(text: &str, end: bool) -> Option<i64> {
     if let Ok(at) =
         time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
     {
@@ -507,7 +507,7 @@ fn rfc3339_millis(millis: i64) -> String {
         .unwrap_or_default()
 }
 
-fn csv_cell(value: &str) -> String {
+pub(crate) fn csv_cell(value: &str) -> String {
     let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{value}")
     } else {

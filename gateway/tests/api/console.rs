@@ -21,7 +21,7 @@ use crate::usage::prices;
 
 /// A browser's part that matters here: its cookie jar, and no redirect following (each
 /// redirect is asserted).
-struct Browser {
+pub struct Browser {
     base: String,
     client: reqwest::Client,
     cookies: Vec<(String, String)>,
@@ -29,10 +29,10 @@ struct Browser {
     site: &'static str,
 }
 
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
 }
 
 impl Page {
@@ -68,7 +68,7 @@ impl Page {
 }
 
 impl Browser {
-    fn new(base: &str) -> Self {
+    pub fn new(base: &str) -> Self {
         Self {
             base: base.to_owned(),
             client: reqwest::Client::builder()
@@ -122,7 +122,7 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str, language: Option<&str>) -> Page {
+    pub async fn get(&mut self, path: &str, language: Option<&str>) -> Page {
         let mut request = self
             .client
             .get(format!("{}{path}", self.base))
@@ -152,7 +152,7 @@ impl Browser {
     }
 
     /// Opens the sign-in form and submits `key` with its token.
-    async fn sign_in(&mut self, key: &str) -> Page {
+    pub async fn sign_in(&mut self, key: &str) -> Page {
         let form = self.get("/console/signin", None).await;
         assert_eq!(form.status, StatusCode::OK);
         let csrf = form.csrf();

@@ -10,6 +10,7 @@ mod challenges;
 mod connections;
 mod console;
 mod console_browser;
+mod console_pages;
 mod dashboards;
 mod db;
 mod full_disk;
