@@ -241,7 +241,7 @@ impl Reports {
                 (t.country, false),
                 (t.requests, true),
                 (t.sends, true),
-                (t.refusals, true),
+                (t.guard_refusals, true),
                 (t.started, true),
                 (t.conversion, true),
             ],

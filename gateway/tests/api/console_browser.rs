@@ -2,9 +2,12 @@
 //! the certified `oidc-provider` package run by `tests/browser/oidc.mjs`): Debian's Chromium driven by playwright-core
 //! (`tests/browser/console.mjs`), on data seeded through the real HTTP API. It signs in
 //! with an admin key, reads the seeded numbers off the overview, creates a key, copies
-//! its secret and revokes it, checks the session
-//! cookie as the browser holds it, runs axe-core on each page, switches to Japanese and
-//! signs out; screenshots go to the target directory. Skipped loudly (a failure under CI)
+//! its secret and revokes it (its next API call refused), posts a form without its CSRF
+//! token (refused), downloads a system's CSV and compares it with `/v1/usage`, opens the
+//! abuse and providers pages, searches the audit trail and opens a record, is refused a
+//! key action as a viewer, checks the session cookie as the browser holds it, runs
+//! axe-core on each page, switches to Japanese and signs out; screenshots go to the
+//! target directory. Skipped loudly (a failure under CI)
 //! when Node, the npm packages (`./scripts/test.sh` installs them) or Chromium are missing.
 
 use std::path::{Path, PathBuf};
@@ -40,6 +43,7 @@ async fn an_operator_signs_in_and_reads_the_overview_in_chromium() -> TestResult
     let (billing, _) = token(&db, "billing", &[Scope::MessagesSend]).await;
     let (crm, _) = token(&db, "crm", &[Scope::MessagesSend]).await;
     let (admin, _) = token(&db, "platform-team", &[Scope::KeysAdmin]).await;
+    let (viewer, _) = token(&db, "finance", &[Scope::UsageReadAll]).await;
     for (key, to) in [
         (&billing, "+819012345670"),
         (&billing, "+819012345671"),
@@ -53,7 +57,10 @@ async fn an_operator_signs_in_and_reads_the_overview_in_chromium() -> TestResult
     let args = json!({
         "base": gw.url,
         "adminKey": admin,
+        "viewerKey": viewer,
+        "range": {"from": "2022-01-01", "to": "2022-01-31"},
         "expect": {
+            "refusal": "invalid_number",
             "systems": {
                 "billing": {"requests": 2, "sends": 2},
                 "crm": {"requests": 2, "sends": 1},
@@ -84,7 +91,7 @@ async fn an_operator_signs_in_and_reads_the_overview_in_chromium() -> TestResult
         "the browser run failed:\n{stderr}\n{stdout}"
     );
     assert!(
-        stdout.contains("sign-in, overview, keys (create, copy, revoke), Japanese, sign-out"),
+        stdout.contains("sign-in, overview, keys (create, copy, revoke, refused after), CSRF, systems CSV = /v1/usage, abuse, providers, audit search, viewer refused, Japanese, sign-out"),
         "{stdout}"
     );
     eprintln!("{}screenshots in {}", stdout, screenshots.display());
