@@ -70,6 +70,37 @@ else
   failures=$((failures + 1))
 fi
 
+# The README's "try the console": its block as written, then the sign-in a browser does
+# (the form's token from its cookie, the key the block printed) and the overview.
+console_block=$(awk '/<!-- check-examples: try the console -->/ {found=1; next}
+  found && /^```sh/ {inside=1; next} inside && /^```/ {exit} inside {print}' README.md)
+[ -n "$console_block" ] || { echo "FAIL: the README's try-the-console block is missing"; failures=$((failures + 1)); }
+rm -f /tmp/phone-otp-console-try.db*
+check_console=$(cat <<'CHECK'
+log=$(mktemp)
+{ eval "$CONSOLE_BLOCK"; } >"$log" 2>&1
+key=$(sed -n 's/^token (shown once, store it now): //p' "$log")
+base=http://127.0.0.1:8080
+curl -s --retry 60 --retry-connrefused --retry-delay 2 -o /dev/null "$base/healthz"
+csrf=$(curl -s -D - -o /dev/null "$base/console/signin" | tr -d '\r' \
+  | sed -n 's/^set-cookie: potp_console_signin=\([^;]*\).*/\1/ip' | head -1)
+session=$(curl -s -D - -o /dev/null "$base/console/signin" -H "cookie: potp_console_signin=$csrf" \
+  -H 'sec-fetch-site: same-origin' --data-urlencode "key=$key" --data-urlencode "csrf=$csrf" \
+  | tr -d '\r' | sed -n 's/^set-cookie: \(potp_console=[^;]*\).*/\1/ip' | head -1)
+curl -s "$base/console/overview" -H "cookie: $session"
+status=$?; kill %1 2>/dev/null; wait 2>/dev/null; rm -f "$log"; exit $status
+CHECK
+)
+console_out=$(CONSOLE_BLOCK="$console_block" bash -c "set -m; $check_console" 2>&1 </dev/null) || true
+if [[ "$console_out" == *'<h1>Overview</h1>'* ]] && [[ "$console_out" == *'<strong>platform-team</strong>'* ]]; then
+  echo "ok: the README's try-the-console commands -> signed in, overview"
+else
+  echo "FAIL: the README's try-the-console commands answered:"
+  echo "$console_out" | sed 's/^/    /' | tail -20
+  failures=$((failures + 1))
+fi
+rm -f /tmp/phone-otp-console-try.db*
+
 if [ "$failures" -gt 0 ]; then
   echo "$failures example check(s) failed"
   exit 1

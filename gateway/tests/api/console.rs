@@ -53,7 +53,7 @@ impl Page {
     }
 
     /// The value of the form's hidden `csrf` field.
-    fn csrf(&self) -> String {
+    pub fn csrf(&self) -> String {
         let start = self
             .body
             .find("name=\"csrf\" value=\"")
@@ -77,6 +77,16 @@ impl Browser {
                 .unwrap(),
             cookies: Vec::new(),
             site: "same-origin",
+        }
+    }
+
+    /// The same browser (its cookies) talking to another instance.
+    pub fn at(&self, base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            client: self.client.clone(),
+            cookies: self.cookies.clone(),
+            site: self.site,
         }
     }
 
@@ -134,7 +144,7 @@ impl Browser {
         self.absorb(response).await
     }
 
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields)
             .finish();

@@ -258,3 +258,113 @@ async fn the_abuse_providers_and_audit_pages_on_postgres() -> TestResult {
         None => Ok(()),
     }
 }
+
+/// Two instances on one PostgreSQL database and one Redis: a session signed in on one is
+/// good on the other (a shared session key), both show every instance's sends, and a key
+/// revoked from one instance's console is refused by the other on its next call, its
+/// console sessions included.
+#[tokio::test]
+async fn two_instances_share_the_console_on_postgres() -> TestResult {
+    let Some(db) = postgres().await else {
+        return Ok(());
+    };
+    let Ok(redis_url) = std::env::var("REDIS_URL") else {
+        crate::support::skip_loudly("REDIS_URL is not set (./scripts/test.sh sets it)");
+        return Ok(());
+    };
+    let prefix = format!("console-test:{}:", crate::support::unique());
+    let store: std::sync::Arc<dyn phone_otp::OtpStore> =
+        std::sync::Arc::new(phone_otp::RedisStore::connect(&redis_url, &prefix).await?);
+    let instance = || {
+        let store = std::sync::Arc::clone(&store);
+        TestGateway::with(Setup {
+            keys: Some(db.clone()),
+            store: Some(store),
+            limits: Limits::danger_none(),
+            configure: Box::new(|builder| {
+                let console = ConsoleSettings::new()
+                    .session_key(&[5u8; 32])
+                    .expect("a long key");
+                builder.prices(prices()).console(console)
+            }),
+            ..Setup::default()
+        })
+    };
+    let (a, b) = (instance().await, instance().await);
+    let (billing, _) = token(&db, "billing", &[Scope::MessagesSend]).await;
+    let (crm, crm_id) = token(&db, "crm", &[Scope::MessagesSend]).await;
+    let (admin, _) = token(&db, "platform-team", &[Scope::KeysAdmin]).await;
+    let (viewer, viewer_id) = token(&db, "finance", &[Scope::UsageReadAll]).await;
+    for (gw, key, to) in [
+        (&a, &billing, "+819012345670"),
+        (&b, &billing, "+819012345671"),
+        (&b, &crm, "+819012345672"),
+    ] {
+        let sent = gw
+            .post("/v1/messages", key, &json!({"to": to, "code": "482913"}))
+            .await;
+        assert_eq!(sent.status(), 200);
+    }
+
+    let mut on_a = Browser::new(&a.url);
+    assert_eq!(on_a.sign_in(&admin).await.status, StatusCode::SEE_OTHER);
+    let mut on_b = on_a.at(&b.url);
+    let range = "from=2022-01-01&to=2022-01-31";
+    for browser in [&mut on_a, &mut on_b] {
+        let page = browser
+            .get(&format!("/console/systems?{range}"), None)
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(
+            page.body
+                .contains(">billing</a></th><td class=\"n\">2</td><td class=\"n\">2</td>"),
+            "{}",
+            page.body
+        );
+        assert!(
+            page.body
+                .contains(">crm</a></th><td class=\"n\">1</td><td class=\"n\">1</td>"),
+            "{}",
+            page.body
+        );
+    }
+
+    // A viewer signed in on A; crm's key and the viewer's revoked from B's console.
+    let mut viewer_on_a = Browser::new(&a.url);
+    viewer_on_a.sign_in(&viewer).await;
+    assert_eq!(
+        viewer_on_a.get("/console/overview", None).await.status,
+        StatusCode::OK
+    );
+    for id in [&crm_id, &viewer_id] {
+        let confirm = on_b.get(&format!("/console/keys/{id}/revoke"), None).await;
+        assert_eq!(confirm.status, StatusCode::OK);
+        let revoked = on_b
+            .post(
+                &format!("/console/keys/{id}/revoke"),
+                &[("csrf", &confirm.csrf())],
+            )
+            .await;
+        assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    }
+    let refused = a
+        .post(
+            "/v1/messages",
+            &crm,
+            &json!({"to": "+819012345673", "code": "482913"}),
+        )
+        .await;
+    assert_eq!(refused.status(), 401);
+    let ended = viewer_on_a.get("/console/overview", None).await;
+    assert_eq!(ended.status, StatusCode::SEE_OTHER);
+    assert_eq!(ended.headers["location"], "/console/signin");
+    // Both revocations are in the trail under the operator, whichever instance wrote them.
+    let audit = on_a
+        .get(
+            "/console/audit?endpoint=console_key_revoke&from=2022-01-01&to=2022-01-31",
+            None,
+        )
+        .await;
+    assert_eq!(record_links(&audit.body).len(), 2, "{}", audit.body);
+    Ok(())
+}
