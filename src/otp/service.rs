@@ -49,6 +49,9 @@ pub struct Started {
     pub masked_destination: String,
     /// For SMS, the parts the text is billed as (the price table's unit); `None` for a call.
     pub segments: Option<crate::template::SmsSegments>,
+    /// Providers that failed or were skipped before one accepted (an audit trail's
+    /// failovers).
+    pub attempts: Vec<crate::provider::Attempt>,
 }
 
 /// Builds an [`OtpService`] with secure defaults. A key ring and a provider are required.
@@ -690,6 +693,7 @@ impl OtpService {
                     message_id: receipt.message_id,
                     masked_destination: pending.destination.masked(),
                     segments,
+                    attempts: receipt.attempts,
                 })
             }
             Err(error) => {

@@ -159,9 +159,15 @@ impl Audit {
         }
     }
 
-    /// A challenge's code went out: through which provider, and how many parts were billed.
+    /// A challenge's code went out: which providers were tried, through which it went, and
+    /// how many parts were billed.
     pub(crate) fn challenge_sent(&mut self, started: &Started) {
-        self.record.providers = Some(format!("{}:ok", started.provider));
+        let mut providers = attempts_text(&started.attempts);
+        if !providers.is_empty() {
+            providers.push(' ');
+        }
+        providers.push_str(&format!("{}:ok", started.provider));
+        self.record.providers = Some(providers);
         self.record.channel = Some(started.channel.as_str().to_owned());
         self.bill(&started.provider, started.channel, started.segments);
     }

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::chart::{MAX_SERIES, Series, stacked_columns};
-use super::html::{Html, Nav, page};
+use super::html::{Html, Nav};
 use super::i18n::Strings;
 use super::keys::when;
 use super::operator::Operator;
@@ -37,9 +37,7 @@ pub(crate) async fn abuse(
     let (from, to) = match range(raw.as_deref().unwrap_or(""), state.now_millis()) {
         Ok(range) => range,
         Err(reason) => {
-            body.raw("<p class=\"error\" role=\"alert\">")
-                .text(&reason)
-                .raw("</p>");
+            body.alert(&reason);
             return respond(&operator, &body, StatusCode::BAD_REQUEST);
         }
     };
@@ -59,9 +57,7 @@ pub(crate) async fn abuse(
         }
         Err(error) => {
             tracing::error!(error = %error, "console: abuse queries failed");
-            body.raw("<p class=\"error\" role=\"alert\">")
-                .text(t.unavailable)
-                .raw("</p>");
+            body.alert(t.unavailable);
             StatusCode::SERVICE_UNAVAILABLE
         }
     };
@@ -369,13 +365,5 @@ pub(super) fn range_form(body: &mut Html, t: &Strings, action: &'static str, fro
 
 fn respond(operator: &Operator, body: &Html, status: StatusCode) -> Response {
     let t = operator.lang.text();
-    let html = page(
-        operator.lang,
-        t.abuse,
-        Nav::Abuse,
-        Some(&operator.session),
-        "/console/abuse",
-        body,
-    );
-    (status, axum::response::Html(html)).into_response()
+    operator.page(t.abuse, Nav::Abuse, "/console/abuse", body, status)
 }

@@ -7,7 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::html::{Html, Nav, page};
+use super::html::{Html, Nav};
 use super::i18n::Strings;
 use super::keys::when;
 use super::operator::Operator;
@@ -83,9 +83,7 @@ pub(crate) async fn search(
     let query = match parse(raw.as_deref().unwrap_or(""), state.now_millis()) {
         Ok(query) => query,
         Err(reason) => {
-            body.raw("<p class=\"error\" role=\"alert\">")
-                .text(&reason)
-                .raw("</p>");
+            body.alert(&reason);
             return respond(&operator, t.audit, &body, StatusCode::BAD_REQUEST);
         }
     };
@@ -100,9 +98,7 @@ pub(crate) async fn search(
         Ok(records) => records,
         Err(error) => {
             tracing::error!(error = %error, "console: audit search failed");
-            body.raw("<p class=\"error\" role=\"alert\">")
-                .text(t.unavailable)
-                .raw("</p>");
+            body.alert(t.unavailable);
             return respond(&operator, t.audit, &body, StatusCode::SERVICE_UNAVAILABLE);
         }
     };
@@ -160,9 +156,7 @@ pub(crate) async fn record(
         }
         Err(error) => {
             tracing::error!(error = %error, "console: audit record read failed");
-            body.raw("<p class=\"error\" role=\"alert\">")
-                .text(t.unavailable)
-                .raw("</p>");
+            body.alert(t.unavailable);
             return respond(&operator, t.record, &body, StatusCode::SERVICE_UNAVAILABLE);
         }
     };
@@ -372,13 +366,5 @@ fn records_table(body: &mut Html, t: &Strings, records: &[AuditRecord]) {
 }
 
 fn respond(operator: &Operator, title: &str, body: &Html, status: StatusCode) -> Response {
-    let html = page(
-        operator.lang,
-        title,
-        Nav::Audit,
-        Some(&operator.session),
-        "/console/audit",
-        body,
-    );
-    (status, axum::response::Html(html)).into_response()
+    operator.page(title, Nav::Audit, "/console/audit", body, status)
 }

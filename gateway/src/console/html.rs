@@ -33,6 +33,13 @@ impl Html {
         self
     }
 
+    /// A message that something went wrong, announced to screen readers.
+    pub(crate) fn alert(&mut self, text: &str) -> &mut Self {
+        self.raw("<p class=\"error\" role=\"alert\">")
+            .text(text)
+            .raw("</p>")
+    }
+
     /// A number (nothing to escape).
     pub(crate) fn number(&mut self, n: impl std::fmt::Display) -> &mut Self {
         let _ = write!(self.0, "{n}");

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use tracing::warn;
 
+use super::html::{Html, Nav};
 use super::i18n::{LANG_COOKIE, Lang};
 use super::session::{COOKIE, Role, Session, Via};
 use super::{cookie, query_param};
@@ -21,6 +22,21 @@ use crate::state::AppState;
 pub(crate) struct Operator {
     pub(crate) session: Session,
     pub(crate) lang: Lang,
+}
+
+impl Operator {
+    /// A console page for this operator: `body` in the shared layout, answered `status`.
+    pub(crate) fn page(
+        &self,
+        title: &str,
+        nav: Nav,
+        path: &'static str,
+        body: &Html,
+        status: StatusCode,
+    ) -> Response {
+        let html = super::html::page(self.lang, title, nav, Some(&self.session), path, body);
+        (status, axum::response::Html(html)).into_response()
+    }
 }
 
 /// The page language alone (the sign-in page has no operator yet).

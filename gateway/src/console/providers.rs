@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use phone_otp::{BreakerStatus, LATENCY_BUCKETS, ProviderMetrics};
 
 use super::abuse::{range, range_form};
-use super::html::{Html, Nav, page};
+use super::html::{Html, Nav};
 use super::i18n::Strings;
 use super::operator::Operator;
 use super::table::{Cell, section};
@@ -30,9 +30,7 @@ pub(crate) async fn providers(
     let (from, to) = match range(raw.as_deref().unwrap_or(""), state.now_millis()) {
         Ok(range) => range,
         Err(reason) => {
-            body.raw("<p class=\"error\" role=\"alert\">")
-                .text(&reason)
-                .raw("</p>");
+            body.alert(&reason);
             return respond(&operator, &body, StatusCode::BAD_REQUEST);
         }
     };
@@ -60,9 +58,7 @@ pub(crate) async fn providers(
             for error in [usage.err(), attempts.err()].into_iter().flatten() {
                 tracing::error!(error = %error, "console: provider queries failed");
             }
-            body.raw("<p class=\"error\" role=\"alert\">")
-                .text(t.unavailable)
-                .raw("</p>");
+            body.alert(t.unavailable);
             StatusCode::SERVICE_UNAVAILABLE
         }
     };
@@ -224,13 +220,11 @@ fn failures_table(body: &mut Html, t: &Strings, attempts: &[AttemptCount]) {
 
 fn respond(operator: &Operator, body: &Html, status: StatusCode) -> Response {
     let t = operator.lang.text();
-    let html = page(
-        operator.lang,
+    operator.page(
         t.providers,
         Nav::Providers,
-        Some(&operator.session),
         "/console/providers",
         body,
-    );
-    (status, axum::response::Html(html)).into_response()
+        status,
+    )
 }

@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use phone_otp::BudgetScope;
 
-use super::html::{Html, Nav, page};
+use super::html::{Html, Nav};
 use super::i18n::Strings;
 use super::keys::when;
 use super::operator::Operator;
@@ -56,9 +56,7 @@ pub(crate) async fn systems(
     let range = match range(raw.as_deref().unwrap_or(""), now) {
         Ok(range) => range,
         Err(reason) => {
-            body.raw("<p class=\"error\" role=\"alert\">")
-                .text(&reason)
-                .raw("</p>");
+            body.alert(&reason);
             return respond(&operator, t.systems, &body, StatusCode::BAD_REQUEST);
         }
     };
@@ -306,21 +304,11 @@ fn usage_table(
 }
 
 fn respond(operator: &Operator, title: &str, body: &Html, status: StatusCode) -> Response {
-    let html = page(
-        operator.lang,
-        title,
-        Nav::Systems,
-        Some(&operator.session),
-        "/console/systems",
-        body,
-    );
-    (status, axum::response::Html(html)).into_response()
+    operator.page(title, Nav::Systems, "/console/systems", body, status)
 }
 
 fn unavailable(operator: &Operator, mut body: Html) -> Response {
     let t = operator.lang.text();
-    body.raw("<p class=\"error\" role=\"alert\">")
-        .text(t.unavailable)
-        .raw("</p>");
+    body.alert(t.unavailable);
     respond(operator, t.systems, &body, StatusCode::SERVICE_UNAVAILABLE)
 }

@@ -59,7 +59,8 @@ async fn the_abuse_providers_and_audit_pages_on(db: Db) -> TestResult {
         "{statuses:?}"
     );
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 40);
-    // Three real users in JP; two verify.
+    // Three real users in JP, the first through a failover; two verify.
+    gw.primary.fail_next(ProviderErrorKind::Unavailable);
     for n in 0..3 {
         let to = format!("+8190123456{n:02}");
         let started: Value = gw
@@ -71,7 +72,11 @@ async fn the_abuse_providers_and_audit_pages_on(db: Db) -> TestResult {
             continue;
         }
         let number: PhoneNumber = to.parse()?;
-        let code = gw.primary.last_code_for(&number).expect("a code was sent");
+        let code = gw
+            .primary
+            .last_code_for(&number)
+            .or_else(|| gw.secondary.last_code_for(&number))
+            .expect("a code was sent");
         let id = started["challenge_id"].as_str().unwrap_or("");
         let verified = gw
             .post(
@@ -138,21 +143,22 @@ async fn the_abuse_providers_and_audit_pages_on(db: Db) -> TestResult {
     assert_eq!(long.status, StatusCode::BAD_REQUEST);
     assert!(long.body.contains("at most 31 days"));
 
-    // Providers: the outage counted now, the failover in the trail by country.
+    // Providers: both outages counted now, both failovers (a challenge's and a relay's) in
+    // the trail by country.
     let page = browser.get("/console/providers", None).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let body = &page.body;
     assert!(body.contains("<td>primary</td>"), "{body}");
     assert!(
-        body.contains("<td>unavailable 1</td><td>closed</td>"),
+        body.contains("<td>unavailable 2</td><td>closed</td>"),
         "{body}"
     );
     assert!(
-        body.contains("<td>primary</td><td>JP</td><td>unavailable</td><td class=\"n\">1</td>"),
+        body.contains("<td>primary</td><td>JP</td><td>unavailable</td><td class=\"n\">2</td>"),
         "{body}"
     );
     assert!(
-        body.contains("<td>secondary</td><td>JP</td><td class=\"n\">1</td>"),
+        body.contains("<td>secondary</td><td>JP</td><td class=\"n\">2</td>"),
         "{body}"
     );
     assert!(
