@@ -29,7 +29,9 @@ pub use health::{DbState, Fault, PROBE_EVERY, READY_TIMEOUT, WRITE_TIMEOUT};
 pub use idempotency::{Claim, KEEP_ANSWERS_MS};
 pub use keys::KeyRecord;
 pub use usage::{Dimension, UsageQuery, UsageReport, UsageRow, micros_text};
-pub(crate) use usage::{UsageDocument, csv_cell, instant};
+pub(crate) use usage::UsageDocument;
+#[cfg(feature = "console")]
+pub(crate) use usage::{csv_cell, instant};
 
 /// The database failed or is unreachable. Callers fail closed on it.
 #[derive(Debug, thiserror::Error)]
