@@ -28,8 +28,8 @@ pub use conversion::{ConversionBy, ConversionRow};
 pub use health::{DbState, Fault, PROBE_EVERY, READY_TIMEOUT, WRITE_TIMEOUT};
 pub use idempotency::{Claim, KEEP_ANSWERS_MS};
 pub use keys::KeyRecord;
-pub use usage::{Dimension, UsageQuery, UsageReport, UsageRow, micros_text};
 pub(crate) use usage::UsageDocument;
+pub use usage::{Dimension, UsageQuery, UsageReport, UsageRow, micros_text};
 #[cfg(feature = "console")]
 pub(crate) use usage::{csv_cell, instant};
 
