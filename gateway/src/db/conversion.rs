@@ -1,7 +1,8 @@
 //! Verification conversion from the audit trail: of the challenges started over a range,
 //! how many were verified, per country or per number prefix. A verification's record
 //! finds its start's through the challenge's fingerprint (`audit_records.challenge`,
-//! indexed). Only challenges count: on the relay endpoints (Okta's, Auth0's,
+//! indexed), of the same system only: another system's attempt on the id (refused, 404)
+//! never counts. Only challenges count: on the relay endpoints (Okta's, Auth0's,
 //! `/v1/messages`) the caller checks the code, so the gateway never learns whether it was
 //! entered.
 
@@ -65,7 +66,7 @@ impl Db {
         let sql = format!(
             "SELECT {key} AS g, MIN(s.country) AS country, COUNT(*) AS started, COUNT(v.id) AS verified
              FROM audit_records s
-             LEFT JOIN audit_records v ON v.challenge = s.challenge
+             LEFT JOIN audit_records v ON v.challenge = s.challenge AND v.system = s.system
                  AND v.endpoint = 'challenges_verify' AND v.outcome = 'ok'
              WHERE s.endpoint = 'challenges_start' AND s.challenge IS NOT NULL
                  AND s.at >= $1 AND s.at < $2{only}

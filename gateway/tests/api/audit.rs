@@ -368,7 +368,12 @@ async fn refusals_prefixes_and_conversion_on(db: &Db) -> TestResult {
     )
     .await?;
     let token = token.expose_secret().to_owned();
-    let (other, _) = create_key(db, &spec("crm", &[Scope::ChallengesStart]), NOW).await?;
+    let (other, _) = create_key(
+        db,
+        &spec("crm", &[Scope::ChallengesStart, Scope::ChallengesVerify]),
+        NOW,
+    )
+    .await?;
     let other = other.expose_secret().to_owned();
     let start = |to: &str| json!({"to": to});
     let mut ids = Vec::new();
@@ -390,6 +395,22 @@ async fn refusals_prefixes_and_conversion_on(db: &Db) -> TestResult {
             .status(),
         201
     );
+    // Another system, with the right code for billing's second JP challenge: not found,
+    // and it counts for no one's conversion.
+    let code = gw
+        .primary
+        .last_code_for(&ids[1].0.parse()?)
+        .expect("a code was sent")
+        .expose_secret()
+        .to_owned();
+    let foreign = gw
+        .post(
+            &format!("/v1/challenges/{}/verify", ids[1].1),
+            &other,
+            &json!({"code": code}),
+        )
+        .await;
+    assert_eq!(foreign.status(), 404);
     // Two of billing's three are verified: one JP, the GB one.
     for (to, id) in [&ids[0], &ids[2]] {
         let code = gw
@@ -422,8 +443,8 @@ async fn refusals_prefixes_and_conversion_on(db: &Db) -> TestResult {
     let fingerprints: Vec<_> = all.iter().filter_map(|r| r.challenge.clone()).collect();
     assert_eq!(
         fingerprints.len(),
-        4 + 2,
-        "four started, two verified: {all:#?}"
+        4 + 1 + 2,
+        "four started, crm's refused try, two verified: {all:#?}"
     );
     for record in &all {
         for (_, id) in &ids {
