@@ -90,11 +90,11 @@ pub(super) fn range(raw: &str, now: i64) -> Result<(i64, i64), String> {
 
 /// What the page reads from the database.
 struct Reports {
-    refusals_by_day: UsageReport,
-    refusals_by_system: UsageReport,
+    /// Refused requests by day, limit and system: the chart and the table, one scan.
+    refusals: UsageReport,
     countries: Vec<ConversionRow>,
+    /// Requests by prefix, country and refusing limit: sends and guard refusals, one scan.
     prefixes: UsageReport,
-    prefix_refusals: UsageReport,
     prefix_days: UsageReport,
     prefix_conversion: Vec<ConversionRow>,
 }
@@ -102,20 +102,24 @@ struct Reports {
 impl Reports {
     async fn read(db: &Db, from: i64, to: i64) -> Result<Self, DbError> {
         Ok(Self {
-            refusals_by_day: db
-                .usage(from, to, None, &[Dimension::Day, Dimension::RefusedBy])
-                .await?,
-            refusals_by_system: db
-                .usage(from, to, None, &[Dimension::RefusedBy, Dimension::System])
+            refusals: db
+                .usage(
+                    from,
+                    to,
+                    None,
+                    &[Dimension::Day, Dimension::RefusedBy, Dimension::System],
+                )
                 .await?,
             countries: db
                 .conversion(from, to, None, ConversionBy::Country, 50)
                 .await?,
             prefixes: db
-                .usage(from, to, None, &[Dimension::Prefix, Dimension::Country])
-                .await?,
-            prefix_refusals: db
-                .usage(from, to, None, &[Dimension::Prefix, Dimension::RefusedBy])
+                .usage(
+                    from,
+                    to,
+                    None,
+                    &[Dimension::Prefix, Dimension::Country, Dimension::RefusedBy],
+                )
                 .await?,
             prefix_days: db
                 .usage(from, to, None, &[Dimension::Day, Dimension::Prefix])
@@ -132,7 +136,8 @@ impl Reports {
             .map(|day| when(Some(day * DAY_MS)).get(..10).unwrap_or("").to_owned())
             .collect();
         // Refusals per day, a series per limit.
-        let refused = per_day(&days, &self.refusals_by_day, |row| row.requests);
+        // Refusals per day, a series per limit (summed over systems).
+        let refused = per_day(&days, &self.refusals, |row| row.requests);
         body.raw("<section aria-labelledby=\"refused\"><h2 id=\"refused\">")
             .text(t.refusals_by_day)
             .raw("</h2>");
@@ -142,17 +147,19 @@ impl Reports {
             body.built(&stacked_columns(t.refusals_by_day, &short(&days), &refused));
         }
         body.raw("</section>");
-        let rows: Vec<Vec<Cell>> = self
-            .refusals_by_system
-            .rows
-            .iter()
-            .filter(|row| row.key.first().is_some_and(Option::is_some))
-            .map(|row| {
-                vec![
-                    Cell::text(name(row.key.first())),
-                    Cell::text(name(row.key.get(1))),
-                    Cell::number(row.requests),
-                ]
+        // Per limit and system, summed over days.
+        let mut by_limit: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for row in &self.refusals.rows {
+            if let Some(Some(limit)) = row.key.get(1) {
+                *by_limit
+                    .entry((limit.clone(), name(row.key.get(2))))
+                    .or_default() += row.requests;
+            }
+        }
+        let rows: Vec<Vec<Cell>> = by_limit
+            .into_iter()
+            .map(|((limit, system), n)| {
+                vec![Cell::text(limit), Cell::text(system), Cell::number(n)]
             })
             .collect();
         section(
@@ -192,35 +199,36 @@ impl Reports {
             t.none,
         );
         // The most-sent prefixes: sends, guard refusals, conversion.
-        let mut top: Vec<_> = self
-            .prefixes
-            .rows
-            .iter()
-            .filter(|row| row.requests > 0)
-            .collect();
-        top.sort_by_key(|row| std::cmp::Reverse((row.sends, row.requests)));
+        // Per prefix (with its country): requests, sends and the guard's refusals. Requests
+        // without a destination (sign-ins, verifications) have no prefix and are left out.
+        let mut per_prefix: BTreeMap<(String, String), (i64, i64, i64)> = BTreeMap::new();
+        for row in &self.prefixes.rows {
+            let Some(Some(prefix)) = row.key.first() else {
+                continue;
+            };
+            let sums = per_prefix
+                .entry((prefix.clone(), name(row.key.get(1))))
+                .or_default();
+            sums.0 += row.requests;
+            sums.1 += row.sends;
+            if row.key.get(2) == Some(&Some("conversion".to_owned())) {
+                sums.2 += row.requests;
+            }
+        }
+        let mut top: Vec<_> = per_prefix.into_iter().collect();
+        top.sort_by_key(|(_, (requests, sends, _))| std::cmp::Reverse((*sends, *requests)));
         top.truncate(TOP_PREFIXES);
         let rows: Vec<Vec<Cell>> = top
             .iter()
-            .map(|row| {
-                let prefix = row.key.first().cloned().flatten();
-                let guarded: i64 = self
-                    .prefix_refusals
-                    .rows
-                    .iter()
-                    .filter(|r| {
-                        r.key.first() == Some(&prefix)
-                            && r.key.get(1) == Some(&Some("conversion".to_owned()))
-                    })
-                    .map(|r| r.requests)
-                    .sum();
+            .map(|((prefix, country), (requests, sends, guarded))| {
+                let prefix = Some(prefix.clone());
                 let conversion = self.prefix_conversion.iter().find(|c| c.key == prefix);
                 let (started, verified) = conversion.map_or((0, 0), |c| (c.started, c.verified));
                 vec![
                     Cell::text(name(Some(&prefix))),
-                    Cell::text(name(row.key.get(1))),
-                    Cell::number(row.requests),
-                    Cell::number(row.sends),
+                    Cell::text(country),
+                    Cell::number(requests),
+                    Cell::number(sends),
                     Cell::number(guarded),
                     Cell::number(started),
                     Cell::percent(verified as f64, started as f64),
@@ -245,12 +253,9 @@ impl Reports {
             t.none,
         );
         // Sends per day to them.
-        let names: Vec<Option<String>> = top
-            .iter()
-            .map(|row| row.key.first().cloned().flatten())
-            .collect();
+        let names: Vec<&String> = top.iter().map(|((prefix, _), _)| prefix).collect();
         let mut series = per_day(&days, &self.prefix_days, |row| row.sends);
-        series.retain(|s| names.contains(&Some(s.name.clone())));
+        series.retain(|s| names.contains(&&s.name));
         series.truncate(MAX_SERIES);
         body.raw("<section aria-labelledby=\"prefix-days\"><h2 id=\"prefix-days\">")
             .text(t.prefix_sends_per_day)

@@ -136,6 +136,14 @@ async fn the_abuse_providers_and_audit_pages_on(db: Db) -> TestResult {
         body.contains("<td>+4474</td><td>GB</td><td class=\"n\">60</td><td class=\"n\">20</td><td class=\"n\">40</td><td class=\"n\">20</td><td class=\"n\">0.0%</td>"),
         "{body}"
     );
+    // Requests without a destination (the sign-in, the verifications) are no prefix.
+    let prefixes = body
+        .split("id=\"prefixes\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .unwrap_or("");
+    assert!(prefixes.contains("+4474"), "{prefixes}");
+    assert!(!prefixes.contains("<tr><td>-</td>"), "{prefixes}");
     assert!(body.contains("<svg"), "the charts");
     let long = browser
         .get("/console/abuse?from=2021-01-01&to=2022-01-31", None)
