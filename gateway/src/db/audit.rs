@@ -250,6 +250,15 @@ impl Db {
     /// # Errors
     /// The database failed.
     pub async fn reconcile_pending(&self, before: i64) -> Result<Settled, DbError> {
+        let days: Vec<i64> = sqlx::query(
+            "SELECT DISTINCT at / 86400000 AS day FROM audit_records WHERE outcome = 'pending' AND at < $1",
+        )
+        .bind(before)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64, _>("day"))
+        .collect::<Result<_, _>>()?;
         let confirmed = sqlx::query(
             "UPDATE audit_records SET outcome = 'confirmed' \
              WHERE outcome = 'pending' AND at < $1 AND receipt IS NOT NULL",
@@ -263,6 +272,16 @@ impl Db {
         .bind(before)
         .execute(self.pool())
         .await?;
+        // Settled rows may be in days summed already (see `rollup`): those are summed
+        // again. Marked after the writes, so a sum taken in between is not kept.
+        if confirmed.rows_affected() + unknown.rows_affected() > 0 {
+            for day in &days {
+                sqlx::query("UPDATE usage_days SET dirty = 1 WHERE day = $1")
+                    .bind(*day)
+                    .execute(self.pool())
+                    .await?;
+            }
+        }
         Ok(Settled {
             confirmed: confirmed.rows_affected(),
             unknown: unknown.rows_affected(),
@@ -304,7 +323,18 @@ impl Db {
             .map_err(|_| DbError::Timeout)
             .and_then(|done| done.map_err(DbError::from));
         self.health.record(result.as_ref().map(|_| ()), 1);
-        Ok(result?.rows_affected() > 0)
+        let matched = result?.rows_affected() > 0;
+        if matched {
+            // After the write: a day summed meanwhile is summed again (see `rollup`).
+            sqlx::query(
+                "UPDATE usage_days SET dirty = 1 WHERE day IN \
+                 (SELECT at / 86400000 FROM audit_records WHERE id = $1)",
+            )
+            .bind(reference)
+            .execute(self.pool())
+            .await?;
+        }
+        Ok(matched)
     }
 
     /// Records from `from` (inclusive) to `to` (exclusive), oldest first.

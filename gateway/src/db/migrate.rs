@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_refusals",
         include_str!("../../migrations/0008_audit_refusals.sql"),
     ),
+    (
+        9,
+        "usage_daily",
+        include_str!("../../migrations/0009_usage_daily.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming this schema's lock.

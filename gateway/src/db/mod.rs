@@ -13,6 +13,7 @@ mod health;
 mod idempotency;
 mod keys;
 mod migrate;
+mod rollup;
 mod usage;
 
 use std::fmt;
@@ -28,6 +29,7 @@ pub use conversion::{ConversionBy, ConversionRow};
 pub use health::{DbState, Fault, PROBE_EVERY, READY_TIMEOUT, WRITE_TIMEOUT};
 pub use idempotency::{Claim, KEEP_ANSWERS_MS};
 pub use keys::KeyRecord;
+pub use rollup::{DAY_MS, SETTLE_MS};
 pub(crate) use usage::UsageDocument;
 pub use usage::{Dimension, UsageQuery, UsageReport, UsageRow, micros_text};
 #[cfg(feature = "console")]

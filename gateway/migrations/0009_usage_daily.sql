@@ -1,0 +1,32 @@
+-- The usage ledger summed per settled day, so a month's report reads a few thousand sums
+-- instead of every record. `usage_days` lists the days summed; `dirty = 1` when a record
+-- of that day changed after it was summed (a late delivery receipt, the reconciler, a
+-- late verification): such a day is read from `audit_records` until summed again.
+CREATE TABLE usage_days (
+    day   BIGINT PRIMARY KEY,
+    dirty BIGINT NOT NULL
+);
+CREATE TABLE usage_daily (
+    day                 BIGINT NOT NULL,
+    system              TEXT,
+    endpoint            TEXT NOT NULL,
+    country             TEXT,
+    prefix              TEXT,
+    provider            TEXT,
+    channel             TEXT,
+    outcome             TEXT NOT NULL,
+    refused_by          TEXT,
+    currency            TEXT,
+    providers           TEXT,
+    requests            BIGINT NOT NULL,
+    sends               BIGINT NOT NULL,
+    unknown             BIGINT NOT NULL,
+    possible_duplicates BIGINT NOT NULL,
+    delivered           BIGINT NOT NULL,
+    undelivered         BIGINT NOT NULL,
+    segments            BIGINT NOT NULL,
+    cost_micros         BIGINT NOT NULL,
+    started             BIGINT NOT NULL,
+    verified            BIGINT NOT NULL
+);
+CREATE INDEX usage_daily_day ON usage_daily (day);
