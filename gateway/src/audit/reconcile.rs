@@ -20,6 +20,10 @@ use crate::db::{Db, DbError, Settled};
 /// Between two passes over stale rows.
 pub const EVERY: Duration = Duration::from_secs(30);
 
+/// Days summed per pass at most: a first start over a long trail catches up over a few
+/// passes instead of holding the database in one.
+const ROLL_PER_PASS: usize = 4;
+
 /// How long after its request arrived a row may still be `pending` on a live instance:
 /// the request timeout bounds the request, and its completion write (or the `cancelled`
 /// one from `Audit`'s drop) follows within the database's bounded wait.
@@ -54,6 +58,8 @@ pub async fn pass(
         cutoff(now_ms, request_timeout)
     };
     let settled = db.reconcile_pending(cutoff).await?;
+    // Settled days are summed for the usage reports, a few a pass (see `db::rollup`).
+    db.roll_settled(now_ms, ROLL_PER_PASS).await?;
     // Answers kept for `Idempotency-Key` retries expire with the pass.
     db.purge_idempotency_keys(now_ms.saturating_sub(crate::db::KEEP_ANSWERS_MS))
         .await?;

@@ -176,6 +176,22 @@ async fn upsert_all(
         query.execute(&mut *tx).await?;
         rest = tail;
     }
+    // A verified code changes its start's conversion: a day summed with that start is
+    // summed again (see `rollup`). In the same transaction as the verification's row.
+    for record in records {
+        if let (true, Some(challenge)) = (
+            record.endpoint == "challenges_verify" && record.outcome == "ok",
+            &record.challenge,
+        ) {
+            sqlx::query(
+                "UPDATE usage_days SET dirty = 1 WHERE day IN (SELECT at / 86400000 FROM audit_records \
+                 WHERE challenge = $1 AND endpoint = 'challenges_start')",
+            )
+            .bind(challenge.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
     tx.commit().await?;
     Ok(())
 }

@@ -4,7 +4,9 @@
 //! reconciler, a verification of one of its challenges) marks it dirty in `usage_days`,
 //! and a dirty day is read from `audit_records` until it is summed again.
 //!
-//! Work in progress: the reports do not read these sums yet.
+//! Reports (`Db::usage`) read whole clean days from here and everything else from the
+//! records, in one snapshot. Instances may roll the same day at once: the `usage_days`
+//! row each locks first puts them one after the other.
 
 use sqlx::Row as _;
 
@@ -68,6 +70,23 @@ impl Db {
             .rows_affected();
         tx.commit().await?;
         Ok(written)
+    }
+
+    /// Sums up to `limit` settled days that are not summed or are dirty, oldest first
+    /// (the reconciler's pass calls it). Returns how many days it summed.
+    ///
+    /// # Errors
+    /// The database failed; the days are summed by a later pass.
+    pub async fn roll_settled(&self, now_ms: i64, limit: usize) -> Result<usize, DbError> {
+        let Some(first) = self.first_day().await? else {
+            return Ok(0);
+        };
+        let until = (now_ms - SETTLE_MS).div_euclid(DAY_MS);
+        let days = self.days_to_roll(first, until, limit).await?;
+        for day in &days {
+            self.roll_day(*day).await?;
+        }
+        Ok(days.len())
     }
 
     /// The days from `first` up to (not including) `until` that are not summed, or are

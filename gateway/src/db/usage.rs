@@ -204,64 +204,52 @@ impl Db {
         system: Option<&str>,
         group_by: &[Dimension],
     ) -> Result<UsageReport, DbError> {
-        let mut select = String::new();
-        for (index, dimension) in group_by.iter().enumerate() {
-            let _ = write!(select, "{} AS g{index}, ", dimension.sql());
+        // Whole days summed and clean are read from `usage_daily`, the rest from the
+        // records, in one snapshot (see `rollup`). Hours are never summed.
+        let rolled: Vec<(i64, i64)> = if group_by.contains(&Dimension::Hour) {
+            Vec::new()
+        } else {
+            let first = from.div_euclid(DAY_MS) + i64::from(from.rem_euclid(DAY_MS) != 0);
+            runs(&self.clean_days(first, to.div_euclid(DAY_MS)).await?)
+        };
+        let live = complement(from, to, &rolled);
+        use sqlx::Connection as _;
+        let mut connection = self.pool().acquire().await?;
+        let mut tx = connection.begin().await?;
+        if self.is_postgres() {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *tx)
+                .await?;
         }
-        let mut groups: Vec<String> = (0..group_by.len()).map(|i| format!("g{i}")).collect();
-        groups.push("currency".to_owned());
-        // SUM of BIGINT is NUMERIC on PostgreSQL: cast back so both databases answer alike.
-        let sql = format!(
-            "SELECT {select}currency, COUNT(*) AS requests, COUNT(provider) AS sends,
-                 CAST(COALESCE(SUM(CASE WHEN outcome IN ('unknown', 'cancelled') THEN 1 ELSE 0 END), 0) AS BIGINT) AS unknown,
-                 CAST(COALESCE(SUM(CASE WHEN provider IS NOT NULL AND providers LIKE '%:timeout%' AND outcome <> 'confirmed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS possible_duplicates,
-                 CAST(COALESCE(SUM(CASE WHEN receipt = 'delivered' THEN 1 ELSE 0 END), 0) AS BIGINT) AS delivered,
-                 CAST(COALESCE(SUM(CASE WHEN receipt = 'undelivered' THEN 1 ELSE 0 END), 0) AS BIGINT) AS undelivered,
-                 CAST(COALESCE(SUM(CASE WHEN provider IS NULL THEN 0 ELSE segments END), 0) AS BIGINT) AS segments,
-                 CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost_micros
-             FROM audit_records WHERE at >= $1 AND at < $2{only}
-             GROUP BY {groups} ORDER BY {groups}",
-            groups = groups.join(", "),
-            only = if system.is_some() { " AND system = $3" } else { "" },
-        );
-        let mut query = sqlx::query(&sql).bind(from).bind(to);
-        if let Some(system) = system {
-            query = query.bind(system);
+        let mut rows = Vec::new();
+        if !live.is_empty() {
+            let sql = usage_sql(group_by, system.is_some(), &live, Source::Records);
+            let mut query = sqlx::query(&sql);
+            for (a, b) in &live {
+                query = query.bind(*a).bind(*b);
+            }
+            if let Some(system) = system {
+                query = query.bind(system);
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                rows.push(read_row(&row, group_by)?);
+            }
         }
-        let rows = query.fetch_all(self.pool()).await?;
-        let rows = rows
-            .iter()
-            .map(|row| {
-                let key = group_by
-                    .iter()
-                    .enumerate()
-                    .map(|(index, dimension)| {
-                        let column = format!("g{index}");
-                        Ok(match dimension {
-                            Dimension::Day => row
-                                .try_get::<Option<i64>, _>(column.as_str())?
-                                .map(day_text),
-                            Dimension::Hour => row
-                                .try_get::<Option<i64>, _>(column.as_str())?
-                                .map(hour_text),
-                            _ => row.try_get::<Option<String>, _>(column.as_str())?,
-                        })
-                    })
-                    .collect::<Result<_, sqlx::Error>>()?;
-                Ok(UsageRow {
-                    key,
-                    requests: row.try_get("requests")?,
-                    sends: row.try_get("sends")?,
-                    unknown: row.try_get("unknown")?,
-                    possible_duplicates: row.try_get("possible_duplicates")?,
-                    delivered: row.try_get("delivered")?,
-                    undelivered: row.try_get("undelivered")?,
-                    segments: row.try_get("segments")?,
-                    cost_micros: row.try_get("cost_micros")?,
-                    currency: row.try_get("currency")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        if !rolled.is_empty() {
+            let sql = usage_sql(group_by, system.is_some(), &rolled, Source::Days);
+            let mut query = sqlx::query(&sql);
+            for (a, b) in &rolled {
+                query = query.bind(*a).bind(*b);
+            }
+            if let Some(system) = system {
+                query = query.bind(system);
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                rows.push(read_row(&row, group_by)?);
+            }
+        }
+        tx.commit().await?;
+        let rows = sum_alike(rows);
         // One order on both databases (they sort NULL differently).
         let mut rows = rows;
         rows.sort_by(|a, b| (&a.key, &a.currency).cmp(&(&b.key, &b.currency)));
@@ -272,6 +260,156 @@ impl Db {
             rows: merge_currencies(rows),
         })
     }
+}
+
+/// Where a report's sums come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// `audit_records`, over ranges of Unix ms.
+    Records,
+    /// `usage_daily`, over ranges of days.
+    Days,
+}
+
+/// The report's query over `ranges` (each `[a, b)`, two parameters in order), then `$n`
+/// for the system when `only_system`. Fixed texts only, never the caller's input.
+fn usage_sql(
+    group_by: &[Dimension],
+    only_system: bool,
+    ranges: &[(i64, i64)],
+    source: Source,
+) -> String {
+    let mut select = String::new();
+    for (index, dimension) in group_by.iter().enumerate() {
+        let expression = match (source, dimension) {
+            (Source::Days, Dimension::Day) => "day",
+            _ => dimension.sql(),
+        };
+        let _ = write!(select, "{expression} AS g{index}, ");
+    }
+    let mut groups: Vec<String> = (0..group_by.len()).map(|i| format!("g{i}")).collect();
+    groups.push("currency".to_owned());
+    let column = if source == Source::Days { "day" } else { "at" };
+    let within: Vec<String> = (0..ranges.len())
+        .map(|i| format!("({column} >= ${} AND {column} < ${})", 2 * i + 1, 2 * i + 2))
+        .collect();
+    let only = if only_system {
+        format!(" AND system = ${}", 2 * ranges.len() + 1)
+    } else {
+        String::new()
+    };
+    // SUM of BIGINT is NUMERIC on PostgreSQL: cast back so both databases answer alike.
+    let measures = match source {
+        Source::Records => "COUNT(*) AS requests, COUNT(provider) AS sends,
+                 CAST(COALESCE(SUM(CASE WHEN outcome IN ('unknown', 'cancelled') THEN 1 ELSE 0 END), 0) AS BIGINT) AS unknown,
+                 CAST(COALESCE(SUM(CASE WHEN provider IS NOT NULL AND providers LIKE '%:timeout%' AND outcome <> 'confirmed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS possible_duplicates,
+                 CAST(COALESCE(SUM(CASE WHEN receipt = 'delivered' THEN 1 ELSE 0 END), 0) AS BIGINT) AS delivered,
+                 CAST(COALESCE(SUM(CASE WHEN receipt = 'undelivered' THEN 1 ELSE 0 END), 0) AS BIGINT) AS undelivered,
+                 CAST(COALESCE(SUM(CASE WHEN provider IS NULL THEN 0 ELSE segments END), 0) AS BIGINT) AS segments,
+                 CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost_micros",
+        Source::Days => "CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(sends) AS BIGINT) AS sends,
+                 CAST(SUM(unknown) AS BIGINT) AS unknown,
+                 CAST(SUM(possible_duplicates) AS BIGINT) AS possible_duplicates,
+                 CAST(SUM(delivered) AS BIGINT) AS delivered,
+                 CAST(SUM(undelivered) AS BIGINT) AS undelivered,
+                 CAST(SUM(segments) AS BIGINT) AS segments,
+                 CAST(SUM(cost_micros) AS BIGINT) AS cost_micros",
+    };
+    let table = if source == Source::Days {
+        "usage_daily"
+    } else {
+        "audit_records"
+    };
+    format!(
+        "SELECT {select}currency, {measures} FROM {table} WHERE ({}){only} GROUP BY {groups}",
+        within.join(" OR "),
+        groups = groups.join(", "),
+    )
+}
+
+fn read_row(row: &sqlx::any::AnyRow, group_by: &[Dimension]) -> Result<UsageRow, DbError> {
+    let key = group_by
+        .iter()
+        .enumerate()
+        .map(|(index, dimension)| {
+            let column = format!("g{index}");
+            Ok(match dimension {
+                Dimension::Day => row
+                    .try_get::<Option<i64>, _>(column.as_str())?
+                    .map(day_text),
+                Dimension::Hour => row
+                    .try_get::<Option<i64>, _>(column.as_str())?
+                    .map(hour_text),
+                _ => row.try_get::<Option<String>, _>(column.as_str())?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(UsageRow {
+        key,
+        requests: row.try_get("requests")?,
+        sends: row.try_get("sends")?,
+        unknown: row.try_get("unknown")?,
+        possible_duplicates: row.try_get("possible_duplicates")?,
+        delivered: row.try_get("delivered")?,
+        undelivered: row.try_get("undelivered")?,
+        segments: row.try_get("segments")?,
+        cost_micros: row.try_get("cost_micros")?,
+        currency: row.try_get("currency")?,
+    })
+}
+
+/// Rows with the same key and currency (one from the sums, one from the records) as one.
+fn sum_alike(rows: Vec<UsageRow>) -> Vec<UsageRow> {
+    let mut sums: std::collections::BTreeMap<(Vec<Option<String>>, Option<String>), UsageRow> =
+        std::collections::BTreeMap::new();
+    for row in rows {
+        match sums.entry((row.key.clone(), row.currency.clone())) {
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                entry.insert(row);
+            }
+            std::collections::btree_map::Entry::Occupied(mut entry) => {
+                let sum = entry.get_mut();
+                sum.requests += row.requests;
+                sum.sends += row.sends;
+                sum.unknown += row.unknown;
+                sum.possible_duplicates += row.possible_duplicates;
+                sum.delivered += row.delivered;
+                sum.undelivered += row.undelivered;
+                sum.segments += row.segments;
+                sum.cost_micros += row.cost_micros;
+            }
+        }
+    }
+    sums.into_values().collect()
+}
+
+/// Consecutive days as `[first, last + 1)` runs.
+fn runs(days: &[i64]) -> Vec<(i64, i64)> {
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for &day in days {
+        match runs.last_mut() {
+            Some((_, end)) if *end == day => *end = day + 1,
+            _ => runs.push((day, day + 1)),
+        }
+    }
+    runs
+}
+
+/// `[from, to)` in ms, less the day runs `rolled`.
+fn complement(from: i64, to: i64, rolled: &[(i64, i64)]) -> Vec<(i64, i64)> {
+    let mut live = Vec::new();
+    let mut at = from;
+    for (first, end) in rolled {
+        let (a, b) = (first * DAY_MS, end * DAY_MS);
+        if a > at {
+            live.push((at, a));
+        }
+        at = b;
+    }
+    if at < to {
+        live.push((at, to));
+    }
+    live
 }
 
 /// Rows differing only in `currency` because some sends were unpriced (NULL) are one

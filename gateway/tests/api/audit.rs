@@ -544,3 +544,110 @@ async fn a_summed_day_is_dirty_again_after_a_late_receipt() -> TestResult {
     assert_eq!(db.first_day().await?, Some(day));
     Ok(())
 }
+
+/// Reports read from the day sums answer exactly what the records do, for every grouping
+/// and for ranges that start or end inside a day, before and after a late receipt.
+async fn day_sums_answer_what_the_records_do_on(db: &Db) -> TestResult {
+    let day = 19_100;
+    let mut ids = Vec::new();
+    for i in 0..400i64 {
+        let sent = i % 5 != 0;
+        let record = AuditRecord {
+            id: format!("{:032x}", 0xabc0_0000 + i),
+            at: (day + i % 4) * phone_otp_gateway::db::DAY_MS + i * 1000,
+            endpoint: ["messages", "challenges_start", "okta_telephony"][(i % 3) as usize]
+                .to_owned(),
+            system: Some(format!("system-{}", i % 3)),
+            country: Some(["JP", "GB", "US", "BR"][(i % 4) as usize].to_owned()),
+            prefix: Some(["+8190", "+4474", "+1202", "+5511"][(i % 4) as usize].to_owned()),
+            channel: Some("sms".to_owned()),
+            provider: sent.then(|| ["primary", "secondary"][(i % 2) as usize].to_owned()),
+            providers: sent.then(|| {
+                if i % 7 == 0 {
+                    "primary:timeout secondary:ok"
+                } else {
+                    "primary:ok"
+                }
+                .to_owned()
+            }),
+            segments: sent.then_some(1 + i % 2),
+            cost_micros: sent.then_some(62_000),
+            currency: sent.then(|| "USD".to_owned()),
+            status: if sent { 200 } else { 429 },
+            outcome: if sent { "ok" } else { "rate_limited" }.to_owned(),
+            refused_by: (!sent).then(|| "conversion".to_owned()),
+            ..AuditRecord::default()
+        };
+        ids.push(record.id.clone());
+        db.insert_audit(&record).await?;
+    }
+    for id in ids.iter().step_by(3) {
+        db.record_receipt(id, "primary", ids.len() % 2 == 0).await?;
+    }
+    let d = phone_otp_gateway::db::DAY_MS;
+    let ranges = [
+        (day * d, (day + 4) * d),
+        (day * d + 3_600_000, (day + 3) * d + 60_000),
+        ((day + 1) * d, (day + 2) * d),
+    ];
+    let groupings: Vec<Vec<Dimension>> = Dimension::ALL
+        .iter()
+        .filter(|g| **g != Dimension::Hour)
+        .map(|g| vec![*g])
+        .chain([
+            vec![Dimension::Day, Dimension::System],
+            vec![Dimension::Prefix, Dimension::RefusedBy],
+        ])
+        .collect();
+    let report = |db: Db| {
+        let (ranges, groupings) = (ranges, groupings.clone());
+        async move {
+            let mut all = Vec::new();
+            for (from, to) in ranges {
+                for group_by in &groupings {
+                    for system in [None, Some("system-1")] {
+                        all.push(db.usage(from, to, system, group_by).await.unwrap().rows);
+                    }
+                }
+            }
+            all
+        }
+    };
+    let live = report(db.clone()).await;
+    for rolled in day..day + 4 {
+        assert!(db.roll_day(rolled).await? > 0);
+    }
+    assert_eq!(db.clean_days(day, day + 4).await?.len(), 4);
+    assert_eq!(
+        report(db.clone()).await,
+        live,
+        "the sums answer as the records do"
+    );
+    // A late receipt: that day is read from the records again, then summed again.
+    db.record_receipt(&ids[1], "primary", true).await?;
+    assert_eq!(db.clean_days(day, day + 4).await?.len(), 3);
+    let after = report(db.clone()).await;
+    assert_ne!(after, live, "the receipt counts");
+    for rolled in db.days_to_roll(day, day + 4, 10).await? {
+        db.roll_day(rolled).await?;
+    }
+    assert_eq!(report(db.clone()).await, after);
+    // And the reports do read the sums: change one, the answer changes.
+    db.execute_admin("UPDATE usage_daily SET requests = requests + 1")
+        .await?;
+    assert_ne!(report(db.clone()).await, after);
+    Ok(())
+}
+
+#[tokio::test]
+async fn day_sums_answer_what_the_records_do_on_sqlite() -> TestResult {
+    day_sums_answer_what_the_records_do_on(&sqlite().await.expect("sqlite")).await
+}
+
+#[tokio::test]
+async fn day_sums_answer_what_the_records_do_on_postgres() -> TestResult {
+    match postgres().await {
+        Some(db) => day_sums_answer_what_the_records_do_on(&db).await,
+        None => Ok(()),
+    }
+}
