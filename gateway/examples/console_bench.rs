@@ -8,7 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use phone_otp::{Channel, HmacKey, KeyRing, OtpService, Router, StubProvider};
+use phone_otp::{
+    Channel, HmacKey, KeyRing, ManualClock, OtpService, Router, StubProvider, Timestamp,
+};
 use phone_otp_gateway::Gateway;
 use phone_otp_gateway::auth::key_admin::{KeySpec, create_key};
 use phone_otp_gateway::auth::scope::{Scope, Scopes};
@@ -122,6 +124,12 @@ fn cookie(response: &reqwest::Response, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// `HH:MM UTC` of a Unix ms time.
+fn time_text(ms: i64) -> String {
+    let minutes = ms.rem_euclid(DAY_MS) / 60_000;
+    format!("{:02}:{:02} UTC", minutes / 60, minutes % 60)
+}
+
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -144,6 +152,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis(),
     )?;
+    // `AT=HH:MM`: the gateway's clock at that UTC time today (the records end there), so
+    // a run can choose how much of the range is not summed yet: today's records, and
+    // yesterday's until it settles.
+    let now = match std::env::var("AT") {
+        Ok(at) => {
+            let (h, m) = at.split_once(':').ok_or("AT is HH:MM")?;
+            now.div_euclid(DAY_MS) * DAY_MS + (h.parse::<i64>()? * 60 + m.parse::<i64>()?) * 60_000
+        }
+        Err(_) => now,
+    };
+    println!("clock at {}", time_text(now));
     let started = Instant::now();
     db.execute_admin(&seed_sql(rows, now)).await?;
     db.execute_admin("ANALYZE").await?;
@@ -187,6 +206,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .provider(router.clone())
         .build()?;
     let gateway = Gateway::builder(otp)
+        .clock(ManualClock::starting_at(Timestamp::from_millis(
+            u64::try_from(now)?,
+        )))
         .provider_router(router)
         .keys(db.clone())
         .console(ConsoleSettings::new())

@@ -93,40 +93,48 @@ struct Reports {
     /// Refused requests by day, limit and system: the chart and the table, one scan.
     refusals: UsageReport,
     countries: Vec<ConversionRow>,
-    /// Requests by prefix, country and refusing limit: sends and guard refusals, one scan.
+    /// Requests by prefix, country and refusing limit: sends and guard refusals.
     prefixes: UsageReport,
     prefix_days: UsageReport,
     prefix_conversion: Vec<ConversionRow>,
 }
 
 impl Reports {
+    /// Three reads (each from the day sums and today's records): refusals, requests per
+    /// prefix, conversion; the page's other views are sums of them.
     async fn read(db: &Db, from: i64, to: i64) -> Result<Self, DbError> {
+        let refusals = db
+            .usage(
+                from,
+                to,
+                None,
+                &[Dimension::Day, Dimension::RefusedBy, Dimension::System],
+            )
+            .await?;
+        let prefixes = db
+            .usage(
+                from,
+                to,
+                None,
+                &[
+                    Dimension::Day,
+                    Dimension::Prefix,
+                    Dimension::Country,
+                    Dimension::RefusedBy,
+                ],
+            )
+            .await?;
+        let conversion = db.conversion_table(from, to, None).await?;
         Ok(Self {
-            refusals: db
-                .usage(
-                    from,
-                    to,
-                    None,
-                    &[Dimension::Day, Dimension::RefusedBy, Dimension::System],
-                )
-                .await?,
-            countries: db
-                .conversion(from, to, None, ConversionBy::Country, 50)
-                .await?,
-            prefixes: db
-                .usage(
-                    from,
-                    to,
-                    None,
-                    &[Dimension::Prefix, Dimension::Country, Dimension::RefusedBy],
-                )
-                .await?,
-            prefix_days: db
-                .usage(from, to, None, &[Dimension::Day, Dimension::Prefix])
-                .await?,
-            prefix_conversion: db
-                .conversion(from, to, None, ConversionBy::Prefix, 200)
-                .await?,
+            refusals,
+            countries: conversion.by(ConversionBy::Country, 50),
+            prefix_days: prefixes.regroup(&[Dimension::Day, Dimension::Prefix]),
+            prefixes: prefixes.regroup(&[
+                Dimension::Prefix,
+                Dimension::Country,
+                Dimension::RefusedBy,
+            ]),
+            prefix_conversion: conversion.by(ConversionBy::Prefix, 200),
         })
     }
 
@@ -135,7 +143,6 @@ impl Reports {
             ..to.div_euclid(DAY_MS).max(from.div_euclid(DAY_MS) + 1))
             .map(|day| when(Some(day * DAY_MS)).get(..10).unwrap_or("").to_owned())
             .collect();
-        // Refusals per day, a series per limit.
         // Refusals per day, a series per limit (summed over systems).
         let refused = per_day(&days, &self.refusals, |row| row.requests);
         body.raw("<section aria-labelledby=\"refused\"><h2 id=\"refused\">")
@@ -198,8 +205,7 @@ impl Reports {
             &rows,
             t.none,
         );
-        // The most-sent prefixes: sends, guard refusals, conversion.
-        // Per prefix (with its country): requests, sends and the guard's refusals. Requests
+        // The most-sent prefixes. Per prefix (with its country): requests, sends and the guard's refusals. Requests
         // without a destination (sign-ins, verifications) have no prefix and are left out.
         let mut per_prefix: BTreeMap<(String, String), (i64, i64, i64)> = BTreeMap::new();
         for row in &self.prefixes.rows {

@@ -2,8 +2,11 @@
 //! `primary:timeout secondary:ok`), counted per destination country and attempt text:
 //! few distinct texts exist, so the query returns few rows however many sends there were.
 
+use std::collections::BTreeMap;
+
 use sqlx::Row as _;
 
+use super::rollup::{Split, within};
 use super::{Db, DbError};
 
 /// Requests over a range with one country and one sequence of attempts.
@@ -28,29 +31,55 @@ impl AttemptCount {
 }
 
 impl Db {
-    /// Requests over `[from, to)` that tried a provider, per country and attempts.
+    /// Requests over `[from, to)` that tried a provider, per country and attempts; clean
+    /// whole days from the day sums, the rest from the records, in one snapshot.
     ///
     /// # Errors
     /// The database failed.
     pub async fn attempt_counts(&self, from: i64, to: i64) -> Result<Vec<AttemptCount>, DbError> {
-        let rows = sqlx::query(
-            "SELECT country, providers, COUNT(*) AS n FROM audit_records
-             WHERE at >= $1 AND at < $2 AND providers IS NOT NULL
-             GROUP BY country, providers",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(AttemptCount {
-                    country: row.try_get("country")?,
-                    providers: row.try_get("providers")?,
-                    count: row.try_get("n")?,
-                })
+        let Split { rolled, live } = self.split(from, to).await?;
+        let mut connection = self.pool().acquire().await?;
+        let mut tx = self.snapshot(&mut *connection).await?;
+        let mut counts: BTreeMap<(Option<String>, String), i64> = BTreeMap::new();
+        for (ranges, sql) in [
+            (
+                &live,
+                format!(
+                    "SELECT country, providers, COUNT(*) AS n FROM audit_records
+                     WHERE {} AND providers IS NOT NULL GROUP BY country, providers",
+                    within("at", live.len())
+                ),
+            ),
+            (
+                &rolled,
+                format!(
+                    "SELECT country, providers, CAST(SUM(requests) AS BIGINT) AS n FROM usage_daily
+                     WHERE {} AND providers IS NOT NULL GROUP BY country, providers",
+                    within("day", rolled.len())
+                ),
+            ),
+        ] {
+            if ranges.is_empty() {
+                continue;
+            }
+            let mut query = sqlx::query(&sql);
+            for (a, b) in ranges {
+                query = query.bind(*a).bind(*b);
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                *counts
+                    .entry((row.try_get("country")?, row.try_get("providers")?))
+                    .or_default() += row.try_get::<i64, _>("n")?;
+            }
+        }
+        tx.commit().await?;
+        Ok(counts
+            .into_iter()
+            .map(|((country, providers), count)| AttemptCount {
+                country,
+                providers,
+                count,
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(DbError::from)
+            .collect())
     }
 }

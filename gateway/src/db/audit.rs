@@ -3,6 +3,7 @@
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
+use super::rollup::mark_dirty;
 use super::{Db, DbError};
 
 /// One request, as recorded.
@@ -183,10 +184,10 @@ async fn upsert_all(
             record.endpoint == "challenges_verify" && record.outcome == "ok",
             &record.challenge,
         ) {
-            sqlx::query(
-                "UPDATE usage_days SET dirty = 1 WHERE day IN (SELECT at / 86400000 FROM audit_records \
-                 WHERE challenge = $1 AND endpoint = 'challenges_start')",
-            )
+            sqlx::query(&mark_dirty(
+                "SELECT DISTINCT at / 86400000, 1 FROM audit_records \
+                     WHERE challenge = $1 AND endpoint = 'challenges_start'",
+            ))
             .bind(challenge.clone())
             .execute(&mut *tx)
             .await?;
@@ -292,7 +293,7 @@ impl Db {
         // again. Marked after the writes, so a sum taken in between is not kept.
         if confirmed.rows_affected() + unknown.rows_affected() > 0 {
             for day in &days {
-                sqlx::query("UPDATE usage_days SET dirty = 1 WHERE day = $1")
+                sqlx::query(&mark_dirty("SELECT $1, 1 WHERE 1 = 1"))
                     .bind(*day)
                     .execute(self.pool())
                     .await?;
@@ -342,10 +343,9 @@ impl Db {
         let matched = result?.rows_affected() > 0;
         if matched {
             // After the write: a day summed meanwhile is summed again (see `rollup`).
-            sqlx::query(
-                "UPDATE usage_days SET dirty = 1 WHERE day IN \
-                 (SELECT at / 86400000 FROM audit_records WHERE id = $1)",
-            )
+            sqlx::query(&mark_dirty(
+                "SELECT at / 86400000, 1 FROM audit_records WHERE id = $1",
+            ))
             .bind(reference)
             .execute(self.pool())
             .await?;

@@ -25,7 +25,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 pub use attempts::AttemptCount;
 pub use audit::{AuditRecord, AuditWrite, Settled};
 pub use audit_search::{AuditSearch, MAX_SEARCH_ROWS};
-pub use conversion::{ConversionBy, ConversionRow};
+pub use conversion::{ConversionBy, ConversionRow, ConversionTable};
 pub use health::{DbState, Fault, PROBE_EVERY, READY_TIMEOUT, WRITE_TIMEOUT};
 pub use idempotency::{Claim, KEEP_ANSWERS_MS};
 pub use keys::KeyRecord;

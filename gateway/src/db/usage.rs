@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use sqlx::Row as _;
 
+use super::rollup::{DAY_MS, Split, only_system, within};
 use super::{Db, DbError};
 
 /// What a usage report can be grouped by.
@@ -206,21 +207,13 @@ impl Db {
     ) -> Result<UsageReport, DbError> {
         // Whole days summed and clean are read from `usage_daily`, the rest from the
         // records, in one snapshot (see `rollup`). Hours are never summed.
-        let rolled: Vec<(i64, i64)> = if group_by.contains(&Dimension::Hour) {
-            Vec::new()
+        let Split { rolled, live } = if group_by.contains(&Dimension::Hour) {
+            Split::live(from, to)
         } else {
-            let first = from.div_euclid(DAY_MS) + i64::from(from.rem_euclid(DAY_MS) != 0);
-            runs(&self.clean_days(first, to.div_euclid(DAY_MS)).await?)
+            self.split(from, to).await?
         };
-        let live = complement(from, to, &rolled);
-        use sqlx::Connection as _;
         let mut connection = self.pool().acquire().await?;
-        let mut tx = connection.begin().await?;
-        if self.is_postgres() {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                .execute(&mut *tx)
-                .await?;
-        }
+        let mut tx = self.snapshot(&mut *connection).await?;
         let mut rows = Vec::new();
         if !live.is_empty() {
             let sql = usage_sql(group_by, system.is_some(), &live, Source::Records);
@@ -272,10 +265,10 @@ enum Source {
 }
 
 /// The report's query over `ranges` (each `[a, b)`, two parameters in order), then `$n`
-/// for the system when `only_system`. Fixed texts only, never the caller's input.
+/// for the system when `one_system`. Fixed texts only, never the caller's input.
 fn usage_sql(
     group_by: &[Dimension],
-    only_system: bool,
+    one_system: bool,
     ranges: &[(i64, i64)],
     source: Source,
 ) -> String {
@@ -290,14 +283,7 @@ fn usage_sql(
     let mut groups: Vec<String> = (0..group_by.len()).map(|i| format!("g{i}")).collect();
     groups.push("currency".to_owned());
     let column = if source == Source::Days { "day" } else { "at" };
-    let within: Vec<String> = (0..ranges.len())
-        .map(|i| format!("({column} >= ${} AND {column} < ${})", 2 * i + 1, 2 * i + 2))
-        .collect();
-    let only = if only_system {
-        format!(" AND system = ${}", 2 * ranges.len() + 1)
-    } else {
-        String::new()
-    };
+    let only = only_system(one_system.then_some(""), ranges.len(), "");
     // SUM of BIGINT is NUMERIC on PostgreSQL: cast back so both databases answer alike.
     let measures = match source {
         Source::Records => "COUNT(*) AS requests, COUNT(provider) AS sends,
@@ -321,8 +307,8 @@ fn usage_sql(
         "audit_records"
     };
     format!(
-        "SELECT {select}currency, {measures} FROM {table} WHERE ({}){only} GROUP BY {groups}",
-        within.join(" OR "),
+        "SELECT {select}currency, {measures} FROM {table} WHERE {}{only} GROUP BY {groups}",
+        within(column, ranges.len()),
         groups = groups.join(", "),
     )
 }
@@ -383,35 +369,6 @@ fn sum_alike(rows: Vec<UsageRow>) -> Vec<UsageRow> {
     sums.into_values().collect()
 }
 
-/// Consecutive days as `[first, last + 1)` runs.
-fn runs(days: &[i64]) -> Vec<(i64, i64)> {
-    let mut runs: Vec<(i64, i64)> = Vec::new();
-    for &day in days {
-        match runs.last_mut() {
-            Some((_, end)) if *end == day => *end = day + 1,
-            _ => runs.push((day, day + 1)),
-        }
-    }
-    runs
-}
-
-/// `[from, to)` in ms, less the day runs `rolled`.
-fn complement(from: i64, to: i64, rolled: &[(i64, i64)]) -> Vec<(i64, i64)> {
-    let mut live = Vec::new();
-    let mut at = from;
-    for (first, end) in rolled {
-        let (a, b) = (first * DAY_MS, end * DAY_MS);
-        if a > at {
-            live.push((at, a));
-        }
-        at = b;
-    }
-    if at < to {
-        live.push((at, to));
-    }
-    live
-}
-
 /// Rows differing only in `currency` because some sends were unpriced (NULL) are one
 /// group: the priced currency wins.
 fn merge_currencies(rows: Vec<UsageRow>) -> Vec<UsageRow> {
@@ -468,8 +425,6 @@ pub fn micros_text(micros: i64) -> String {
     let abs = micros.unsigned_abs();
     format!("{sign}{}.{:06}", abs / 1_000_000, abs % 1_000_000)
 }
-
-const DAY_MS: i64 = 86_400_000;
 
 /// A parsed query string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -556,6 +511,36 @@ pub(crate) fn instant(text: &str, end: bool) -> Option<i64> {
 }
 
 impl UsageReport {
+    /// The same totals grouped by `group_by` only, each a dimension of this report (others
+    /// are left out): one query by hour, system and outcome answers three views.
+    pub fn regroup(&self, group_by: &[Dimension]) -> Self {
+        let group_by: Vec<Dimension> = group_by
+            .iter()
+            .copied()
+            .filter(|d| self.group_by.contains(d))
+            .collect();
+        let columns: Vec<usize> = group_by
+            .iter()
+            .filter_map(|d| self.group_by.iter().position(|own| own == d))
+            .collect();
+        let rows = self
+            .rows
+            .iter()
+            .map(|row| UsageRow {
+                key: columns.iter().map(|&i| row.key[i].clone()).collect(),
+                ..row.clone()
+            })
+            .collect();
+        let mut rows = sum_alike(rows);
+        rows.sort_by(|a, b| (&a.key, &a.currency).cmp(&(&b.key, &b.currency)));
+        Self {
+            from: self.from,
+            to: self.to,
+            group_by,
+            rows: merge_currencies(rows),
+        }
+    }
+
     /// The report as JSON: `from`, `to` (RFC 3339), `group_by`, and `rows` with each
     /// dimension's value, `requests`, `sends`, `unknown`, `possible_duplicates`, `delivered`,
     /// `undelivered`, `segments`, `cost` (a decimal string, exact),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use phone_otp::{Limits, Micros, PriceTable, ProviderErrorKind, Quota, Rate};
 use phone_otp_gateway::auth::key_admin::create_key;
 use phone_otp_gateway::auth::scope::Scope;
-use phone_otp_gateway::db::{AuditRecord, ConversionBy, Db, Dimension};
+use phone_otp_gateway::db::{AuditRecord, AuditWrite, ConversionBy, Db, Dimension};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
@@ -509,11 +509,9 @@ async fn refusals_prefixes_and_conversion_on_postgres() -> TestResult {
     }
 }
 
-/// A summed day is clean until a late receipt touches one of its records (work in
-/// progress: the reports do not read the sums yet).
-#[tokio::test]
-async fn a_summed_day_is_dirty_again_after_a_late_receipt() -> TestResult {
-    let db = sqlite().await.expect("sqlite");
+/// A summed day is clean until a later write changes one of its records' sums: a late
+/// receipt, or a verification of one of its challenges on the next day.
+async fn a_summed_day_is_dirty_again_after_a_late_write_on(db: &Db) -> TestResult {
     let day = 19_000;
     let record = AuditRecord {
         id: "0".repeat(32),
@@ -542,7 +540,60 @@ async fn a_summed_day_is_dirty_again_after_a_late_receipt() -> TestResult {
         [day - 1, day, day + 1]
     );
     assert_eq!(db.first_day().await?, Some(day));
+
+    // A challenge started on `day`, verified on the next one through the writer's path.
+    let start = AuditRecord {
+        id: "1".repeat(32),
+        endpoint: "challenges_start".to_owned(),
+        challenge: Some("fp".to_owned()),
+        ..record.clone()
+    };
+    db.insert_audit(&start).await?;
+    db.roll_day(day).await?;
+    assert_eq!(db.clean_days(day, day + 1).await?, [day]);
+    let verified = |outcome: &str, n: char| AuditRecord {
+        id: n.to_string().repeat(32),
+        at: (day + 1) * phone_otp_gateway::db::DAY_MS + 5,
+        endpoint: "challenges_verify".to_owned(),
+        outcome: outcome.to_owned(),
+        provider: None,
+        ..start.clone()
+    };
+    db.write_audit_batch(&[AuditWrite::Insert(verified("invalid_code", '2'))])
+        .await?;
+    assert_eq!(
+        db.clean_days(day, day + 1).await?,
+        [day],
+        "a wrong code changes no sum"
+    );
+    db.write_audit_batch(&[AuditWrite::Insert(verified("ok", '3'))])
+        .await?;
+    assert_eq!(db.clean_days(day, day + 1).await?, Vec::<i64>::new());
+    db.roll_day(day).await?;
+    let rows = db
+        .conversion(
+            day * phone_otp_gateway::db::DAY_MS,
+            (day + 1) * phone_otp_gateway::db::DAY_MS,
+            None,
+            ConversionBy::Country,
+            5,
+        )
+        .await?;
+    assert_eq!((rows[0].started, rows[0].verified), (1, 1));
     Ok(())
+}
+
+#[tokio::test]
+async fn a_summed_day_is_dirty_again_after_a_late_write_on_sqlite() -> TestResult {
+    a_summed_day_is_dirty_again_after_a_late_write_on(&sqlite().await.expect("sqlite")).await
+}
+
+#[tokio::test]
+async fn a_summed_day_is_dirty_again_after_a_late_write_on_postgres() -> TestResult {
+    match postgres().await {
+        Some(db) => a_summed_day_is_dirty_again_after_a_late_write_on(&db).await,
+        None => Ok(()),
+    }
 }
 
 /// Reports read from the day sums answer exactly what the records do, for every grouping
@@ -576,9 +627,38 @@ async fn day_sums_answer_what_the_records_do_on(db: &Db) -> TestResult {
             status: if sent { 200 } else { 429 },
             outcome: if sent { "ok" } else { "rate_limited" }.to_owned(),
             refused_by: (!sent).then(|| "conversion".to_owned()),
+            challenge: (sent && i % 3 == 1).then(|| format!("fp{i}")),
             ..AuditRecord::default()
         };
         ids.push(record.id.clone());
+        // Half the challenges verified by their own system (one a day later), one
+        // verified by another (never counted), some failed tries.
+        if let Some(challenge) = &record.challenge {
+            let verify = |n: i64, system: &str, outcome: &str| AuditRecord {
+                id: format!("{:032x}", 0xdef0_0000 + 10 * i + n),
+                at: record.at
+                    + if i == 7 {
+                        phone_otp_gateway::db::DAY_MS
+                    } else {
+                        60_000
+                    },
+                endpoint: "challenges_verify".to_owned(),
+                system: Some(system.to_owned()),
+                country: record.country.clone(),
+                challenge: Some(challenge.clone()),
+                status: if outcome == "ok" { 200 } else { 400 },
+                outcome: outcome.to_owned(),
+                ..AuditRecord::default()
+            };
+            let own = record.system.clone().unwrap_or_default();
+            if i % 5 < 3 {
+                db.insert_audit(&verify(1, &own, "ok")).await?;
+            } else if i % 5 == 3 {
+                db.insert_audit(&verify(2, "system-x", "ok")).await?;
+            } else {
+                db.insert_audit(&verify(3, &own, "invalid_code")).await?;
+            }
+        }
         db.insert_audit(&record).await?;
     }
     for id in ids.iter().step_by(3) {
@@ -606,9 +686,20 @@ async fn day_sums_answer_what_the_records_do_on(db: &Db) -> TestResult {
             for (from, to) in ranges {
                 for group_by in &groupings {
                     for system in [None, Some("system-1")] {
-                        all.push(db.usage(from, to, system, group_by).await.unwrap().rows);
+                        let rows = db.usage(from, to, system, group_by).await.unwrap().rows;
+                        all.push(format!("{rows:?}"));
                     }
                 }
+                for by in [ConversionBy::Country, ConversionBy::Prefix] {
+                    for system in [None, Some("system-1")] {
+                        let rows = db.conversion(from, to, system, by, 3).await.unwrap();
+                        assert!(rows.iter().any(|r| r.verified > 0), "{rows:?}");
+                        all.push(format!("{rows:?}"));
+                    }
+                }
+                let attempts = db.attempt_counts(from, to).await.unwrap();
+                assert!(attempts.iter().any(|a| a.failures().count() > 0));
+                all.push(format!("{attempts:?}"));
             }
             all
         }
@@ -623,6 +714,19 @@ async fn day_sums_answer_what_the_records_do_on(db: &Db) -> TestResult {
         live,
         "the sums answer as the records do"
     );
+    // One report regrouped answers as the narrower query does (partly from the sums).
+    for (from, to) in ranges {
+        let wide = [Dimension::Hour, Dimension::System, Dimension::Outcome];
+        let wide = db.usage(from, to, None, &wide).await.unwrap();
+        for narrow in [
+            &[Dimension::System][..],
+            &[Dimension::Outcome, Dimension::Hour],
+        ] {
+            let direct = db.usage(from, to, None, narrow).await.unwrap();
+            assert_eq!(wide.regroup(narrow).rows, direct.rows);
+            assert_eq!(wide.regroup(narrow).group_by, narrow);
+        }
+    }
     // A late receipt: that day is read from the records again, then summed again.
     db.record_receipt(&ids[1], "primary", true).await?;
     assert_eq!(db.clean_days(day, day + 4).await?.len(), 3);
@@ -633,9 +737,12 @@ async fn day_sums_answer_what_the_records_do_on(db: &Db) -> TestResult {
     }
     assert_eq!(report(db.clone()).await, after);
     // And the reports do read the sums: change one, the answer changes.
-    db.execute_admin("UPDATE usage_daily SET requests = requests + 1")
-        .await?;
-    assert_ne!(report(db.clone()).await, after);
+    for change in ["requests = requests + 1", "verified = started"] {
+        db.execute_admin(&format!("UPDATE usage_daily SET {change}"))
+            .await?;
+        let changed = report(db.clone()).await;
+        assert_ne!(changed, after, "{change}");
+    }
     Ok(())
 }
 
