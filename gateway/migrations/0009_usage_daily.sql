@@ -1,10 +1,13 @@
--- The usage ledger summed per settled day, so a month's report reads a few thousand sums
--- instead of every record. `usage_days` lists the days summed; `dirty = 1` when a record
--- of that day changed after it was summed (a late delivery receipt, the reconciler, a
--- late verification): such a day is read from `audit_records` until summed again.
+-- The usage ledger summed per day, so a month's report reads a few thousand sums instead
+-- of every record. `usage_days` lists the days summed: the sums hold the day's records
+-- from its start up to `summed_until` (Unix ms; the day's end once it has settled, an
+-- hour ago for today). `dirty = 1` when a summed record changed after it was summed (a
+-- late delivery receipt, the reconciler, a late verification): such a day is read from
+-- `audit_records` until summed again.
 CREATE TABLE usage_days (
-    day   BIGINT PRIMARY KEY,
-    dirty BIGINT NOT NULL
+    day          BIGINT PRIMARY KEY,
+    dirty        BIGINT NOT NULL,
+    summed_until BIGINT NOT NULL
 );
 CREATE TABLE usage_daily (
     day                 BIGINT NOT NULL,

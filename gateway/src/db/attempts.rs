@@ -39,7 +39,7 @@ impl Db {
     pub async fn attempt_counts(&self, from: i64, to: i64) -> Result<Vec<AttemptCount>, DbError> {
         let Split { rolled, live } = self.split(from, to).await?;
         let mut connection = self.pool().acquire().await?;
-        let mut tx = self.snapshot(&mut *connection).await?;
+        let mut tx = self.snapshot(&mut connection).await?;
         let mut counts: BTreeMap<(Option<String>, String), i64> = BTreeMap::new();
         for (ranges, sql) in [
             (

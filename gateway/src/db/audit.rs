@@ -185,8 +185,8 @@ async fn upsert_all(
             &record.challenge,
         ) {
             sqlx::query(&mark_dirty(
-                "SELECT DISTINCT at / 86400000, 1 FROM audit_records \
-                     WHERE challenge = $1 AND endpoint = 'challenges_start'",
+                "SELECT at / 86400000, 1, MIN(at) FROM audit_records \
+                     WHERE challenge = $1 AND endpoint = 'challenges_start' GROUP BY at / 86400000",
             ))
             .bind(challenge.clone())
             .execute(&mut *tx)
@@ -267,15 +267,22 @@ impl Db {
     /// # Errors
     /// The database failed.
     pub async fn reconcile_pending(&self, before: i64) -> Result<Settled, DbError> {
-        let days: Vec<i64> = sqlx::query(
-            "SELECT DISTINCT at / 86400000 AS day FROM audit_records WHERE outcome = 'pending' AND at < $1",
+        // Each day with such rows, and its first.
+        let days: Vec<(i64, i64)> = sqlx::query(
+            "SELECT at / 86400000 AS day, MIN(at) AS first FROM audit_records
+             WHERE outcome = 'pending' AND at < $1 GROUP BY at / 86400000",
         )
         .bind(before)
         .fetch_all(self.pool())
         .await?
         .iter()
-        .map(|row| row.try_get::<i64, _>("day"))
-        .collect::<Result<_, _>>()?;
+        .map(|row| {
+            Ok((
+                row.try_get::<i64, _>("day")?,
+                row.try_get::<i64, _>("first")?,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
         let confirmed = sqlx::query(
             "UPDATE audit_records SET outcome = 'confirmed' \
              WHERE outcome = 'pending' AND at < $1 AND receipt IS NOT NULL",
@@ -292,9 +299,10 @@ impl Db {
         // Settled rows may be in days summed already (see `rollup`): those are summed
         // again. Marked after the writes, so a sum taken in between is not kept.
         if confirmed.rows_affected() + unknown.rows_affected() > 0 {
-            for day in &days {
-                sqlx::query(&mark_dirty("SELECT $1, 1 WHERE 1 = 1"))
+            for (day, first) in &days {
+                sqlx::query(&mark_dirty("SELECT $1, 1, $2 WHERE 1 = 1"))
                     .bind(*day)
+                    .bind(*first)
                     .execute(self.pool())
                     .await?;
             }
@@ -344,7 +352,7 @@ impl Db {
         if matched {
             // After the write: a day summed meanwhile is summed again (see `rollup`).
             sqlx::query(&mark_dirty(
-                "SELECT at / 86400000, 1 FROM audit_records WHERE id = $1",
+                "SELECT at / 86400000, 1, at FROM audit_records WHERE id = $1",
             ))
             .bind(reference)
             .execute(self.pool())

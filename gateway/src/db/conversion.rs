@@ -114,7 +114,7 @@ impl Db {
     ) -> Result<ConversionTable, DbError> {
         let Split { rolled, live } = self.split(from, to).await?;
         let mut connection = self.pool().acquire().await?;
-        let mut tx = self.snapshot(&mut *connection).await?;
+        let mut tx = self.snapshot(&mut connection).await?;
         let mut table = ConversionTable::default();
         for (ranges, sql) in [
             (

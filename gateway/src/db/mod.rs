@@ -29,7 +29,7 @@ pub use conversion::{ConversionBy, ConversionRow, ConversionTable};
 pub use health::{DbState, Fault, PROBE_EVERY, READY_TIMEOUT, WRITE_TIMEOUT};
 pub use idempotency::{Claim, KEEP_ANSWERS_MS};
 pub use keys::KeyRecord;
-pub use rollup::{DAY_MS, SETTLE_MS};
+pub use rollup::{DAY_MS, REFRESH_MS, SETTLE_MS};
 pub(crate) use usage::UsageDocument;
 pub use usage::{Dimension, UsageQuery, UsageReport, UsageRow, micros_text};
 #[cfg(feature = "console")]

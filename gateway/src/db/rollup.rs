@@ -1,12 +1,17 @@
-//! The usage ledger summed per settled day (`usage_daily`), so a month's report reads a
-//! few thousand sums instead of every record. A day is summed once it has been over for
-//! [`SETTLE_MS`]; a later write to one of its records (a delivery receipt, the
-//! reconciler, a verification of one of its challenges) marks it dirty in `usage_days`,
-//! and a dirty day is read from `audit_records` until it is summed again.
+//! The usage ledger summed per day (`usage_daily`), so a month's report reads a few
+//! thousand sums instead of every record.
 //!
-//! Reports (`Db::usage`, `Db::conversion`, `Db::attempt_counts`) read whole clean days
-//! from here and everything else from the records, in one snapshot ([`Split`]). Instances may roll the same day at once: the `usage_days`
-//! row each locks first puts them one after the other.
+//! A day's sums hold its records from its start up to a watermark (`usage_days.
+//! summed_until`): its end once the day has been over for [`SETTLE_MS`], else the latest
+//! settled instant, moved on every [`REFRESH_MS`]; so only the last hour or so of any
+//! range is ever summed from the records. A later write to a summed record (a delivery
+//! receipt, the reconciler, a verification of one of its challenges) marks its day dirty
+//! ([`mark_dirty`]), and a dirty day is read from `audit_records` until it is summed again.
+//!
+//! Reports (`Db::usage`, `Db::conversion_table`, `Db::attempt_counts`) read the clean sums
+//! inside their range and everything else from the records, in one snapshot ([`Split`]).
+//! Instances may sum the same day at once: the `usage_days` row each locks first puts
+//! them one after the other.
 
 use sqlx::Row as _;
 
@@ -14,30 +19,45 @@ use super::{Db, DbError};
 
 /// A UTC day, in Unix milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
-/// How long after its end a day is summed: past any request still being answered.
+/// How long after it a record is summed: past any request still being answered (the
+/// request timeout and the completion's write are far shorter).
 pub const SETTLE_MS: i64 = 3_600_000;
+/// How far today's watermark may lag the settled instant before today is summed again
+/// (each time, the whole day so far: one grouped scan of a day's records).
+pub const REFRESH_MS: i64 = 600_000;
 
 /// The dimensions a day's sums are kept by.
 const KEYS: &str = "system, endpoint, country, prefix, provider, channel, outcome, refused_by, currency, providers";
 
 impl Db {
-    /// Sums day `day` (days since the Unix epoch) into `usage_daily`, replacing what was
-    /// there, and marks it clean; in one transaction, so a report sees the old sums or
-    /// the new ones. Returns how many sums it wrote.
+    /// Sums all of day `day` (days since the Unix epoch): [`Db::roll_until`] its end.
     ///
     /// # Errors
     /// The database failed; nothing changed.
     pub async fn roll_day(&self, day: i64) -> Result<u64, DbError> {
+        self.roll_until(day, (day + 1) * DAY_MS).await
+    }
+
+    /// Sums day `day`'s records before `until` (Unix ms, within the day) into
+    /// `usage_daily`, replacing what was there, and marks the day clean up to `until`; in
+    /// one transaction, so a report sees the old sums or the new ones. Returns how many
+    /// sums it wrote.
+    ///
+    /// # Errors
+    /// The database failed; nothing changed.
+    pub async fn roll_until(&self, day: i64, until: i64) -> Result<u64, DbError> {
         use sqlx::Connection as _;
+        let until = until.clamp(day * DAY_MS, (day + 1) * DAY_MS);
         let mut connection = self.pool().acquire().await?;
         let mut tx = connection.begin().await?;
-        // Clean first: a write that marks the day dirty after this point is summed again
-        // by the next pass, never lost.
+        // Clean first (this locks the row): a write that marks the day after this point
+        // waits for the commit, then compares with the new watermark (see `mark_dirty`).
         sqlx::query(
-            "INSERT INTO usage_days (day, dirty) VALUES ($1, 0)
-             ON CONFLICT (day) DO UPDATE SET dirty = 0",
+            "INSERT INTO usage_days (day, dirty, summed_until) VALUES ($1, 0, $2)
+             ON CONFLICT (day) DO UPDATE SET dirty = 0, summed_until = $2",
         )
         .bind(day)
+        .bind(until)
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM usage_daily WHERE day = $1")
@@ -64,7 +84,7 @@ impl Db {
         let written = sqlx::query(&sql)
             .bind(day)
             .bind(day * DAY_MS)
-            .bind((day + 1) * DAY_MS)
+            .bind(until)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -72,8 +92,10 @@ impl Db {
         Ok(written)
     }
 
-    /// Sums up to `limit` settled days that are not summed or are dirty, oldest first
-    /// (the reconciler's pass calls it). Returns how many days it summed.
+    /// One pass of summing (the reconciler's): up to `limit` settled days that are not
+    /// summed whole or are dirty, oldest first, then today's records up to the settled
+    /// instant when its watermark lags by [`REFRESH_MS`] or it is dirty. Returns how
+    /// many days it summed.
     ///
     /// # Errors
     /// The database failed; the days are summed by a later pass.
@@ -81,16 +103,35 @@ impl Db {
         let Some(first) = self.first_day().await? else {
             return Ok(0);
         };
-        let until = (now_ms - SETTLE_MS).div_euclid(DAY_MS);
-        let days = self.days_to_roll(first, until, limit).await?;
+        let settled = now_ms - SETTLE_MS;
+        let today = settled.div_euclid(DAY_MS);
+        let days = self.days_to_roll(first, today, limit).await?;
         for day in &days {
             self.roll_day(*day).await?;
+        }
+        if days.len() >= limit || today < first {
+            return Ok(days.len());
+        }
+        let row = sqlx::query("SELECT dirty, summed_until FROM usage_days WHERE day = $1")
+            .bind(today)
+            .fetch_optional(self.pool())
+            .await?;
+        let due = match row {
+            None => settled - today * DAY_MS >= REFRESH_MS,
+            Some(row) => {
+                row.try_get::<i64, _>("dirty")? != 0
+                    || row.try_get::<i64, _>("summed_until")? + REFRESH_MS <= settled
+            }
+        };
+        if due {
+            self.roll_until(today, settled).await?;
+            return Ok(days.len() + 1);
         }
         Ok(days.len())
     }
 
-    /// The days from `first` up to (not including) `until` that are not summed, or are
-    /// dirty, oldest first, at most `limit`.
+    /// The days from `first` up to (not including) `until` that are not summed whole, or
+    /// are dirty, oldest first, at most `limit`.
     ///
     /// # Errors
     /// The database failed.
@@ -100,18 +141,20 @@ impl Db {
         until: i64,
         limit: usize,
     ) -> Result<Vec<i64>, DbError> {
-        let rows =
-            sqlx::query("SELECT day FROM usage_days WHERE dirty = 0 AND day >= $1 AND day < $2")
-                .bind(first)
-                .bind(until)
-                .fetch_all(self.pool())
-                .await?;
-        let clean: std::collections::HashSet<i64> = rows
+        let rows = sqlx::query(
+            "SELECT day FROM usage_days WHERE dirty = 0 AND day >= $1 AND day < $2
+                 AND summed_until = (day + 1) * 86400000",
+        )
+        .bind(first)
+        .bind(until)
+        .fetch_all(self.pool())
+        .await?;
+        let whole: std::collections::HashSet<i64> = rows
             .iter()
             .map(|row| row.try_get::<i64, _>("day"))
             .collect::<Result<_, _>>()?;
         Ok((first..until)
-            .filter(|day| !clean.contains(day))
+            .filter(|day| !whole.contains(day))
             .take(limit)
             .collect())
     }
@@ -129,21 +172,28 @@ impl Db {
             .map(|at| at.div_euclid(DAY_MS)))
     }
 
-    /// The days summed and clean within `[first, until)`.
+    /// The clean sums of the days within `[first, until)`: `(day, summed up to)`, in day
+    /// order.
     ///
     /// # Errors
     /// The database failed.
-    pub async fn clean_days(&self, first: i64, until: i64) -> Result<Vec<i64>, DbError> {
+    pub async fn clean_days(&self, first: i64, until: i64) -> Result<Vec<(i64, i64)>, DbError> {
         let rows = sqlx::query(
-            "SELECT day FROM usage_days WHERE dirty = 0 AND day >= $1 AND day < $2 ORDER BY day",
+            "SELECT day, summed_until FROM usage_days
+             WHERE dirty = 0 AND day >= $1 AND day < $2 ORDER BY day",
         )
         .bind(first)
         .bind(until)
         .fetch_all(self.pool())
         .await?;
         rows.iter()
-            .map(|row| row.try_get::<i64, _>("day"))
-            .collect::<Result<_, _>>()
+            .map(|row| {
+                Ok((
+                    row.try_get::<i64, _>("day")?,
+                    row.try_get::<i64, _>("summed_until")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
             .map_err(DbError::from)
     }
 }
@@ -169,15 +219,32 @@ impl Split {
 }
 
 impl Db {
-    /// Splits `[from, to)` (Unix ms) into the clean whole days inside it and the rest.
+    /// Splits `[from, to)` (Unix ms) into the clean sums inside it (each day's, from its
+    /// start up to its watermark) and the rest.
     ///
     /// # Errors
     /// The database failed.
     pub(crate) async fn split(&self, from: i64, to: i64) -> Result<Split, DbError> {
+        if to <= from {
+            return Ok(Split::live(from, to));
+        }
         let first = from.div_euclid(DAY_MS) + i64::from(from.rem_euclid(DAY_MS) != 0);
-        let rolled = runs(&self.clean_days(first, to.div_euclid(DAY_MS)).await?);
-        let live = complement(from, to, &rolled);
-        Ok(Split { rolled, live })
+        let last = (to - 1).div_euclid(DAY_MS);
+        let sums: Vec<(i64, i64)> = self
+            .clean_days(first, last + 1)
+            .await?
+            .into_iter()
+            .filter(|(day, until)| *until > day * DAY_MS && *until <= to)
+            .collect();
+        let days: Vec<i64> = sums.iter().map(|(day, _)| *day).collect();
+        let covered: Vec<(i64, i64)> = sums
+            .iter()
+            .map(|(day, until)| (day * DAY_MS, *until))
+            .collect();
+        Ok(Split {
+            rolled: runs(&days),
+            live: complement(from, to, &covered),
+        })
     }
 
     /// A transaction that reads one snapshot (REPEATABLE READ on PostgreSQL; a SQLite
@@ -200,13 +267,22 @@ impl Db {
     }
 }
 
-/// Marks days to be summed again; `days` is a `SELECT` of `day, 1` rows, with a `WHERE`
-/// (SQLite needs one before `ON CONFLICT`), each day once.
-/// An upsert, not an update: a first sum of that day still being written (its
-/// `usage_days` row not yet committed) makes this wait for it and then mark it, where an
-/// update would see no row and mark nothing.
-pub(crate) fn mark_dirty(days: &str) -> String {
-    format!("INSERT INTO usage_days (day, dirty) {days} ON CONFLICT (day) DO UPDATE SET dirty = 1")
+/// Marks days to be summed again when a record already summed changed. `records` is a
+/// `SELECT` of `(day, 1, at)` rows, one per day, with a `WHERE` (SQLite needs one before
+/// `ON CONFLICT`): the record's day and time. A day is marked only when the record is
+/// under its watermark; a record after it is summed by the next pass anyway.
+///
+/// An upsert, not an update: a sum of that day still being written holds its
+/// `usage_days` row, so this waits for it and compares with the watermark it committed
+/// (an update, or a read of the watermark first, could miss a first sum not yet
+/// committed). A day with no sums yet gets a dirty row: summed by the next pass.
+pub(crate) fn mark_dirty(records: &str) -> String {
+    // The new row's `summed_until` carries the record's time into the comparison.
+    format!(
+        "INSERT INTO usage_days (day, dirty, summed_until) {records}
+         ON CONFLICT (day) DO UPDATE SET dirty = CASE
+             WHEN excluded.summed_until < usage_days.summed_until THEN 1 ELSE usage_days.dirty END"
+    )
 }
 
 /// `(column >= $1 AND column < $2 OR ...)` for `ranges` ranges, parameters `$1` to
@@ -239,16 +315,15 @@ fn runs(days: &[i64]) -> Vec<(i64, i64)> {
     runs
 }
 
-/// `[from, to)` in ms, less the day runs `rolled`.
-fn complement(from: i64, to: i64, rolled: &[(i64, i64)]) -> Vec<(i64, i64)> {
+/// `[from, to)` less the intervals `covered` (in order, apart, within it), all in ms.
+fn complement(from: i64, to: i64, covered: &[(i64, i64)]) -> Vec<(i64, i64)> {
     let mut live = Vec::new();
     let mut at = from;
-    for (first, end) in rolled {
-        let (a, b) = (first * DAY_MS, end * DAY_MS);
-        if a > at {
-            live.push((at, a));
+    for (a, b) in covered {
+        if *a > at {
+            live.push((at, *a));
         }
-        at = b;
+        at = at.max(*b);
     }
     if at < to {
         live.push((at, to));
@@ -264,16 +339,13 @@ mod tests {
     fn a_range_splits_into_summed_days_and_the_rest() {
         let d = DAY_MS;
         assert_eq!(runs(&[3, 4, 5, 7, 9, 10]), [(3, 6), (7, 8), (9, 11)]);
+        // Days 3-5 whole, day 7 summed to its noon.
         assert_eq!(
-            complement(2 * d + 5, 11 * d + 7, &[(3, 6), (7, 8), (9, 11)]),
-            [
-                (2 * d + 5, 3 * d),
-                (6 * d, 7 * d),
-                (8 * d, 9 * d),
-                (11 * d, 11 * d + 7)
-            ]
+            complement(2 * d + 5, 8 * d, &[(3 * d, 6 * d), (7 * d, 7 * d + d / 2)]),
+            [(2 * d + 5, 3 * d), (6 * d, 7 * d), (7 * d + d / 2, 8 * d)]
         );
         assert_eq!(complement(5, 9, &[]), [(5, 9)]);
+        assert_eq!(complement(0, d, &[(0, d)]), []);
         assert_eq!(
             within("s.at", 2),
             "((s.at >= $1 AND s.at < $2) OR (s.at >= $3 AND s.at < $4))"

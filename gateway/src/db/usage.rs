@@ -213,7 +213,7 @@ impl Db {
             self.split(from, to).await?
         };
         let mut connection = self.pool().acquire().await?;
-        let mut tx = self.snapshot(&mut *connection).await?;
+        let mut tx = self.snapshot(&mut connection).await?;
         let mut rows = Vec::new();
         if !live.is_empty() {
             let sql = usage_sql(group_by, system.is_some(), &live, Source::Records);

@@ -533,7 +533,8 @@ async fn a_summed_day_is_dirty_again_after_a_late_write_on(db: &Db) -> TestResul
         db.days_to_roll(day - 1, day + 2, 10).await?,
         [day - 1, day + 1]
     );
-    assert_eq!(db.clean_days(day - 1, day + 2).await?, [day]);
+    let whole = (day, (day + 1) * phone_otp_gateway::db::DAY_MS);
+    assert_eq!(db.clean_days(day - 1, day + 2).await?, [whole]);
     assert!(db.record_receipt(&record.id, "primary", true).await?);
     assert_eq!(
         db.days_to_roll(day - 1, day + 2, 10).await?,
@@ -550,7 +551,7 @@ async fn a_summed_day_is_dirty_again_after_a_late_write_on(db: &Db) -> TestResul
     };
     db.insert_audit(&start).await?;
     db.roll_day(day).await?;
-    assert_eq!(db.clean_days(day, day + 1).await?, [day]);
+    assert_eq!(db.clean_days(day, day + 1).await?, [whole]);
     let verified = |outcome: &str, n: char| AuditRecord {
         id: n.to_string().repeat(32),
         at: (day + 1) * phone_otp_gateway::db::DAY_MS + 5,
@@ -563,12 +564,12 @@ async fn a_summed_day_is_dirty_again_after_a_late_write_on(db: &Db) -> TestResul
         .await?;
     assert_eq!(
         db.clean_days(day, day + 1).await?,
-        [day],
+        [whole],
         "a wrong code changes no sum"
     );
     db.write_audit_batch(&[AuditWrite::Insert(verified("ok", '3'))])
         .await?;
-    assert_eq!(db.clean_days(day, day + 1).await?, Vec::<i64>::new());
+    assert_eq!(db.clean_days(day, day + 1).await?, []);
     db.roll_day(day).await?;
     let rows = db
         .conversion(
@@ -594,6 +595,175 @@ async fn a_summed_day_is_dirty_again_after_a_late_write_on_postgres() -> TestRes
         Some(db) => a_summed_day_is_dirty_again_after_a_late_write_on(&db).await,
         None => Ok(()),
     }
+}
+
+/// Today is summed up to an hour ago, moved on every ten minutes: a report reads those
+/// sums and the last hour's records. A receipt for a record under the watermark marks the
+/// day; one for a record after it does not need to (it is read from the records).
+async fn today_is_summed_up_to_the_settled_hour_on(db: &Db) -> TestResult {
+    use phone_otp_gateway::db::{DAY_MS, REFRESH_MS, SETTLE_MS};
+    let day = 19_200;
+    let noon = day * DAY_MS + DAY_MS / 2;
+    let record = |n: i64, at: i64| AuditRecord {
+        id: format!("{n:032x}"),
+        at,
+        endpoint: "messages".to_owned(),
+        system: Some("billing".to_owned()),
+        provider: Some("primary".to_owned()),
+        providers: Some("primary:ok".to_owned()),
+        outcome: "ok".to_owned(),
+        status: 200,
+        ..AuditRecord::default()
+    };
+    // Morning records, and one in the last (unsettled) hour.
+    for n in 0..10 {
+        db.insert_audit(&record(n, day * DAY_MS + n * 60_000))
+            .await?;
+    }
+    db.insert_audit(&record(99, noon - 60_000)).await?;
+    let report = || async {
+        let rows = db
+            .usage(day * DAY_MS, noon, None, &[Dimension::System])
+            .await
+            .unwrap()
+            .rows;
+        (rows[0].requests, rows[0].delivered)
+    };
+    assert_eq!(report().await, (11, 0));
+    assert_eq!(
+        db.roll_settled(noon, 4).await?,
+        1,
+        "today, up to an hour ago"
+    );
+    assert_eq!(
+        db.clean_days(day, day + 1).await?,
+        [(day, noon - SETTLE_MS)]
+    );
+    assert_eq!(
+        report().await,
+        (11, 0),
+        "the sums and the last hour's records"
+    );
+    // Within ten minutes, nothing to do; after, the watermark moves.
+    assert_eq!(db.roll_settled(noon + REFRESH_MS - 1, 4).await?, 0);
+    assert_eq!(db.roll_settled(noon + REFRESH_MS, 4).await?, 1);
+    let mark = noon + REFRESH_MS - SETTLE_MS;
+    assert_eq!(db.clean_days(day, day + 1).await?, [(day, mark)]);
+    // A receipt for the record after the watermark: the day stays clean, and counts it.
+    assert!(
+        db.record_receipt(&format!("{:032x}", 99), "primary", true)
+            .await?
+    );
+    assert_eq!(db.clean_days(day, day + 1).await?, [(day, mark)]);
+    assert_eq!(report().await, (11, 1));
+    // One for a morning record: summed already, so the day is read from the records.
+    assert!(
+        db.record_receipt(&format!("{:032x}", 3), "primary", true)
+            .await?
+    );
+    assert_eq!(db.clean_days(day, day + 1).await?, []);
+    assert_eq!(report().await, (11, 2));
+    assert_eq!(
+        db.roll_settled(noon + REFRESH_MS, 4).await?,
+        1,
+        "dirty: summed again"
+    );
+    assert_eq!(report().await, (11, 2));
+    // And the report reads the sums: change them, the answer changes.
+    db.execute_admin("UPDATE usage_daily SET delivered = delivered + 5")
+        .await?;
+    assert_eq!(report().await, (11, 7));
+    // Past the day's end and settling, the day is summed whole.
+    let next = (day + 1) * DAY_MS + SETTLE_MS;
+    db.roll_settled(next, 4).await?;
+    assert_eq!(
+        db.clean_days(day, day + 1).await?,
+        [(day, (day + 1) * DAY_MS)]
+    );
+    assert_eq!(report().await, (11, 2));
+    Ok(())
+}
+
+#[tokio::test]
+async fn today_is_summed_up_to_the_settled_hour_on_sqlite() -> TestResult {
+    today_is_summed_up_to_the_settled_hour_on(&sqlite().await.expect("sqlite")).await
+}
+
+#[tokio::test]
+async fn today_is_summed_up_to_the_settled_hour_on_postgres() -> TestResult {
+    match postgres().await {
+        Some(db) => today_is_summed_up_to_the_settled_hour_on(&db).await,
+        None => Ok(()),
+    }
+}
+
+/// Two instances summing the same days at once while receipts arrive: no sum counted
+/// twice, no receipt lost. After one more pass, every report from the sums equals the
+/// same report read from the records (one grouped by hour, which is never summed).
+#[tokio::test]
+async fn two_instances_sum_the_same_days_while_receipts_arrive() -> TestResult {
+    let Some((a, url)) = crate::db::postgres_with_url().await else {
+        return Ok(());
+    };
+    let b = Db::connect(&url).await?;
+    let day = 19_300;
+    let d = phone_otp_gateway::db::DAY_MS;
+    let mut ids = Vec::new();
+    for i in 0..1500i64 {
+        let record = AuditRecord {
+            id: format!("{:032x}", 0x5000_0000 + i),
+            at: (day + i % 3) * d + i * 10_000,
+            endpoint: "messages".to_owned(),
+            system: Some(format!("system-{}", i % 4)),
+            country: Some(["JP", "GB"][(i % 2) as usize].to_owned()),
+            provider: Some("primary".to_owned()),
+            providers: Some("primary:ok".to_owned()),
+            segments: Some(1),
+            cost_micros: Some(50_000),
+            currency: Some("USD".to_owned()),
+            outcome: "ok".to_owned(),
+            status: 200,
+            ..AuditRecord::default()
+        };
+        ids.push(record.id.clone());
+        a.insert_audit(&record).await?;
+    }
+    let now = (day + 3) * d + phone_otp_gateway::db::SETTLE_MS;
+    let roller = |db: Db| async move {
+        for _ in 0..6 {
+            for rolled in day..day + 3 {
+                db.roll_day(rolled).await.unwrap();
+            }
+        }
+    };
+    let receipts = |db: Db, ids: Vec<String>| async move {
+        for id in ids {
+            assert!(db.record_receipt(&id, "primary", true).await.unwrap());
+        }
+    };
+    let (first, second): (Vec<String>, Vec<String>) = ids
+        .iter()
+        .cloned()
+        .partition(|id| id.ends_with(['0', '2', '4', '6', '8']));
+    tokio::join!(
+        roller(a.clone()),
+        roller(b.clone()),
+        receipts(a.clone(), first),
+        receipts(b.clone(), second),
+    );
+    while a.roll_settled(now, 4).await? > 0 {}
+    assert_eq!(a.clean_days(day, day + 3).await?.len(), 3);
+    let (from, to) = (day * d, (day + 3) * d);
+    let by_hour = a
+        .usage(from, to, None, &[Dimension::Hour, Dimension::System])
+        .await?;
+    for db in [&a, &b] {
+        let summed = db.usage(from, to, None, &[Dimension::System]).await?;
+        assert_eq!(summed.rows, by_hour.regroup(&[Dimension::System]).rows);
+        let delivered: i64 = summed.rows.iter().map(|r| r.delivered).sum();
+        assert_eq!(delivered, 1500, "every receipt counted once");
+    }
+    Ok(())
 }
 
 /// Reports read from the day sums answer exactly what the records do, for every grouping
