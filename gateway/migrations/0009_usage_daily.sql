@@ -3,11 +3,16 @@
 -- from its start up to `summed_until` (Unix ms; the day's end once it has settled, an
 -- hour ago for today). `dirty = 1` when a summed record changed after it was summed (a
 -- late delivery receipt, the reconciler, a late verification): such a day is read from
--- `audit_records` until summed again.
+-- `audit_records` until summed again. While a day is being summed, `pending_until` is the
+-- watermark being summed to, `generation` names the latest sum begun (only it may write)
+-- and `fresh = 0` once a record under the watermark changed meanwhile.
 CREATE TABLE usage_days (
-    day          BIGINT PRIMARY KEY,
-    dirty        BIGINT NOT NULL,
-    summed_until BIGINT NOT NULL
+    day           BIGINT PRIMARY KEY,
+    dirty         BIGINT NOT NULL,
+    summed_until  BIGINT NOT NULL,
+    pending_until BIGINT NOT NULL,
+    generation    BIGINT NOT NULL,
+    fresh         BIGINT NOT NULL
 );
 CREATE TABLE usage_daily (
     day                 BIGINT NOT NULL,

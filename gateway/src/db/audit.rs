@@ -185,7 +185,7 @@ async fn upsert_all(
             &record.challenge,
         ) {
             sqlx::query(&mark_dirty(
-                "SELECT at / 86400000, 1, MIN(at) FROM audit_records \
+                "SELECT at / 86400000 AS day, MIN(at) AS at FROM audit_records \
                      WHERE challenge = $1 AND endpoint = 'challenges_start' GROUP BY at / 86400000",
             ))
             .bind(challenge.clone())
@@ -300,7 +300,7 @@ impl Db {
         // again. Marked after the writes, so a sum taken in between is not kept.
         if confirmed.rows_affected() + unknown.rows_affected() > 0 {
             for (day, first) in &days {
-                sqlx::query(&mark_dirty("SELECT $1, 1, $2 WHERE 1 = 1"))
+                sqlx::query(&mark_dirty("SELECT $1 AS day, $2 AS at"))
                     .bind(*day)
                     .bind(*first)
                     .execute(self.pool())
@@ -352,7 +352,7 @@ impl Db {
         if matched {
             // After the write: a day summed meanwhile is summed again (see `rollup`).
             sqlx::query(&mark_dirty(
-                "SELECT at / 86400000, 1, at FROM audit_records WHERE id = $1",
+                "SELECT at / 86400000 AS day, at FROM audit_records WHERE id = $1",
             ))
             .bind(reference)
             .execute(self.pool())

@@ -39,35 +39,37 @@ impl Db {
     }
 
     /// Sums day `day`'s records before `until` (Unix ms, within the day) into
-    /// `usage_daily`, replacing what was there, and marks the day clean up to `until`; in
-    /// one transaction, so a report sees the old sums or the new ones. Returns how many
-    /// sums it wrote.
+    /// `usage_daily`, replacing what was there, and marks the day clean up to `until`.
+    /// Returns how many sums it wrote (0 when a later sum of the day began meanwhile:
+    /// that one writes).
+    ///
+    /// Three steps, so no write lock is held while the records are read (on SQLite a
+    /// write transaction would stall every audited send for the length of the scan):
+    /// claim the day (a new generation and the watermark being summed, so a late write
+    /// from now on marks it); sum, reading only; then, if the claim is still the latest,
+    /// replace the sums in one short transaction, leaving the day dirty when a summed
+    /// record changed after the claim.
     ///
     /// # Errors
-    /// The database failed; nothing changed.
+    /// The database failed; the sums a report reads did not change.
     pub async fn roll_until(&self, day: i64, until: i64) -> Result<u64, DbError> {
         use sqlx::Connection as _;
         let until = until.clamp(day * DAY_MS, (day + 1) * DAY_MS);
-        let mut connection = self.pool().acquire().await?;
-        let mut tx = connection.begin().await?;
-        // Clean first (this locks the row): a write that marks the day after this point
-        // waits for the commit, then compares with the new watermark (see `mark_dirty`).
-        sqlx::query(
-            "INSERT INTO usage_days (day, dirty, summed_until) VALUES ($1, 0, $2)
-             ON CONFLICT (day) DO UPDATE SET dirty = 0, summed_until = $2",
+        let generation: i64 = sqlx::query(
+            "INSERT INTO usage_days (day, dirty, summed_until, pending_until, generation, fresh)
+             VALUES ($1, 1, $2, $3, 1, 1)
+             ON CONFLICT (day) DO UPDATE SET pending_until = $3,
+                 generation = usage_days.generation + 1, fresh = 1
+             RETURNING generation",
         )
         .bind(day)
+        .bind(day * DAY_MS)
         .bind(until)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM usage_daily WHERE day = $1")
-            .bind(day)
-            .execute(&mut *tx)
-            .await?;
-        let sql = format!(
-            "INSERT INTO usage_daily (day, {KEYS}, requests, sends, unknown, possible_duplicates,
-                 delivered, undelivered, segments, cost_micros, started, verified)
-             SELECT $1, {KEYS}, COUNT(*), COUNT(provider),
+        .fetch_one(self.pool())
+        .await?
+        .try_get("generation")?;
+        let sum = format!(
+            "SELECT {KEYS}, COUNT(*), COUNT(provider),
                  CAST(COALESCE(SUM(CASE WHEN outcome IN ('unknown', 'cancelled') THEN 1 ELSE 0 END), 0) AS BIGINT),
                  CAST(COALESCE(SUM(CASE WHEN provider IS NOT NULL AND providers LIKE '%:timeout%' AND outcome <> 'confirmed' THEN 1 ELSE 0 END), 0) AS BIGINT),
                  CAST(COALESCE(SUM(CASE WHEN receipt = 'delivered' THEN 1 ELSE 0 END), 0) AS BIGINT),
@@ -78,18 +80,45 @@ impl Db {
                  CAST(COALESCE(SUM(CASE WHEN endpoint = 'challenges_start' AND challenge IS NOT NULL AND EXISTS (
                      SELECT 1 FROM audit_records v WHERE v.challenge = s.challenge AND v.system = s.system
                          AND v.endpoint = 'challenges_verify' AND v.outcome = 'ok') THEN 1 ELSE 0 END), 0) AS BIGINT)
-             FROM audit_records s WHERE at >= $2 AND at < $3
+             FROM audit_records s WHERE at >= $1 AND at < $2
              GROUP BY {KEYS}"
         );
-        let written = sqlx::query(&sql)
-            .bind(day)
+        let sums: Vec<DaySum> = sqlx::query(&sum)
             .bind(day * DAY_MS)
             .bind(until)
-            .execute(&mut *tx)
+            .fetch_all(self.pool())
             .await?
-            .rows_affected();
+            .iter()
+            .map(DaySum::read)
+            .collect::<Result<_, sqlx::Error>>()?;
+        let mut connection = self.pool().acquire().await?;
+        let mut tx = connection.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE usage_days SET summed_until = $2, pending_until = 0, dirty = 1 - fresh
+             WHERE day = $1 AND generation = $3",
+        )
+        .bind(day)
+        .bind(until)
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(0);
+        }
+        sqlx::query("DELETE FROM usage_daily WHERE day = $1")
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
+        for chunk in sums.chunks(SUMS_PER_INSERT) {
+            let mut query = sqlx::query(insert_sql(chunk.len()));
+            for sum in chunk {
+                query = sum.bind(query.bind(day));
+            }
+            query.execute(&mut *tx).await?;
+        }
         tx.commit().await?;
-        Ok(written)
+        Ok(sums.len() as u64)
     }
 
     /// One pass of summing (the reconciler's): up to `limit` settled days that are not
@@ -198,6 +227,69 @@ impl Db {
     }
 }
 
+/// Sums written per `INSERT` (21 parameters each, far under either database's limit).
+const SUMS_PER_INSERT: usize = 64;
+
+/// One group of a day's sums, as read before it is written.
+struct DaySum {
+    keys: [Option<String>; 10],
+    measures: [i64; 10],
+}
+
+/// The measures, in `usage_daily`'s order.
+const MEASURES: &str = "requests, sends, unknown, possible_duplicates, delivered, undelivered, segments, cost_micros, started, verified";
+
+impl DaySum {
+    fn read(row: &sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+        let mut keys: [Option<String>; 10] = Default::default();
+        for (index, key) in keys.iter_mut().enumerate() {
+            *key = row.try_get(index)?;
+        }
+        let mut measures = [0; 10];
+        for (index, measure) in measures.iter_mut().enumerate() {
+            *measure = row.try_get(10 + index)?;
+        }
+        Ok(Self { keys, measures })
+    }
+
+    fn bind<'q>(
+        &self,
+        mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        for key in &self.keys {
+            query = query.bind(key.clone());
+        }
+        for measure in self.measures {
+            query = query.bind(measure);
+        }
+        query
+    }
+}
+
+/// `INSERT INTO usage_daily` of `rows` rows (day, keys, measures), one text per size.
+fn insert_sql(rows: usize) -> &'static str {
+    static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        (0..=SUMS_PER_INSERT)
+            .map(|rows| {
+                let values: Vec<String> = (0..rows)
+                    .map(|row| {
+                        let params: Vec<String> = (1..=21)
+                            .map(|column| format!("${}", row * 21 + column))
+                            .collect();
+                        format!("({})", params.join(", "))
+                    })
+                    .collect();
+                format!(
+                    "INSERT INTO usage_daily (day, {KEYS}, {MEASURES}) VALUES {}",
+                    values.join(", ")
+                )
+            })
+            .collect()
+    });
+    &texts[rows.min(SUMS_PER_INSERT)]
+}
+
 /// A report's range split by where its sums come from: whole clean days from
 /// `usage_daily`, the rest from `audit_records`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,20 +360,23 @@ impl Db {
 }
 
 /// Marks days to be summed again when a record already summed changed. `records` is a
-/// `SELECT` of `(day, 1, at)` rows, one per day, with a `WHERE` (SQLite needs one before
-/// `ON CONFLICT`): the record's day and time. A day is marked only when the record is
-/// under its watermark; a record after it is summed by the next pass anyway.
+/// `SELECT` of one row per day, `(day, at)`: the record's day and time, with a `WHERE`
+/// (SQLite needs one before `ON CONFLICT`). A day is marked only when the record is under
+/// its watermark or the one being summed to; a record after both is summed by a later
+/// pass anyway. A day with no row gets a dirty one: summed by the next pass.
 ///
-/// An upsert, not an update: a sum of that day still being written holds its
-/// `usage_days` row, so this waits for it and compares with the watermark it committed
-/// (an update, or a read of the watermark first, could miss a first sum not yet
-/// committed). A day with no sums yet gets a dirty row: summed by the next pass.
+/// An upsert, not a read then a write: on PostgreSQL it waits for a sum being written
+/// and compares with the watermark that committed.
 pub(crate) fn mark_dirty(records: &str) -> String {
-    // The new row's `summed_until` carries the record's time into the comparison.
+    // The new row's `pending_until` carries the record's time into the comparison.
     format!(
-        "INSERT INTO usage_days (day, dirty, summed_until) {records}
-         ON CONFLICT (day) DO UPDATE SET dirty = CASE
-             WHEN excluded.summed_until < usage_days.summed_until THEN 1 ELSE usage_days.dirty END"
+        "INSERT INTO usage_days (day, dirty, summed_until, pending_until, generation, fresh)
+         SELECT day, 1, day * 86400000, at, 0, 0 FROM ({records}) AS touched WHERE 1 = 1
+         ON CONFLICT (day) DO UPDATE SET
+             dirty = CASE WHEN {under} THEN 1 ELSE usage_days.dirty END,
+             fresh = CASE WHEN {under} THEN 0 ELSE usage_days.fresh END",
+        under = "excluded.pending_until < usage_days.summed_until \
+                 OR excluded.pending_until < usage_days.pending_until",
     )
 }
 

@@ -697,15 +697,10 @@ async fn today_is_summed_up_to_the_settled_hour_on_postgres() -> TestResult {
     }
 }
 
-/// Two instances summing the same days at once while receipts arrive: no sum counted
-/// twice, no receipt lost. After one more pass, every report from the sums equals the
+/// Two instances summing the same days at once while receipts arrive (on SQLite, one
+/// gateway's reconciler and its receipts): no sum counted twice, no receipt lost. After one more pass, every report from the sums equals the
 /// same report read from the records (one grouped by hour, which is never summed).
-#[tokio::test]
-async fn two_instances_sum_the_same_days_while_receipts_arrive() -> TestResult {
-    let Some((a, url)) = crate::db::postgres_with_url().await else {
-        return Ok(());
-    };
-    let b = Db::connect(&url).await?;
+async fn two_instances_sum_the_same_days_while_receipts_arrive_on(a: Db, b: Db) -> TestResult {
     let day = 19_300;
     let d = phone_otp_gateway::db::DAY_MS;
     let mut ids = Vec::new();
@@ -729,28 +724,39 @@ async fn two_instances_sum_the_same_days_while_receipts_arrive() -> TestResult {
         a.insert_audit(&record).await?;
     }
     let now = (day + 3) * d + phone_otp_gateway::db::SETTLE_MS;
-    let roller = |db: Db| async move {
-        for _ in 0..6 {
-            for rolled in day..day + 3 {
-                db.roll_day(rolled).await.unwrap();
+    // Each instance sums the three days over and over until every receipt is in.
+    let pending = Arc::new(std::sync::atomic::AtomicUsize::new(2));
+    let roller = |db: Db| {
+        let pending = Arc::clone(&pending);
+        async move {
+            let mut rolls = 0;
+            while pending.load(std::sync::atomic::Ordering::SeqCst) > 0 || rolls < 3 {
+                db.roll_day(day + rolls % 3).await.unwrap();
+                rolls += 1;
             }
+            rolls
         }
     };
-    let receipts = |db: Db, ids: Vec<String>| async move {
-        for id in ids {
-            assert!(db.record_receipt(&id, "primary", true).await.unwrap());
+    let receipts = |db: Db, ids: Vec<String>| {
+        let pending = Arc::clone(&pending);
+        async move {
+            for id in ids {
+                assert!(db.record_receipt(&id, "primary", true).await.unwrap());
+            }
+            pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         }
     };
     let (first, second): (Vec<String>, Vec<String>) = ids
         .iter()
         .cloned()
         .partition(|id| id.ends_with(['0', '2', '4', '6', '8']));
-    tokio::join!(
+    let (rolls_a, rolls_b, (), ()) = tokio::join!(
         roller(a.clone()),
         roller(b.clone()),
         receipts(a.clone(), first),
         receipts(b.clone(), second),
     );
+    assert!(rolls_a + rolls_b > 20, "the sums ran beside the receipts");
     while a.roll_settled(now, 4).await? > 0 {}
     assert_eq!(a.clean_days(day, day + 3).await?.len(), 3);
     let (from, to) = (day * d, (day + 3) * d);
@@ -764,6 +770,21 @@ async fn two_instances_sum_the_same_days_while_receipts_arrive() -> TestResult {
         assert_eq!(delivered, 1500, "every receipt counted once");
     }
     Ok(())
+}
+
+#[tokio::test]
+async fn two_instances_sum_the_same_days_while_receipts_arrive_on_postgres() -> TestResult {
+    let Some((a, url)) = crate::db::postgres_with_url().await else {
+        return Ok(());
+    };
+    let b = Db::connect(&url).await?;
+    two_instances_sum_the_same_days_while_receipts_arrive_on(a, b).await
+}
+
+#[tokio::test]
+async fn one_gateway_sums_days_while_receipts_arrive_on_sqlite() -> TestResult {
+    let db = sqlite().await.expect("sqlite");
+    two_instances_sum_the_same_days_while_receipts_arrive_on(db.clone(), db).await
 }
 
 /// Reports read from the day sums answer exactly what the records do, for every grouping
