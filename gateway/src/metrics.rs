@@ -445,6 +445,7 @@ pub(crate) fn render_budgets(out: &mut String, uses: &[BudgetUse]) {
             BudgetScope::Tenant(_) => "tenant",
             BudgetScope::EachCountry => "each_country",
             BudgetScope::Country(_) => "country",
+            BudgetScope::OtherCountries => "other_countries",
             _ => "total",
         };
         let name = match (&u.budget.scope, &u.of) {

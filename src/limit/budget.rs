@@ -39,6 +39,11 @@ pub enum BudgetScope {
     EachCountry,
     /// One destination country (ISO region, `JP`).
     Country(String),
+    /// Each destination country that no [`Country`](Self::Country) budget names, each
+    /// separately (a send whose country is not known counts as one more): the cap for
+    /// every market not listed, which an attacker pumping a country the service never
+    /// serves runs into first. A listed country is counted by its own cap only.
+    OtherCountries,
     /// Every send.
     Total,
 }

@@ -321,7 +321,7 @@ fn budget_charges(budgets: &Budgets, send: &SendKeys<'_>) -> Vec<Limit> {
         .map(|unit| unit.0.saturating_mul(send.units));
     let mut charges = Vec::new();
     for budget in &budgets.caps {
-        let Some(key) = budget_key(budget, send.tenant, country.as_deref(), day) else {
+        let Some(key) = budget_key(budget, budgets, send.tenant, country.as_deref(), day) else {
             continue;
         };
         let (cap, amount) = match budget.per_day {
@@ -341,11 +341,13 @@ fn budget_charges(budgets: &Budgets, send: &SendKeys<'_>) -> Vec<Limit> {
     charges
 }
 
-/// The store key `budget` counts a send by `tenant` to `country` under on UTC `day`, or
-/// none when the cap does not count that send. One function, so what a send charges and
-/// what [`OtpService::budget_use`](crate::OtpService::budget_use) reads cannot drift.
+/// The store key `budget` (one of `all`) counts a send by `tenant` to `country` under on
+/// UTC `day`, or none when the cap does not count that send. One function, so what a send
+/// charges and what [`OtpService::budget_use`](crate::OtpService::budget_use) reads
+/// cannot drift.
 pub(crate) fn budget_key(
     budget: &Budget,
+    all: &Budgets,
     tenant: Option<&str>,
     country: Option<&str>,
     day: u64,
@@ -355,6 +357,12 @@ pub(crate) fn budget_key(
         BudgetScope::Tenant(t) => (tenant == Some(t.as_str())).then(|| format!("ten:{t}")),
         BudgetScope::EachCountry => Some(format!("ecc:{}", country.unwrap_or("-"))),
         BudgetScope::Country(c) => (country == Some(c.as_str())).then(|| format!("cc:{c}")),
+        BudgetScope::OtherCountries => {
+            let listed = all.caps.iter().any(
+                |cap| matches!(&cap.scope, BudgetScope::Country(c) if Some(c.as_str()) == country),
+            );
+            (!listed).then(|| format!("occ:{}", country.unwrap_or("-")))
+        }
         BudgetScope::Total => Some("total".to_owned()),
     }?;
     let unit = match budget.per_day {

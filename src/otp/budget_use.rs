@@ -35,10 +35,15 @@ impl OtpService {
                     .collect(),
                 BudgetScope::Tenant(t) => vec![(Some(t.as_str()), None, None)],
                 BudgetScope::Country(c) => vec![(None, Some(c.as_str()), None)],
+                // Only the countries asked for that no country cap names.
+                BudgetScope::OtherCountries => countries
+                    .iter()
+                    .map(|c| (None, Some(*c), Some(*c)))
+                    .collect(),
                 BudgetScope::Total => vec![(None, None, None)],
             };
             for (tenant, country, of) in reads {
-                if let Some(key) = budget_key(budget, tenant, country, day) {
+                if let Some(key) = budget_key(budget, budgets, tenant, country, day) {
                     wanted.push((budget, of.map(str::to_owned), key));
                 }
             }

@@ -499,6 +499,63 @@ async fn money_and_message_budgets_refuse_before_the_send_and_reset_daily() -> T
     Ok(())
 }
 
+/// A cap for every country not listed: each such country has its own count (one
+/// pumped market cannot spend another's), a listed country is counted by its own cap
+/// only, and a refused start sends nothing.
+#[tokio::test]
+async fn other_countries_share_a_default_cap_each_and_listed_ones_keep_theirs() -> TestResult {
+    let h = Harness::with(|b| {
+        b.limits(budgets(vec![
+            Budget {
+                scope: BudgetScope::Country("JP".into()),
+                per_day: BudgetCap::Messages(4),
+            },
+            Budget {
+                scope: BudgetScope::OtherCountries,
+                per_day: BudgetCap::Messages(2),
+            },
+        ]))
+    });
+    let number = |text: String| phone_otp::PhoneNumber::parse(&text).expect("valid number");
+    let gb = |n: u32| number(format!("+4474001234{n:02}"));
+    let br = |n: u32| number(format!("+55119876543{n:02}"));
+    let start = |to| StartRequest::sms(to, Purpose::SignIn);
+    // Japan, listed, gets its four: the default cap of two does not count it.
+    for n in 0..4 {
+        h.start_request(start(jp_mobile_n(n))).await;
+    }
+    assert_eq!(
+        refusal(&h, start(jp_mobile_n(4))).await.0,
+        LimitKind::Budget
+    );
+    // Great Britain and Brazil, not listed: two each, counted apart.
+    for n in 0..2 {
+        h.start_request(start(gb(n))).await;
+    }
+    assert_eq!(refusal(&h, start(gb(2))).await.0, LimitKind::Budget);
+    for n in 0..2 {
+        h.start_request(start(br(n))).await;
+    }
+    assert_eq!(refusal(&h, start(br(2))).await.0, LimitKind::Budget);
+    assert_eq!(h.stub.attempts(), 8, "refused starts sent nothing");
+    let read = h.otp.budget_use(&[], &["JP", "GB", "BR", "US"]).await?;
+    let found: Vec<(BudgetScope, Option<&str>, u64)> = read
+        .iter()
+        .map(|u| (u.budget.scope.clone(), u.of.as_deref(), u.used))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (BudgetScope::Country("JP".into()), None, 4),
+            // Japan is not read under the default cap: it does not count there.
+            (BudgetScope::OtherCountries, Some("GB"), 2),
+            (BudgetScope::OtherCountries, Some("BR"), 2),
+            (BudgetScope::OtherCountries, Some("US"), 0),
+        ]
+    );
+    Ok(())
+}
+
 /// What the dashboards and the console read: each cap's use today, per tenant and
 /// country asked for, the same numbers the sends were charged; a refusal adds nothing and
 /// reading creates nothing.

@@ -59,7 +59,8 @@ pub struct SafeListConfig {
 #[serde(deny_unknown_fields)]
 pub struct BudgetConfig {
     /// Whose sends: `each_tenant` (each calling system), `tenant:<name>`, `each_country`,
-    /// `country:<ISO>` or `total`.
+    /// `country:<ISO>`, `other_countries` (each country no `country:` budget names) or
+    /// `total`.
     pub scope: String,
     /// At most this many messages and calls per UTC day.
     pub messages_per_day: Option<u64>,
@@ -74,6 +75,7 @@ impl BudgetConfig {
         let scope = match self.scope.split_once(':') {
             None if self.scope == "each_tenant" => BudgetScope::EachTenant,
             None if self.scope == "each_country" => BudgetScope::EachCountry,
+            None if self.scope == "other_countries" => BudgetScope::OtherCountries,
             None if self.scope == "total" => BudgetScope::Total,
             Some(("tenant", name)) if !name.is_empty() => BudgetScope::Tenant(name.to_owned()),
             Some(("country", code)) if code.len() == 2 => {
@@ -82,7 +84,7 @@ impl BudgetConfig {
             _ => {
                 return Err(invalid(
                     field("scope"),
-                    "each_tenant, tenant:<name>, each_country, country:<ISO> or total",
+                    "each_tenant, tenant:<name>, each_country, country:<ISO>, other_countries or total",
                 ));
             }
         };
@@ -319,7 +321,8 @@ mod tests {
         let config = Config::from_toml(
             "[prices]\ncurrency = \"USD\"\n[[prices.rates]]\nprovider = \"*\"\ncountry = \"*\"\nsms = 0.05\n\
              [[limits.budgets]]\nscope = \"each_tenant\"\nmoney_per_day = 25.5\n\
-             [[limits.budgets]]\nscope = \"country:jp\"\nmessages_per_day = 1000\n",
+             [[limits.budgets]]\nscope = \"country:jp\"\nmessages_per_day = 1000\n\
+             [[limits.budgets]]\nscope = \"other_countries\"\nmessages_per_day = 50\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let budgets = config
@@ -338,6 +341,10 @@ mod tests {
                 phone_otp::Budget {
                     scope: phone_otp::BudgetScope::Country("JP".into()),
                     per_day: phone_otp::BudgetCap::Messages(1000),
+                },
+                phone_otp::Budget {
+                    scope: phone_otp::BudgetScope::OtherCountries,
+                    per_day: phone_otp::BudgetCap::Messages(50),
                 },
             ]
         );

@@ -285,7 +285,9 @@ fn budgets_table(body: &mut Html, t: &Strings, uses: &[BudgetUse]) {
             (_, Some(of)) => of.clone(),
             (BudgetScope::Tenant(name) | BudgetScope::Country(name), None) => name.clone(),
             (BudgetScope::EachTenant, None) => t.each_system.to_owned(),
-            (BudgetScope::EachCountry, None) => t.each_country.to_owned(),
+            (BudgetScope::EachCountry | BudgetScope::OtherCountries, None) => {
+                t.each_country.to_owned()
+            }
             _ => t.all_sends.to_owned(),
         };
         let (used, cap) = match u.budget.per_day {
