@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row as _;
 
-use super::rollup::{Split, within};
+use super::rollup::{Split, fetch_over, within};
 use super::{Db, DbError};
 
 /// Requests over a range with one country and one sequence of attempts.
@@ -59,14 +59,7 @@ impl Db {
                 ),
             ),
         ] {
-            if ranges.is_empty() {
-                continue;
-            }
-            let mut query = sqlx::query(&sql);
-            for (a, b) in ranges {
-                query = query.bind(*a).bind(*b);
-            }
-            for row in query.fetch_all(&mut *tx).await? {
+            for row in fetch_over(&mut tx, &sql, ranges, None).await? {
                 *counts
                     .entry((row.try_get("country")?, row.try_get("providers")?))
                     .or_default() += row.try_get::<i64, _>("n")?;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row as _;
 
-use super::rollup::{Split, only_system, within};
+use super::rollup::{Split, fetch_over, only_system, within};
 use super::{Db, DbError};
 
 /// What conversion is counted per.
@@ -144,17 +144,7 @@ impl Db {
                 ),
             ),
         ] {
-            if ranges.is_empty() {
-                continue;
-            }
-            let mut query = sqlx::query(&sql);
-            for (a, b) in ranges {
-                query = query.bind(*a).bind(*b);
-            }
-            if let Some(system) = system {
-                query = query.bind(system);
-            }
-            for row in query.fetch_all(&mut *tx).await? {
+            for row in fetch_over(&mut tx, &sql, ranges, system).await? {
                 let cell = table
                     .cells
                     .entry((row.try_get("country")?, row.try_get("prefix")?))

@@ -359,6 +359,30 @@ impl Db {
     }
 }
 
+/// Runs `sql` in `tx` with `ranges` bound in order (two parameters each), then `system`
+/// when given: the one way every split report binds its query. No ranges, no query.
+///
+/// # Errors
+/// The database failed.
+pub(crate) async fn fetch_over(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    sql: &str,
+    ranges: &[(i64, i64)],
+    system: Option<&str>,
+) -> Result<Vec<sqlx::any::AnyRow>, DbError> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = sqlx::query(sql);
+    for (a, b) in ranges {
+        query = query.bind(*a).bind(*b);
+    }
+    if let Some(system) = system {
+        query = query.bind(system);
+    }
+    Ok(query.fetch_all(&mut **tx).await?)
+}
+
 /// Marks days to be summed again when a record already summed changed. `records` is a
 /// `SELECT` of one row per day, `(day, at)`: the record's day and time, with a `WHERE`
 /// (SQLite needs one before `ON CONFLICT`). A day is marked only when the record is under

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use sqlx::Row as _;
 
-use super::rollup::{DAY_MS, Split, only_system, within};
+use super::rollup::{DAY_MS, Split, fetch_over, only_system, within};
 use super::{Db, DbError};
 
 /// What a usage report can be grouped by.
@@ -215,42 +215,18 @@ impl Db {
         let mut connection = self.pool().acquire().await?;
         let mut tx = self.snapshot(&mut connection).await?;
         let mut rows = Vec::new();
-        if !live.is_empty() {
-            let sql = usage_sql(group_by, system.is_some(), &live, Source::Records);
-            let mut query = sqlx::query(&sql);
-            for (a, b) in &live {
-                query = query.bind(*a).bind(*b);
-            }
-            if let Some(system) = system {
-                query = query.bind(system);
-            }
-            for row in query.fetch_all(&mut *tx).await? {
-                rows.push(read_row(&row, group_by)?);
-            }
-        }
-        if !rolled.is_empty() {
-            let sql = usage_sql(group_by, system.is_some(), &rolled, Source::Days);
-            let mut query = sqlx::query(&sql);
-            for (a, b) in &rolled {
-                query = query.bind(*a).bind(*b);
-            }
-            if let Some(system) = system {
-                query = query.bind(system);
-            }
-            for row in query.fetch_all(&mut *tx).await? {
+        for (ranges, source) in [(&live, Source::Records), (&rolled, Source::Days)] {
+            let sql = usage_sql(group_by, system.is_some(), ranges, source);
+            for row in fetch_over(&mut tx, &sql, ranges, system).await? {
                 rows.push(read_row(&row, group_by)?);
             }
         }
         tx.commit().await?;
-        let rows = sum_alike(rows);
-        // One order on both databases (they sort NULL differently).
-        let mut rows = rows;
-        rows.sort_by(|a, b| (&a.key, &a.currency).cmp(&(&b.key, &b.currency)));
         Ok(UsageReport {
             from,
             to,
             group_by: group_by.to_vec(),
-            rows: merge_currencies(rows),
+            rows: settle(rows),
         })
     }
 }
@@ -342,6 +318,14 @@ fn read_row(row: &sqlx::any::AnyRow, group_by: &[Dimension]) -> Result<UsageRow,
         cost_micros: row.try_get("cost_micros")?,
         currency: row.try_get("currency")?,
     })
+}
+
+/// Rows as a report gives them: alike ones summed, in one order on both databases (they
+/// sort NULL differently), unpriced rows merged into their group's currency.
+fn settle(rows: Vec<UsageRow>) -> Vec<UsageRow> {
+    let mut rows = sum_alike(rows);
+    rows.sort_by(|a, b| (&a.key, &a.currency).cmp(&(&b.key, &b.currency)));
+    merge_currencies(rows)
 }
 
 /// Rows with the same key and currency (one from the sums, one from the records) as one.
@@ -531,13 +515,11 @@ impl UsageReport {
                 ..row.clone()
             })
             .collect();
-        let mut rows = sum_alike(rows);
-        rows.sort_by(|a, b| (&a.key, &a.currency).cmp(&(&b.key, &b.currency)));
         Self {
             from: self.from,
             to: self.to,
             group_by,
-            rows: merge_currencies(rows),
+            rows: settle(rows),
         }
     }
 
