@@ -117,8 +117,8 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{BuildError, RelayError, ResendError, SendRefusal, StartError, VerifyError};
 pub use limit::{
     Admission, Backoff, BackoffState, BackoffStep, Budget, BudgetCap, BudgetScope, BudgetStep,
-    BudgetUse, Budgets, ConversionGuard, ConversionState, ConversionStep, Counts, Decision,
-    FailureCap, GcraStep, Limit, LimitKey, LimitKind, Limits, Quota, Rule, SafeList, backoff,
+    BudgetUse, Budgets, ConversionGuard, ConversionRule, ConversionState, ConversionStep, Counts, Decision,
+    FailureCap, GcraStep, GuardLevel, Limit, LimitKey, LimitKind, Limits, Quota, Rule, SafeList, backoff,
     bucket_millis, conversion, credit, day_of, gcra, spend,
 };
 pub use message::{Channel, Locale, Message, Purpose};

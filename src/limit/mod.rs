@@ -20,7 +20,8 @@ use std::time::Duration;
 pub use backoff::{Backoff, BackoffState, BackoffStep, backoff};
 pub use budget::{Budget, BudgetCap, BudgetScope, BudgetStep, BudgetUse, Budgets, day_of, spend};
 pub use conversion::{
-    ConversionGuard, ConversionState, ConversionStep, Counts, bucket_millis, conversion, credit,
+    ConversionGuard, ConversionRule, ConversionState, ConversionStep, Counts, bucket_millis,
+    conversion, credit,
 };
 pub use failure_cap::FailureCap;
 pub use gcra::{Decision, GcraStep, gcra};
@@ -224,14 +225,19 @@ impl LimitKey {
         Self::new(LimitKind::Conversion, format!("cv:p:{prefix}"))
     }
 
+    /// Sends and verifications to one number range (a shorter prefix) over the long window.
+    pub fn range_conversion(range: &str) -> Self {
+        Self::new(LimitKind::Conversion, format!("cv:r:{range}"))
+    }
+
     /// Sends and verifications to one country over the guard's window (`region` as in
     /// [`LimitKey::country`]).
     pub fn country_conversion(region: &str) -> Self {
         Self::new(LimitKind::Conversion, format!("cv:c:{region}"))
     }
 
-    /// Sends and verifications to one country over the baseline window: its normal
-    /// conversion.
+    /// Sends and verifications to one country over the long window: its normal conversion,
+    /// and its probation.
     pub fn country_baseline(region: &str) -> Self {
         Self::new(LimitKind::Conversion, format!("cv:b:{region}"))
     }
@@ -271,44 +277,113 @@ impl fmt::Debug for LimitKey {
     }
 }
 
-/// The guard's keys for `to`: its prefix and country (judged) and the country's baseline
-/// (counted only).
-pub(crate) fn guard_keys(guard: &ConversionGuard, to: &PhoneNumber) -> [(LimitKey, u64); 3] {
-    let digits = to.e164().trim_start_matches('+');
-    let prefix: String = digits
-        .chars()
-        .take(usize::from(guard.prefix_digits))
-        .collect();
-    let region = match to.region() {
+/// The guard's levels, narrowest first, in [`guard_keys`] order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GuardLevel {
+    /// The number prefix over the short window.
+    Prefix,
+    /// The number range over the long window.
+    Range,
+    /// The whole country over the short window.
+    Country,
+    /// The whole country over the long window (its probation).
+    CountryDay,
+}
+
+impl GuardLevel {
+    /// Every level, in [`guard_keys`] order.
+    pub const ALL: [Self; 4] = [Self::Prefix, Self::Range, Self::Country, Self::CountryDay];
+
+    /// A short lowercase name (metrics, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prefix => "prefix",
+            Self::Range => "range",
+            Self::Country => "country",
+            Self::CountryDay => "country_day",
+        }
+    }
+
+    /// The level a guard key belongs to.
+    pub fn of(key: &LimitKey) -> Option<Self> {
+        let tag = key.as_str().get(..5)?;
+        Self::ALL
+            .into_iter()
+            .find(|level| level.tag() == tag)
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Self::Prefix => "cv:p:",
+            Self::Range => "cv:r:",
+            Self::Country => "cv:c:",
+            Self::CountryDay => "cv:b:",
+        }
+    }
+}
+
+/// The region a guard counts `to` under: its ISO region, or `+<calling code>`.
+pub(crate) fn guard_region(to: &PhoneNumber) -> String {
+    match to.region() {
         Some(region) => region.as_str().to_owned(),
         None => format!("+{}", to.calling_code()),
-    };
-    let window = bucket_millis(guard.window);
+    }
+}
+
+/// The guard's keys for `to` and their bucket lengths, in [`GuardLevel::ALL`] order: its
+/// prefix, range, country, and the country over the long window (also its baseline).
+pub(crate) fn guard_keys(guard: &ConversionGuard, to: &PhoneNumber) -> [(LimitKey, u64); 4] {
+    let digits = to.e164().trim_start_matches('+');
+    let lead = |n: u8| -> String { digits.chars().take(usize::from(n)).collect() };
+    let region = guard_region(to);
+    let short = bucket_millis(guard.window);
+    let long = bucket_millis(guard.baseline_window);
     [
-        (LimitKey::prefix_conversion(&prefix), window),
-        (LimitKey::country_conversion(&region), window),
-        (
-            LimitKey::country_baseline(&region),
-            bucket_millis(guard.baseline_window),
-        ),
+        (LimitKey::prefix_conversion(&lead(guard.prefix_digits)), short),
+        (LimitKey::range_conversion(&lead(guard.range_digits)), long),
+        (LimitKey::country_conversion(&region), short),
+        (LimitKey::country_baseline(&region), long),
+    ]
+}
+
+/// The rule each of `guard_keys`' keys judges a send by. The prefix and the country over
+/// the short window are held to the country's floor; a range and the country over the day
+/// only to the minimum floor: they catch places that do not convert at all (an empty
+/// country, a range only a bot sends to) without refusing real users when a bot in one
+/// of their prefixes lowers a busy range's conversion.
+pub(crate) fn guard_rules(
+    guard: &ConversionGuard,
+    to: &PhoneNumber,
+    floor_permille: u32,
+) -> [ConversionRule; 4] {
+    let probation = u64::from(guard.probation_for(&guard_region(to)));
+    let hold_millis = bucket_millis(guard.baseline_window);
+    let minimum = u32::from(guard.min_floor_percent.min(100)) * 10;
+    let rule = |bucket_millis, allowance, floor_permille| ConversionRule {
+        bucket_millis,
+        allowance,
+        floor_permille,
+        hold_millis,
+    };
+    let short = bucket_millis(guard.window);
+    let long = bucket_millis(guard.baseline_window);
+    [
+        rule(short, u64::from(guard.min_prefix_sends), floor_permille),
+        rule(long, probation, minimum.min(floor_permille)),
+        rule(short, u64::from(guard.min_country_sends), floor_permille),
+        rule(long, probation, minimum.min(floor_permille)),
     ]
 }
 
 fn guard_charges(guard: &ConversionGuard, to: &PhoneNumber, floor_permille: u32) -> Vec<Limit> {
-    let [prefix, country, baseline] = guard_keys(guard, to);
-    let rule = |(key, bucket_millis): (LimitKey, u64), min_sends: u64, floor_permille| Limit {
-        key,
-        rule: Rule::Conversion {
-            bucket_millis,
-            min_sends,
-            floor_permille,
-        },
-    };
-    vec![
-        rule(prefix, u64::from(guard.min_prefix_sends), floor_permille),
-        rule(country, u64::from(guard.min_country_sends), floor_permille),
-        rule(baseline, u64::MAX, 0),
-    ]
+    guard_keys(guard, to)
+        .into_iter()
+        .zip(guard_rules(guard, to, floor_permille))
+        .map(|((key, _), rule)| Limit {
+            key,
+            rule: Rule::Conversion(rule),
+        })
+        .collect()
 }
 
 /// The budget charges of one send: today's key per applicable cap, and its amount.
@@ -420,17 +495,9 @@ pub enum Rule {
         /// Scales the jitter of the wait this send starts.
         jitter_permille: u32,
     },
-    /// The conversion guard ([`conversion`]): counts the send in buckets of
-    /// `bucket_millis`, refusing it when at least `min_sends` sends in the window converted
-    /// below `floor_permille`.
-    Conversion {
-        /// The sliding window's length.
-        bucket_millis: u64,
-        /// Sends before the key can be judged (`u64::MAX`: count only).
-        min_sends: u64,
-        /// The lowest acceptable conversion, in thousandths.
-        floor_permille: u32,
-    },
+    /// The conversion guard ([`conversion`]): counts the send in a sliding window,
+    /// refusing it when the window's verifications do not pay for it.
+    Conversion(ConversionRule),
     /// A budget ([`spend`]): `amount` more, at most `cap` until `resets_at_millis`.
     Budget {
         /// The most that may be used in the window.
@@ -475,6 +542,8 @@ pub enum Admission {
         limit: LimitKind,
         /// How long until that limit would allow one more send.
         retry_after: Duration,
+        /// Its position among the limits given (0-based): which key refused.
+        index: usize,
     },
 }
 

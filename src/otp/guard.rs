@@ -12,7 +12,9 @@ use tracing::{info, warn};
 
 use super::guard_refusal::{GuardRefusal, remember};
 use crate::clock::Timestamp;
-use crate::limit::{ConversionGuard, Counts, LimitKind, guard_keys};
+use crate::limit::{
+    ConversionGuard, Counts, GuardLevel, LimitKey, LimitKind, guard_keys, guard_region,
+};
 use crate::phone::PhoneNumber;
 use crate::store::OtpStore;
 
@@ -28,6 +30,8 @@ pub(super) struct Guard {
     baselines: Mutex<HashMap<String, (Option<Counts>, u64)>>,
     /// Refusals per limit kind, for metrics.
     refusals: [AtomicU64; REFUSAL_KINDS.len()],
+    /// Conversion refusals per guard level, in [`GuardLevel::ALL`] order, for metrics.
+    levels: [AtomicU64; GuardLevel::ALL.len()],
     /// The latest conversion refusals, one per prefix.
     recent: Mutex<Vec<GuardRefusal>>,
 }
@@ -55,6 +59,7 @@ impl Guard {
             conversion,
             baselines: Mutex::default(),
             refusals: Default::default(),
+            levels: Default::default(),
             recent: Mutex::default(),
         }
     }
@@ -70,6 +75,15 @@ impl Guard {
             .iter()
             .zip(&self.refusals)
             .map(|(kind, count)| (*kind, count.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Conversion refusals so far by each guard level (this process).
+    pub(super) fn level_refusals(&self) -> Vec<(GuardLevel, u64)> {
+        GuardLevel::ALL
+            .iter()
+            .zip(&self.levels)
+            .map(|(level, count)| (*level, count.load(Ordering::Relaxed)))
             .collect()
     }
 
@@ -98,10 +112,10 @@ impl Guard {
         to: &PhoneNumber,
         now: Timestamp,
     ) -> u32 {
-        let Some(guard) = self.conversion else {
+        let Some(guard) = &self.conversion else {
             return 0;
         };
-        let [_, _, (baseline_key, bucket)] = guard_keys(&guard, to);
+        let [_, _, _, (baseline_key, bucket)] = guard_keys(guard, to);
         let country = baseline_key.as_str().to_owned();
         let cached = self
             .baselines
@@ -132,37 +146,49 @@ impl Guard {
     /// Counts a verified code sent to `to` for its prefix and country. A failure is
     /// logged: the code is verified either way (the guard only gets stricter).
     pub(super) async fn credit(&self, store: &dyn OtpStore, to: &PhoneNumber, now: Timestamp) {
-        let Some(guard) = self.conversion else {
+        let Some(guard) = &self.conversion else {
             return;
         };
-        let keys = guard_keys(&guard, to);
+        let keys = guard_keys(guard, to);
         if let Err(error) = store.credit_conversions(&keys, now).await {
             warn!(error = %error, "verified code not credited to the conversion guard");
         }
     }
 
-    /// Says why the guard refused a send to `to`: its prefix, country, conversion and floor.
+    /// Says why the guard refused a send to `to`: which level (`key`, the refusing one),
+    /// its counts and the floor they fell below.
     pub(super) async fn report_refusal(
         &self,
         store: &dyn OtpStore,
         to: &PhoneNumber,
+        key: &LimitKey,
         now: Timestamp,
     ) {
-        let Some(guard) = self.conversion else {
+        let Some(guard) = &self.conversion else {
             return;
         };
-        let [(prefix_key, bucket), _, _] = guard_keys(&guard, to);
+        let keys = guard_keys(guard, to);
+        let Some(level) = GuardLevel::of(key) else {
+            return;
+        };
+        if let Some(index) = GuardLevel::ALL.iter().position(|l| *l == level) {
+            self.levels[index].fetch_add(1, Ordering::Relaxed);
+        }
+        let bucket = keys
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(1, |(_, bucket)| *bucket);
         let counts = store
-            .conversion_counts(&prefix_key, bucket, now)
+            .conversion_counts(key, bucket, now)
             .await
             .unwrap_or_default();
         let floor = self.floor(store, to, now).await;
-        let prefix = prefix_key.as_str().trim_start_matches("cv:p:");
-        let region = to.region();
-        let country = region.as_ref().map_or("", |r| r.as_str());
+        let prefix = keys[0].0.as_str().trim_start_matches("cv:p:");
+        let country = guard_region(to);
         let rate_permille = (counts.rate() * 1000.0).round() as u32;
         // Not the masked number: with the prefix it would show nearly every digit.
         info!(
+            level = level.as_str(),
             prefix,
             country,
             sends = counts.sends,
@@ -175,8 +201,9 @@ impl Guard {
             remember(
                 &mut list,
                 GuardRefusal {
+                    level,
                     prefix: prefix.to_owned(),
-                    country: country.to_owned(),
+                    country: to.region().map(|r| r.as_str().to_owned()).unwrap_or_default(),
                     sends: counts.sends,
                     verified: counts.verified,
                     rate_permille,

@@ -1,9 +1,10 @@
-//! What the conversion guard found when it refused a send: the number prefix, its
-//! country, the prefix's sends and verifications in the window, and the floor they fell
-//! below. The last few, one per prefix, are kept in the process for an operator's view
+//! What the conversion guard found when it refused a send: the level that refused (the
+//! prefix, its range, or the country), the number prefix and its country, that level's
+//! sends and verifications in its window, and the floor they fell below. The last few, one per prefix, are kept in the process for an operator's view
 //! ([`OtpService::guard_refusals`](crate::OtpService::guard_refusals)).
 
 use crate::clock::Timestamp;
+use crate::limit::GuardLevel;
 
 /// Prefixes remembered at most; the oldest is forgotten first.
 pub(super) const MAX_REMEMBERED: usize = 64;
@@ -12,14 +13,17 @@ pub(super) const MAX_REMEMBERED: usize = 64;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GuardRefusal {
+    /// The level whose rule refused: the prefix, its range, or the whole country.
+    pub level: GuardLevel,
     /// The prefix's leading E.164 digits, calling code included (`4478123`): a number
     /// block, not a subscriber.
     pub prefix: String,
     /// Its region (`GB`), empty for a non-geographic number.
     pub country: String,
-    /// Sends to the prefix in the window (an estimate: the older bucket is weighted).
+    /// Sends at the refusing level in its window (an estimate: the older bucket is
+    /// weighted).
     pub sends: f64,
-    /// Codes sent to it that were verified in the window.
+    /// Codes sent there that were verified in the window.
     pub verified: f64,
     /// `verified / sends`, in thousandths.
     pub rate_permille: u32,
@@ -48,6 +52,7 @@ mod tests {
 
     fn refusal(prefix: &str, at: u64) -> GuardRefusal {
         GuardRefusal {
+            level: GuardLevel::Prefix,
             prefix: prefix.to_owned(),
             country: "GB".to_owned(),
             sends: 30.0,

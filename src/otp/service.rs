@@ -193,7 +193,7 @@ impl OtpServiceBuilder {
         if lifetime < Duration::from_secs(1) || lifetime > max {
             return Err(BuildError::Lifetime { lifetime, max });
         }
-        let guard = super::guard::Guard::new(self.limits.conversion_guard);
+        let guard = super::guard::Guard::new(self.limits.conversion_guard.clone());
         Ok(OtpService {
             inner: Arc::new(Inner {
                 keys,
@@ -854,6 +854,12 @@ impl OtpService {
         self.inner.guard.refusals()
     }
 
+    /// Conversion refusals so far by the guard level that refused (this process): the
+    /// prefix, its range, or the country over the short or the long window.
+    pub fn guard_refusals_by_level(&self) -> Vec<(crate::GuardLevel, u64)> {
+        self.inner.guard.level_refusals()
+    }
+
     /// Whether the conversion guard is on ([`Limits::conversion_guard`]).
     pub fn guards_conversion(&self) -> bool {
         self.inner.guard.converts()
@@ -911,7 +917,11 @@ impl OtpService {
     ) -> Result<(), LimitFailure> {
         match self.inner.store.throttle(limits, now).await {
             Ok(Admission::Allowed) => Ok(()),
-            Ok(Admission::Limited { limit, retry_after }) => {
+            Ok(Admission::Limited {
+                limit,
+                retry_after,
+                index,
+            }) => {
                 info!(
                     to = %to,
                     limit = %limit,
@@ -919,10 +929,10 @@ impl OtpService {
                     "one-time code send refused by rate limit"
                 );
                 self.inner.guard.count_refusal(limit);
-                if limit == LimitKind::Conversion {
+                if let Some(refused) = limits.get(index).filter(|_| limit == LimitKind::Conversion) {
                     self.inner
                         .guard
-                        .report_refusal(&*self.inner.store, to, now)
+                        .report_refusal(&*self.inner.store, to, &refused.key, now)
                         .await;
                 }
                 Err(LimitFailure::Refused(Refusal { limit, retry_after }))

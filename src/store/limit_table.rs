@@ -182,16 +182,12 @@ impl LimitTable {
                         },
                     )
                 }
-                Rule::Conversion {
-                    bucket_millis,
-                    min_sends,
-                    floor_permille,
-                } => {
+                Rule::Conversion(rule) => {
                     let counts = match live {
                         Some(State::Conversion { state, .. }) => Some(state),
                         _ => None,
                     };
-                    let step = conversion(counts, bucket_millis, min_sends, floor_permille, now);
+                    let step = conversion(counts, rule, now);
                     let expires = now_ms.saturating_add(step.ttl_millis);
                     (
                         step.decision,
@@ -206,6 +202,7 @@ impl LimitTable {
                 return Ok(Admission::Limited {
                     limit: limit.key.kind(),
                     retry_after,
+                    index: new_tats.len(),
                 });
             }
             new_tats.push((at, state));
@@ -255,7 +252,7 @@ impl LimitTable {
                 _ => None,
             };
             let state = credit(stored, *bucket_millis, now);
-            let expires = now_ms.saturating_add(2 * bucket_millis);
+            let expires = now_ms.saturating_add(state.ttl_millis(*bucket_millis, now));
             // A verification for a key the table has no room for is dropped: it can only
             // make the guard stricter, never let a send through.
             if shard.tats.len() < self.capacity_per_shard || shard.tats.contains_key(key.as_str()) {

@@ -124,8 +124,6 @@ redis.call('HSET', KEYS[1], 'd1', h[1], 'd0', ARGV[2])
 return -1
 "#;
 
-/// The conversion guard's state moved on to `now`'s bucket (as `ConversionState::rolled`):
-/// `bucket:sends:verified:previous sends:previous verified`.
 /// The account's failure count is under its cap (`KEYS[2]`, `ARGV[1]` now, `ARGV[2]` the
 /// cap) and its TOTP factor (`KEYS[1]`) exists with a secret (not a disable's marker);
 /// else returns 2 (locked) or 3 (none).
@@ -204,14 +202,18 @@ if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 's', ARGV[3]) end
 return 1
 "#;
 
+/// The conversion guard's state moved on to `now`'s bucket (as `ConversionState::rolled`):
+/// `bucket:sends:verified:previous sends:previous verified:held until` (a state written
+/// before holds existed has five fields: not held).
 macro_rules! roll_lua {
     () => {
         r#"
 local function roll(raw, now, bucket_ms)
-  local b, s, v, ps, pv = 0, 0, 0, 0, 0
+  local b, s, v, ps, pv, h = 0, 0, 0, 0, 0, 0
   if raw then
-    local x1, x2, x3, x4, x5 = string.match(raw, '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
+    local x1, x2, x3, x4, x5, x6 = string.match(raw, '^(%d+):(%d+):(%d+):(%d+):(%d+):?(%d*)$')
     b, s, v, ps, pv = tonumber(x1), tonumber(x2), tonumber(x3), tonumber(x4), tonumber(x5)
+    h = tonumber(x6) or 0
   end
   local cur = math.floor(now / bucket_ms)
   if cur == b + 1 then
@@ -219,7 +221,7 @@ local function roll(raw, now, bucket_ms)
   elseif cur ~= b then
     ps, pv, s, v = 0, 0, 0, 0
   end
-  return cur, s, v, ps, pv
+  return cur, s, v, ps, pv, h
 end
 "#
     };
@@ -238,15 +240,25 @@ for i = 1, #KEYS do
   local kind = tonumber(ARGV[a + 1])
   if kind == 3 then
     local bucket_ms = tonumber(ARGV[a + 2])
-    local min_sends = tonumber(ARGV[a + 3])
+    local allowance = tonumber(ARGV[a + 3])
     local floor = tonumber(ARGV[a + 4])
-    local b, s, v, ps, pv = roll(redis.call('GET', KEYS[i]), now, bucket_ms)
+    local hold_ms = tonumber(ARGV[a + 5])
+    local b, s, v, ps, pv, h = roll(redis.call('GET', KEYS[i]), now, bucket_ms)
     local into = now % bucket_ms
     local weight = (bucket_ms - into) / bucket_ms
     local sends = s + ps * weight
     local verified = v + pv * weight
-    if sends >= min_sends and verified * 1000 < sends * floor then return {i, bucket_ms - into} end
-    writes[i] = {string.format('%d:%d:%d:%d:%d', b, s + 1, v, ps, pv), 2 * bucket_ms}
+    local held = h > now
+    local free = allowance
+    if held then free = 1 end
+    if verified * 1000 < (sends + 1 - free) * floor then return {i, bucket_ms - into} end
+    if held then
+      if sends + 1 >= allowance then h = 0 else h = now + hold_ms end
+    elseif verified * 1000 < (sends + 2 - allowance) * floor then
+      h = now + hold_ms
+    end
+    writes[i] = {string.format('%d:%d:%d:%d:%d:%d', b, s + 1, v, ps, pv, h),
+      math.max(2 * bucket_ms, h - now)}
   elseif kind == 2 then
     local cap = tonumber(ARGV[a + 2])
     local amount = tonumber(ARGV[a + 3])
@@ -301,9 +313,9 @@ const CREDIT: &str = concat!(
 local now = tonumber(ARGV[1])
 for i = 1, #KEYS do
   local bucket_ms = tonumber(ARGV[i + 1])
-  local b, s, v, ps, pv = roll(redis.call('GET', KEYS[i]), now, bucket_ms)
-  redis.call('SET', KEYS[i], string.format('%d:%d:%d:%d:%d', b, s, v + 1, ps, pv),
-    'PX', string.format('%d', 2 * bucket_ms))
+  local b, s, v, ps, pv, h = roll(redis.call('GET', KEYS[i]), now, bucket_ms)
+  redis.call('SET', KEYS[i], string.format('%d:%d:%d:%d:%d:%d', b, s, v + 1, ps, pv, h),
+    'PX', string.format('%d', math.max(2 * bucket_ms, h - now)))
 end
 return 0
 "#
@@ -799,17 +811,13 @@ impl OtpStore for RedisStore {
                         .arg(duration_millis(schedule.decay))
                         .arg(u32::from(schedule.jitter_percent) * jitter_permille.min(1000));
                 }
-                Rule::Conversion {
-                    bucket_millis,
-                    min_sends,
-                    floor_permille,
-                } => {
+                Rule::Conversion(rule) => {
                     invocation
                         .arg(3)
-                        .arg(bucket_millis.max(1))
-                        .arg(min_sends.min(1 << 53))
-                        .arg(floor_permille)
-                        .arg(0)
+                        .arg(rule.bucket_millis.max(1))
+                        .arg(rule.allowance.min(1 << 53))
+                        .arg(rule.floor_permille)
+                        .arg(rule.hold_millis.min(1 << 53))
                         .arg(0);
                 }
                 Rule::Budget {
@@ -836,13 +844,14 @@ impl OtpStore for RedisStore {
         match reply.as_slice() {
             [0] => Ok(Admission::Allowed),
             [index, wait_ms] => {
-                let refused = usize::try_from(*index - 1)
+                let (at, refused) = usize::try_from(*index - 1)
                     .ok()
-                    .and_then(|at| limits.get(at))
+                    .and_then(|at| Some((at, limits.get(at)?)))
                     .ok_or(StoreError::Corrupt("limit index out of range"))?;
                 Ok(Admission::Limited {
                     limit: refused.key.kind(),
                     retry_after: Duration::from_millis(u64::try_from(*wait_ms).unwrap_or(0)),
+                    index: at,
                 })
             }
             _ => Err(StoreError::Corrupt("unknown throttle reply")),
@@ -886,15 +895,20 @@ impl OtpStore for RedisStore {
             return Ok(Counts::default());
         };
         let numbers: Vec<u64> = raw.split(':').filter_map(|n| n.parse().ok()).collect();
-        let [bucket, sends, verified, previous_sends, previous_verified] = numbers[..] else {
-            return Err(StoreError::Corrupt("conversion state"));
+        // Five fields: written before holds existed, not held.
+        let (counts, held_until) = match numbers[..] {
+            [a, b, c, d, e] => ([a, b, c, d, e], 0),
+            [a, b, c, d, e, held] => ([a, b, c, d, e], held),
+            _ => return Err(StoreError::Corrupt("conversion state")),
         };
+        let [bucket, sends, verified, previous_sends, previous_verified] = counts;
         let state = ConversionState {
             bucket,
             sends,
             verified,
             previous_sends,
             previous_verified,
+            held_until,
         };
         Ok(state.rolled(bucket_millis, now).counts(bucket_millis, now))
     }
