@@ -117,9 +117,9 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{BuildError, RelayError, ResendError, SendRefusal, StartError, VerifyError};
 pub use limit::{
     Admission, Backoff, BackoffState, BackoffStep, Budget, BudgetCap, BudgetScope, BudgetStep,
-    BudgetUse, Budgets, ConversionGuard, ConversionRule, ConversionState, ConversionStep, Counts, Decision,
-    FailureCap, GcraStep, GuardLevel, Limit, LimitKey, LimitKind, Limits, Quota, Rule, SafeList, backoff,
-    bucket_millis, conversion, credit, day_of, gcra, spend,
+    BudgetUse, Budgets, ConversionGuard, ConversionRule, ConversionState, ConversionStep, Counts,
+    Decision, FailureCap, GcraStep, GuardLevel, Limit, LimitKey, LimitKind, Limits, Quota, Rule,
+    SafeList, backoff, bucket_millis, conversion, credit, day_of, gcra, spend,
 };
 pub use message::{Channel, Locale, Message, Purpose};
 pub use otp::{

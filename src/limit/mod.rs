@@ -307,9 +307,7 @@ impl GuardLevel {
     /// The level a guard key belongs to.
     pub fn of(key: &LimitKey) -> Option<Self> {
         let tag = key.as_str().get(..5)?;
-        Self::ALL
-            .into_iter()
-            .find(|level| level.tag() == tag)
+        Self::ALL.into_iter().find(|level| level.tag() == tag)
     }
 
     fn tag(self) -> &'static str {
@@ -339,7 +337,10 @@ pub(crate) fn guard_keys(guard: &ConversionGuard, to: &PhoneNumber) -> [(LimitKe
     let short = bucket_millis(guard.window);
     let long = bucket_millis(guard.baseline_window);
     [
-        (LimitKey::prefix_conversion(&lead(guard.prefix_digits)), short),
+        (
+            LimitKey::prefix_conversion(&lead(guard.prefix_digits)),
+            short,
+        ),
         (LimitKey::range_conversion(&lead(guard.range_digits)), long),
         (LimitKey::country_conversion(&region), short),
         (LimitKey::country_baseline(&region), long),

@@ -203,7 +203,10 @@ impl Guard {
                 GuardRefusal {
                     level,
                     prefix: prefix.to_owned(),
-                    country: to.region().map(|r| r.as_str().to_owned()).unwrap_or_default(),
+                    country: to
+                        .region()
+                        .map(|r| r.as_str().to_owned())
+                        .unwrap_or_default(),
                     sends: counts.sends,
                     verified: counts.verified,
                     rate_permille,

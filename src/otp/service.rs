@@ -929,7 +929,8 @@ impl OtpService {
                     "one-time code send refused by rate limit"
                 );
                 self.inner.guard.count_refusal(limit);
-                if let Some(refused) = limits.get(index).filter(|_| limit == LimitKind::Conversion) {
+                if let Some(refused) = limits.get(index).filter(|_| limit == LimitKind::Conversion)
+                {
                     self.inner
                         .guard
                         .report_refusal(&*self.inner.store, to, &refused.key, now)

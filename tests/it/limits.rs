@@ -168,7 +168,8 @@ async fn throttle_refusals_do_not_count() -> TestResult {
             store.throttle(&limits, clock.now()).await?,
             Admission::Limited {
                 limit: LimitKind::Global,
-                retry_after: Duration::from_secs(60)
+                retry_after: Duration::from_secs(60),
+                index: 0,
             }
         );
     }

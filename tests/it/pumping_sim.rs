@@ -200,7 +200,7 @@ pub async fn run(scenario: &Scenario) -> Report {
     let book = CodeBook::default();
     let key = HmacKey::new(1, &SecretSlice::from(vec![5u8; 32])).unwrap();
     let limits = Limits {
-        conversion_guard: scenario.guard,
+        conversion_guard: scenario.guard.clone(),
         ..Limits::default()
     };
     let otp = OtpService::builder()

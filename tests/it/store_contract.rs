@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use phone_otp::{
-    Account, Admission, Backoff, CHALLENGE_ID_BYTES, ChallengeId, Clock, FactorWrite, FailureCap,
+    Account, Admission, Backoff, ConversionRule, CHALLENGE_ID_BYTES, ChallengeId, Clock, FactorWrite, FailureCap,
     Limit, LimitKey, LimitKind, Limits, ManualClock, MemoryStore, NotPending, OtpStore, Purpose,
     Quota, ResendError, ResendRequest, Rule, StartError, StartRequest, StepDecision, TotpFactor,
     VerifyOutcome, VerifyRequest,
@@ -563,6 +563,7 @@ pub async fn throttle_decisions_and_retry_after(store: Arc<dyn OtpStore>) -> Tes
     let limited = |retry_after| Admission::Limited {
         limit: LimitKind::Subject,
         retry_after,
+        index: 0,
     };
     for _ in 0..3 {
         assert_eq!(
@@ -625,7 +626,8 @@ pub async fn throttle_charges_all_limits_or_none(store: Arc<dyn OtpStore>) -> Te
             store.throttle(&all, clock.now()).await?,
             Admission::Limited {
                 limit: LimitKind::ClientIp,
-                retry_after: Duration::from_secs(3600)
+                retry_after: Duration::from_secs(3600),
+                index: 0,
             }
         );
     }
@@ -640,7 +642,8 @@ pub async fn throttle_charges_all_limits_or_none(store: Arc<dyn OtpStore>) -> Te
         store.throttle(&from_elsewhere, clock.now()).await?,
         Admission::Limited {
             limit: LimitKind::Destination,
-            retry_after: Duration::from_secs(1800)
+            retry_after: Duration::from_secs(1800),
+            index: 0,
         }
     );
     assert_eq!(store.throttle(&[], clock.now()).await?, Admission::Allowed);
@@ -656,6 +659,7 @@ pub async fn backoff_schedule_and_decay(store: Arc<dyn OtpStore>) -> TestResult 
     let waited = |secs| Admission::Limited {
         limit: LimitKind::Backoff,
         retry_after: Duration::from_secs(secs),
+        index: 0,
     };
     for _ in 0..3 {
         assert_eq!(
@@ -766,6 +770,7 @@ pub async fn budget_refuses_at_the_boundary(store: Arc<dyn OtpStore>) -> TestRes
     let refused = Admission::Limited {
         limit: LimitKind::Budget,
         retry_after: Duration::from_millis(resets_at_millis - clock.now().as_millis()),
+        index: 0,
     };
     for _ in 0..3 {
         assert_eq!(
@@ -872,25 +877,30 @@ pub async fn budget_holds_under_64_concurrent_sends(store: Arc<dyn OtpStore>) ->
     Ok(())
 }
 
-/// The conversion guard's counts: a key trips once it has enough sends and too few
-/// verifications, recovers as verifications are credited, and forgets as the window slides.
+/// The conversion guard's rule: a key's allowance is free, then every send must be paid
+/// for by verifications; a key that spent its allowance is held (one probe once its window
+/// is empty) until a full allowance converts at the floor; the window slides.
 pub async fn conversion_guard_trips_and_recovers(store: Arc<dyn OtpStore>) -> TestResult {
     let clock = ManualClock::new();
     let hour = 3_600_000;
     let key = LimitKey::prefix_conversion("8190111");
-    let send = || {
-        [Limit {
-            key: key.clone(),
-            rule: Rule::Conversion {
-                bucket_millis: hour,
-                min_sends: 20,
-                floor_permille: 300,
+    let send = |key: &LimitKey| {
+        [
+            Limit::new(LimitKey::global(), Quota::per_hour(NonZeroU32::new(1_000).unwrap())),
+            Limit {
+                key: key.clone(),
+                rule: Rule::Conversion(ConversionRule {
+                    bucket_millis: hour,
+                    allowance: 20,
+                    floor_permille: 300,
+                    hold_millis: 24 * hour,
+                }),
             },
-        }]
+        ]
     };
     for _ in 0..20 {
         assert_eq!(
-            store.throttle(&send(), clock.now()).await?,
+            store.throttle(&send(&key), clock.now()).await?,
             Admission::Allowed
         );
     }
@@ -898,30 +908,59 @@ pub async fn conversion_guard_trips_and_recovers(store: Arc<dyn OtpStore>) -> Te
     let tripped = Admission::Limited {
         limit: LimitKind::Conversion,
         retry_after: Duration::from_millis(hour - into),
+        index: 1,
     };
-    assert_eq!(store.throttle(&send(), clock.now()).await?, tripped);
+    assert_eq!(store.throttle(&send(&key), clock.now()).await?, tripped);
     let counts = store.conversion_counts(&key, hour, clock.now()).await?;
     assert_eq!(
         (counts.sends, counts.verified),
         (20.0, 0.0),
         "refusals count nothing"
     );
-    // Six of twenty verified is the 30% floor: allowed again.
-    for _ in 0..6 {
+    // Held: five verified of twenty do not pay for a 21st at 30%; six do, and release it.
+    for _ in 0..5 {
         store
             .credit_conversions(&[(key.clone(), hour)], clock.now())
             .await?;
     }
+    assert_eq!(store.throttle(&send(&key), clock.now()).await?, tripped);
+    store
+        .credit_conversions(&[(key.clone(), hour)], clock.now())
+        .await?;
     assert_eq!(
-        store.throttle(&send(), clock.now()).await?,
+        store.throttle(&send(&key), clock.now()).await?,
         Admission::Allowed
     );
     let counts = store.conversion_counts(&key, hour, clock.now()).await?;
     assert_eq!((counts.sends, counts.verified), (21.0, 6.0));
-    // Two buckets later the window holds nothing.
-    clock.advance(Duration::from_millis(2 * hour));
-    let counts = store.conversion_counts(&key, hour, clock.now()).await?;
+    // Released: with the window half empty, the allowance applies again.
+    clock.advance(Duration::from_millis(hour + hour / 2));
+    assert_eq!(
+        store.throttle(&send(&key), clock.now()).await?,
+        Admission::Allowed
+    );
+
+    // A key that never converts stays held after its counts have left the window: one
+    // probe, then nothing.
+    let pumped = LimitKey::prefix_conversion("8190222");
+    for _ in 0..20 {
+        assert_eq!(
+            store.throttle(&send(&pumped), clock.now()).await?,
+            Admission::Allowed
+        );
+    }
+    clock.advance(Duration::from_millis(2 * hour + 1));
+    let counts = store.conversion_counts(&pumped, hour, clock.now()).await?;
     assert_eq!((counts.sends, counts.verified), (0.0, 0.0));
+    assert_eq!(
+        store.throttle(&send(&pumped), clock.now()).await?,
+        Admission::Allowed,
+        "the probe"
+    );
+    assert!(matches!(
+        store.throttle(&send(&pumped), clock.now()).await?,
+        Admission::Limited { index: 1, .. }
+    ));
     Ok(())
 }
 
