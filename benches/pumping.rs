@@ -25,7 +25,7 @@ fn row(name: &str, report: &Report, seconds: f64) {
         report.attack_delivered,
         report.attack_tries,
         100.0 * (1.0 - report.attack_delivered as f64 / report.attack_tries.max(1) as f64),
-        100.0 * report.blocked_after_200(),
+        100.0 * report.blocked_after_100(),
         report.attack_cost_dollars(),
         first,
         100.0 * report.served_share(),

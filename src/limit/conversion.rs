@@ -13,7 +13,7 @@
 //! attack cannot drag the floor below the minimum.
 //!
 //! A key that spends its allowance is *held*: until its conversion recovers (a full
-//! allowance of sends, paid for at the floor) its allowance is one send, a probe once its
+//! allowance of sends converting at the floor, none of them free) its allowance is one send, a probe once its
 //! window is empty, so no fixed number of sends leaks each time the window slides, and a
 //! real market's verified probes earn its way back.
 //!
@@ -247,7 +247,8 @@ pub struct ConversionStep {
 
 /// One send under `rule`: refused when the window's verifications do not pay for it;
 /// otherwise counted. An allowed send that leaves nothing of the allowance holds the key;
-/// a held key is released once a full allowance of sends converts at the floor.
+/// a held key is released once a full allowance of sends converts at the floor with none
+/// of them free.
 pub fn conversion(
     stored: Option<ConversionState>,
     rule: ConversionRule,
@@ -271,8 +272,9 @@ pub fn conversion(
     state.sends += 1;
     let hold_until = now.as_millis().saturating_add(rule.hold_millis);
     if held {
-        // Recovered: a full allowance of sends, all paid for at the floor.
-        let recovered = counts.sends + 1.0 >= rule.allowance as f64;
+        // Recovered: a full allowance of sends converting at the floor, none free.
+        let recovered = counts.sends + 1.0 >= rule.allowance as f64
+            && counts.verified * 1000.0 >= (counts.sends + 1.0) * f64::from(rule.floor_permille);
         state.held_until = if recovered { 0 } else { hold_until };
     } else if rule.refuses(counts, 2.0, false) {
         // The allowance is spent: the next send must be paid for, and so must every one
@@ -355,14 +357,15 @@ mod tests {
             conversion(Some(paid), rule, now).decision,
             Decision::Limited { .. }
         ));
-        // Six do.
+        // Six do, but 6 of 21 is under the floor: still held.
         paid = credit(Some(paid), HOUR, now);
         let step = conversion(Some(paid), rule, now);
         assert_eq!(step.decision, Decision::Allowed);
-        assert_eq!(
-            step.state.held_until, 0,
-            "a full allowance converting at the floor releases it"
-        );
+        assert!(step.state.held(now));
+        // Seven of 22 converts at the floor with no send free: released.
+        let step = conversion(Some(credit(Some(step.state), HOUR, now)), rule, now);
+        assert_eq!(step.decision, Decision::Allowed);
+        assert_eq!(step.state.held_until, 0);
     }
 
     #[test]

@@ -253,7 +253,11 @@ for i = 1, #KEYS do
     if held then free = 1 end
     if verified * 1000 < (sends + 1 - free) * floor then return {i, bucket_ms - into} end
     if held then
-      if sends + 1 >= allowance then h = 0 else h = now + hold_ms end
+      if sends + 1 >= allowance and verified * 1000 >= (sends + 1) * floor then
+        h = 0
+      else
+        h = now + hold_ms
+      end
     elseif verified * 1000 < (sends + 2 - allowance) * floor then
       h = now + hold_ms
     end

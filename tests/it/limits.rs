@@ -3,9 +3,9 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use phone_otp::{
-    Admission, Backoff, Budget, BudgetCap, BudgetScope, Budgets, ConversionGuard, Limit, LimitKey,
-    LimitKind, Limits, MemoryStore, Micros, OtpStore, PriceTable, Purpose, Quota, Rate, SafeList,
-    StartError, StartRequest,
+    Admission, Backoff, Budget, BudgetCap, BudgetScope, Budgets, ConversionGuard, GuardLevel,
+    Limit, LimitKey, LimitKind, Limits, MemoryStore, Micros, OtpStore, PriceTable, Purpose, Quota,
+    Rate, SafeList, StartError, StartRequest,
 };
 
 use crate::support::{Harness, TestResult, jp_mobile, jp_mobile_n};
@@ -739,17 +739,64 @@ pub async fn conversion_guard_end_to_end(h: &Harness) -> TestResult {
     assert_eq!((why[0].sends.round(), why[0].verified), (20.0, 0.0));
     assert_eq!((why[0].rate_permille, why[0].floor_permille), (0, 300));
     assert_eq!(why[0].refusals, 1);
-    // Two windows on, the pumped prefix's sends have left the window.
+    assert_eq!(why[0].level, GuardLevel::Prefix);
+    assert_eq!(
+        h.otp.guard_refusals_by_level(),
+        vec![
+            (GuardLevel::Prefix, 1),
+            (GuardLevel::Range, 0),
+            (GuardLevel::Country, 0),
+            (GuardLevel::CountryDay, 0)
+        ]
+    );
+    // Two windows on, the pumped prefix's sends have left the window, but it is still
+    // held: one probe, then refused again (no fresh allowance to leak).
     h.clock.advance(2 * ConversionGuard::default().window);
     h.start(&pumped(21)?).await;
+    let (limit, _) = refusal(h, StartRequest::sms(pumped(22)?, Purpose::SignIn)).await;
+    assert_eq!(limit, LimitKind::Conversion);
     Ok(())
 }
 
+/// The guard with Japan on a large probation, as a market the service already serves, so
+/// these tests reach the prefix level; probation has its own tests.
 pub fn guarded() -> Limits {
+    let mut guard = ConversionGuard::default();
+    guard.probation.insert("JP".to_owned(), 1_000);
     Limits {
-        conversion_guard: Some(ConversionGuard::default()),
+        conversion_guard: Some(guard),
         ..Limits::danger_none()
     }
+}
+
+/// Probation on `h`'s store: a country the service has never served (no listed
+/// probation) gets five unverified sends a day; then each verified code pays for five
+/// more at the minimum floor (20%), and the range is named as the level that refused.
+pub async fn probation_for_a_country_never_served(h: &Harness) -> TestResult {
+    let number = |n: u32| format!("+4479111{n:05}").parse::<phone_otp::PhoneNumber>();
+    let mut first = None;
+    for n in 0..5 {
+        let started = h.start(&number(n)?).await;
+        first.get_or_insert(started);
+    }
+    let (limit, _) = refusal(h, StartRequest::sms(number(5)?, Purpose::SignIn)).await;
+    assert_eq!(limit, LimitKind::Conversion);
+    assert_eq!(h.stub.attempts(), 5, "the refused send went nowhere");
+    assert_eq!(h.otp.guard_refusals()[0].level, GuardLevel::Range);
+    // A verified code pays for one more send (20% of five), not two.
+    let (id, code) = first.expect("five were sent");
+    assert!(h.otp.verify(&id, &code).await?.is_verified());
+    h.start(&number(6)?).await;
+    let (limit, _) = refusal(h, StartRequest::sms(number(7)?, Purpose::SignIn)).await;
+    assert_eq!(limit, LimitKind::Conversion);
+    assert_eq!(h.stub.attempts(), 6);
+    Ok(())
+}
+
+#[tokio::test]
+async fn probation_on_the_memory_store() -> TestResult {
+    let h = Harness::with(|b| b.limits(guarded()));
+    probation_for_a_country_never_served(&h).await
 }
 
 #[tokio::test]

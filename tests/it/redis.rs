@@ -118,7 +118,29 @@ pub(crate) mod with_redis {
         assert_eq!(refused(pumped), LimitKind::Conversion);
         // A verification on one instance counts for both: after six, sends resume.
         clock.advance(Duration::from_secs(1));
+        // Probation and its hold are shared too: a country never served gets five sends
+        // between both instances, then neither sends a sixth.
+        let gb = |n: u32| format!("+4479111{n:05}").parse::<phone_otp::PhoneNumber>();
+        for n in 0..5 {
+            let otp = if n % 2 == 0 { &a } else { &b };
+            otp.start(StartRequest::sms(gb(n)?, Purpose::SignIn))
+                .await?;
+        }
+        for otp in [&a, &b] {
+            let sixth = otp.start(StartRequest::sms(gb(9)?, Purpose::SignIn)).await;
+            assert_eq!(refused(sixth), LimitKind::Conversion);
+        }
         Ok(())
+    }
+
+    #[tokio::test]
+    async fn probation_on_redis() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        let h =
+            crate::support::Harness::with(move |b| b.store(store).limits(crate::limits::guarded()));
+        crate::limits::probation_for_a_country_never_served(&h).await
     }
 
     #[tokio::test]

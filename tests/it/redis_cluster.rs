@@ -78,4 +78,14 @@ pub(crate) mod with_cluster {
         assert!(primaries_with_keys >= 2, "all keys on one node");
         Ok(())
     }
+
+    #[tokio::test]
+    async fn probation_on_the_cluster() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        let h =
+            crate::support::Harness::with(move |b| b.store(store).limits(crate::limits::guarded()));
+        crate::limits::probation_for_a_country_never_served(&h).await
+    }
 }

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use phone_otp::{
-    Account, Admission, Backoff, ConversionRule, CHALLENGE_ID_BYTES, ChallengeId, Clock, FactorWrite, FailureCap,
-    Limit, LimitKey, LimitKind, Limits, ManualClock, MemoryStore, NotPending, OtpStore, Purpose,
-    Quota, ResendError, ResendRequest, Rule, StartError, StartRequest, StepDecision, TotpFactor,
-    VerifyOutcome, VerifyRequest,
+    Account, Admission, Backoff, CHALLENGE_ID_BYTES, ChallengeId, Clock, ConversionRule,
+    FactorWrite, FailureCap, Limit, LimitKey, LimitKind, Limits, ManualClock, MemoryStore,
+    NotPending, OtpStore, Purpose, Quota, ResendError, ResendRequest, Rule, StartError,
+    StartRequest, StepDecision, TotpFactor, VerifyOutcome, VerifyRequest,
 };
 
 use phone_otp::store::StoredDestination;
@@ -886,7 +886,10 @@ pub async fn conversion_guard_trips_and_recovers(store: Arc<dyn OtpStore>) -> Te
     let key = LimitKey::prefix_conversion("8190111");
     let send = |key: &LimitKey| {
         [
-            Limit::new(LimitKey::global(), Quota::per_hour(NonZeroU32::new(1_000).unwrap())),
+            Limit::new(
+                LimitKey::global(),
+                Quota::per_hour(NonZeroU32::new(1_000).unwrap()),
+            ),
             Limit {
                 key: key.clone(),
                 rule: Rule::Conversion(ConversionRule {
@@ -933,7 +936,16 @@ pub async fn conversion_guard_trips_and_recovers(store: Arc<dyn OtpStore>) -> Te
     );
     let counts = store.conversion_counts(&key, hour, clock.now()).await?;
     assert_eq!((counts.sends, counts.verified), (21.0, 6.0));
-    // Released: with the window half empty, the allowance applies again.
+    // Still held (6 of 21 is under 30%): a seventh verification pays for the 22nd, and 7
+    // of 22 at the floor with none free releases the key.
+    store
+        .credit_conversions(&[(key.clone(), hour)], clock.now())
+        .await?;
+    assert_eq!(
+        store.throttle(&send(&key), clock.now()).await?,
+        Admission::Allowed
+    );
+    // Released: the allowance applies again as the window slides.
     clock.advance(Duration::from_millis(hour + hour / 2));
     assert_eq!(
         store.throttle(&send(&key), clock.now()).await?,
