@@ -39,7 +39,7 @@ fn main() {
         .build()
         .unwrap();
     println!(
-        "| scenario | attack delivered | blocked | blocked after 200 | attack cost | first refusal | users served | real users' refused sends | time for the day |"
+        "| scenario | attack delivered | blocked | blocked after the first 100 | attack cost | first refusal | users served | real users' refused sends | time for the day |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let scenarios = [

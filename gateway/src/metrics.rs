@@ -233,6 +233,24 @@ impl GatewayMetrics {
     }
 }
 
+/// The conversion guard's refusals by the level that refused (prefix, range, country over
+/// the short window, country over the day).
+pub fn render_guard_levels(out: &mut String, levels: &[(phone_otp::GuardLevel, u64)]) {
+    header(
+        out,
+        "phone_otp_guard_refusals_total",
+        "counter",
+        "Sends the conversion guard refused, by the level whose rule refused.",
+    );
+    for (level, n) in levels {
+        let _ = writeln!(
+            out,
+            "phone_otp_guard_refusals_total{{level=\"{}\"}} {n}",
+            level.as_str()
+        );
+    }
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");

@@ -268,11 +268,11 @@ pub async fn run(scenario: &Scenario) -> Report {
                 let request = ResendRequest::new(id).client_ip(user_ip(user));
                 let result = otp.resend_with(request).await;
                 if !reported(user) {
-                    if let Ok(started) = result {
-                        if rng.chance(0.85) {
-                            let when = at + rng.secs(5, 60);
-                            agenda.plan(when, Event::UserVerify(user, started.challenge_id));
-                        }
+                    if let Ok(started) = result
+                        && rng.chance(0.85)
+                    {
+                        let when = at + rng.secs(5, 60);
+                        agenda.plan(when, Event::UserVerify(user, started.challenge_id));
                     }
                     continue;
                 }

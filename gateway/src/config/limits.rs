@@ -27,10 +27,14 @@ pub struct LimitsConfig {
     /// waits of 1, 2, 4 ... 32 minutes with 20% jitter, one step forgotten per quiet
     /// hour) or `"off"` (default).
     pub backoff: Option<String>,
-    /// The conversion guard against SMS pumping: `"on"` (defaults: 7-digit prefixes, a
-    /// 1-hour window, throttled below half the country's learned conversion) or `"off"`
-    /// (default).
+    /// The conversion guard against SMS pumping: `"on"` (defaults: 7-digit prefixes and
+    /// whole countries over 2 hours, 5-digit ranges and whole countries over a day, a
+    /// floor of half the country's conversion and never under 20%) or `"off"` (default).
     pub conversion_guard: Option<String>,
+    /// The guard's probation per country (`JP = 5000`), and `default` for every other
+    /// (5 unless set): unverified sends a range or a whole country gets in a day.
+    #[serde(default)]
+    pub conversion_probation: std::collections::BTreeMap<String, u32>,
     /// Daily budgets (`[[limits.budgets]]`); money is priced with `[prices]`.
     #[serde(default)]
     pub budgets: Vec<BudgetConfig>,
@@ -168,7 +172,23 @@ impl LimitsConfig {
             .extend(self.safe_list.subjects.iter().cloned());
         limits.conversion_guard = match self.conversion_guard.as_deref().map(str::trim) {
             None | Some("off") => None,
-            Some("on") => Some(phone_otp::ConversionGuard::default()),
+            Some("on") => {
+                let mut guard = phone_otp::ConversionGuard::default();
+                for (country, sends) in &self.conversion_probation {
+                    if country == "default" {
+                        guard.probation_sends = *sends;
+                    } else if country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase())
+                    {
+                        guard.probation.insert(country.clone(), *sends);
+                    } else {
+                        return Err(invalid(
+                            "limits.conversion_probation",
+                            format!("{country:?} is not a region like \"JP\" or \"default\""),
+                        ));
+                    }
+                }
+                Some(guard)
+            }
             Some(_) => {
                 return Err(invalid(
                     "limits.conversion_guard",
@@ -290,6 +310,21 @@ mod tests {
         .ok()
         .and_then(|l| l.conversion_guard);
         assert_eq!(guard, Some(phone_otp::ConversionGuard::default()));
+        let probation = |entries: &[(&str, u32)]| {
+            LimitsConfig {
+                conversion_guard: Some("on".to_owned()),
+                conversion_probation: entries.iter().map(|(c, n)| ((*c).to_owned(), *n)).collect(),
+                ..LimitsConfig::default()
+            }
+            .to_limits()
+            .map(|l| l.conversion_guard)
+        };
+        let guard = probation(&[("default", 10), ("JP", 5_000)]).ok().flatten();
+        assert_eq!(
+            guard.map(|g| (g.probation_for("JP"), g.probation_for("UZ"))),
+            Some((5_000, 10))
+        );
+        assert!(probation(&[("japan", 1)]).is_err());
         let safe = |numbers: &[&str], prefixes: &[&str]| {
             LimitsConfig {
                 safe_list: SafeListConfig {

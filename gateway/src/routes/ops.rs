@@ -97,6 +97,9 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let router = state.router.as_ref().map(phone_otp::Router::metrics);
     let mut text = state.metrics.render(router.as_ref(), &state.otp.refusals());
+    if state.otp.guards_conversion() {
+        crate::metrics::render_guard_levels(&mut text, &state.otp.guard_refusals_by_level());
+    }
     if let Some(db) = &state.db {
         crate::metrics::render_database(&mut text, db);
     }
