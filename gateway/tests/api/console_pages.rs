@@ -28,7 +28,11 @@ async fn the_abuse_providers_and_audit_pages_on(db: Db) -> TestResult {
     let gw = TestGateway::with(Setup {
         keys: Some(db.clone()),
         limits: Limits {
-            conversion_guard: Some(ConversionGuard::default()),
+            // GB and JP as markets already served, so the bot meets the prefix level.
+            conversion_guard: Some(ConversionGuard {
+                probation: [("GB".to_owned(), 1_000), ("JP".to_owned(), 1_000)].into(),
+                ..ConversionGuard::default()
+            }),
             ..Limits::danger_none()
         },
         configure: Box::new(|builder| builder.prices(prices()).console(ConsoleSettings::new())),
