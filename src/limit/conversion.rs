@@ -64,14 +64,20 @@ pub struct ConversionGuard {
     /// The floor never falls below this, in percent, whatever the country has learned.
     /// Default 20.
     pub min_floor_percent: u8,
-    /// Probation: sends a range, or a whole country, gets over the long window before its
+    /// Probation: sends a whole country gets over the long window before its
     /// verifications must keep up, for a country not in [`probation`](Self::probation).
     /// Default 5: a country the service has never served gets five codes a day until
-    /// its users verify them; each verified code buys about three more.
+    /// its users verify them; each verified code buys about five more.
     pub probation_sends: u32,
     /// Probation per country (ISO region, e.g. `MX`), for a market about to launch with
-    /// many users at once. Default none.
+    /// many users at once. Default none. It applies to the whole country only: its
+    /// ranges keep [`range_probation_sends`](Self::range_probation_sends), so a spread into
+    /// ranges its users never reach is still caught.
     pub probation: BTreeMap<String, u32>,
+    /// Probation of every range, in every country: sends a range gets over the long
+    /// window before its verifications must keep up. Default 5. A range the service's
+    /// users reach earns room with every verified code; one they never reach stays at 5.
+    pub range_probation_sends: u32,
 }
 
 impl Default for ConversionGuard {
@@ -89,6 +95,7 @@ impl Default for ConversionGuard {
             min_floor_percent: 20,
             probation_sends: 5,
             probation: BTreeMap::new(),
+            range_probation_sends: 5,
         }
     }
 }

@@ -277,7 +277,7 @@ impl fmt::Debug for LimitKey {
     }
 }
 
-/// The guard's levels, narrowest first, in [`guard_keys`] order.
+/// The guard's levels, narrowest first: the order of its keys in every admission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GuardLevel {
     /// The number prefix over the short window.
@@ -291,7 +291,7 @@ pub enum GuardLevel {
 }
 
 impl GuardLevel {
-    /// Every level, in [`guard_keys`] order.
+    /// Every level, in the order of the guard's keys.
     pub const ALL: [Self; 4] = [Self::Prefix, Self::Range, Self::Country, Self::CountryDay];
 
     /// A short lowercase name (metrics, logs).
@@ -358,6 +358,7 @@ pub(crate) fn guard_rules(
     floor_permille: u32,
 ) -> [ConversionRule; 4] {
     let probation = u64::from(guard.probation_for(&guard_region(to)));
+    let range_probation = u64::from(guard.range_probation_sends);
     let hold_millis = bucket_millis(guard.baseline_window);
     let minimum = u32::from(guard.min_floor_percent.min(100)) * 10;
     let rule = |bucket_millis, allowance, floor_permille| ConversionRule {
@@ -370,7 +371,7 @@ pub(crate) fn guard_rules(
     let long = bucket_millis(guard.baseline_window);
     [
         rule(short, u64::from(guard.min_prefix_sends), floor_permille),
-        rule(long, probation, minimum.min(floor_permille)),
+        rule(long, range_probation, minimum.min(floor_permille)),
         rule(short, u64::from(guard.min_country_sends), floor_permille),
         rule(long, probation, minimum.min(floor_permille)),
     ]

@@ -758,11 +758,12 @@ pub async fn conversion_guard_end_to_end(h: &Harness) -> TestResult {
     Ok(())
 }
 
-/// The guard with Japan on a large probation, as a market the service already serves, so
-/// these tests reach the prefix level; probation has its own tests.
+/// The guard with Japan and its ranges on a large probation, as a market the service
+/// already serves, so these tests reach the prefix level; probation has its own tests.
 pub fn guarded() -> Limits {
     let mut guard = ConversionGuard::default();
     guard.probation.insert("JP".to_owned(), 1_000);
+    guard.range_probation_sends = 1_000;
     Limits {
         conversion_guard: Some(guard),
         ..Limits::danger_none()
@@ -793,10 +794,51 @@ pub async fn probation_for_a_country_never_served(h: &Harness) -> TestResult {
     Ok(())
 }
 
+/// Probation of a listed market on `h`'s store: Japan, listed for a thousand unverified
+/// sends a day, takes them over many ranges, but each range it never converts in keeps
+/// the range probation (five), so a spread into one of its ranges is caught there.
+pub async fn a_listed_market_keeps_range_probation(h: &Harness) -> TestResult {
+    // Ten ranges of Japan (five leading digits each), five sends each: more than the
+    // range probation would allow in one, but the country's own probation takes them all.
+    let ranges = (1..10)
+        .map(|d| format!("8190{d}"))
+        .chain(["81801".to_owned()]);
+    for (r, range) in ranges.enumerate() {
+        for n in 0..5 {
+            let number = format!("+{range}{:07}", 10 * r + n);
+            h.start(&number.parse()?).await;
+        }
+    }
+    assert_eq!(h.stub.attempts(), 50);
+    // A sixth unverified send in one range is refused there.
+    let sixth: phone_otp::PhoneNumber = "+819020000001".parse()?;
+    let (limit, _) = refusal(h, StartRequest::sms(sixth, Purpose::SignIn)).await;
+    assert_eq!(limit, LimitKind::Conversion);
+    assert_eq!(h.stub.attempts(), 50, "the refused send went nowhere");
+    assert_eq!(h.otp.guard_refusals()[0].level, GuardLevel::Range);
+    Ok(())
+}
+
+/// Japan listed for a thousand sends a day, ranges at the default.
+pub fn listed_japan() -> Limits {
+    let mut guard = ConversionGuard::default();
+    guard.probation.insert("JP".to_owned(), 1_000);
+    Limits {
+        conversion_guard: Some(guard),
+        ..Limits::danger_none()
+    }
+}
+
 #[tokio::test]
 async fn probation_on_the_memory_store() -> TestResult {
-    let h = Harness::with(|b| b.limits(guarded()));
+    let h = Harness::with(|b| b.limits(listed_japan()));
     probation_for_a_country_never_served(&h).await
+}
+
+#[tokio::test]
+async fn range_probation_in_a_listed_market_on_the_memory_store() -> TestResult {
+    let h = Harness::with(|b| b.limits(listed_japan()));
+    a_listed_market_keeps_range_probation(&h).await
 }
 
 #[tokio::test]

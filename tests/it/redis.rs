@@ -138,9 +138,21 @@ pub(crate) mod with_redis {
         let Some(store) = store().await else {
             return Ok(());
         };
-        let h =
-            crate::support::Harness::with(move |b| b.store(store).limits(crate::limits::guarded()));
+        let h = crate::support::Harness::with(move |b| {
+            b.store(store).limits(crate::limits::listed_japan())
+        });
         crate::limits::probation_for_a_country_never_served(&h).await
+    }
+
+    #[tokio::test]
+    async fn range_probation_in_a_listed_market_on_redis() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        let h = crate::support::Harness::with(move |b| {
+            b.store(store).limits(crate::limits::listed_japan())
+        });
+        crate::limits::a_listed_market_keeps_range_probation(&h).await
     }
 
     #[tokio::test]

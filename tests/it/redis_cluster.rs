@@ -84,8 +84,20 @@ pub(crate) mod with_cluster {
         let Some(store) = store().await else {
             return Ok(());
         };
-        let h =
-            crate::support::Harness::with(move |b| b.store(store).limits(crate::limits::guarded()));
+        let h = crate::support::Harness::with(move |b| {
+            b.store(store).limits(crate::limits::listed_japan())
+        });
         crate::limits::probation_for_a_country_never_served(&h).await
+    }
+
+    #[tokio::test]
+    async fn range_probation_in_a_listed_market_on_the_cluster() -> TestResult {
+        let Some(store) = store().await else {
+            return Ok(());
+        };
+        let h = crate::support::Harness::with(move |b| {
+            b.store(store).limits(crate::limits::listed_japan())
+        });
+        crate::limits::a_listed_market_keeps_range_probation(&h).await
     }
 }

@@ -32,9 +32,12 @@ pub struct LimitsConfig {
     /// floor of half the country's conversion and never under 20%) or `"off"` (default).
     pub conversion_guard: Option<String>,
     /// The guard's probation per country (`JP = 5000`), and `default` for every other
-    /// (5 unless set): unverified sends a range or a whole country gets in a day.
+    /// (5 unless set): unverified sends a whole country gets in a day.
     #[serde(default)]
     pub conversion_probation: std::collections::BTreeMap<String, u32>,
+    /// Unverified sends a range (five leading digits) gets in a day, in every country,
+    /// listed or not (5 unless set).
+    pub conversion_range_probation: Option<u32>,
     /// Daily budgets (`[[limits.budgets]]`); money is priced with `[prices]`.
     #[serde(default)]
     pub budgets: Vec<BudgetConfig>,
@@ -174,6 +177,9 @@ impl LimitsConfig {
             None | Some("off") => None,
             Some("on") => {
                 let mut guard = phone_otp::ConversionGuard::default();
+                if let Some(sends) = self.conversion_range_probation {
+                    guard.range_probation_sends = sends;
+                }
                 for (country, sends) in &self.conversion_probation {
                     if country == "default" {
                         guard.probation_sends = *sends;
@@ -325,6 +331,16 @@ mod tests {
             Some((5_000, 10))
         );
         assert!(probation(&[("japan", 1)]).is_err());
+        let ranges = LimitsConfig {
+            conversion_guard: Some("on".to_owned()),
+            conversion_range_probation: Some(12),
+            ..LimitsConfig::default()
+        }
+        .to_limits()
+        .ok()
+        .and_then(|l| l.conversion_guard)
+        .map(|g| g.range_probation_sends);
+        assert_eq!(ranges, Some(12));
         let safe = |numbers: &[&str], prefixes: &[&str]| {
             LimitsConfig {
                 safe_list: SafeListConfig {

@@ -31,6 +31,7 @@ async fn the_abuse_providers_and_audit_pages_on(db: Db) -> TestResult {
             // GB and JP as markets already served, so the bot meets the prefix level.
             conversion_guard: Some(ConversionGuard {
                 probation: [("GB".to_owned(), 1_000), ("JP".to_owned(), 1_000)].into(),
+                range_probation_sends: 1_000,
                 ..ConversionGuard::default()
             }),
             ..Limits::danger_none()
