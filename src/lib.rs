@@ -153,7 +153,9 @@ pub use router::{
 };
 #[cfg(feature = "redis")]
 pub use store::RedisStore;
-pub use store::{FactorWrite, MemoryStore, OtpStore, StepDecision, StoreError, TotpFactor};
+pub use store::{
+    FactorWrite, MemoryStore, OtpStore, SendAdmission, StepDecision, StoreError, TotpFactor,
+};
 pub use template::{
     SmsEncoding, SmsSegments, Template, TemplateError, Templates, count_sms_segments, spaced_digits,
 };

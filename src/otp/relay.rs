@@ -398,6 +398,7 @@ impl OtpService {
                 now,
             },
             limits,
+            None,
         )
         .await
         .map_err(LimitFailure::relay)?;

@@ -22,7 +22,8 @@ use crate::phone::PhoneNumber;
 use crate::policy::{DestinationPolicy, PolicyRefusal};
 use crate::provider::{PhoneProvider, ProviderErrorKind};
 use crate::store::{
-    ChallengeRecord, MemoryStore, OtpStore, PendingChallenge, StoreError, StoredDestination,
+    ChallengeRecord, MemoryStore, OtpStore, PendingChallenge, SendAdmission, StoreError,
+    StoredDestination,
 };
 use crate::template::Templates;
 
@@ -264,6 +265,8 @@ pub(super) struct Refusal {
 }
 
 pub(super) enum LimitFailure {
+    /// Too many consecutive failed verifications (only where the account was checked).
+    AccountLocked,
     Refused(Refusal),
     Store(StoreError),
 }
@@ -274,6 +277,7 @@ impl LimitFailure {
             Self::Refused(Refusal { limit, retry_after }) => {
                 StartError::Limited { limit, retry_after }
             }
+            Self::AccountLocked => StartError::AccountLocked,
             Self::Store(error) => StartError::Store(error),
         }
     }
@@ -283,6 +287,7 @@ impl LimitFailure {
             Self::Refused(Refusal { limit, retry_after }) => {
                 ResendError::Limited { limit, retry_after }
             }
+            Self::AccountLocked => ResendError::AccountLocked,
             Self::Store(error) => ResendError::Store(error),
         }
     }
@@ -293,6 +298,10 @@ impl LimitFailure {
                 crate::error::RelayError::Limited { limit, retry_after }
             }
             Self::Store(error) => crate::error::RelayError::Store(error),
+            // A relay passes no account to check.
+            Self::AccountLocked => crate::error::RelayError::Store(StoreError::Corrupt(
+                "a relay was refused for an account it did not name",
+            )),
         }
     }
 }
@@ -360,13 +369,6 @@ impl OtpService {
             request.tenant.as_deref(),
             &request.to,
         ));
-        if self
-            .account_locked(account, now)
-            .await
-            .map_err(StartError::Store)?
-        {
-            return Err(StartError::AccountLocked);
-        }
         let locale = request.locale.unwrap_or_default();
         self.admit(
             SendKeys {
@@ -380,6 +382,7 @@ impl OtpService {
                 now,
             },
             Vec::new(),
+            Some(account),
         )
         .await
         .map_err(LimitFailure::start)?;
@@ -588,13 +591,6 @@ impl OtpService {
         if !inner.provider.supports(channel) {
             return Err(ResendError::ChannelUnsupported(channel));
         }
-        if self
-            .account_locked(id.account(), now)
-            .await
-            .map_err(ResendError::Store)?
-        {
-            return Err(ResendError::AccountLocked);
-        }
         self.admit(
             SendKeys {
                 to: &pending.destination,
@@ -614,6 +610,7 @@ impl OtpService {
                 now,
             },
             Vec::new(),
+            Some(id.account()),
         )
         .await
         .map_err(LimitFailure::resend)?;
@@ -840,15 +837,6 @@ impl OtpService {
         self.inner.store.ping().await
     }
 
-    async fn account_locked(&self, account: AccountId, now: Timestamp) -> Result<bool, StoreError> {
-        let failures = self.inner.store.failures(account, now).await?;
-        let locked = failures >= self.inner.failure_cap.max_consecutive.get();
-        if locked {
-            info!("one-time code refused: account locked after too many failed verifications");
-        }
-        Ok(locked)
-    }
-
     /// Sends refused so far by each limit (this process), e.g. for a metrics endpoint.
     pub fn refusals(&self) -> Vec<(LimitKind, u64)> {
         self.inner.guard.refusals()
@@ -903,10 +891,11 @@ impl OtpService {
         &self,
         send: SendKeys<'_>,
         mut first: Vec<Limit>,
+        account: Option<AccountId>,
     ) -> Result<(), LimitFailure> {
         let floor = self.guard_floor(send.to, send.now).await;
         first.extend(self.inner.limits.charges(&send, floor));
-        self.enforce(&first, send.to, send.now).await
+        self.enforce(&first, send.to, send.now, account).await
     }
 
     pub(super) async fn enforce(
@@ -914,14 +903,29 @@ impl OtpService {
         limits: &[Limit],
         to: &PhoneNumber,
         now: Timestamp,
+        account: Option<AccountId>,
     ) -> Result<(), LimitFailure> {
-        match self.inner.store.throttle(limits, now).await {
-            Ok(Admission::Allowed) => Ok(()),
-            Ok(Admission::Limited {
+        let store = &self.inner.store;
+        // The account's failures are read in the same step as the limits (one script on
+        // one Redis server); a locked account is refused before any limit is charged.
+        let admission = match account {
+            Some(account) => {
+                let cap = self.inner.failure_cap.max_consecutive.get();
+                store.admit_send(account, cap, limits, now).await
+            }
+            None => store.throttle(limits, now).await.map(SendAdmission::Limits),
+        };
+        match admission {
+            Ok(SendAdmission::AccountLocked) => {
+                info!("one-time code refused: account locked after too many failed verifications");
+                Err(LimitFailure::AccountLocked)
+            }
+            Ok(SendAdmission::Limits(Admission::Allowed)) => Ok(()),
+            Ok(SendAdmission::Limits(Admission::Limited {
                 limit,
                 retry_after,
                 index,
-            }) => {
+            })) => {
                 info!(
                     to = %to,
                     limit = %limit,

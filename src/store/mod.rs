@@ -191,6 +191,15 @@ impl<D> PendingChallenge<D> {
     }
 }
 
+/// What [`OtpStore::admit_send`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendAdmission {
+    /// The account has too many consecutive failed verifications: nothing was charged.
+    AccountLocked,
+    /// The account may send; the limits decided this.
+    Limits(Admission),
+}
+
 /// Storage for challenges and rate-limit state.
 ///
 /// # Tenants
@@ -281,6 +290,24 @@ pub trait OtpStore: Send + Sync + fmt::Debug {
     /// charges them all, in one atomic step. A refusal names the first refusing limit in
     /// the order given and writes nothing.
     async fn throttle(&self, limits: &[Limit], now: Timestamp) -> Result<Admission, StoreError>;
+
+    /// Refuses a send for an account with `max_failures` or more consecutive failed
+    /// verifications, and otherwise [`throttle`](Self::throttle)s it: the two reads a send
+    /// starts with, in one step where the store can (one script on one Redis server, so a
+    /// start there takes two round trips with its insert). A locked account charges
+    /// nothing.
+    async fn admit_send(
+        &self,
+        account: AccountId,
+        max_failures: u32,
+        limits: &[Limit],
+        now: Timestamp,
+    ) -> Result<SendAdmission, StoreError> {
+        if self.failures(account, now).await? >= max_failures {
+            return Ok(SendAdmission::AccountLocked);
+        }
+        Ok(SendAdmission::Limits(self.throttle(limits, now).await?))
+    }
 
     /// Forgets the state of `keys`, as if they had never been charged: a relay whose
     /// delivery failed releases its request key, so the caller's retry is sent rather
@@ -490,6 +517,18 @@ impl<S: OtpStore + ?Sized> OtpStore for std::sync::Arc<S> {
 
     async fn throttle(&self, limits: &[Limit], now: Timestamp) -> Result<Admission, StoreError> {
         (**self).throttle(limits, now).await
+    }
+
+    async fn admit_send(
+        &self,
+        account: AccountId,
+        max_failures: u32,
+        limits: &[Limit],
+        now: Timestamp,
+    ) -> Result<SendAdmission, StoreError> {
+        (**self)
+            .admit_send(account, max_failures, limits, now)
+            .await
     }
 
     async fn release_limits(&self, keys: &[LimitKey]) -> Result<(), StoreError> {

@@ -34,7 +34,7 @@ use redis::{Script, Value};
 
 use super::{
     CODES_PER_CHALLENGE, ChallengeRecord, FactorWrite, OtpStore, PendingRecord,
-    RETAIN_AFTER_EXPIRY, StepDecision, StoreError, StoredDestination, TotpFactor,
+    RETAIN_AFTER_EXPIRY, SendAdmission, StepDecision, StoreError, StoredDestination, TotpFactor,
 };
 use crate::challenge::{
     AccountId, ChallengeId, Digest, NotPending, SealedDestination, VerifyOutcome,
@@ -227,16 +227,26 @@ end
     };
 }
 
-/// KEYS: the limits of one send. ARGV: now, then six numbers per key (its rule and the
-/// rule's settings). Decides all, then charges all only if every one allows. Returns {0}
-/// or {refusing index, wait}.
+/// KEYS: the limits of one send, after the account's failures when gated. ARGV: now, the
+/// failures that lock the account (0: no gate), then six numbers per limit (its rule and
+/// the rule's settings). Decides all, then charges all only if every one allows. Returns
+/// {0}, {-1} (the account is locked: nothing charged) or {refusing limit, wait}.
 const THROTTLE: &str = concat!(
     roll_lua!(),
     r#"
 local now = tonumber(ARGV[1])
+-- A gate (one server only): KEYS[1] is the account's failures, ARGV[2] how many lock it.
+local gate = tonumber(ARGV[2])
+local first = 1
+if gate > 0 then
+  local f = redis.call('HMGET', KEYS[1], 'n', 'u')
+  if f[1] and tonumber(f[2]) > now and tonumber(f[1]) >= gate then return {-1} end
+  first = 2
+end
 local writes = {}
-for i = 1, #KEYS do
-  local a = 1 + (i - 1) * 6
+for i = first, #KEYS do
+  local a = 2 + (i - first) * 6
+  local n = i - first + 1
   local kind = tonumber(ARGV[a + 1])
   if kind == 3 then
     local bucket_ms = tonumber(ARGV[a + 2])
@@ -251,7 +261,7 @@ for i = 1, #KEYS do
     local held = h > now
     local free = allowance
     if held then free = 1 end
-    if verified * 1000 < (sends + 1 - free) * floor then return {i, bucket_ms - into} end
+    if verified * 1000 < (sends + 1 - free) * floor then return {n, bucket_ms - into} end
     if held then
       if sends + 1 >= allowance and verified * 1000 >= (sends + 1) * floor then
         h = 0
@@ -269,7 +279,7 @@ for i = 1, #KEYS do
     local resets_at = tonumber(ARGV[a + 4])
     local used = tonumber(redis.call('GET', KEYS[i]) or '0')
     local ttl = math.max(resets_at - now, 1)
-    if used + amount > cap then return {i, ttl} end
+    if used + amount > cap then return {n, ttl} end
     writes[i] = {string.format('%d', used + amount), ttl}
   elseif kind == 0 then
     local interval = tonumber(ARGV[a + 2])
@@ -277,7 +287,7 @@ for i = 1, #KEYS do
     local tat = tonumber(redis.call('GET', KEYS[i]) or ARGV[1])
     if tat < now then tat = now end
     local allow_at = tat - tolerance
-    if allow_at > now then return {i, allow_at - now} end
+    if allow_at > now then return {n, allow_at - now} end
     writes[i] = {string.format('%d', tat + interval), tat + interval - now}
   else
     local free = math.max(tonumber(ARGV[a + 2]), 1)
@@ -291,7 +301,7 @@ for i = 1, #KEYS do
       local l, n, t = string.match(raw, '^(%d+):(%d+):(%d+)$')
       level, next_at, last_at = tonumber(l), tonumber(n), tonumber(t)
     end
-    if next_at > now then return {i, next_at - now} end
+    if next_at > now then return {n, next_at - now} end
     local forgotten = math.floor(math.max(now - last_at, 0) / decay)
     level = math.max(level - forgotten, 0) + 1
     local nominal = 0
@@ -303,7 +313,7 @@ for i = 1, #KEYS do
     writes[i] = {string.format('%d:%d:%d', level, next_at, now), ttl}
   end
 end
-for i = 1, #KEYS do
+for i = first, #KEYS do
   redis.call('SET', KEYS[i], writes[i][1], 'PX', string.format('%d', writes[i][2]))
 end
 return {0}
@@ -529,6 +539,101 @@ impl RedisStore {
 
     fn limit_key(&self, key: &LimitKey) -> String {
         format!("{p}{{{p}limits}}:{}", key.as_str(), p = self.prefix)
+    }
+
+    /// The limits script, gated by the account's failures when `gate` is given.
+    async fn run_throttle(
+        &self,
+        gate: Option<(AccountId, u32)>,
+        limits: &[Limit],
+        now: Timestamp,
+    ) -> Result<SendAdmission, StoreError> {
+        let mut invocation = self.throttle.prepare_invoke();
+        invocation.arg(now.as_millis());
+        match gate {
+            Some((account, max_failures)) => {
+                invocation
+                    .key(self.failures_key(account))
+                    .arg(max_failures.max(1));
+            }
+            None => {
+                invocation.arg(0);
+            }
+        }
+        // Six arguments per key: the rule (0 rate, 1 backoff, 2 budget, 3 conversion), then
+        // its numbers.
+        for limit in limits {
+            invocation.key(self.limit_key(&limit.key));
+            match limit.rule {
+                Rule::Rate(quota) => {
+                    let interval = duration_millis(quota.refill_interval()).max(1);
+                    let tolerance = duration_millis(quota.period()).saturating_sub(interval);
+                    invocation
+                        .arg(0)
+                        .arg(interval)
+                        .arg(tolerance)
+                        .arg(0)
+                        .arg(0)
+                        .arg(0);
+                }
+                Rule::Backoff {
+                    schedule,
+                    jitter_permille,
+                } => {
+                    invocation
+                        .arg(1)
+                        .arg(schedule.free_sends)
+                        .arg(duration_millis(schedule.first_wait))
+                        .arg(duration_millis(schedule.max_wait))
+                        .arg(duration_millis(schedule.decay))
+                        .arg(u32::from(schedule.jitter_percent) * jitter_permille.min(1000));
+                }
+                Rule::Conversion(rule) => {
+                    invocation
+                        .arg(3)
+                        .arg(rule.bucket_millis.max(1))
+                        .arg(rule.allowance.min(1 << 53))
+                        .arg(rule.floor_permille)
+                        .arg(rule.hold_millis.min(1 << 53))
+                        .arg(0);
+                }
+                Rule::Budget {
+                    cap,
+                    amount,
+                    resets_at_millis,
+                } => {
+                    // Lua numbers are doubles: exact to 2^53, far above any budget.
+                    let exact = |n: u64| n.min(1 << 53);
+                    invocation
+                        .arg(2)
+                        .arg(exact(cap))
+                        .arg(exact(amount))
+                        .arg(resets_at_millis)
+                        .arg(0)
+                        .arg(0);
+                }
+            }
+        }
+        let reply: Vec<i64> = invocation
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        match reply.as_slice() {
+            [0] => Ok(SendAdmission::Limits(Admission::Allowed)),
+            [-1] => Ok(SendAdmission::AccountLocked),
+            [index, wait_ms] => {
+                let (at, refused) = usize::try_from(*index - 1)
+                    .ok()
+                    .and_then(|at| Some((at, limits.get(at)?)))
+                    .ok_or(StoreError::Corrupt("limit index out of range"))?;
+                Ok(SendAdmission::Limits(Admission::Limited {
+                    limit: refused.key.kind(),
+                    retry_after: Duration::from_millis(u64::try_from(*wait_ms).unwrap_or(0)),
+                    index: at,
+                }))
+            }
+            _ => Err(StoreError::Corrupt("unknown throttle reply")),
+        }
     }
 }
 
@@ -785,80 +890,34 @@ impl OtpStore for RedisStore {
         if limits.is_empty() {
             return Ok(Admission::Allowed);
         }
-        let mut invocation = self.throttle.prepare_invoke();
-        invocation.arg(now.as_millis());
-        // Six arguments per key: the rule (0 rate, 1 backoff, 2 budget, 3 conversion), then
-        // its numbers.
-        for limit in limits {
-            invocation.key(self.limit_key(&limit.key));
-            match limit.rule {
-                Rule::Rate(quota) => {
-                    let interval = duration_millis(quota.refill_interval()).max(1);
-                    let tolerance = duration_millis(quota.period()).saturating_sub(interval);
-                    invocation
-                        .arg(0)
-                        .arg(interval)
-                        .arg(tolerance)
-                        .arg(0)
-                        .arg(0)
-                        .arg(0);
-                }
-                Rule::Backoff {
-                    schedule,
-                    jitter_permille,
-                } => {
-                    invocation
-                        .arg(1)
-                        .arg(schedule.free_sends)
-                        .arg(duration_millis(schedule.first_wait))
-                        .arg(duration_millis(schedule.max_wait))
-                        .arg(duration_millis(schedule.decay))
-                        .arg(u32::from(schedule.jitter_percent) * jitter_permille.min(1000));
-                }
-                Rule::Conversion(rule) => {
-                    invocation
-                        .arg(3)
-                        .arg(rule.bucket_millis.max(1))
-                        .arg(rule.allowance.min(1 << 53))
-                        .arg(rule.floor_permille)
-                        .arg(rule.hold_millis.min(1 << 53))
-                        .arg(0);
-                }
-                Rule::Budget {
-                    cap,
-                    amount,
-                    resets_at_millis,
-                } => {
-                    // Lua numbers are doubles: exact to 2^53, far above any budget.
-                    let exact = |n: u64| n.min(1 << 53);
-                    invocation
-                        .arg(2)
-                        .arg(exact(cap))
-                        .arg(exact(amount))
-                        .arg(resets_at_millis)
-                        .arg(0)
-                        .arg(0);
-                }
-            }
+        match self.run_throttle(None, limits, now).await? {
+            SendAdmission::Limits(admission) => Ok(admission),
+            SendAdmission::AccountLocked => Err(StoreError::Corrupt("unknown throttle reply")),
         }
-        let reply: Vec<i64> = invocation
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(unavailable)?;
-        match reply.as_slice() {
-            [0] => Ok(Admission::Allowed),
-            [index, wait_ms] => {
-                let (at, refused) = usize::try_from(*index - 1)
-                    .ok()
-                    .and_then(|at| Some((at, limits.get(at)?)))
-                    .ok_or(StoreError::Corrupt("limit index out of range"))?;
-                Ok(Admission::Limited {
-                    limit: refused.key.kind(),
-                    retry_after: Duration::from_millis(u64::try_from(*wait_ms).unwrap_or(0)),
-                    index: at,
-                })
+    }
+
+    async fn admit_send(
+        &self,
+        account: AccountId,
+        max_failures: u32,
+        limits: &[Limit],
+        now: Timestamp,
+    ) -> Result<SendAdmission, StoreError> {
+        match self.connection {
+            // One script reads the failures and decides the limits: keys of any slot may
+            // meet in one script on one server.
+            Connection::Single(_) => {
+                self.run_throttle(Some((account, max_failures)), limits, now)
+                    .await
             }
-            _ => Err(StoreError::Corrupt("unknown throttle reply")),
+            // On a cluster the account's failures live in its own slot: read them first.
+            #[cfg(feature = "redis-cluster")]
+            Connection::Cluster(_) => {
+                if self.failures(account, now).await? >= max_failures {
+                    return Ok(SendAdmission::AccountLocked);
+                }
+                Ok(SendAdmission::Limits(self.throttle(limits, now).await?))
+            }
         }
     }
 

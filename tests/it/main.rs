@@ -18,6 +18,7 @@ pub(crate) mod pumping_sim;
 mod redaction;
 mod redis;
 mod redis_cluster;
+mod redis_round_trips;
 #[cfg(feature = "redis")]
 mod redis_server;
 mod references;

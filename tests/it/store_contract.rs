@@ -260,6 +260,55 @@ pub async fn failures_are_capped_per_account<S: OtpStore + Clone + 'static>(
     Ok(())
 }
 
+/// A locked account's refused starts charge no limit: the user's quota (three an hour
+/// here) is whole once an administrator unlocks the account. The account's failures and
+/// the limits are read in one step on one Redis server, so this checks that step too.
+pub async fn a_locked_account_charges_no_limit<S: OtpStore + Clone + 'static>(
+    store: S,
+) -> TestResult {
+    let h = Harness::with(|b| {
+        b.store(store.clone())
+            .limits(Limits {
+                per_subject: Some(Quota::per_hour(NonZeroU32::new(3).unwrap())),
+                ..Limits::danger_none()
+            })
+            .failure_cap(cap(2))
+    });
+    let user = |n: u32| StartRequest::sms(jp_mobile_n(n), Purpose::SignIn).subject("locked-user");
+    let (id, code) = h.start_request(user(0)).await;
+    for _ in 0..2 {
+        h.otp.verify(&id, &wrong(&code)).await?;
+    }
+    let sent = h.stub.attempts();
+    for n in 1..=5 {
+        assert!(matches!(
+            h.otp.start(user(n)).await,
+            Err(StartError::AccountLocked)
+        ));
+    }
+    assert!(matches!(
+        h.otp.resend(&id).await,
+        Err(ResendError::AccountLocked)
+    ));
+    assert_eq!(h.stub.attempts(), sent, "nothing was sent");
+    let account = Account::Subject {
+        tenant: None,
+        subject: "locked-user",
+    };
+    h.otp.reset_failures(account).await?;
+    // One of three used before the lock; the two left are still there, then the quota.
+    h.start_request(user(6)).await;
+    h.start_request(user(7)).await;
+    assert!(matches!(
+        h.otp.start(user(8)).await,
+        Err(StartError::Limited {
+            limit: LimitKind::Subject,
+            ..
+        })
+    ));
+    Ok(())
+}
+
 /// The cap holds under a race: 64 concurrent wrong codes over 13 challenges of one
 /// account with a cap of 10 count exactly 10 failures.
 pub async fn failure_cap_holds_under_concurrent_wrong_codes<S: OtpStore + Clone + 'static>(
@@ -1336,6 +1385,7 @@ macro_rules! contract_tests {
             pending_keeps_what_a_resend_needs,
             failures_are_capped_per_account,
             failure_cap_holds_under_concurrent_wrong_codes,
+            a_locked_account_charges_no_limit,
             an_id_with_another_account_finds_nothing,
             a_challenge_answers_only_its_tenant,
             a_failed_relay_is_released_for_one_retry,

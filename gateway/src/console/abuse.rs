@@ -324,8 +324,15 @@ fn throttled_now(body: &mut Html, t: &Strings, refusals: &[phone_otp::GuardRefus
     let rows: Vec<Vec<Cell>> = refusals
         .iter()
         .map(|r| {
+            let level = match r.level {
+                phone_otp::GuardLevel::Prefix => t.level_prefix,
+                phone_otp::GuardLevel::Range => t.level_range,
+                phone_otp::GuardLevel::Country => t.level_country,
+                phone_otp::GuardLevel::CountryDay => t.level_country_day,
+            };
             vec![
                 Cell::text(format!("+{}", r.prefix)),
+                Cell::text(level),
                 Cell::text(&r.country),
                 Cell::number(format!("{:.0}", r.sends)),
                 Cell::number(format!("{:.0}", r.verified)),
@@ -343,6 +350,7 @@ fn throttled_now(body: &mut Html, t: &Strings, refusals: &[phone_otp::GuardRefus
         Some(t.throttled_note),
         &[
             (t.prefix, false),
+            (t.level, false),
             (t.country, false),
             (t.sends, true),
             (t.verified, true),

@@ -118,7 +118,7 @@ async fn the_abuse_providers_and_audit_pages_on(db: Db) -> TestResult {
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let body = &page.body;
     assert!(
-        body.contains("<td>+4474001</td><td>GB</td><td class=\"n\">20</td><td class=\"n\">0</td><td class=\"n\">0.0%</td><td class=\"n\">30.0%</td>"),
+        body.contains("<td>+4474001</td><td>prefix (2 h)</td><td>GB</td><td class=\"n\">20</td><td class=\"n\">0</td><td class=\"n\">0.0%</td><td class=\"n\">30.0%</td>"),
         "{body}"
     );
     assert!(

@@ -160,6 +160,12 @@ pub(crate) struct Strings {
     pub(crate) conversion: &'static str,
     pub(crate) top_prefixes: &'static str,
     pub(crate) prefix: &'static str,
+    /// The guard level that refused (`prefix`, `range`, `country`, `country_day`).
+    pub(crate) level: &'static str,
+    pub(crate) level_prefix: &'static str,
+    pub(crate) level_range: &'static str,
+    pub(crate) level_country: &'static str,
+    pub(crate) level_country_day: &'static str,
     pub(crate) country: &'static str,
     pub(crate) prefix_sends_per_day: &'static str,
     pub(crate) throttled_now: &'static str,
