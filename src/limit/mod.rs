@@ -259,13 +259,22 @@ impl LimitKey {
         Self { kind, key }
     }
 
+    /// This key named by `fingerprint` (a keyed hash of its clear name) under the clear
+    /// name's leading tag (`ip`, `sub`, `bo` …): the name stores get for a key that would
+    /// otherwise name a person or an address.
+    pub(crate) fn hidden(&self, fingerprint: [u8; 8]) -> Self {
+        let tag = self.key.split(':').next().unwrap_or("k");
+        Self::new(self.kind, format!("{tag}#{}", hex(&fingerprint)))
+    }
+
     /// Which limit this key belongs to.
     pub fn kind(&self) -> LimitKind {
         self.kind
     }
 
-    /// The storage key. It never holds a phone number (numbers are keyed fingerprints),
-    /// but may hold a subject, tenant or client IP.
+    /// The storage key. Keys the service charges never hold a phone number, a subject or a
+    /// client address (each is a keyed fingerprint); a tenant's name, the country and a
+    /// number prefix are kept readable.
     pub fn as_str(&self) -> &str {
         &self.key
     }
@@ -660,13 +669,45 @@ impl SafeList {
 pub(crate) struct SendKeys<'a> {
     pub(crate) to: &'a PhoneNumber,
     pub(crate) destination_fingerprint: [u8; 8],
+    /// In clear for the safe list only; limits are charged to `sender`'s keys.
     pub(crate) subject: Option<&'a str>,
     pub(crate) tenant: Option<&'a str>,
-    pub(crate) client_ip: Option<IpAddr>,
+    pub(crate) sender: SenderKeys,
     pub(crate) channel: crate::Channel,
     /// SMS segments, or 1 for a call (what budgets price).
     pub(crate) units: u64,
     pub(crate) now: crate::Timestamp,
+}
+
+/// Who asked for a send, as limit keys: the user (per tenant) and the client address and
+/// network, each under a keyed fingerprint of its clear name, so no store holds a user id
+/// or an address. Built by the service, which holds the key.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SenderKeys {
+    pub(crate) subject: Option<LimitKey>,
+    pub(crate) subject_backoff: Option<LimitKey>,
+    pub(crate) client_ip: Option<LimitKey>,
+    pub(crate) client_network: Option<LimitKey>,
+}
+
+impl SenderKeys {
+    /// The keys of `subject` (per `tenant`) and `client_ip`, each passed through `hide`
+    /// (clear key → its fingerprinted one).
+    pub(crate) fn new(
+        tenant: Option<&str>,
+        subject: Option<&str>,
+        client_ip: Option<IpAddr>,
+        hide: impl Fn(&LimitKey) -> LimitKey,
+    ) -> Self {
+        Self {
+            subject: subject.map(|s| hide(&LimitKey::subject(tenant, s))),
+            subject_backoff: subject.map(|s| hide(&LimitKey::subject_backoff(tenant, s))),
+            client_ip: client_ip.map(|ip| hide(&LimitKey::client_ip(ip))),
+            client_network: client_ip
+                .and_then(LimitKey::client_network)
+                .map(|key| hide(&key)),
+        }
+    }
 }
 
 impl Limits {
@@ -684,15 +725,10 @@ impl Limits {
                 charges.push(Limit::new(key, quota));
             }
         };
-        add(self.per_client_ip, send.client_ip.map(LimitKey::client_ip));
-        add(
-            self.per_client_network,
-            send.client_ip.and_then(LimitKey::client_network),
-        );
-        add(
-            self.per_subject,
-            send.subject.map(|s| LimitKey::subject(send.tenant, s)),
-        );
+        let sender = &send.sender;
+        add(self.per_client_ip, sender.client_ip.clone());
+        add(self.per_client_network, sender.client_network.clone());
+        add(self.per_subject, sender.subject.clone());
         add(self.per_tenant, send.tenant.map(LimitKey::tenant));
         add(
             self.resend_cooldown.map(Quota::one_every),
@@ -715,12 +751,8 @@ impl Limits {
             // Backoff last: a send refused by a fixed quota does not even reach it, and
             // its refusal is reported only when nothing narrower refused.
             let jitter = jitter_permille();
-            if let Some(subject) = send.subject {
-                charges.push(Limit::backoff(
-                    LimitKey::subject_backoff(send.tenant, subject),
-                    schedule,
-                    jitter,
-                ));
+            if let Some(subject) = &sender.subject_backoff {
+                charges.push(Limit::backoff(subject.clone(), schedule, jitter));
             }
             charges.push(Limit::backoff(
                 LimitKey::destination_backoff(send.destination_fingerprint),
@@ -743,6 +775,35 @@ mod tests {
         assert_eq!(LimitKey::client_ip(mapped), LimitKey::client_ip(plain));
         assert_eq!(LimitKey::client_ip(plain).as_str(), "ip:203.0.113.9");
         assert_eq!(LimitKey::client_network(mapped), None);
+    }
+
+    #[test]
+    fn sender_keys_are_hidden_under_their_tag() {
+        let hide = |key: &LimitKey| key.hidden([0xab; 8]);
+        let ip: IpAddr = "2001:db8::1".parse().unwrap_or(IpAddr::from([0; 4]));
+        let keys = SenderKeys::new(Some("acme"), Some("user-1"), Some(ip), hide);
+        let names: Vec<String> = [
+            keys.subject,
+            keys.subject_backoff,
+            keys.client_ip,
+            keys.client_network,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|k| k.as_str().to_owned())
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "tsub#abababababababab",
+                "bo#abababababababab",
+                "ip6#abababababababab",
+                "net6#abababababababab"
+            ]
+        );
+        let v4 = SenderKeys::new(None, None, Some(IpAddr::from([203, 0, 113, 9])), hide);
+        assert!(v4.subject.is_none() && v4.client_network.is_none());
+        assert_eq!(v4.client_ip.map(|k| k.kind()), Some(LimitKind::ClientIp));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::seal::{self, Sealer};
 use crate::challenge::{
     AccountId, Candidates, ChallengeId, Digest, KeyId, MAX_KEYS, SealedDestination,
 };
+use crate::limit::LimitKey;
 use crate::phone::PhoneNumber;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -32,6 +33,7 @@ const REFERENCE_DOMAIN: &[u8] = b"phone-otp/v1/provider-reference\0";
 const ACCOUNT_DOMAIN: &[u8] = b"phone-otp/v1/account\0";
 const SEAL_DOMAIN: &[u8] = b"phone-otp/v1/seal-key\0";
 const REQUEST_DOMAIN: &[u8] = b"phone-otp/v1/relay-request\0";
+const LIMIT_DOMAIN: &[u8] = b"phone-otp/v1/limit-key\0";
 #[cfg(feature = "totp")]
 const RECOVERY_DOMAIN: &[u8] = b"phone-otp/v1/recovery-code\0";
 
@@ -184,6 +186,13 @@ impl HmacKey {
         mac.update(e164.as_bytes());
         truncated(mac)
     }
+
+    fn limit_name(&self, clear: &str) -> [u8; 8] {
+        let mut mac = self.keyed.clone();
+        mac.update(LIMIT_DOMAIN);
+        mac.update(clear.as_bytes());
+        truncated(mac)
+    }
 }
 
 /// The first `N` bytes of a MAC: keyed fingerprints and references need no more.
@@ -293,6 +302,13 @@ impl KeyRing {
     /// and naming the number in rate-limit keys, so stores never hold it in clear.
     pub fn destination_fingerprint(&self, e164: &str) -> [u8; 8] {
         self.primary().fingerprint(e164)
+    }
+
+    /// `key` renamed by a keyed fingerprint of its clear name (a subject's or a client
+    /// address's key), under the primary key: rotating it starts those limits afresh, as
+    /// it does the number's.
+    pub(crate) fn hide_limit_key(&self, key: &LimitKey) -> LimitKey {
+        key.hidden(self.primary().limit_name(key.as_str()))
     }
 
     /// `to`, sealed for `challenge` under the primary key (see [`SealedDestination`]).

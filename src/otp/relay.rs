@@ -392,7 +392,11 @@ impl OtpService {
                 destination_fingerprint,
                 subject: request.subject.as_deref(),
                 tenant: request.tenant.as_deref(),
-                client_ip: request.client_ip,
+                sender: self.sender_keys(
+                    request.tenant.as_deref(),
+                    request.subject.as_deref(),
+                    request.client_ip,
+                ),
                 channel: request.channel,
                 units: segments.map_or(1, |s| u64::try_from(s.segments).unwrap_or(u64::MAX)),
                 now,

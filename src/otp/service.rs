@@ -16,7 +16,9 @@ use super::request::{ResendRequest, StartRequest, VerifyRequest};
 use crate::challenge::{AccountId, Candidates, ChallengeId, VerifyOutcome};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::{BuildError, ResendError, StartError, VerifyError};
-use crate::limit::{Admission, FailureCap, Limit, LimitKey, LimitKind, Limits, SendKeys};
+use crate::limit::{
+    Admission, FailureCap, Limit, LimitKey, LimitKind, Limits, SendKeys, SenderKeys,
+};
 use crate::message::{Channel, Locale, Message, Purpose};
 use crate::phone::PhoneNumber;
 use crate::policy::{DestinationPolicy, PolicyRefusal};
@@ -318,6 +320,17 @@ impl OtpService {
         &self.inner.keys
     }
 
+    /// The limit keys of who asks for a send, named by keyed fingerprints.
+    pub(super) fn sender_keys(
+        &self,
+        tenant: Option<&str>,
+        subject: Option<&str>,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> SenderKeys {
+        let keys = self.keys();
+        SenderKeys::new(tenant, subject, client_ip, |key| keys.hide_limit_key(key))
+    }
+
     /// What a send of our own template is billed as, for budgets: its SMS segments (the
     /// text rendered with a stand-in code of the real length, the same characters' class
     /// and count), or one call. Only rendered when a budget needs it.
@@ -376,7 +389,11 @@ impl OtpService {
                 destination_fingerprint: fingerprint,
                 subject: request.subject.as_deref(),
                 tenant: request.tenant.as_deref(),
-                client_ip: request.client_ip,
+                sender: self.sender_keys(
+                    request.tenant.as_deref(),
+                    request.subject.as_deref(),
+                    request.client_ip,
+                ),
                 channel: request.channel,
                 units: self.billed_units(request.channel, request.purpose, locale, inner.lifetime),
                 now,
@@ -599,7 +616,11 @@ impl OtpService {
                     .destination_fingerprint(pending.destination.e164()),
                 subject: pending.subject.as_deref(),
                 tenant: pending.tenant.as_deref(),
-                client_ip: request.client_ip,
+                sender: self.sender_keys(
+                    pending.tenant.as_deref(),
+                    pending.subject.as_deref(),
+                    request.client_ip,
+                ),
                 channel,
                 units: self.billed_units(
                     channel,

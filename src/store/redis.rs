@@ -14,8 +14,8 @@
 //!   theoretical arrival time, ms), with a TTL after which it no longer matters. Every
 //!   limit key shares one hash tag, so one script can decide a send's limits together and
 //!   charge them only if all allow, on Redis Cluster too; the price is that a cluster
-//!   keeps all rate-limit state on one node. Limit keys name numbers by a keyed
-//!   fingerprint, never in clear.
+//!   keeps all rate-limit state on one node. Limit keys name numbers, users and client
+//!   addresses by keyed fingerprints, never in clear.
 //!
 //! Records keep the destination sealed (`ChallengeRecord::sealed_destination`), never the
 //! number in clear, so a dump of the store reveals no phone numbers.

@@ -273,8 +273,9 @@ pub(crate) mod with_redis {
         Ok(())
     }
 
-    /// Limit keys name numbers by a keyed fingerprint and records keep them sealed: a dump
-    /// of Redis holds no phone number, and every limit key shares one hash tag (so one script can decide
+    /// Limit keys name numbers, users and client addresses by keyed fingerprints and
+    /// records keep numbers sealed: a dump of Redis holds no phone number, and no key names
+    /// a user or an address; every limit key shares one hash tag (so one script can decide
     /// them together on a cluster).
     #[tokio::test]
     async fn a_dump_holds_no_phone_number_and_limit_keys_share_one_hash_tag() -> TestResult {
@@ -285,11 +286,25 @@ pub(crate) mod with_redis {
         let prefix = format!("nokeys:{}:", std::process::id());
         let store: Arc<dyn OtpStore> = Arc::new(RedisStore::connect(&url, &prefix).await?);
         let (stub, clock) = (StubProvider::new(), ManualClock::new());
-        let otp = service(store, &stub, &clock, Limits::default());
+        let limits = Limits {
+            backoff: Some(phone_otp::Backoff::default()),
+            per_tenant: Some(phone_otp::Quota::per_hour(
+                std::num::NonZeroU32::new(100).unwrap(),
+            )),
+            ..Limits::default()
+        };
+        let otp = service(store, &stub, &clock, limits);
         otp.start(
             StartRequest::sms(jp_mobile(), Purpose::SignIn)
-                .subject("u-9")
-                .client_ip("2001:db8::1".parse()?),
+                .subject("dump-user-9")
+                .tenant("acme")
+                .client_ip("2001:db8:5:6::1".parse()?),
+        )
+        .await?;
+        otp.start(
+            StartRequest::sms(crate::support::jp_mobile_n(77), Purpose::SignIn)
+                .subject("dump-user-10")
+                .client_ip("203.0.113.77".parse()?),
         )
         .await?;
         let client = redis::Client::open(url)?;
@@ -298,16 +313,21 @@ pub(crate) mod with_redis {
             .arg(format!("{prefix}*"))
             .query_async(&mut connection)
             .await?;
-        let limit_keys: Vec<&String> = keys.iter().filter(|k| !k.contains("c:{")).collect();
-        // IP, IPv6 /48, subject, cooldown, number.
-        assert_eq!(limit_keys.len(), 5, "{keys:?}");
+        let limit_keys: Vec<&String> = keys.iter().filter(|k| k.contains("limits}:")).collect();
+        // The first: IP, IPv6 /48, subject, tenant, cooldown, number, two backoffs; the
+        // second the same but the network and tenant.
+        assert_eq!(limit_keys.len(), 14, "{keys:?}");
         for key in &keys {
-            assert!(!key.contains("9012345678"), "a key holds the number: {key}");
+            for clear in ["9012345678", "dump-user", "2001:db8", "203.0.113"] {
+                assert!(!key.contains(clear), "a key names {clear}: {key}");
+            }
         }
+        // The tenant, a calling system's name, stays readable.
+        assert!(keys.iter().any(|k| k.ends_with(":ten:acme")), "{keys:?}");
         // Nor does any record: the challenge keeps its destination sealed.
         let challenge = keys
             .iter()
-            .find(|k| k.contains("c:{"))
+            .find(|k| k.starts_with(&format!("{prefix}c:{{")))
             .expect("a challenge");
         let fields: Vec<Vec<u8>> = redis::cmd("HGETALL")
             .arg(challenge)
