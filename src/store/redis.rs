@@ -10,12 +10,15 @@
 //!   account) with the account's challenges, so one script checks a code and counts the
 //!   failure atomically, on Redis Cluster too. An id whose account bytes were changed names
 //!   another key and finds nothing.
-//! - `{prefix}{<prefix>limits}:<limit key>`: one integer per rate-limit key (the GCRA
-//!   theoretical arrival time, ms), with a TTL after which it no longer matters. Every
-//!   limit key shares one hash tag, so one script can decide a send's limits together and
-//!   charge them only if all allow, on Redis Cluster too; the price is that a cluster
-//!   keeps all rate-limit state on one node. Limit keys name numbers, users and client
-//!   addresses by keyed fingerprints, never in clear.
+//! - Limit state, one value per limit key (a GCRA arrival time, a budget's use, a guard's
+//!   counts, a backoff streak), with a TTL after which it no longer matters. On one
+//!   server every limit key shares one hash tag (`{prefix}{<prefix>limits}:<limit key>`),
+//!   so one script decides a send's limits (and its account's failures) together and
+//!   charges them only if all allow. On a cluster each key is its own slot
+//!   (`{prefix}l:{<limit key>}`), so the limit work spreads over the primaries: one script
+//!   per key, all sent at once, and the charges taken back when any refuses (the cluster
+//!   `impl` block below says how, and what a shard failing mid-request does). Limit keys
+//!   name numbers, users and client addresses by keyed fingerprints, never in clear.
 //!
 //! Records keep the destination sealed (`ChallengeRecord::sealed_destination`), never the
 //! number in clear, so a dump of the store reveals no phone numbers.
@@ -29,6 +32,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::future::join_all;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
@@ -237,23 +241,26 @@ const THROTTLE: &str = concat!(
 local now = tonumber(ARGV[1])
 -- A gate (one server only): KEYS[1] is the account's failures, ARGV[2] how many lock it.
 local gate = tonumber(ARGV[2])
-local first = 1
+local base = 1
 if gate > 0 then
   local f = redis.call('HMGET', KEYS[1], 'n', 'u')
   if f[1] and tonumber(f[2]) > now and tonumber(f[1]) >= gate then return {-1} end
-  first = 2
+  base = 2
 end
 local writes = {}
-for i = first, #KEYS do
-  local a = 2 + (i - first) * 6
-  local n = i - first + 1
+local olds = {}
+for i = base, #KEYS do
+  local a = 2 + (i - base) * 6
+  local n = i - base + 1
   local kind = tonumber(ARGV[a + 1])
+  local raw = redis.call('GET', KEYS[i])
+  olds[n] = raw or ''
   if kind == 3 then
     local bucket_ms = tonumber(ARGV[a + 2])
     local allowance = tonumber(ARGV[a + 3])
     local floor = tonumber(ARGV[a + 4])
     local hold_ms = tonumber(ARGV[a + 5])
-    local b, s, v, ps, pv, h = roll(redis.call('GET', KEYS[i]), now, bucket_ms)
+    local b, s, v, ps, pv, h = roll(raw, now, bucket_ms)
     local into = now % bucket_ms
     local weight = (bucket_ms - into) / bucket_ms
     local sends = s + ps * weight
@@ -277,14 +284,14 @@ for i = first, #KEYS do
     local cap = tonumber(ARGV[a + 2])
     local amount = tonumber(ARGV[a + 3])
     local resets_at = tonumber(ARGV[a + 4])
-    local used = tonumber(redis.call('GET', KEYS[i]) or '0')
+    local used = tonumber(raw or '0')
     local ttl = math.max(resets_at - now, 1)
     if used + amount > cap then return {n, ttl} end
     writes[i] = {string.format('%d', used + amount), ttl}
   elseif kind == 0 then
     local interval = tonumber(ARGV[a + 2])
     local tolerance = tonumber(ARGV[a + 3])
-    local tat = tonumber(redis.call('GET', KEYS[i]) or ARGV[1])
+    local tat = tonumber(raw or ARGV[1])
     if tat < now then tat = now end
     local allow_at = tat - tolerance
     if allow_at > now then return {n, allow_at - now} end
@@ -296,10 +303,9 @@ for i = first, #KEYS do
     local decay = math.max(tonumber(ARGV[a + 5]), 1)
     local jitter = tonumber(ARGV[a + 6])
     local level, next_at, last_at = 0, 0, 0
-    local raw = redis.call('GET', KEYS[i])
     if raw then
-      local l, n, t = string.match(raw, '^(%d+):(%d+):(%d+)$')
-      level, next_at, last_at = tonumber(l), tonumber(n), tonumber(t)
+      local l, x, t = string.match(raw, '^(%d+):(%d+):(%d+)$')
+      level, next_at, last_at = tonumber(l), tonumber(x), tonumber(t)
     end
     if next_at > now then return {n, next_at - now} end
     local forgotten = math.floor(math.max(now - last_at, 0) / decay)
@@ -313,9 +319,11 @@ for i = first, #KEYS do
     writes[i] = {string.format('%d:%d:%d', level, next_at, now), ttl}
   end
 end
-for i = first, #KEYS do
+for i = base, #KEYS do
   redis.call('SET', KEYS[i], writes[i][1], 'PX', string.format('%d', writes[i][2]))
 end
+-- The first limit's state before and after: what a refund on a cluster needs.
+if writes[base] then return {0, olds[1], writes[base][1]} end
 return {0}
 "#
 );
@@ -334,6 +342,50 @@ end
 return 0
 "#
 );
+
+/// Takes back one charge of the limits script (on a cluster, where each limit is charged
+/// by a script of its own and a send another shard refused must leave nothing behind).
+/// KEYS[1]: the limit. ARGV: the charge's now, its six numbers, then its state before
+/// (empty: none) and after. A rate gives back one interval, a budget its amount, the guard
+/// one send in the bucket it was counted in: exact, whatever was charged since. A backoff
+/// streak is put back only if nothing changed it since (else it stays: one wait too many,
+/// never one too few).
+#[cfg(feature = "redis-cluster")]
+const REFUND: &str = r#"
+local now = tonumber(ARGV[1])
+local kind = tonumber(ARGV[2])
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+if kind == 0 then
+  local tat = tonumber(raw) - tonumber(ARGV[3])
+  if tat <= now then
+    redis.call('DEL', KEYS[1])
+  else
+    redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', string.format('%d', tat - now))
+  end
+elseif kind == 2 then
+  local used = math.max(tonumber(raw) - tonumber(ARGV[4]), 0)
+  redis.call('SET', KEYS[1], string.format('%d', used), 'KEEPTTL')
+elseif kind == 3 then
+  local x1, x2, x3, x4, x5, x6 = string.match(raw, '^(%d+):(%d+):(%d+):(%d+):(%d+):?(%d*)$')
+  local b, s, v, ps, pv, h = tonumber(x1), tonumber(x2), tonumber(x3), tonumber(x4),
+    tonumber(x5), tonumber(x6) or 0
+  local charged = math.floor(now / tonumber(ARGV[3]))
+  if b == charged then
+    s = math.max(s - 1, 0)
+  elseif b == charged + 1 then
+    ps = math.max(ps - 1, 0)
+  end
+  redis.call('SET', KEYS[1], string.format('%d:%d:%d:%d:%d:%d', b, s, v, ps, pv, h), 'KEEPTTL')
+elseif raw == ARGV[9] then
+  if ARGV[8] == '' then
+    redis.call('DEL', KEYS[1])
+  else
+    redis.call('SET', KEYS[1], ARGV[8], 'KEEPTTL')
+  end
+end
+return 1
+"#;
 
 /// A connection to one Redis server, or to a Redis Cluster (feature `redis-cluster`).
 /// Both are multiplexed, connect lazily and reconnect by themselves.
@@ -393,6 +445,8 @@ pub struct RedisStore {
     pending: Script,
     add_code: Script,
     throttle: Script,
+    #[cfg(feature = "redis-cluster")]
+    refund: Script,
     credit: Script,
     accept_step: Script,
     use_recovery: Script,
@@ -484,6 +538,8 @@ impl RedisStore {
             pending: Script::new(&format!("{STATE}{PENDING}")),
             add_code: Script::new(&format!("{STATE}{ADD_CODE}")),
             throttle: Script::new(THROTTLE),
+            #[cfg(feature = "redis-cluster")]
+            refund: Script::new(REFUND),
             credit: Script::new(CREDIT),
             accept_step: Script::new(ACCEPT_STEP),
             use_recovery: Script::new(USE_RECOVERY),
@@ -538,7 +594,28 @@ impl RedisStore {
     }
 
     fn limit_key(&self, key: &LimitKey) -> String {
-        format!("{p}{{{p}limits}}:{}", key.as_str(), p = self.prefix)
+        match self.connection {
+            // One hash tag: one script decides a send's limits together.
+            Connection::Single(_) => format!("{p}{{{p}limits}}:{}", key.as_str(), p = self.prefix),
+            // Each key its own slot: the cluster's shards share the limit work.
+            #[cfg(feature = "redis-cluster")]
+            Connection::Cluster(_) => format!("{}l:{{{}}}", self.prefix, key.as_str()),
+        }
+    }
+
+    /// Whether each limit key is its own slot (a cluster), so no script sees two.
+    fn spread(&self) -> bool {
+        !matches!(self.connection, Connection::Single(_))
+    }
+
+    /// `keys` in groups that share a slot: all of them on one server, one each on a
+    /// cluster.
+    fn by_slot<'k, K>(&self, keys: &'k [K]) -> Vec<&'k [K]> {
+        if self.spread() {
+            keys.chunks(1).collect()
+        } else {
+            vec![keys]
+        }
     }
 
     /// The limits script, gated by the account's failures when `gate` is given.
@@ -548,6 +625,28 @@ impl RedisStore {
         limits: &[Limit],
         now: Timestamp,
     ) -> Result<SendAdmission, StoreError> {
+        Ok(match self.throttle_script(gate, limits, now).await? {
+            ThrottleReply::Charged { .. } => SendAdmission::Limits(Admission::Allowed),
+            ThrottleReply::Locked => SendAdmission::AccountLocked,
+            ThrottleReply::Refused { index, wait_ms } => {
+                let refused = limits
+                    .get(index)
+                    .ok_or(StoreError::Corrupt("limit index out of range"))?;
+                SendAdmission::Limits(Admission::Limited {
+                    limit: refused.key.kind(),
+                    retry_after: Duration::from_millis(wait_ms),
+                    index,
+                })
+            }
+        })
+    }
+
+    async fn throttle_script(
+        &self,
+        gate: Option<(AccountId, u32)>,
+        limits: &[Limit],
+        now: Timestamp,
+    ) -> Result<ThrottleReply, StoreError> {
         let mut invocation = self.throttle.prepare_invoke();
         invocation.arg(now.as_millis());
         match gate {
@@ -560,80 +659,174 @@ impl RedisStore {
                 invocation.arg(0);
             }
         }
-        // Six arguments per key: the rule (0 rate, 1 backoff, 2 budget, 3 conversion), then
-        // its numbers.
         for limit in limits {
             invocation.key(self.limit_key(&limit.key));
-            match limit.rule {
-                Rule::Rate(quota) => {
-                    let interval = duration_millis(quota.refill_interval()).max(1);
-                    let tolerance = duration_millis(quota.period()).saturating_sub(interval);
-                    invocation
-                        .arg(0)
-                        .arg(interval)
-                        .arg(tolerance)
-                        .arg(0)
-                        .arg(0)
-                        .arg(0);
-                }
-                Rule::Backoff {
-                    schedule,
-                    jitter_permille,
-                } => {
-                    invocation
-                        .arg(1)
-                        .arg(schedule.free_sends)
-                        .arg(duration_millis(schedule.first_wait))
-                        .arg(duration_millis(schedule.max_wait))
-                        .arg(duration_millis(schedule.decay))
-                        .arg(u32::from(schedule.jitter_percent) * jitter_permille.min(1000));
-                }
-                Rule::Conversion(rule) => {
-                    invocation
-                        .arg(3)
-                        .arg(rule.bucket_millis.max(1))
-                        .arg(rule.allowance.min(1 << 53))
-                        .arg(rule.floor_permille)
-                        .arg(rule.hold_millis.min(1 << 53))
-                        .arg(0);
-                }
-                Rule::Budget {
-                    cap,
-                    amount,
-                    resets_at_millis,
-                } => {
-                    // Lua numbers are doubles: exact to 2^53, far above any budget.
-                    let exact = |n: u64| n.min(1 << 53);
-                    invocation
-                        .arg(2)
-                        .arg(exact(cap))
-                        .arg(exact(amount))
-                        .arg(resets_at_millis)
-                        .arg(0)
-                        .arg(0);
-                }
+            for number in rule_args(&limit.rule) {
+                invocation.arg(number);
             }
         }
-        let reply: Vec<i64> = invocation
+        let reply: Vec<Value> = invocation
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(unavailable)?;
-        match reply.as_slice() {
-            [0] => Ok(SendAdmission::Limits(Admission::Allowed)),
-            [-1] => Ok(SendAdmission::AccountLocked),
-            [index, wait_ms] => {
-                let (at, refused) = usize::try_from(*index - 1)
-                    .ok()
-                    .and_then(|at| Some((at, limits.get(at)?)))
-                    .ok_or(StoreError::Corrupt("limit index out of range"))?;
-                Ok(SendAdmission::Limits(Admission::Limited {
-                    limit: refused.key.kind(),
-                    retry_after: Duration::from_millis(u64::try_from(*wait_ms).unwrap_or(0)),
-                    index: at,
-                }))
-            }
+        let bytes = |value: Option<&Value>| match value {
+            Some(Value::BulkString(bytes)) => bytes.clone(),
+            _ => Vec::new(),
+        };
+        match reply.first().map(int).transpose()? {
+            Some(0) => Ok(ThrottleReply::Charged {
+                before: bytes(reply.get(1)),
+                after: bytes(reply.get(2)),
+            }),
+            Some(-1) => Ok(ThrottleReply::Locked),
+            Some(index) if reply.len() == 2 => Ok(ThrottleReply::Refused {
+                index: usize::try_from(index - 1)
+                    .map_err(|_| StoreError::Corrupt("limit index out of range"))?,
+                wait_ms: u64::try_from(int(&reply[1])?).unwrap_or(0),
+            }),
             _ => Err(StoreError::Corrupt("unknown throttle reply")),
         }
+    }
+}
+
+/// What the limits script did.
+enum ThrottleReply {
+    /// Every limit allowed and was charged; the first limit's state before (empty: none)
+    /// and after (what a refund on a cluster needs).
+    #[cfg_attr(not(feature = "redis-cluster"), allow(dead_code))]
+    Charged { before: Vec<u8>, after: Vec<u8> },
+    /// The gate's account is locked: nothing charged.
+    Locked,
+    /// The limit at `index` refused: nothing charged.
+    Refused { index: usize, wait_ms: u64 },
+}
+
+/// On a cluster every limit key is its own slot, so a send's limits are decided by one
+/// script per key, all sent at once (one round trip, every shard in parallel). Each
+/// script decides and charges its key atomically, so no limit is ever exceeded: a charge
+/// that is taken back later only made a concurrent send see one more. When any key
+/// refuses, or its shard fails, the charges the others made are taken back before the
+/// refusal (or the error) is returned. A shard that fails mid-request fails the send
+/// (closed); a charge that cannot be taken back then stays until its key expires, which
+/// refuses sooner, never later.
+#[cfg(feature = "redis-cluster")]
+impl RedisStore {
+    async fn charge_each(
+        &self,
+        limits: &[Limit],
+        now: Timestamp,
+    ) -> Vec<Result<ThrottleReply, StoreError>> {
+        join_all(
+            limits
+                .iter()
+                .map(|limit| self.throttle_script(None, std::slice::from_ref(limit), now)),
+        )
+        .await
+    }
+
+    /// What one charge per limit adds up to: allowed when every one was charged and
+    /// `keep` holds; otherwise every charge is taken back, and the first refusal or store
+    /// error in the order given is returned.
+    async fn settle(
+        &self,
+        limits: &[Limit],
+        outcomes: Vec<Result<ThrottleReply, StoreError>>,
+        now: Timestamp,
+        keep: bool,
+    ) -> Result<Admission, StoreError> {
+        let mut verdict = None;
+        let mut charged = Vec::new();
+        for (index, (outcome, limit)) in outcomes.into_iter().zip(limits).enumerate() {
+            match outcome {
+                Ok(ThrottleReply::Charged { before, after }) => {
+                    charged.push((limit, before, after))
+                }
+                Ok(ThrottleReply::Refused { wait_ms, .. }) => {
+                    verdict.get_or_insert(Ok(Admission::Limited {
+                        limit: limit.key.kind(),
+                        retry_after: Duration::from_millis(wait_ms),
+                        index,
+                    }));
+                }
+                Ok(ThrottleReply::Locked) => {
+                    verdict.get_or_insert(Err(StoreError::Corrupt("unknown throttle reply")));
+                }
+                Err(error) => {
+                    verdict.get_or_insert(Err(error));
+                }
+            }
+        }
+        if verdict.is_none() && keep {
+            return Ok(Admission::Allowed);
+        }
+        let refunds = charged
+            .iter()
+            .map(|(limit, before, after)| self.refund(limit, before, after, now));
+        for result in join_all(refunds).await {
+            if let Err(error) = result {
+                tracing::warn!(%error, "a limit charge could not be taken back: it stays until its key expires");
+            }
+        }
+        verdict.unwrap_or(Ok(Admission::Allowed))
+    }
+
+    async fn refund(
+        &self,
+        limit: &Limit,
+        before: &[u8],
+        after: &[u8],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut invocation = self.refund.key(self.limit_key(&limit.key));
+        invocation.arg(now.as_millis());
+        for number in rule_args(&limit.rule) {
+            invocation.arg(number);
+        }
+        let _: i64 = invocation
+            .arg(before)
+            .arg(after)
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// The six numbers the scripts take per limit: its rule (0 rate, 1 backoff, 2 budget, 3
+/// conversion), then the rule's settings.
+fn rule_args(rule: &Rule) -> [u64; 6] {
+    // Lua numbers are doubles: exact to 2^53, far above any setting.
+    let exact = |n: u64| n.min(1 << 53);
+    match *rule {
+        Rule::Rate(quota) => {
+            let interval = duration_millis(quota.refill_interval()).max(1);
+            let tolerance = duration_millis(quota.period()).saturating_sub(interval);
+            [0, interval, tolerance, 0, 0, 0]
+        }
+        Rule::Backoff {
+            schedule,
+            jitter_permille,
+        } => [
+            1,
+            u64::from(schedule.free_sends),
+            duration_millis(schedule.first_wait),
+            duration_millis(schedule.max_wait),
+            duration_millis(schedule.decay),
+            u64::from(u32::from(schedule.jitter_percent) * jitter_permille.min(1000)),
+        ],
+        Rule::Conversion(rule) => [
+            3,
+            rule.bucket_millis.max(1),
+            exact(rule.allowance),
+            u64::from(rule.floor_permille),
+            exact(rule.hold_millis),
+            0,
+        ],
+        Rule::Budget {
+            cap,
+            amount,
+            resets_at_millis,
+        } => [2, exact(cap), exact(amount), resets_at_millis, 0, 0],
     }
 }
 
@@ -865,15 +1058,17 @@ impl OtpStore for RedisStore {
         if keys.is_empty() {
             return Ok(());
         }
-        // One DEL: every limit key shares one hash tag, so one slot on a cluster too.
-        let mut del = redis::cmd("DEL");
-        for key in keys {
-            del.arg(self.limit_key(key));
+        // One DEL per slot: every key on one server, each key on a cluster.
+        for keys in self.by_slot(keys) {
+            let mut del = redis::cmd("DEL");
+            for key in keys {
+                del.arg(self.limit_key(key));
+            }
+            let _: i64 = del
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(unavailable)?;
         }
-        let _: i64 = del
-            .query_async(&mut self.connection.clone())
-            .await
-            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -889,6 +1084,11 @@ impl OtpStore for RedisStore {
     async fn throttle(&self, limits: &[Limit], now: Timestamp) -> Result<Admission, StoreError> {
         if limits.is_empty() {
             return Ok(Admission::Allowed);
+        }
+        #[cfg(feature = "redis-cluster")]
+        if self.spread() {
+            let outcomes = self.charge_each(limits, now).await;
+            return self.settle(limits, outcomes, now, true).await;
         }
         match self.run_throttle(None, limits, now).await? {
             SendAdmission::Limits(admission) => Ok(admission),
@@ -910,13 +1110,29 @@ impl OtpStore for RedisStore {
                 self.run_throttle(Some((account, max_failures)), limits, now)
                     .await
             }
-            // On a cluster the account's failures live in its own slot: read them first.
+            // On a cluster the account's failures and every limit are read at once, each
+            // from its own slot; a locked account's charges are taken back.
             #[cfg(feature = "redis-cluster")]
             Connection::Cluster(_) => {
-                if self.failures(account, now).await? >= max_failures {
+                let (failures, outcomes) = futures_util::future::join(
+                    self.failures(account, now),
+                    self.charge_each(limits, now),
+                )
+                .await;
+                let locked = match failures {
+                    Ok(failures) => failures >= max_failures,
+                    Err(error) => {
+                        self.settle(limits, outcomes, now, false).await.ok();
+                        return Err(error);
+                    }
+                };
+                if locked {
+                    self.settle(limits, outcomes, now, false).await.ok();
                     return Ok(SendAdmission::AccountLocked);
                 }
-                Ok(SendAdmission::Limits(self.throttle(limits, now).await?))
+                Ok(SendAdmission::Limits(
+                    self.settle(limits, outcomes, now, true).await?,
+                ))
             }
         }
     }
@@ -929,17 +1145,23 @@ impl OtpStore for RedisStore {
         if keys.is_empty() {
             return Ok(());
         }
-        let mut invocation = self.credit.prepare_invoke();
-        invocation.arg(now.as_millis());
-        for (key, bucket_millis) in keys {
+        // One script per slot (every key on one server), all sent at once.
+        let credits = self.by_slot(keys).into_iter().map(|keys| async move {
+            let mut invocation = self.credit.prepare_invoke();
+            invocation.arg(now.as_millis());
+            for (key, bucket_millis) in keys {
+                invocation
+                    .key(self.limit_key(key))
+                    .arg((*bucket_millis).max(1));
+            }
             invocation
-                .key(self.limit_key(key))
-                .arg((*bucket_millis).max(1));
+                .invoke_async::<i64>(&mut self.connection.clone())
+                .await
+                .map_err(unavailable)
+        });
+        for credited in join_all(credits).await {
+            credited?;
         }
-        let _: i64 = invocation
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -984,16 +1206,20 @@ impl OtpStore for RedisStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        // One MGET: every limit key shares the `{limits}` hash tag, so one slot. The key
-        // expires with its day, so a missing one has used nothing.
-        let mut mget = redis::cmd("MGET");
-        for key in keys {
-            mget.arg(self.limit_key(key));
+        // One MGET per slot (every key on one server). The key expires with its day, so a
+        // missing one has used nothing.
+        let mut raw: Vec<Option<String>> = Vec::with_capacity(keys.len());
+        for keys in self.by_slot(keys) {
+            let mut mget = redis::cmd("MGET");
+            for key in keys {
+                mget.arg(self.limit_key(key));
+            }
+            let values: Vec<Option<String>> = mget
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(unavailable)?;
+            raw.extend(values);
         }
-        let raw: Vec<Option<String>> = mget
-            .query_async(&mut self.connection.clone())
-            .await
-            .map_err(unavailable)?;
         raw.into_iter()
             .map(|value| match value {
                 None => Ok(0),

@@ -699,6 +699,75 @@ pub async fn throttle_charges_all_limits_or_none(store: Arc<dyn OtpStore>) -> Te
     Ok(())
 }
 
+/// A refused send leaves no charge of any kind: a budget's amount, a guard's send and a
+/// backoff step charged beside a limit that refuses are all absent after (on a cluster,
+/// where each key is charged by its own script, they are taken back).
+pub async fn a_refused_send_leaves_no_charge_of_any_kind(store: Arc<dyn OtpStore>) -> TestResult {
+    let clock = ManualClock::new();
+    let now = clock.now();
+    let day = now.as_millis() / 86_400_000;
+    let budget = Limit {
+        key: LimitKey::budget("ten:refund", "msg", day),
+        rule: Rule::Budget {
+            cap: 10,
+            amount: 3,
+            resets_at_millis: (day + 1) * 86_400_000,
+        },
+    };
+    let hour = 3_600_000;
+    let guard = Limit {
+        key: LimitKey::prefix_conversion("8190555"),
+        rule: Rule::Conversion(ConversionRule {
+            bucket_millis: hour,
+            allowance: 100,
+            floor_permille: 200,
+            hold_millis: hour,
+        }),
+    };
+    let backoff = Limit::backoff(LimitKey::destination_backoff([9; 8]), Backoff::default(), 0);
+    let ip = Limit::new(
+        LimitKey::client_ip("203.0.113.2".parse()?),
+        Quota::per_hour(NonZeroU32::MIN),
+    );
+    // One earlier send: the budget has 3 used, the guard one send, the backoff one step.
+    let all = [budget.clone(), guard.clone(), backoff.clone(), ip.clone()];
+    assert_eq!(store.throttle(&all, now).await?, Admission::Allowed);
+    for _ in 0..5 {
+        assert!(matches!(
+            store.throttle(&all, now).await?,
+            Admission::Limited {
+                limit: LimitKind::ClientIp,
+                index: 3,
+                ..
+            }
+        ));
+    }
+    assert_eq!(
+        store
+            .budget_used(std::slice::from_ref(&budget.key), now)
+            .await?,
+        vec![3]
+    );
+    let counts = store.conversion_counts(&guard.key, hour, now).await?;
+    assert_eq!((counts.sends, counts.verified), (1.0, 0.0));
+    // Two of the backoff's three free sends are left, then the wait.
+    for n in 0..2 {
+        assert_eq!(
+            store.throttle(std::slice::from_ref(&backoff), now).await?,
+            Admission::Allowed,
+            "free send {n}"
+        );
+    }
+    assert!(matches!(
+        store.throttle(std::slice::from_ref(&backoff), now).await?,
+        Admission::Limited {
+            limit: LimitKind::Backoff,
+            ..
+        }
+    ));
+    Ok(())
+}
+
 /// Progressive backoff: free sends, then doubling waits with the exact time left, and one
 /// step forgotten per quiet hour.
 pub async fn backoff_schedule_and_decay(store: Arc<dyn OtpStore>) -> TestResult {
@@ -1391,6 +1460,7 @@ macro_rules! contract_tests {
             a_failed_relay_is_released_for_one_retry,
             throttle_decisions_and_retry_after,
             throttle_charges_all_limits_or_none,
+            a_refused_send_leaves_no_charge_of_any_kind,
             limits_hold_under_concurrent_starts,
             backoff_schedule_and_decay,
             backoff_holds_under_64_concurrent_sends,
