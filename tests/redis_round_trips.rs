@@ -97,8 +97,9 @@ async fn one_round_trip_per_verify() -> TestResult {
         assert_eq!(command_calls(&mut admin).await, want, "{label}");
     }
 
-    // A start (limits off) is a read of the account's failure count and one insert script:
-    // two round trips (with limits on, a third: one script for all of them).
+    // A start (limits off) is one script that reads the account's failure count (its
+    // `hmget`), then the insert script: two round trips (with limits on, still two: the
+    // first script decides them too).
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")
         .query_async(&mut admin)
@@ -109,7 +110,7 @@ async fn one_round_trip_per_verify() -> TestResult {
     assert_eq!(
         command_calls(&mut admin).await,
         expected(&[
-            ("evalsha", 1),
+            ("evalsha", 2),
             ("exists", 1),
             ("hmget", 1),
             ("hset", 1),

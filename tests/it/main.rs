@@ -18,12 +18,12 @@ pub(crate) mod pumping_sim;
 mod redaction;
 mod redis;
 mod redis_cluster;
-mod redis_round_trips;
 #[cfg(feature = "redis")]
 mod redis_server;
 mod references;
 mod relay;
 mod resend;
+mod round_trips_on_the_wire;
 mod router;
 #[cfg(feature = "smslink")]
 mod smslink;
