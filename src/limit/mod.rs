@@ -691,19 +691,28 @@ pub(crate) struct SenderKeys {
 }
 
 impl SenderKeys {
-    /// The keys of `subject` (per `tenant`) and `client_ip`, each passed through `hide`
-    /// (clear key → its fingerprinted one).
+    /// The keys of `subject` (per `tenant`) and `client_ip` that `limits` charge, each
+    /// passed through `hide` (clear key → its fingerprinted one); a limit that is off
+    /// costs no fingerprint.
     pub(crate) fn new(
+        limits: &Limits,
         tenant: Option<&str>,
         subject: Option<&str>,
         client_ip: Option<IpAddr>,
         hide: impl Fn(&LimitKey) -> LimitKey,
     ) -> Self {
         Self {
-            subject: subject.map(|s| hide(&LimitKey::subject(tenant, s))),
-            subject_backoff: subject.map(|s| hide(&LimitKey::subject_backoff(tenant, s))),
-            client_ip: client_ip.map(|ip| hide(&LimitKey::client_ip(ip))),
+            subject: subject
+                .filter(|_| limits.per_subject.is_some())
+                .map(|s| hide(&LimitKey::subject(tenant, s))),
+            subject_backoff: subject
+                .filter(|_| limits.backoff.is_some())
+                .map(|s| hide(&LimitKey::subject_backoff(tenant, s))),
+            client_ip: client_ip
+                .filter(|_| limits.per_client_ip.is_some())
+                .map(|ip| hide(&LimitKey::client_ip(ip))),
             client_network: client_ip
+                .filter(|_| limits.per_client_network.is_some())
                 .and_then(LimitKey::client_network)
                 .map(|key| hide(&key)),
         }
@@ -781,7 +790,11 @@ mod tests {
     fn sender_keys_are_hidden_under_their_tag() {
         let hide = |key: &LimitKey| key.hidden([0xab; 8]);
         let ip: IpAddr = "2001:db8::1".parse().unwrap_or(IpAddr::from([0; 4]));
-        let keys = SenderKeys::new(Some("acme"), Some("user-1"), Some(ip), hide);
+        let every = Limits {
+            backoff: Some(Backoff::default()),
+            ..Limits::default()
+        };
+        let keys = SenderKeys::new(&every, Some("acme"), Some("user-1"), Some(ip), hide);
         let names: Vec<String> = [
             keys.subject,
             keys.subject_backoff,
@@ -801,9 +814,19 @@ mod tests {
                 "net6#abababababababab"
             ]
         );
-        let v4 = SenderKeys::new(None, None, Some(IpAddr::from([203, 0, 113, 9])), hide);
+        let v4 = SenderKeys::new(
+            &every,
+            None,
+            None,
+            Some(IpAddr::from([203, 0, 113, 9])),
+            hide,
+        );
         assert!(v4.subject.is_none() && v4.client_network.is_none());
         assert_eq!(v4.client_ip.map(|k| k.kind()), Some(LimitKind::ClientIp));
+        // Limits that are off get no key.
+        let none = SenderKeys::new(&Limits::danger_none(), Some("t"), Some("u"), Some(ip), hide);
+        assert!(none.subject.is_none() && none.subject_backoff.is_none());
+        assert!(none.client_ip.is_none() && none.client_network.is_none());
     }
 
     #[test]

@@ -328,7 +328,9 @@ impl OtpService {
         client_ip: Option<std::net::IpAddr>,
     ) -> SenderKeys {
         let keys = self.keys();
-        SenderKeys::new(tenant, subject, client_ip, |key| keys.hide_limit_key(key))
+        SenderKeys::new(&self.inner.limits, tenant, subject, client_ip, |key| {
+            keys.hide_limit_key(key)
+        })
     }
 
     /// What a send of our own template is billed as, for budgets: its SMS segments (the

@@ -1058,16 +1058,18 @@ impl OtpStore for RedisStore {
         if keys.is_empty() {
             return Ok(());
         }
-        // One DEL per slot: every key on one server, each key on a cluster.
-        for keys in self.by_slot(keys) {
+        // One DEL per slot (every key on one server), all sent at once.
+        let deletes = self.by_slot(keys).into_iter().map(|keys| async move {
             let mut del = redis::cmd("DEL");
             for key in keys {
                 del.arg(self.limit_key(key));
             }
-            let _: i64 = del
-                .query_async(&mut self.connection.clone())
+            del.query_async::<i64>(&mut self.connection.clone())
                 .await
-                .map_err(unavailable)?;
+                .map_err(unavailable)
+        });
+        for deleted in join_all(deletes).await {
+            deleted?;
         }
         Ok(())
     }
@@ -1208,17 +1210,19 @@ impl OtpStore for RedisStore {
         }
         // One MGET per slot (every key on one server). The key expires with its day, so a
         // missing one has used nothing.
-        let mut raw: Vec<Option<String>> = Vec::with_capacity(keys.len());
-        for keys in self.by_slot(keys) {
+        // All sent at once; the answers come back in the keys' order.
+        let reads = self.by_slot(keys).into_iter().map(|keys| async move {
             let mut mget = redis::cmd("MGET");
             for key in keys {
                 mget.arg(self.limit_key(key));
             }
-            let values: Vec<Option<String>> = mget
-                .query_async(&mut self.connection.clone())
+            mget.query_async::<Vec<Option<String>>>(&mut self.connection.clone())
                 .await
-                .map_err(unavailable)?;
-            raw.extend(values);
+                .map_err(unavailable)
+        });
+        let mut raw: Vec<Option<String>> = Vec::with_capacity(keys.len());
+        for values in join_all(reads).await {
+            raw.extend(values?);
         }
         raw.into_iter()
             .map(|value| match value {
